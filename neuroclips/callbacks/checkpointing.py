@@ -1,0 +1,61 @@
+"""Checkpoint plumbing: atomic writes, stage/subject metadata, frozen weights left out, epoch to the data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+from neuroclips.utils.atomic import atomic_path
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """torch.save into a temporary file beside the target, fsync, then rename: a kill never truncates a checkpoint."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        with atomic_path(path) as tmp:
+            torch.save(checkpoint, tmp)
+
+    def remove_checkpoint(self, path) -> None:
+        if os.path.exists(path):
+            Path(path).unlink()
+
+
+def frozen_prefixes(pl_module: pl.LightningModule) -> tuple[str, ...]:
+    return tuple(getattr(pl_module, "frozen_prefixes", ()) or ())
+
+
+class CheckpointMetadata(pl.Callback):
+    """Embed ``{stage, subj, scale, config}`` in every checkpoint and drop frozen submodules' weights from it."""
+
+    def __init__(self, meta: dict):
+        self.meta = meta
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if frozen_prefixes(pl_module):
+            pl_module.strict_loading = False  # frozen weights are rebuilt from their own files, not the checkpoint
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        checkpoint["neuroclips"] = self.meta
+        prefixes = frozen_prefixes(pl_module)
+        if prefixes and "state_dict" in checkpoint:
+            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith(prefixes)}
+
+
+class EpochToData(pl.Callback):
+    """Tell the datasets the epoch (reference repetition/keyframe policies depend on it), before loaders iterate."""
+
+    def _set(self, trainer) -> None:
+        dm = trainer.datamodule
+        if dm is not None and hasattr(dm, "set_epoch"):
+            dm.set_epoch(trainer.current_epoch)
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._set(trainer)
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self._set(trainer)

@@ -1,0 +1,134 @@
+"""Stage ``targets``: run frozen encoders once over the stimuli and cache their outputs in the HDF5 file.
+
+Each encoder is an ``nn.Module`` with ``name`` (dataset name under ``/targets``), ``source`` (``frames`` or
+``captions``), ``frame_indices`` (which of the 6 frames to encode; ``None`` = all) and
+``output_shape()``/``encode()``. Outputs go to ``/targets/<name>/<split>`` as float16, one row per clip
+(``(N, F, *shape)`` for frame sources, ``(N, *shape)`` for captions), with a ``<split>_done`` flag per row: an
+interrupted run resumes where it stopped, and a finished encoder is skipped. If an encoder's description changes
+(another model or option), the cache is refused unless ``overwrite=true``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from neuroclips.data import schema
+from neuroclips.errors import ConfigError
+
+log = logging.getLogger("neuroclips")
+
+
+def describe(encoder: nn.Module) -> str:
+    d = encoder.describe() if hasattr(encoder, "describe") else {"class": type(encoder).__qualname__}
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+class ComputeTargets:
+    def __init__(
+        self,
+        encoders: dict[str, nn.Module],
+        splits: tuple[str, ...] | list[str] = ("train", "test"),
+        batch_size: int = 32,
+        overwrite: bool = False,
+        limit_clips: int | None = None,
+    ):
+        self.encoders = {k: v for k, v in dict(encoders).items() if v is not None}
+        self.splits = list(splits)
+        self.batch_size = batch_size
+        self.overwrite = overwrite
+        self.limit_clips = limit_clips
+
+    def build_for_dry_run(self) -> dict[str, nn.Module]:
+        return dict(self.encoders)
+
+    def run(self, ctx) -> Any:
+        from neuroclips.runtime import StageResult, build_datamodule
+
+        build_datamodule(ctx.cfg)  # validates the file (and writes the simulated one if asked to)
+        metrics: dict[str, Any] = {}
+        for name, enc in self.encoders.items():
+            if getattr(enc, "name", name) != name:
+                raise ConfigError(f"task.encoders.{name}: the encoder calls itself '{enc.name}'; the key must match it.")
+            enc.eval().requires_grad_(False).to(ctx.device)
+            for split in self.splits:
+                metrics[f"{name}/{split}/encoded"] = self._encode_split(ctx.data_file, enc, name, split, ctx.device)
+        return StageResult(metrics=metrics, outputs={"data_file": ctx.data_file})
+
+    # ------------------------------------------------------------------------------------------------------
+    def _prepare(self, f: h5py.File, enc: nn.Module, name: str, split: str, n: int) -> tuple[h5py.Dataset, h5py.Dataset]:
+        source = enc.source
+        if source not in ("frames", "captions"):
+            raise ConfigError(f"task.encoders.{name}: source expected 'frames' or 'captions', found {source!r}.")
+        shape = tuple(int(s) for s in enc.output_shape())
+        fi = getattr(enc, "frame_indices", None)
+        if source == "frames":
+            frames = list(range(schema.FRAMES_PER_CLIP)) if fi is None else [int(i) for i in fi]
+            full = (n, len(frames), *shape)
+        else:
+            frames, full = None, (n, *shape)
+        desc = describe(enc)
+        path, done_path = schema.target_path(name, split), schema.target_done_path(name, split)
+        if path in f:
+            d = f[path]
+            same = d.shape == full and d.attrs.get("config") == desc
+            if not same and not self.overwrite:
+                raise ConfigError(
+                    f"{f.filename}: '/{path}' was cached with another encoder or shape ({d.shape}, {d.attrs.get('config')}); "
+                    f"expected {full} from {desc}. Pass task.overwrite=true to recompute it."
+                )
+            if not same:
+                del f[path]
+                del f[done_path]
+        if path not in f:
+            chunk = (1, *full[1:])
+            d = f.create_dataset(path, full, np.float16, chunks=chunk)
+            d.attrs["encoder"] = name
+            d.attrs["config"] = desc
+            if frames is not None:
+                d.attrs["frame_indices"] = np.asarray(frames, np.int64)
+            f.create_dataset(done_path, (n,), bool)
+        return f[path], f[done_path]
+
+    @torch.no_grad()
+    def _encode_split(self, file: str, enc: nn.Module, name: str, split: str, device: torch.device) -> int:
+        with h5py.File(file, "a") as f:
+            frames_ds = f[schema.stimulus_path(split, "frames")]
+            n = frames_ds.shape[0]
+            out, done = self._prepare(f, enc, name, split, n)
+            limit = min(n, self.limit_clips) if self.limit_clips else n
+            todo = [i for i in np.nonzero(~done[:limit])[0]]
+            if not todo:
+                log.info("targets/%s/%s: already cached", name, split)
+                return 0
+            fi = out.attrs.get("frame_indices")
+            captions = f[schema.stimulus_path(split, "captions")]
+            bar = tqdm(total=len(todo), desc=f"targets {name}/{split}", unit="clip")
+            for start in range(0, len(todo), self.batch_size):
+                rows = todo[start : start + self.batch_size]
+                if enc.source == "frames":
+                    x = np.stack([frames_ds[r][fi] for r in rows])  # (B, F, 3, H, W) uint8
+                    b, nf = x.shape[:2]
+                    imgs = torch.from_numpy(x.reshape(b * nf, *x.shape[2:])).to(device).float().div_(255.0)
+                    y = enc.encode(imgs).float().reshape(b, nf, *out.shape[2:])
+                else:
+                    texts = [c.decode() if isinstance(c, bytes) else str(c) for c in (captions[r] for r in rows)]
+                    y = enc.encode(texts).float().reshape(len(rows), *out.shape[1:])
+                y = y.cpu().numpy().astype(np.float16)
+                if not np.isfinite(y).all():
+                    raise FloatingPointError(f"targets/{name}/{split}: the encoder produced NaN/Inf for rows {rows[:4]}...")
+                for j, r in enumerate(rows):
+                    out[r] = y[j]
+                for r in rows:
+                    done[r] = True
+                f.flush()
+                bar.update(len(rows))
+            bar.close()
+            return len(todo)

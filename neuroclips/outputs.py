@@ -1,0 +1,69 @@
+"""The outputs store: one file per clip and kind, written atomically, so predict stages resume and shard freely.
+
+Layout: ``<root>/<kind>/<clip_index:05d>.npy`` (uint8 images/videos or float16 tokens) with an optional
+``<clip_index:05d>.json`` sidecar (seed, caption, metadata). A clip counts as done for a kind when its ``.npy``
+(or, for text-only kinds such as ``caption``, its ``.json``) exists.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from neuroclips.utils.atomic import write_json, write_npy
+
+TEXT_KINDS = {"caption"}
+
+
+def to_uint8(x: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Float images in [0, 1] (any shape) to uint8, rounding; uint8 input passes through."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().float().cpu().numpy() if x.dtype != torch.uint8 else x.cpu().numpy()
+    if x.dtype == np.uint8:
+        return x
+    return np.clip(np.asarray(x, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+class OutputStore:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def path(self, kind: str, clip_index: int, suffix: str = ".npy") -> Path:
+        return self.root / kind / f"{int(clip_index):05d}{suffix}"
+
+    def has(self, kind: str, clip_index: int) -> bool:
+        return self.path(kind, clip_index, ".json" if kind in TEXT_KINDS else ".npy").exists()
+
+    def missing(self, kinds: list[str], clip_indices) -> list[int]:
+        """Clip indices that lack at least one of ``kinds``."""
+        return [int(c) for c in clip_indices if not all(self.has(k, c) for k in kinds)]
+
+    def done(self, kind: str) -> list[int]:
+        d = self.root / kind
+        if not d.exists():
+            return []
+        suffix = ".json" if kind in TEXT_KINDS else ".npy"
+        return sorted(int(p.stem) for p in d.glob(f"*{suffix}") if not p.name.startswith("."))
+
+    def save(self, kind: str, clip_index: int, array=None, meta: dict | None = None) -> None:
+        """Write one clip's output; the array last, so an existing ``.npy`` always has its sidecar."""
+        if meta is not None:
+            write_json(self.path(kind, clip_index, ".json"), meta)
+        if array is not None:
+            arr = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
+            write_npy(self.path(kind, clip_index), arr)
+
+    def load(self, kind: str, clip_index: int) -> np.ndarray:
+        p = self.path(kind, clip_index)
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: no '{kind}' output for clip {clip_index} (has the stage that writes it run?).")
+        return np.load(p, allow_pickle=False)
+
+    def load_meta(self, kind: str, clip_index: int) -> dict:
+        p = self.path(kind, clip_index, ".json")
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: no '{kind}' metadata for clip {clip_index}.")
+        return json.loads(p.read_text())
