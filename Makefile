@@ -1,0 +1,62 @@
+# neuroclips — `make help` lists the targets. Two set-up commands on a fresh machine: `make demo`, `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export HF_HUB_OFFLINE := 1
+export HF_HUB_DISABLE_PROGRESS_BARS := 1
+export WANDB_MODE ?= offline
+export WANDB_SILENT := true
+export TOKENIZERS_PARALLELISM := false
+SUBJ ?= 1
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-fast test-slow test-full lint format smoke simulate convert benchmarks clean clean-logs
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed ## create .venv and install neuroclips (editable) with the dev tools
+
+demo: $(VENV)/.installed ## run the whole pipeline on the simulated dataset and write the HTML report
+	$(PY) -m neuroclips.pipeline experiment=demo subj=$(SUBJ)
+
+test: $(VENV)/.installed ## the test suite: fast tests, then the slow ones (DDP, resume, end-to-end)
+	$(PY) -m pytest -q -m "not slow and not gpu" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "slow and not gpu" $(PYTEST_ARGS) || [ $$? -eq 5 ]
+
+test-fast: $(VENV)/.installed ## only the fast tests
+	$(PY) -m pytest -q -m "not slow and not gpu" $(PYTEST_ARGS)
+
+test-slow: $(VENV)/.installed ## only the slow tests (DDP, resume, end-to-end)
+	$(PY) -m pytest -q -m "slow and not gpu" $(PYTEST_ARGS) || [ $$? -eq 5 ]
+
+test-gpu: $(VENV)/.installed ## tests that need a CUDA device (never in CI)
+	$(PY) -m pytest -q -m gpu $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed ## ruff lint
+	$(VENV)/bin/ruff check neuroclips tests experiments
+
+format: $(VENV)/.installed ## ruff format + import sorting
+	$(VENV)/bin/ruff check --fix --select I neuroclips tests experiments
+	$(VENV)/bin/ruff format neuroclips tests experiments
+
+simulate: $(VENV)/.installed ## write the tiny simulated dataset to data/simulated_tiny.h5
+	$(PY) -m neuroclips.data.simulate out=data/simulated_tiny.h5 scale=tiny
+
+convert: $(VENV)/.installed ## convert the released cc2017 .pt files: make convert SRC=/path/to/cc2017_dataset
+	$(PY) -m neuroclips.data.convert_cc2017 src=$(SRC) out=data/cc2017.h5
+
+clean-logs: ## remove run directories (runs/, outputs/, multirun/)
+	rm -rf runs outputs multirun lightning_logs wandb
+
+clean: clean-logs ## remove the venv, caches and generated data
+	rm -rf $(VENV) data .pytest_cache .ruff_cache *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
