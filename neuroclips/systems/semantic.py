@@ -1,0 +1,195 @@
+"""Stage ``sr``: train ridge + backbone to predict CLIP image tokens of the keyframe (method.md §3.2-§3.4).
+
+Loss: BiMixCo (voxels mixed before the ridge, tau 0.006) for the first ``mixup_pct`` of the epochs, SoftCLIP with a
+cosine tau schedule afterwards, plus ``text_weight`` x InfoNCE(text_projector(clip_voxels), caption embedding).
+Validation: SoftCLIP at ``val_tau`` + text term, and forward/backward top-1 retrieval among ``retrieval_k`` clips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from neuroclips.losses import contrastive as C
+from neuroclips.models.frozen_clip import ClipImageTokenEncoder
+from neuroclips.models.semantic import RidgeAdapters, SemanticBackbone
+from neuroclips.models.text_projector import TextProjector
+
+
+def cached_target_names(online: bool) -> list[str]:
+    """Datasets the SR stages read from ``/targets`` (config glue for ``targets.online``)."""
+    return ["caption_emb"] if online else ["clip_tokens", "caption_emb"]
+
+
+def flat_normalize(x: Tensor) -> Tensor:
+    """All tokens as one vector per sample, L2-normalised (every contrastive term of the reference does this)."""
+    return F.normalize(x.flatten(1), dim=-1)
+
+
+def retrieval_top1(preds: Tensor, targets: Tensor, k: int) -> tuple[float, float]:
+    """Mean forward (pred -> target) and backward top-1 accuracy over consecutive chunks of ``k`` clips.
+
+    Only full chunks count (as the reference's batches of 300); with fewer than ``k`` clips, one chunk of all.
+    Inputs are normalised embeddings (N, D).
+    """
+    n = len(preds)
+    chunks = [(s, s + k) for s in range(0, n - k + 1, k)] or [(0, n)]
+    fwd = [C.top1_accuracy(preds[a:b].float() @ targets[a:b].float().T) for a, b in chunks]
+    bwd = [C.top1_accuracy(targets[a:b].float() @ preds[a:b].float().T) for a, b in chunks]
+    return float(torch.stack(fwd).mean()), float(torch.stack(bwd).mean())
+
+
+class SemanticReconstructor(pl.LightningModule):
+    frozen_prefixes: tuple[str, ...] = ("image_encoder.",)
+
+    def __init__(
+        self,
+        ridge: RidgeAdapters,
+        backbone: SemanticBackbone,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        clipproj: TextProjector | None = None,
+        image_encoder: ClipImageTokenEncoder | None = None,
+        mixup_pct: float = 1.0,
+        mixco_beta: float = 0.15,
+        mixco_select_prob: float = 0.5,
+        mixco_tau: float = 0.006,
+        mixco_fixed_point: str = "overwrite",
+        softclip_tau_start: float = 0.004,
+        softclip_tau_end: float = 0.0075,
+        val_tau: float = 0.006,
+        clip_weight: float = 1.0,
+        text_tau: float = 0.1,
+        text_weight: float = 0.25,
+        gather_negatives: bool = False,
+        decay_biases_and_norms: bool = True,
+        pct_start: float | None = None,
+        final_div_factor: float = 1000.0,
+        div_factor: float = 25.0,
+        retrieval_k: int = 300,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["ridge", "backbone", "clipproj", "image_encoder", "optimizer"])
+        self.ridge, self.backbone = ridge, backbone
+        self.clipproj = clipproj
+        if clipproj is not None:
+            clipproj.requires_grad_(False)  # frozen in the reference whenever the text loss is on
+        self.image_encoder = image_encoder  # online mode: encode keyframes instead of reading cached targets
+        self.optimizer_factory = optimizer
+        self._val: dict[str, list[Tensor]] = {"preds": [], "targets": []}
+
+    # ---- pieces -------------------------------------------------------------------------------------------
+    def clip_targets(self, batch: dict) -> Tensor:
+        if self.image_encoder is not None:
+            return self.image_encoder.encode(batch["keyframe"])
+        return batch["targets"]["clip_tokens"]
+
+    def encode_voxels(self, voxels: Tensor) -> tuple[Tensor, Tensor]:
+        """fMRI (B, V) -> (backbone tokens, clip_voxels), each (B, T, D)."""
+        return self.backbone(self.ridge(voxels))
+
+    def gather(self, x: Tensor) -> Tensor:
+        """Concatenate ``x`` over ranks with gradients (``gather_negatives``), else return it unchanged."""
+        if not self.hparams.gather_negatives or self.trainer is None or self.trainer.world_size == 1:
+            return x
+        return self.all_gather(x, sync_grads=True).flatten(0, 1)
+
+    def gather_mixco(self, draw: C.MixCoDraw) -> C.MixCoDraw:
+        if not self.hparams.gather_negatives or self.trainer is None or self.trainer.world_size == 1:
+            return draw
+        b = len(draw.perm)
+        perms = self.all_gather(draw.perm)  # (world, B): offset each rank's permutation into the global batch
+        offsets = torch.arange(perms.shape[0], device=perms.device)[:, None] * b
+        return C.MixCoDraw((perms + offsets).flatten(), self.all_gather(draw.betas).flatten(),
+                           self.all_gather(draw.select).flatten())
+
+    def text_loss(self, tokens: Tensor, batch: dict) -> Tensor | None:
+        if self.clipproj is None or self.hparams.text_weight == 0:
+            return None
+        pred = flat_normalize(self.clipproj(tokens))
+        target = flat_normalize(batch["targets"]["caption_emb"])
+        return C.info_nce(self.gather(pred), self.gather(target), self.hparams.text_tau)
+
+    def in_mixco_phase(self) -> bool:
+        return self.current_epoch < C.mixco_epochs(self.hparams.mixup_pct, self.trainer.max_epochs)
+
+    def softclip_tau(self) -> float:
+        hp = self.hparams
+        return C.softclip_temperature(self.current_epoch, self.trainer.max_epochs, hp.mixup_pct,
+                                      hp.softclip_tau_start, hp.softclip_tau_end)
+
+    # ---- training -----------------------------------------------------------------------------------------
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        hp = self.hparams
+        voxels, targets = batch["fmri"], self.clip_targets(batch)
+        draw = None
+        if self.in_mixco_phase():
+            draw = C.draw_mixco(len(voxels), hp.mixco_beta, hp.mixco_select_prob, device=voxels.device)
+            voxels = C.apply_mixco(voxels, draw)
+        _, clip_voxels = self.encode_voxels(voxels)
+        preds, targs = self.gather(flat_normalize(clip_voxels)), self.gather(flat_normalize(targets))
+        if draw is not None:
+            soft = C.mixco_soft_targets(self.gather_mixco(draw), hp.mixco_fixed_point)
+            loss_clip, tau = C.mixco_nce(preds, targs, soft, hp.mixco_tau), hp.mixco_tau
+        else:
+            tau = self.softclip_tau()
+            loss_clip = C.soft_clip_loss(preds, targs, tau)
+        loss = hp.clip_weight * loss_clip
+        loss_text = self.text_loss(clip_voxels, batch)
+        if loss_text is not None:
+            loss = loss + hp.text_weight * loss_text
+            self.log("train/loss_text", loss_text, sync_dist=True)
+        self.log_dict({"train/loss": loss, "train/loss_clip": loss_clip, "train/tau": float(tau)},
+                      prog_bar=True, sync_dist=True)
+        return loss
+
+    # ---- validation ---------------------------------------------------------------------------------------
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        hp = self.hparams
+        _, clip_voxels = self.encode_voxels(batch["fmri"])
+        preds, targs = flat_normalize(clip_voxels), flat_normalize(self.clip_targets(batch))
+        loss_clip = C.soft_clip_loss(preds, targs, hp.val_tau)
+        loss = hp.clip_weight * loss_clip
+        loss_text = self.text_loss(clip_voxels, batch)
+        if loss_text is not None:
+            loss = loss + hp.text_weight * loss_text
+            self.log("val/loss_text", loss_text, sync_dist=True)
+        self.log_dict({"val/loss": loss, "val/loss_clip": loss_clip}, sync_dist=True)
+        self._val["preds"].append(preds.half())  # half: K x 426k floats per chunk at paper scale
+        self._val["targets"].append(targs.half())
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val["preds"]:
+            return
+        preds, targs = torch.cat(self._val["preds"]), torch.cat(self._val["targets"])
+        self._val = {"preds": [], "targets": []}
+        if self.trainer.world_size > 1:
+            preds, targs = self.all_gather(preds).flatten(0, 1), self.all_gather(targs).flatten(0, 1)
+        fwd, bwd = retrieval_top1(preds, targs, self.hparams.retrieval_k)
+        self.log_dict({"val/top1_fwd": fwd, "val/top1_bwd": bwd}, prog_bar=True, sync_dist=False, rank_zero_only=False)
+
+    # ---- optimisation -------------------------------------------------------------------------------------
+    def trainable_modules(self) -> list[nn.Module]:
+        return [self.ridge, self.backbone]
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        params = [(n, p) for m in self.trainable_modules() for n, p in m.named_parameters() if p.requires_grad]
+        if hp.decay_biases_and_norms:  # reference: weight decay on every parameter
+            groups = [{"params": [p for _, p in params]}]
+        else:  # MindEye2: no decay on biases and norm weights (every parameter with fewer than 2 dims)
+            groups = [{"params": [p for _, p in params if p.dim() >= 2]},
+                      {"params": [p for _, p in params if p.dim() < 2], "weight_decay": 0.0}]
+        optimizer = self.optimizer_factory(groups)
+        epochs = max(int(self.trainer.max_epochs), 1)
+        # reference pct_start = 2 / epochs; capped at 0.5 so that runs under 4 epochs still have a decay phase
+        pct = hp.pct_start if hp.pct_start is not None else min(2.0 / epochs, 0.5)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
+            total_steps=max(int(self.trainer.estimated_stepping_batches), 2),
+            pct_start=pct, final_div_factor=hp.final_div_factor, div_factor=hp.div_factor,
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
