@@ -1,0 +1,18 @@
+"""Evaluation metrics with named protocols (see docs in each module and shared/design/evaluation.md).
+
+Pure functions: ``ssim``, ``psnr``, ``pixcorr``, ``nway_topk``, ``clip_pcc_per_clip``, ``retrieval_top1``.
+torchmetrics wrappers for batching/DDP: ``FrameSSIM``, ``FramePSNR``, ``FramePixCorr``.
+"""
+
+from neuroclips.metrics.accumulators import FramePixCorr, FramePSNR, FrameSSIM
+from neuroclips.metrics.clip_pcc import CLIP_PCC_VARIANTS, clip_pcc_per_clip
+from neuroclips.metrics.nway import NWAY_PROTOCOLS, NWayResult, nway_topk
+from neuroclips.metrics.pixcorr import pixcorr
+from neuroclips.metrics.psnr import PSNR_VARIANTS, psnr
+from neuroclips.metrics.retrieval import retrieval_top1
+from neuroclips.metrics.ssim import SSIM_VARIANTS, ssim
+
+__all__ = [
+    "CLIP_PCC_VARIANTS", "NWAY_PROTOCOLS", "PSNR_VARIANTS", "SSIM_VARIANTS", "FramePSNR", "FramePixCorr",
+    "FrameSSIM", "NWayResult", "clip_pcc_per_clip", "nway_topk", "pixcorr", "psnr", "retrieval_top1", "ssim",
+]

@@ -1,0 +1,60 @@
+"""CLIP-pcc ("ST-level" temporal consistency) from per-frame CLIP image embeddings of the reconstruction.
+
+* ``adjacent`` -- NEURONS ``compute_clip_pcc`` and the NeuroClips paper text: cosine similarity of each adjacent pair
+  of frames (i, i+1). NEURONS reports the mean and std over *all pairs of all clips*; Mind-Animator averages per clip
+  first (same mean when every clip has the same frame count, different std). Mind-Animator additionally forces a
+  clip's score to 0 when its ViFi-CLIP video similarity is <= 0.6 (``gate``; needs externally computed ViFi-CLIP
+  scores, which this project does not compute).
+* ``all_pairs`` -- NEURONS ``clip_score_frame``: per clip, the mean cosine over all ordered off-diagonal pairs
+  (diagonal set to 0, sum divided by F*(F-1)); mean and std over clips.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+CLIP_PCC_VARIANTS = ("adjacent", "all_pairs")
+MIND_ANIMATOR_VIFI_GATE = 0.6  # Mind-Animator: clip score is 0 when ViFi-CLIP similarity <= this bar
+
+
+def adjacent_pair_similarity(embeddings: torch.Tensor) -> torch.Tensor:
+    """(B, F, D) embeddings -> (B, F-1) cosine similarity of frames i and i+1."""
+    _check(embeddings)
+    e = F.normalize(embeddings.double(), dim=-1)
+    return (e[:, :-1] * e[:, 1:]).sum(-1)
+
+
+def all_pairs_similarity(embeddings: torch.Tensor) -> torch.Tensor:
+    """(B, F, D) embeddings -> (B,) mean cosine over all ordered pairs i != j."""
+    _check(embeddings)
+    e = F.normalize(embeddings.double(), dim=-1)
+    sim = e @ e.transpose(1, 2)
+    num_frames = e.shape[1]
+    off_diagonal = sim.sum((1, 2)) - sim.diagonal(dim1=1, dim2=2).sum(-1)
+    return off_diagonal / (num_frames * (num_frames - 1))
+
+
+def clip_pcc_per_clip(
+    embeddings: torch.Tensor,
+    variant: str = "adjacent",
+    gate_scores: torch.Tensor | None = None,
+    gate_threshold: float = MIND_ANIMATOR_VIFI_GATE,
+) -> torch.Tensor:
+    """(B,) per-clip CLIP-pcc; with ``gate_scores`` (B,) a clip scoring <= ``gate_threshold`` counts as 0."""
+    if variant == "adjacent":
+        per_clip = adjacent_pair_similarity(embeddings).mean(1)
+    elif variant == "all_pairs":
+        per_clip = all_pairs_similarity(embeddings)
+    else:
+        raise ValueError(f"CLIP-pcc variant: expected one of {CLIP_PCC_VARIANTS}, found {variant!r}.")
+    if gate_scores is not None:
+        per_clip = torch.where(gate_scores.to(per_clip) <= gate_threshold, torch.zeros_like(per_clip), per_clip)
+    return per_clip
+
+
+def _check(embeddings: torch.Tensor) -> None:
+    if embeddings.ndim != 3 or embeddings.shape[1] < 2:
+        raise ValueError(
+            f"CLIP-pcc: expected embeddings (clips, frames >= 2, dim), found shape {tuple(embeddings.shape)}."
+        )

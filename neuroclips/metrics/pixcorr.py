@@ -1,0 +1,36 @@
+"""PixCorr (MindEye): Pearson correlation between the flattened pixels of GT and reconstruction after a bilinear
+resize to 425x425. NeuroClips uses it only to select PR checkpoints; it is not in the paper's Table 1."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from neuroclips.metrics.frames import as_frames_nchw
+
+PIXCORR_SIZE = 425  # MindEye resizes both images to 425x425 before correlating
+
+
+def pixcorr(pred, gt, size: int | None = PIXCORR_SIZE, chunk_size: int = 32) -> torch.Tensor:
+    """Per-frame Pearson r (N,) float64 between RGB uint8 frames; ``size=None`` skips the resize."""
+    pred = as_frames_nchw(pred, "pred")
+    gt = as_frames_nchw(gt, "gt")
+    if pred.shape[0] != gt.shape[0]:
+        raise ValueError(f"PixCorr: expected the same number of frames, found {pred.shape[0]} and {gt.shape[0]}.")
+    out = []
+    for start in range(0, pred.shape[0], chunk_size):
+        p = _prepare(pred[start : start + chunk_size], size)
+        g = _prepare(gt[start : start + chunk_size], size)
+        p = p - p.mean(1, keepdim=True)
+        g = g - g.mean(1, keepdim=True)
+        out.append((p * g).sum(1) / (p.norm(dim=1) * g.norm(dim=1)))
+    if not out:
+        return torch.zeros(0, dtype=torch.float64)
+    return torch.cat(out).cpu()
+
+
+def _prepare(frames: torch.Tensor, size: int | None) -> torch.Tensor:
+    x = frames.to(torch.float64) / 255.0
+    if size is not None and tuple(x.shape[-2:]) != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return x.flatten(1)
