@@ -38,10 +38,9 @@ def _numpy_safe_globals() -> list:
     from numpy import dtypes
 
     core = getattr(np, "_core", None) or np.core  # numpy 2 moved multiarray under numpy._core
+    # only array reconstruction and dtype classes: enough for numpy arrays of strings or numbers, nothing callable
     allowed = [core.multiarray._reconstruct, np.ndarray, np.dtype]
-    for name in ("StrDType", "BytesDType", "ObjectDType"):
-        if hasattr(dtypes, name):
-            allowed.append(getattr(dtypes, name))
+    allowed += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith("DType")]
     return allowed
 
 
@@ -73,6 +72,8 @@ def _as_tensor(obj, path: Path, what: str) -> torch.Tensor:
 
 
 def _strings(obj, path: Path, n: int) -> list[str]:
+    if isinstance(obj, (list, tuple)) and not all(isinstance(x, (str, bytes)) for x in obj):
+        raise schema.SchemaError(f"{path}: expected a list or array of caption strings, found other items.")
     arr = np.asarray(obj).reshape(-1)
     if arr.shape[0] != n:
         raise schema.SchemaError(f"{path}: expected {n} captions (one per clip), found {arr.shape[0]}.")
