@@ -1,0 +1,127 @@
+"""Stage ``keyframe`` (predict): fMRI -> clip_voxels -> prior tokens -> unCLIP keyframe -> caption (method.md §5).
+
+Holds the frozen SR nets (from the ``sr_prior`` checkpoint), the unCLIP generator and the caption source; every
+random draw of a clip comes from (seed, clip_index), so outputs do not depend on batch size, ranks or order.
+"""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from neuroclips.generation.keyframe import KeyframeRecipe, sample_keyframes
+from neuroclips.generation.seeding import clip_seed
+from neuroclips.models.frozen_generators import UnclipComponents
+
+CAPTION_SOURCES = ("blip2", "nearest_train", "none")
+
+
+class KeyframeGenerator(pl.LightningModule):
+    frozen_prefixes: tuple[str, ...] = (
+        "ridge.", "backbone.", "diffusion_prior.", "unet.", "vae.", "captioner.", "caption_bank.",
+    )
+
+    def __init__(
+        self,
+        ridge: nn.Module,
+        backbone: nn.Module,
+        diffusion_prior: nn.Module,
+        unclip: UnclipComponents,
+        captioner: nn.Module | None = None,
+        caption_bank: nn.Module | None = None,
+        caption_source: str = "blip2",
+        prior_steps: int = 20,
+        prior_cond_scale: float = 1.0,
+        condition_divisor: float = 1.0,
+        recipe: dict | None = None,
+        seed: int = 0,
+        per_clip_seed: bool = True,
+    ) -> None:
+        super().__init__()
+        if caption_source not in CAPTION_SOURCES:
+            raise ValueError(f"gen.caption.source: expected one of {CAPTION_SOURCES}, found {caption_source!r}.")
+        self.save_hyperparameters(ignore=["ridge", "backbone", "diffusion_prior", "unclip", "captioner", "caption_bank"])
+        self.ridge, self.backbone, self.diffusion_prior = ridge, backbone, diffusion_prior
+        self.unet, self.vae = unclip.unet, unclip.vae
+        self.scheduler = unclip.scheduler
+        self.captioner = captioner
+        self.caption_bank = caption_bank
+        self.recipe = KeyframeRecipe(**{**(recipe or {}), "seed": seed, "per_clip_seed": per_clip_seed})
+        for module in (ridge, backbone, diffusion_prior):
+            module.requires_grad_(False)
+
+    def configure_optimizers(self):  # predict-only stage
+        return None
+
+    def sample_prior(self, clip_voxels: torch.Tensor, clip_indices: list[int]) -> torch.Tensor:
+        """One prior sample per clip with its own generator (batch-independent)."""
+        hp = self.hparams
+        cond = clip_voxels / hp.condition_divisor
+        out = []
+        for i, clip in enumerate(clip_indices):
+            g = torch.Generator(device=cond.device).manual_seed(clip_seed(hp.seed, clip, "prior", hp.per_clip_seed))
+            out.append(self.diffusion_prior.p_sample_loop(
+                cond[i : i + 1], timesteps=hp.prior_steps, cond_scale=hp.prior_cond_scale, generator=g
+            ))
+        return torch.cat(out)
+
+    def captions(self, keyframes: torch.Tensor, prior_tokens: torch.Tensor) -> list[str]:
+        source = self.hparams.caption_source
+        needed = {"blip2": self.captioner, "nearest_train": self.caption_bank}
+        if source in needed and needed[source] is None:
+            raise ValueError(f"keyframe.caption_source={source} needs system.{'captioner' if source == 'blip2' else 'caption_bank'}; none was built.")
+        if source == "blip2":
+            return list(self.captioner(keyframes))
+        if source == "nearest_train":
+            return list(self.caption_bank(prior_tokens))
+        return [""] * len(keyframes)
+
+    @torch.no_grad()
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        self.ridge.eval(), self.backbone.eval(), self.diffusion_prior.eval()
+        clips = [int(c) for c in batch["clip_index"]]
+        _, clip_voxels = self.backbone(self.ridge(batch["fmri"].float()))
+        prior_tokens = self.sample_prior(clip_voxels, clips)
+        blurry = batch.get("inputs", {}).get("blurry")
+        keyframes = sample_keyframes(
+            self.unet, self.vae, self.scheduler, self.recipe, prior_tokens, clips,
+            blurry_first_frame=None if blurry is None else blurry[:, 0],
+        )
+        captions = self.captions(keyframes, prior_tokens)
+        hp = self.hparams
+        seeds = [clip_seed(hp.seed, c, "clip", hp.per_clip_seed) for c in clips]
+        return {
+            "clip_index": torch.as_tensor(clips, dtype=torch.long),
+            "keyframe": keyframes,
+            "caption": captions,
+            "clip_voxels": clip_voxels,
+            "prior_tokens": prior_tokens,
+            "seed": [hp.seed] * len(clips),
+            "meta": [{"clip_seed": s, "caption_source": hp.caption_source} for s in seeds],
+        }
+
+
+# ---- config helpers (targets in conf/stage/keyframe.yaml) ----------------------------------------------------
+
+
+def keyframe_inputs(outputs_dir: str, init_from_blurry: bool) -> dict[str, str]:
+    """Datamodule ``inputs_from_outputs``: the blurry video only when the keyframe starts from it."""
+    return {"blurry": outputs_dir} if init_from_blurry else {}
+
+
+def maybe_captioner(caption_source: str, **kwargs):
+    """The BLIP-2 captioner when ``caption_source == "blip2"``, else None (nothing is built or read)."""
+    from neuroclips.models.frozen_generators import build_captioner
+
+    return build_captioner(**kwargs) if caption_source == "blip2" else None
+
+
+def maybe_caption_bank(caption_source: str, data_file: str, target: str = "clip_tokens"):
+    """The nearest-training-caption bank when ``caption_source == "nearest_train"``, else None."""
+    from neuroclips.generation.caption import load_caption_bank
+    from neuroclips.models.frozen_generators import building_on_meta
+
+    if caption_source != "nearest_train" or building_on_meta():
+        return None
+    return load_caption_bank(data_file, target=target)
