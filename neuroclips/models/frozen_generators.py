@@ -434,3 +434,34 @@ def build_captioner(
     model.requires_grad_(False).eval()
     image_size = model.config.vision_config.image_size
     return Blip2Captioner(model, tokenizer, image_size=image_size, max_new_tokens=max_new_tokens)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# CLIP image encoder for multi-fMRI fusion (keyframe similarity)
+# --------------------------------------------------------------------------------------------------------------
+
+CLIP_VISION_CONFIGS = {
+    "paper": dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+                  image_size=224, patch_size=32, projection_dim=512),  # openai/clip-vit-base-patch32
+    "tiny": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                 image_size=32, patch_size=8, projection_dim=32),
+}
+
+
+def build_clip_image_encoder(pretrained: str = "random", size: str = "tiny", clip_dir: str | None = None,
+                             init_seed: int = 0):
+    """A ``ClipImageEmbedder`` (transformers ``CLIPVisionModelWithProjection``): local folder or random."""
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from neuroclips.generation.fusion import ClipImageEmbedder
+
+    _check_choice("gen.fusion.pretrained", pretrained, ("random", "local"))
+    _check_choice("gen.fusion.size", size, CLIP_VISION_CONFIGS)
+    if pretrained == "local" and not building_on_meta():
+        folder = require_file(Path(str(clip_dir)) / "config.json", "gen.fusion.clip_dir", "CLIP folder").parent
+        model = CLIPVisionModelWithProjection.from_pretrained(folder, local_files_only=True)
+    else:
+        with seeded_init(init_seed):
+            model = CLIPVisionModelWithProjection(CLIPVisionConfig(**CLIP_VISION_CONFIGS[size]))
+    model.requires_grad_(False).eval()
+    return ClipImageEmbedder(model, image_size=model.config.image_size)
