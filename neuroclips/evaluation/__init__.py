@@ -1,0 +1,1 @@
+"""Evaluation input/output helpers: readers for ground truth and for reconstructions in foreign formats."""

@@ -1,0 +1,268 @@
+"""Evaluation report: Markdown tables and a self-contained HTML page (tables + GT-vs-reconstruction GIF grid).
+
+Every number is printed with its label (protocol, model, frame selection). The paper's Table 1 rows
+(method.md 9.1) are printed beside ours for reference; they were computed with the MinD-Video classifier code, and
+the paper does not say which SSIM/PSNR settings it used, so our rows name theirs.
+
+``python -m neuroclips.report RUN_DIR [RUN_DIR ...]`` re-renders the reports of finished eval runs and, given
+several subjects' eval dirs, writes the across-subject table into the first one.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from neuroclips.utils.atomic import atomic_path
+
+COLUMNS = ("video_2way", "video_50way", "clip_pcc", "frame_2way", "frame_50way", "ssim", "psnr")
+COLUMN_TITLES = ("Video 2-way", "Video 50-way", "CLIP-pcc", "Frame 2-way", "Frame 50-way", "SSIM", "PSNR")
+
+# NeuroClips paper Table 1 (method.md 9.1): value, +-. MinD-Video and NeuroClips rows average 3 subjects.
+PAPER_TABLE1: dict[str, tuple] = {
+    "MinD-Video 2023 (paper)": ((0.839, 0.03), (0.197, 0.02), (0.408, 0.46), (0.796, 0.03), (0.174, 0.03), (0.171, 0.08), (8.662, 1.52)),
+    "NeuroClips avg (paper)": ((0.834, 0.03), (0.220, 0.01), (0.738, 0.17), (0.806, 0.03), (0.203, 0.01), (0.390, 0.08), (9.211, 1.46)),
+    "NeuroClips subj 1 (paper)": ((0.830, 0.03), (0.208, 0.01), (0.736, 0.12), (0.799, 0.03), (0.187, 0.01), (0.392, 0.08), (9.226, 1.42)),
+    "NeuroClips subj 2 (paper)": ((0.837, 0.03), (0.230, 0.01), (0.742, 0.19), (0.811, 0.03), (0.210, 0.01), (0.392, 0.08), (9.336, 1.52)),
+    "NeuroClips subj 3 (paper)": ((0.835, 0.03), (0.221, 0.01), (0.735, 0.20), (0.807, 0.03), (0.213, 0.01), (0.387, 0.09), (9.072, 1.44)),
+}
+
+# Our rows of the Table-1 comparison: which of our metrics fills each column (config: task.table_rows).
+DEFAULT_TABLE_ROWS: dict[str, dict[str, str]] = {
+    "ours: MinD-Video protocol (top-3 GT, SSIM rgb255, PSNR skimage, CLIP-pcc adjacent)": {
+        "video_2way": "video_2way_mindvideo", "video_50way": "video_50way_mindvideo", "clip_pcc": "clip_pcc_adjacent",
+        "frame_2way": "frame_2way_mindvideo", "frame_50way": "frame_50way_mindvideo", "ssim": "ssim_rgb255",
+        "psnr": "psnr_skimage"},
+    "ours: NEURONS runner (top-3 GT, SSIM gray_gauss_columns, PSNR skimage, CLIP-pcc adjacent)": {
+        "video_2way": "video_2way_mindvideo", "video_50way": "video_50way_mindvideo", "clip_pcc": "clip_pcc_adjacent",
+        "frame_2way": "frame_2way_mindvideo", "frame_50way": "frame_50way_mindvideo",
+        "ssim": "ssim_gray_gauss_columns", "psnr": "psnr_skimage"},
+    "ours: strict (top-1 GT, SSIM gray_gauss, PSNR skimage, CLIP-pcc all_pairs)": {
+        "video_2way": "video_2way_strict", "video_50way": "video_50way_strict", "clip_pcc": "clip_pcc_all_pairs",
+        "frame_2way": "frame_2way_strict", "frame_50way": "frame_50way_strict", "ssim": "ssim_gray_gauss",
+        "psnr": "psnr_skimage"},
+}
+PER_CLIP_COLUMNS = ("video_2way_mindvideo", "frame_2way_mindvideo", "ssim_rgb255", "psnr_skimage", "clip_pcc_adjacent")
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def fmt(value: float | None, std: float | None = None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.3f}" if std is None else f"{value:.3f} ± {std:.3f}"
+
+
+# ------------------------------------------------------------------------------------------------ tables
+def table1_rows(doc: dict, kind: str, table_rows: dict | None) -> tuple[list[str], list[list[str]]]:
+    metrics = doc["kinds"].get(kind, {}).get("metrics", {})
+    rows = []
+    for name, mapping in (table_rows or DEFAULT_TABLE_ROWS).items():
+        cells = [fmt(metrics[m]["value"], metrics[m]["std"]) if m in metrics else "–" for m in (mapping.get(c) for c in COLUMNS)]
+        rows.append([f"{name}, subj {doc['subject']}, {kind}"] + cells)
+    for name, values in PAPER_TABLE1.items():
+        rows.append([name] + [fmt(v, s) for v, s in values])
+    return ["Method"] + list(COLUMN_TITLES), rows
+
+
+def metric_rows(doc: dict, kind: str) -> tuple[list[str], list[list[str]]]:
+    metrics = doc["kinds"][kind]["metrics"]
+    return ["Metric", "Value ± std", "Clips", "How it was computed"], [
+        [name, fmt(e["value"], e["std"]), str(e["n"]), e["label"]] for name, e in metrics.items()
+    ]
+
+
+def subject_rows(docs: list[dict], kind: str) -> tuple[list[str], list[list[str]]]:
+    """One column per subject and their mean, for every metric all subjects share."""
+    docs = sorted(docs, key=lambda d: d["subject"])
+    names = [n for n in docs[0]["kinds"].get(kind, {}).get("metrics", {})
+             if all(n in d["kinds"].get(kind, {}).get("metrics", {}) for d in docs)]
+    rows = []
+    for n in names:
+        vals = [d["kinds"][kind]["metrics"][n]["value"] for d in docs]
+        rows.append([n] + [fmt(v) for v in vals] + [fmt(float(np.mean(vals)))])
+    return ["Metric"] + [f"subj {d['subject']}" for d in docs] + ["mean"], rows
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    esc = [[c.replace("|", "\\|") for c in r] for r in [header] + rows]
+    lines = ["| " + " | ".join(esc[0]) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in esc[1:]])
+
+
+def html_table(header: list[str], rows: list[list[str]], css: str = "") -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def sibling_subject_docs(run_dir: Path) -> list[dict]:
+    """metrics.json of the same experiment's eval runs for every subject (``runs/<name>/subj*/<stage>``)."""
+    docs = []
+    for p in sorted(run_dir.parent.parent.glob(f"subj*/{run_dir.name}/metrics.json")):
+        try:
+            docs.append(json.loads(p.read_text()))
+        except (OSError, json.JSONDecodeError):
+            continue
+    return docs
+
+
+def _sections(doc: dict, table_rows: dict | None, subject_docs: list[dict]) -> list[tuple[str, str, tuple]]:
+    """(level, title, (header, rows) or text) in display order, shared by Markdown and HTML."""
+    scored = [k for k, v in doc["kinds"].items() if "metrics" in v]
+    out: list[tuple[str, str, tuple]] = []
+    main = "video" if "video" in scored else scored[0]
+    out.append(("h2", f"Table 1 comparison ({main})", table1_rows(doc, main, table_rows)))
+    if len(subject_docs) > 1:
+        out.append(("h2", f"Across subjects ({main})", subject_rows(subject_docs, main)))
+    for kind in scored:
+        out.append(("h2", f"All metrics: {kind} ({doc['kinds'][kind]['frame_selection']})", metric_rows(doc, kind)))
+    if "retrieval" in doc and "forward" in doc["retrieval"]:
+        r = doc["retrieval"]
+        out.append(("h2", "Retrieval (SR)", (["Direction", "Top-1", "How"], [
+            ["forward (fMRI → keyframe)", fmt(r["forward"]), r["label"]],
+            ["backward (keyframe → fMRI)", fmt(r["backward"]), r["label"]]])))
+    return out
+
+
+def _settings_lines(doc: dict) -> list[str]:
+    nw = doc["nway"]
+    skipped = {k: v["skipped"] for k, v in doc["kinds"].items() if "skipped" in v}
+    lines = [
+        f"Subject {doc['subject']}, scale {doc['scale']}, split {doc['split']}; reconstructions: {doc['source']} "
+        f"(layout {doc['layout']}); ground truth: {doc['data_file']}.",
+        f"Frame selection: generated frames {doc['frame_indices']} → the 6 GT frames (clips with 6 frames are used "
+        f"as given); keyframes vs GT frame {doc['keyframe_gt_index']}; scene-cut clips "
+        f"{'dropped' if doc['drop_scene_cuts'] else 'kept'}.",
+        f"N-way: protocols {nw['protocols']}, N in {nw['n_ways']}, top-{nw['top_k']}, {nw['num_trials']} trials, "
+        f"seed {nw['seed']}, sampler {nw['sampler']}.",
+        "Models: " + "; ".join(f"{k}: {v}" for k, v in doc["models"].items()) + ".",
+        "Paper rows: NeuroClips Table 1 as published (N-way by the MinD-Video code; SSIM/PSNR settings unstated).",
+    ]
+    if skipped:
+        lines.append("Not scored: " + "; ".join(f"{k} ({v})" for k, v in skipped.items()) + ".")
+    return lines
+
+
+def render_markdown(doc: dict, table_rows: dict | None = None, subject_docs: list[dict] | None = None) -> str:
+    parts = [f"# Evaluation report: subject {doc['subject']}", ""] + [f"- {s}" for s in _settings_lines(doc)]
+    for _, title, (header, rows) in _sections(doc, table_rows, subject_docs or []):
+        parts += ["", f"## {title}", "", markdown_table(header, rows)]
+    return "\n".join(parts) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------ GIFs
+def _display(frames: np.ndarray, size: int) -> list[Image.Image]:
+    """uint8 (T, 3, H, W) or (3, H, W) -> PIL images scaled to `size` pixels high."""
+    arr = frames[None] if frames.ndim == 3 else frames
+    out = []
+    for f in arr:
+        im = Image.fromarray(np.ascontiguousarray(f.transpose(1, 2, 0)))
+        w = max(1, round(im.width * size / im.height))
+        out.append(im.resize((w, size), Image.NEAREST if im.height < size else Image.BILINEAR))
+    return out
+
+
+def gif_base64(frames: np.ndarray, fps: float, size: int) -> str:
+    """An animated GIF (looping) of uint8 frames, base64-encoded for an <img src="data:...">."""
+    images = _display(frames, size)
+    buf = io.BytesIO()
+    if len(images) == 1:
+        images[0].save(buf, format="PNG")
+        return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    return "data:image/gif;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def choose_clips(available: list[int], wanted) -> list[int]:
+    if isinstance(wanted, (list, tuple)):
+        return [c for c in wanted if c in available]
+    n = min(int(wanted), len(available))
+    return [available[i] for i in np.linspace(0, len(available) - 1, n).round().astype(int)] if n else []
+
+
+def _grid_html(gt: dict, visuals: dict, per_clip_rows: list[dict], cfg: dict) -> str:
+    kinds = [k for k in ("keyframe", "blurry", "video") if k in visuals] + [k for k in visuals if k not in ("keyframe", "blurry", "video")]
+    available = sorted(set(gt) & set().union(*[set(v) for v in visuals.values()])) if visuals else []
+    clips = choose_clips(available, cfg.get("clips", 8))
+    if not clips:
+        return "<p>No clips to show.</p>"
+    size = int(cfg.get("display_size", 160))
+    fps = cfg.get("fps", {"gt": 3, "blurry": 3, "video": 8})
+    scores = {(r["kind"], r["clip_index"]): r for r in per_clip_rows}
+    head = "<th>clip</th><th>ground truth</th>" + "".join(f"<th>{html.escape(k)}</th>" for k in kinds) + "<th>per-clip scores</th>"
+    rows = []
+    for c in clips:
+        cells = [f"<td class='idx'>{c}</td>", f"<td><img src='{gif_base64(gt[c], fps.get('gt', 3), size)}'></td>"]
+        for k in kinds:
+            frames = visuals[k].get(c)
+            cells.append("<td>–</td>" if frames is None else
+                         f"<td><img src='{gif_base64(frames, fps.get(k, 3) if frames.ndim == 4 else 1, size)}'></td>")
+        lines = []
+        for k in kinds:
+            r = scores.get((k, c), {})
+            vals = [f"{m}={r[m]:.3f}" for m in PER_CLIP_COLUMNS if m in r]
+            if vals:
+                lines.append(f"<b>{html.escape(k)}</b>: " + ", ".join(html.escape(v) for v in vals))
+        cells.append("<td class='scores'>" + "<br>".join(lines) + "</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table class='grid'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
+table{border-collapse:collapse;margin:8px 0 24px;font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px;
+vertical-align:top;text-align:left}th{background:#f0f0f0}tbody tr:nth-child(even){background:#fafafa}
+.grid img{image-rendering:pixelated;display:block}.scores{font-size:12px;min-width:260px}.idx{font-weight:bold}
+ul.settings li{margin:2px 0;font-size:13px}"""
+
+
+def render_html(doc: dict, per_clip_rows: list[dict], gt: dict, visuals: dict, cfg: dict | None = None,
+                table_rows: dict | None = None, subject_docs: list[dict] | None = None) -> str:
+    cfg = cfg or {}
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>neuroclips eval, subject {doc['subject']}</title>",
+             f"<style>{CSS}</style></head><body><h1>Evaluation report: subject {doc['subject']}</h1>",
+             "<ul class='settings'>" + "".join(f"<li>{html.escape(s)}</li>" for s in _settings_lines(doc)) + "</ul>"]
+    for _, title, (header, rows) in _sections(doc, table_rows, subject_docs or []):
+        parts.append(f"<h2>{html.escape(title)}</h2>" + html_table(header, rows))
+    parts.append("<h2>Ground truth and reconstructions</h2><p>GIFs loop; ground truth and blurry clips at 3 fps, "
+                 "videos at 8 fps (all generated frames). Scores are per clip (mean over frames).</p>")
+    parts.append(_grid_html(gt, visuals, per_clip_rows, cfg))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_reports(run_dir: Path, doc: dict, per_clip_rows: list[dict], gt: dict, visuals: dict,
+                  cfg: dict | None = None, table_rows: dict | None = None) -> dict[str, str]:
+    """Write metrics.md and report.html into ``run_dir``; return their paths."""
+    cfg = cfg or {}
+    subject_docs = sibling_subject_docs(run_dir) if cfg.get("combine_subjects", True) else []
+    md = run_dir / "metrics.md"
+    page = run_dir / "report.html"
+    write_text(md, render_markdown(doc, table_rows, subject_docs))
+    write_text(page, render_html(doc, per_clip_rows, gt, visuals, cfg, table_rows, subject_docs))
+    return {"markdown": str(md), "report": str(page)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Re-render Markdown for finished eval dirs; several dirs -> across-subject table in the first one."""
+    dirs = [Path(a) for a in (sys.argv[1:] if argv is None else argv)]
+    if not dirs:
+        raise SystemExit("report: usage: python -m neuroclips.report RUN_DIR [RUN_DIR ...] (eval run dirs)")
+    docs = [json.loads((d / "metrics.json").read_text()) for d in dirs]
+    write_text(dirs[0] / "metrics.md", render_markdown(docs[0], None, docs if len(docs) > 1 else []))
+    print(dirs[0] / "metrics.md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,252 @@
+"""Stage ``eval`` (task): score reconstructions against the ground truth under named protocols, write the report.
+
+Inputs: ground truth from the HDF5 data file (``/stimuli/<split>/frames``), reconstructions from our outputs store
+(``${paths.outputs_dir}``) or from any folder in a documented layout (``neuroclips/evaluation/readers.py``).
+Outputs in the run dir: ``metrics.json`` (every number with its label), ``metrics.md`` (tables, with the paper's
+Table 1 beside ours), ``per_clip.csv`` and ``report.html`` (self-contained: tables and GT-vs-reconstruction GIFs).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from torch import nn
+
+from neuroclips.data import schema
+from neuroclips.evaluation.readers import (
+    GroundTruth,
+    ReconstructionError,
+    ReconstructionFolder,
+    read_ground_truth,
+    resize_frames,
+    select_frames,
+)
+from neuroclips.evaluation.suite import EvalModels, NWaySettings, Scorer
+from neuroclips.metrics.retrieval import retrieval_top1
+from neuroclips.models.frozen_classifiers import build_clip_embedder, build_frame_classifier, build_video_classifier
+from neuroclips.utils.atomic import write_json
+
+log = logging.getLogger("neuroclips")
+
+IMAGE_KINDS = {"keyframe"}  # kinds that hold one image per clip, scored against GT frame `keyframe_gt_index`
+
+
+class EvalTask:
+    def __init__(
+        self,
+        source: str,
+        layout: str = "auto",
+        kinds: list[str] = ("video", "blurry", "keyframe"),
+        split: str = "test",
+        index_base: int = 0,
+        frame_indices: list[int] = (4, 6, 8, 10, 12, 14),
+        eval_size: int | None = None,
+        keyframe_gt_index: int = 2,
+        drop_scene_cuts: bool = False,
+        max_clips: int | None = None,
+        nway: dict | None = None,
+        ssim: list[str] = ("rgb255", "gray_gauss", "gray_gauss_columns"),
+        psnr: list[str] = ("skimage", "mind_animator"),
+        clip_pcc: list[str] = ("adjacent", "all_pairs"),
+        pixcorr: bool = True,
+        models: dict | None = None,
+        batch_size: int = 32,
+        half_precision_on_gpu: bool = True,
+        retrieval: dict | None = None,
+        report: dict | None = None,
+        table_rows: dict | None = None,
+    ):
+        self.source, self.layout, self.kinds, self.split = str(source), layout, list(kinds), split
+        self.index_base, self.frame_indices = int(index_base), [int(i) for i in frame_indices]
+        self.eval_size, self.keyframe_gt_index = eval_size, int(keyframe_gt_index)
+        self.drop_scene_cuts, self.max_clips = bool(drop_scene_cuts), max_clips
+        self.nway = NWaySettings(**(nway or {}))
+        self.ssim, self.psnr, self.clip_pcc, self.pixcorr = list(ssim), list(psnr), list(clip_pcc), bool(pixcorr)
+        self.models_cfg = models or {}
+        self.batch_size, self.half_precision_on_gpu = int(batch_size), bool(half_precision_on_gpu)
+        self.retrieval_cfg = retrieval or {}
+        self.report_cfg = report or {}
+        self.table_rows = table_rows
+
+    # ------------------------------------------------------------------------------------------------ models
+    def build_models(self, device: torch.device, meta: bool = False) -> EvalModels:
+        dtype = torch.float16 if (device.type == "cuda" and self.half_precision_on_gpu) else torch.float32
+        m = self.models_cfg
+
+        def spec(d) -> dict:
+            d = dict(d or {})
+            if meta and d.get("source") == "local":
+                d["source"] = "random"  # dry runs read no files: the real architecture, on the meta device
+            return d
+
+        out = EvalModels()
+        fc, vc = spec(m.get("frame_classifier")), spec(m.get("video_classifier"))
+        if fc:
+            out.frame_classifier = build_frame_classifier(fc.get("source", "tiny"), fc.get("path"), dtype=dtype,
+                                                          field="scale.eval.models.frame_classifier.path")
+            out.names["frame_classifier"] = fc.get("label") or f"ViT ImageNet ({fc.get('source', 'tiny')})"
+        if vc:
+            out.video_classifier = build_video_classifier(vc.get("source", "tiny"), vc.get("path"),
+                                                          num_frames=int(vc.get("num_frames", 6)), dtype=dtype,
+                                                          field="scale.eval.models.video_classifier.path")
+            out.names["video_classifier"] = vc.get("label") or f"VideoMAE K400 ({vc.get('source', 'tiny')})"
+        clip_cfg = m.get("clip") or {}
+        for variant in self.clip_pcc:
+            c = spec(clip_cfg.get(variant))
+            if not c:
+                continue
+            out.clip_embedders[variant] = build_clip_embedder(c.get("source", "tiny"), c.get("path"),
+                                                              arch=c.get("arch", "vit-b-32"), dtype=dtype,
+                                                              field=f"scale.eval.models.clip.{variant}.path")
+            out.names[variant] = c.get("label") or f"CLIP {c.get('arch', 'vit-b-32')} ({c.get('source', 'tiny')})"
+        if not meta:
+            for mod in [out.frame_classifier, out.video_classifier, *out.clip_embedders.values()]:
+                if mod is not None:
+                    mod.to(device)
+        return out
+
+    def build_for_dry_run(self) -> dict[str, nn.Module]:
+        models = self.build_models(torch.device("meta"), meta=True)
+        mods = {"frame_classifier": models.frame_classifier, "video_classifier": models.video_classifier}
+        mods.update({f"clip_{k}": v for k, v in models.clip_embedders.items()})
+        return {k: v for k, v in mods.items() if v is not None}
+
+    # ------------------------------------------------------------------------------------------------ run
+    def run(self, ctx):
+        from neuroclips.report import write_reports
+        from neuroclips.runtime import StageResult
+
+        if not ctx.is_global_zero:  # evaluation is cheap next to generation: rank 0 does it all
+            return StageResult()
+        run_dir = Path(ctx.run_dir)
+        folder = ReconstructionFolder(self.source, self.layout, self.index_base)
+        models = self.build_models(ctx.device)
+        scorer = Scorer(models, self.nway, self.ssim, self.psnr, self.clip_pcc, self.pixcorr, self.batch_size, ctx.device)
+        doc = {
+            "subject": ctx.subj, "scale": ctx.scale, "split": self.split, "source": self.source,
+            "layout": self.layout, "data_file": ctx.data_file, "frame_indices": self.frame_indices,
+            "keyframe_gt_index": self.keyframe_gt_index, "drop_scene_cuts": self.drop_scene_cuts,
+            "nway": asdict(self.nway), "models": models.names, "kinds": {},
+        }
+        per_clip_rows: list[dict] = []
+        visuals: dict[str, dict[int, np.ndarray]] = {}
+        gt_visual: dict[int, np.ndarray] = {}
+        for kind in self.kinds:
+            loaded = self._load_kind(folder, kind, ctx.data_file)
+            if loaded is None:
+                doc["kinds"][kind] = {"skipped": f"no '{kind}' reconstructions in {self.source}"}
+                continue
+            gt, recon, clips, selection, raw = loaded
+            scorer.frame_selection = selection
+            log.info("eval: scoring %d '%s' clips (%s)", len(clips), kind, selection)
+            metrics, per_clip = scorer.score(gt, recon, cache_key=(tuple(clips), tuple(gt.shape)))
+            doc["kinds"][kind] = {"n_clips": len(clips), "frame_selection": selection, "metrics": metrics}
+            for i, c in enumerate(clips):
+                per_clip_rows.append({"kind": kind, "clip_index": c, **{k: float(v[i]) for k, v in per_clip.items()}})
+            visuals[kind] = raw
+            if gt.ndim == 5:
+                gt_visual.update({c: gt[i].numpy() for i, c in enumerate(clips) if c in raw})
+        retrieval = self._retrieval(folder, ctx.data_file)
+        if retrieval:
+            doc["retrieval"] = retrieval
+        scored = [k for k, v in doc["kinds"].items() if "metrics" in v]
+        if not scored:
+            raise ReconstructionError(
+                f"{self.source}: no reconstructions found for kinds {self.kinds} (layout '{self.layout}'); see the "
+                f"naming convention in neuroclips/evaluation/readers.py."
+            )
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / "metrics.json", doc)
+        _write_csv(run_dir / "per_clip.csv", per_clip_rows)
+        paths = write_reports(run_dir, doc, per_clip_rows, gt_visual, visuals, self.report_cfg, self.table_rows)
+        flat = {f"{k}/{name}": e["value"] for k, v in doc["kinds"].items() for name, e in v.get("metrics", {}).items()}
+        if retrieval:
+            flat.update({f"retrieval/{k}": v for k, v in retrieval.items() if isinstance(v, float)})
+        outputs = {"metrics": str(run_dir / "metrics.json"), "per_clip": str(run_dir / "per_clip.csv"), **paths}
+        return StageResult(metrics=flat, outputs=outputs)
+
+    # ------------------------------------------------------------------------------------------------ loading
+    def _load_kind(self, folder: ReconstructionFolder, kind: str, data_file: str):
+        """(gt, recon, clips, frame-selection label, {clip: raw recon for the report}) or None if nothing found."""
+        layout = folder.resolved_layout(kind)
+        has_kind_dirs = any((folder.root / k).is_dir() for k in self.kinds)
+        if layout != "store" and not (folder.root / kind).is_dir() and (has_kind_dirs or kind != self.kinds[0]):
+            return None  # a flat foreign folder holds one kind: the first one listed
+        entries = folder.entries(kind)
+        if not entries:
+            return None
+        clips = sorted(entries)
+        if self.max_clips is not None:
+            clips = clips[: int(self.max_clips)]
+        if layout == "side_by_side":
+            pairs = [folder.load_side_by_side(entries[c]) for c in clips]
+            gt = GroundTruth(np.stack([p[0] for p in pairs]), np.array(clips), np.zeros(len(clips), bool), self.source)
+            raws = [p[1] for p in pairs]
+        else:
+            gt = read_ground_truth(data_file, self.split, clips)
+            raws = [folder.load(entries[c]) for c in clips]
+        keep = ~gt.scene_cut if self.drop_scene_cuts else np.ones(len(clips), bool)
+        clips = [c for c, k in zip(clips, keep) if k]
+        raws = [r for r, k in zip(raws, keep) if k]
+        gt_frames = torch.from_numpy(np.ascontiguousarray(gt.frames[keep]))
+        num_gt = gt_frames.shape[1]
+        is_image = kind in IMAGE_KINDS or raws[0].ndim == 3
+        if is_image:
+            gt_frames = gt_frames[:, self.keyframe_gt_index]
+            recon = torch.stack([torch.from_numpy(r if r.ndim == 3 else r[0]) for r in raws])
+            selection = f"one image vs GT frame {self.keyframe_gt_index}"
+        else:
+            sel = [select_frames(r, self.frame_indices, num_gt, f"{kind} clip {c}") for r, c in zip(raws, clips)]
+            recon = torch.from_numpy(np.stack(sel))
+            lengths = sorted({r.shape[0] for r in raws})
+            selection = ", ".join(
+                f"{t} frames as given" if t == num_gt else f"frames {self.frame_indices} of {t}" for t in lengths
+            )
+        size = (self.eval_size, self.eval_size) if self.eval_size else tuple(gt_frames.shape[-2:])
+        gt_frames, recon = resize_frames(gt_frames, size), resize_frames(recon, size)
+        selection += f", scored at {size[0]}x{size[1]}"
+        return gt_frames, recon, clips, selection, dict(zip(clips, raws))
+
+    def _retrieval(self, folder: ReconstructionFolder, data_file: str) -> dict | None:
+        """Top-1 retrieval of SR outputs (``clip_voxels`` in the store) against the cached keyframe CLIP tokens."""
+        cfg = self.retrieval_cfg
+        if not cfg.get("enabled", True):
+            return None
+        kind, target = cfg.get("kind", "clip_voxels"), cfg.get("target", "clip_tokens")
+        entries = folder.entries(kind) if (Path(self.source) / kind).is_dir() else {}
+        if not entries or not Path(data_file).exists():
+            return None
+        with h5py.File(data_file, "r") as f:
+            key = schema.target_path(target, self.split)
+            if key not in f:
+                return {"skipped": f"no cached target '/{key}' in {data_file}"}
+            frame_idx = list(f[key].attrs.get("frame_indices", [self.keyframe_gt_index]))
+            slot = frame_idx.index(self.keyframe_gt_index) if self.keyframe_gt_index in frame_idx else 0
+            index = {int(c): r for r, c in enumerate(f[schema.stimulus_path(self.split, "clip_index")][:])}
+            clips = [c for c in sorted(entries) if c in index]
+            rows = np.array([index[c] for c in clips])
+            order = np.argsort(rows)
+            tgt = np.empty((len(rows), *f[key].shape[1:]), f[key].dtype)
+            tgt[order] = f[key][rows[order]]
+        tgt = tgt[:, slot] if tgt.ndim == 4 else tgt
+        brain = np.stack([np.load(entries[c]).astype(np.float32) for c in clips])
+        pool = cfg.get("pool_size", 300)
+        res = retrieval_top1(torch.from_numpy(brain), torch.from_numpy(tgt.astype(np.float32)), pool)
+        return {"forward": res.forward, "backward": res.backward, "blocks": res.blocks, "n": len(clips),
+                "label": f"top-1 among {min(pool or len(clips), len(clips))} ({kind} vs cached {target}, frame {self.keyframe_gt_index})"}
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
