@@ -375,7 +375,9 @@ def build_unclip(
         load_unclip_vae(vae, state, source=str(unclip_file))
     for module in (unet, vae):
         module.requires_grad_(False).eval()
-    return UnclipComponents(unet=unet, vae=vae, scheduler=EulerDiscreteScheduler(**UNCLIP_SCHEDULER))
+    with torch.device("cpu"):  # scheduler tables are data, also in dry runs on the meta device
+        scheduler = EulerDiscreteScheduler(**UNCLIP_SCHEDULER)
+    return UnclipComponents(unet=unet, vae=vae, scheduler=scheduler)
 
 
 # --------------------------------------------------------------------------------------------------------------
