@@ -140,6 +140,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list, enable_checkp
         logger=logger,
         enable_checkpointing=enable_checkpointing,
         plugins=[AtomicCheckpointIO()],
+        use_distributed_sampler=False,  # the DataModule's EpochSampler shards over ranks itself
     )
 
 
@@ -160,6 +161,15 @@ def _scalar_metrics(metrics: dict) -> dict[str, float]:
         except (TypeError, ValueError, RuntimeError):
             continue
     return out
+
+
+def _checkpoint_next_epoch(path: str) -> int:
+    """The epoch a fit resumed from ``path`` starts with (processed epochs in the fit loop progress)."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return int(ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
+    except (KeyError, TypeError):
+        return int(ckpt.get("epoch", -1)) + 1
 
 
 def _resume_path(cfg: DictConfig, run_dir: Path) -> str | None:
@@ -183,11 +193,17 @@ def run_fit(cfg: DictConfig, run_dir: Path) -> tuple[StageResult, pl.Trainer]:
         mode=str(OmegaConf.select(cfg, "stage.monitor_mode", default="min")),
         save_last=True, save_top_k=1 if monitor else 0, auto_insert_metric_name=False, enable_version_counter=False,
     )
-    callbacks = [ckpt_cb, CheckpointMetadata(_meta(cfg)), EpochToData()] + _extra_callbacks(cfg)
+    epoch_cb = EpochToData(int(cfg.seed))
+    callbacks = [ckpt_cb, CheckpointMetadata(_meta(cfg)), epoch_cb] + _extra_callbacks(cfg)
     trainer = build_trainer(cfg, run_dir, callbacks)
     resume = _resume_path(cfg, run_dir)
+    start_epoch = 0
     if resume:
-        log.info("resuming from %s", resume)
+        start_epoch = _checkpoint_next_epoch(resume)
+        log.info("resuming from %s at epoch %d", resume, start_epoch)
+    dm.setup("fit")
+    dm.set_epoch(start_epoch)
+    epoch_cb.start(start_epoch)  # reseed for the first epoch now: Lightning creates its iterator before any hook
     trainer.fit(system, datamodule=dm, ckpt_path=resume)
     best = ckpt_cb.best_model_path or ""
     last = run_dir / "checkpoints" / "last.ckpt"

@@ -47,15 +47,25 @@ class CheckpointMetadata(pl.Callback):
 
 
 class EpochToData(pl.Callback):
-    """Tell the datasets the epoch (reference repetition/keyframe policies depend on it), before loaders iterate."""
+    """Tell the datasets the epoch (reference repetition/keyframe policies depend on it), before loaders iterate,
+    and reseed every RNG from ``(seed, epoch)``: each epoch's randomness (shuffle, dropout, MixCo draws) then does
+    not depend on what ran before it, so a run resumed from an epoch-end checkpoint replays exactly."""
 
-    def _set(self, trainer) -> None:
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+        self._seeded_epoch: int | None = None
+
+    def _reseed(self, epoch: int, rank: int) -> None:
+        pl.seed_everything((self.seed * 100_003 + epoch * 7919 + rank) % (2**31), workers=True, verbose=False)
+        self._seeded_epoch = epoch
+
+    def start(self, epoch: int) -> None:
+        """Called by the runtime right before ``fit``: the first epoch's iterator is created before any hook."""
+        self._reseed(epoch, int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0))))
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
         dm = trainer.datamodule
         if dm is not None and hasattr(dm, "set_epoch"):
             dm.set_epoch(trainer.current_epoch)
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self._set(trainer)
-
-    def on_fit_start(self, trainer, pl_module) -> None:
-        self._set(trainer)
+        if self._seeded_epoch != trainer.current_epoch:
+            self._reseed(trainer.current_epoch, trainer.global_rank)

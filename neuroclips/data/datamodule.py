@@ -17,7 +17,8 @@ import h5py
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from neuroclips.data import schema
 from neuroclips.outputs import TEXT_KINDS, OutputStore
@@ -39,6 +40,45 @@ def validation_rows(n: int, fraction: float, block: int, seed: int) -> np.ndarra
     rng = np.random.default_rng(seed)
     blocks = np.sort(rng.choice(n_blocks_total, size=k, replace=False))
     return np.concatenate([np.arange(b * block, (b + 1) * block) for b in blocks]).astype(np.int64)
+
+
+class EpochSampler(Sampler[int]):
+    """Order of one epoch as a function of ``(seed, epoch)`` only, sharded over DDP ranks.
+
+    The epoch is read from the dataset's shared epoch counter when iteration starts, so a run resumed at epoch k
+    replays epoch k exactly as an unbroken run does. Under DDP each rank takes every ``world``-th index; with
+    ``pad=True`` (training) the list is padded so that every rank gets the same number of batches.
+    """
+
+    def __init__(self, dataset: ClipDataset, shuffle: bool, seed: int, pad: bool):
+        self.dataset, self.shuffle, self.seed, self.pad = dataset, shuffle, seed, pad
+
+    @staticmethod
+    def _dist() -> tuple[int, int]:
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
+    def __iter__(self):
+        n = len(self.dataset)
+        rank, world = self._dist()
+        if self.shuffle:
+            g = torch.Generator().manual_seed(int(self.seed) * 1_000_003 + self.dataset.epoch)
+            idx = torch.randperm(n, generator=g).tolist()
+        else:
+            idx = list(range(n))
+        if world > 1:
+            if self.pad and n % world:
+                idx += idx[: world - n % world]
+            idx = idx[rank::world]
+        return iter(idx)
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        rank, world = self._dist()
+        if world == 1:
+            return n
+        return -(-n // world) if self.pad else len(range(rank, n, world))
 
 
 class ClipDataset(Dataset):
@@ -268,6 +308,7 @@ class CC2017DataModule(pl.LightningDataModule):
         self.limit_clips = limit_clips
         self.kind, self.auto_create, self.scale_name = kind, auto_create, scale_name
         self.validate_deep = validate_deep
+        self.seed = seed
         self._sets: dict[str, ClipDataset] = {}
 
     # -- setup -----------------------------------------------------------------------------------------------
@@ -327,14 +368,16 @@ class CC2017DataModule(pl.LightningDataModule):
             ds.set_epoch(epoch)
 
     # -- loaders ---------------------------------------------------------------------------------------------
-    def _loader(self, ds: ClipDataset, batch_size: int, shuffle: bool, drop_last: bool = False) -> DataLoader:
+    def _loader(self, ds: ClipDataset, batch_size: int, shuffle: bool, drop_last: bool = False, pad: bool = False) -> DataLoader:
+        # our own sampler (the runtime turns Lightning's distributed-sampler replacement off): it shards over
+        # ranks and derives the order from (seed, epoch) alone, which makes resumed runs replay exactly
         return DataLoader(
-            ds, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, num_workers=self.num_workers,
-            persistent_workers=False, pin_memory=False,
+            ds, batch_size=batch_size, sampler=EpochSampler(ds, shuffle, self.seed, pad), drop_last=drop_last,
+            num_workers=self.num_workers, persistent_workers=False, pin_memory=False,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("train"), self.batch_size, self.shuffle_train, self.drop_last)
+        return self._loader(self.dataset("train"), self.batch_size, self.shuffle_train, self.drop_last, pad=True)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.dataset("val"), self.eval_batch_size, False)

@@ -38,3 +38,15 @@ class ToyRegressor(pl.LightningModule):
 
     def dry_run_forward(self, batch_size: int):
         return self.net(torch.zeros(batch_size, self.net.in_features))
+
+
+class SlowDown(pl.Callback):
+    """Sleep after each training batch, so a test can kill a fit in the middle of an epoch."""
+
+    def __init__(self, seconds: float = 0.05):
+        self.seconds = seconds
+
+    def on_train_batch_end(self, *args, **kwargs):
+        import time
+
+        time.sleep(self.seconds)

@@ -1,0 +1,81 @@
+"""Slow runtime tests: SIGKILL mid-epoch then resume equals an unbroken run; DDP (2 CPU ranks) equals 1 process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from tests.conftest import REPO, read_summary, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def _weights(path):
+    sd = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    return {k: v for k, v in sd.items()}
+
+
+def test_kill_and_resume_equals_unbroken_run(sim_file, tmp_path):
+    common = ["stage=toy_fit", "deterministic=true", "stage.max_epochs=4", "logger=none", "data.num_workers=1",
+              "+stage.callbacks.slow={_target_: tests.toy.system.SlowDown, seconds: 0.15}"]
+    a = tmp_path / "a"
+    run_cli(common, a, sim_file)
+    ref = _weights(a / "runs/default/subj1/toy_fit/checkpoints/last.ckpt")
+
+    b = tmp_path / "b"
+    env = {**os.environ, "NEUROCLIPS_RUNS_DIR": str(b / "runs"), "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "neuroclips.train", *common, f"data.file={sim_file}", f"hydra.searchpath=[file://{REPO}/tests/conf]"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = b / "runs/default/subj1/toy_fit/checkpoints/last.ckpt"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if last.exists():
+            e = torch.load(last, map_location="cpu", weights_only=True)["epoch"]
+            if e >= 1:
+                time.sleep(0.6)  # well inside epoch 2 (7 batches x 0.15 s)
+                break
+        time.sleep(0.1)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    for ckpt in last.parent.glob("*.ckpt"):  # a kill may leave a temporary file, never a truncated checkpoint
+        torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert not (b / "runs/default/subj1/toy_fit/summary.json").exists()
+    run_cli([*common, "resume=auto"], b, sim_file)
+    got = _weights(last)
+    assert read_summary(b, "toy_fit")["metrics"]["epochs"] == 4
+    for k in ref:
+        assert torch.equal(ref[k], got[k]), k
+
+
+def test_ddp_two_cpu_ranks_equal_one_process(sim_file, tmp_path):
+    common = ["stage=toy_fit", "stage.max_epochs=2", "logger=none", "+datamodule.shuffle_train=false"]
+    one = tmp_path / "one"
+    run_cli([*common, "datamodule.batch_size=16"], one, sim_file)
+    two = tmp_path / "two"
+    run_cli([*common, "datamodule.batch_size=8", "trainer=ddp_cpu"], two, sim_file)
+    w1 = _weights(one / "runs/default/subj1/toy_fit/checkpoints/last.ckpt")
+    w2 = _weights(two / "runs/default/subj1/toy_fit/checkpoints/last.ckpt")
+    for k in w1:
+        assert torch.allclose(w1[k], w2[k], atol=1e-5, rtol=1e-4), (k, (w1[k] - w2[k]).abs().max())
+    s = read_summary(two, "toy_fit")  # rank 0 wrote one summary into the shared run directory
+    assert s["stage"] == "toy_fit" and not list((two / "runs/default/subj1/toy_fit").glob("*process_1*summary*"))
+
+
+def test_ddp_predict_shards_clips_and_matches_one_process(sim_file, tmp_path):
+    run_cli(["stage=toy_predict", "logger=none"], tmp_path / "one", sim_file)
+    run_cli(["stage=toy_predict", "logger=none", "trainer=ddp_cpu"], tmp_path / "two", sim_file)
+    import numpy as np
+
+    d1 = tmp_path / "one/runs/default/subj1/outputs/keyframe"
+    d2 = tmp_path / "two/runs/default/subj1/outputs/keyframe"
+    names = sorted(p.name for p in d1.glob("*.npy"))
+    assert len(names) == 20 and names == sorted(p.name for p in d2.glob("*.npy"))
+    for n in names:
+        assert np.array_equal(np.load(d1 / n), np.load(d2 / n))
