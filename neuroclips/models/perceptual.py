@@ -1,0 +1,198 @@
+"""Perceptual Reconstructor network (method.md §4.1, mindeye2-layout.md §9).
+
+voxels (B, V) -> InceptionExtension -> (B·F, V) pseudo-fMRIs -> ridge (V -> hidden) -> residual-MLP
+backbone -> low-level head (hidden -> C×s×s maps, GroupNorm) -> two outputs per frame:
+  * `latents`: TemporalVideoDecoder -> (B, F, 4, s·2^k, s·2^k) SD-VAE latents (paper: 4×28×28);
+  * `aux_tokens`: 1×1-conv projector -> (B, F, s², aux_dim) (paper: 49×512), the student of the soft
+    contrastive loss against the ConvNeXt teacher.
+
+The backbone is the PR variant of the MindEye2 BrainNetwork: same two-stream mixer blocks, no CLIP head.
+`reference_state_dict_to_ours` maps a reference `video_subj0X_PR.pth` state dict onto this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from neuroclips.models.inception import InceptionExtension
+from neuroclips.models.video_decoder import TemporalVideoDecoder
+
+TEMPORAL_WINDOWS = ("clip", "batch")
+
+
+def resolve_frames_per_window(temporal_window: str | int, clips_in_batch: int, frames_per_clip: int) -> int:
+    """Number of consecutive frames that attend to each other in the decoder's temporal attention.
+
+    `clip`: the frames of one clip; `batch`: every frame of the batch (reference); an int k: k clips.
+    """
+    if temporal_window == "clip":
+        return frames_per_clip
+    if temporal_window == "batch":
+        return clips_in_batch * frames_per_clip
+    if isinstance(temporal_window, int) and not isinstance(temporal_window, bool) and temporal_window > 0:
+        if clips_in_batch % temporal_window != 0:
+            raise ValueError(
+                f"temporal_window={temporal_window} clips does not divide the batch of {clips_in_batch} clips."
+            )
+        return temporal_window * frames_per_clip
+    raise ValueError(
+        f"temporal_window must be one of {TEMPORAL_WINDOWS} or a positive number of clips, found {temporal_window!r}."
+    )
+
+
+class SubjectRidge(nn.Module):
+    """Per-subject linear map V -> hidden (learned by SGD, as in the reference; key `linears.0`)."""
+
+    def __init__(self, *, voxels: int, hidden: int) -> None:
+        super().__init__()
+        self.linears = nn.ModuleList([nn.Linear(voxels, hidden)])
+
+    def forward(self, voxels: Tensor) -> Tensor:
+        return self.linears[0](voxels)
+
+
+def _two_layer_mlp(width: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Dropout(dropout), nn.Linear(width, width))
+
+
+class PerceptualBackbone(nn.Module):
+    """MindEye2-style residual MLP with seq_len 1 and two residual streams (mindeye2-layout.md §5.2)."""
+
+    def __init__(self, *, hidden: int = 4096, n_blocks: int = 4, dropout: float = 0.15) -> None:
+        super().__init__()
+        self.mixer_blocks1 = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(hidden), _two_layer_mlp(hidden, dropout)) for _ in range(n_blocks)
+        )
+        # LayerNorm over the length-1 sequence axis: degenerate (adds a learned constant), kept for parity.
+        self.mixer_blocks2 = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(1), _two_layer_mlp(1, dropout)) for _ in range(n_blocks)
+        )
+
+    def forward(self, features: Tensor) -> Tensor:
+        x = features.unsqueeze(1)  # (N, 1, hidden)
+        residual_features, residual_sequence = x, x.transpose(1, 2)
+        for feature_block, sequence_block in zip(self.mixer_blocks1, self.mixer_blocks2):
+            x = feature_block(x) + residual_features
+            residual_features = x
+            x = sequence_block(x.transpose(1, 2)) + residual_sequence
+            residual_sequence = x
+            x = x.transpose(1, 2)
+        return x.flatten(1)
+
+
+class LowLevelHead(nn.Module):
+    """hidden -> (channels, size, size) maps: Linear -> Dropout(0.3) -> reshape -> GroupNorm(1, channels)."""
+
+    def __init__(self, *, hidden: int, channels: int = 64, size: int = 7, dropout: float = 0.3) -> None:
+        super().__init__()
+        self.channels, self.size = channels, size
+        self.linear = nn.Linear(hidden, channels * size * size)
+        self.dropout = nn.Dropout(dropout)
+        self.norm = nn.GroupNorm(1, channels)
+
+    def forward(self, features: Tensor) -> Tensor:
+        maps = self.dropout(self.linear(features)).reshape(-1, self.channels, self.size, self.size)
+        return self.norm(maps)
+
+
+class AuxTokenHead(nn.Module):
+    """(N, C, s, s) maps -> (N, s², dim) tokens: 1×1 convs C -> dim -> dim -> dim with GroupNorm + ReLU."""
+
+    def __init__(self, *, in_channels: int = 64, dim: int = 512) -> None:
+        super().__init__()
+        self.projector = nn.Sequential(
+            nn.Conv2d(in_channels, dim, 1, bias=False),
+            nn.GroupNorm(1, dim),
+            nn.ReLU(True),
+            nn.Conv2d(dim, dim, 1, bias=False),
+            nn.GroupNorm(1, dim),
+            nn.ReLU(True),
+            nn.Conv2d(dim, dim, 1, bias=True),
+        )
+
+    def forward(self, maps: Tensor) -> Tensor:
+        return self.projector(maps).flatten(2).transpose(1, 2)
+
+
+class PerceptualNet(nn.Module):
+    """fMRI of B clips -> per-frame SD-VAE latents and auxiliary tokens (see module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        voxels: int,
+        frames_per_clip: int = 6,
+        inception_hidden: int = 256,
+        inception_blocks: int = 1,
+        hidden: int = 4096,
+        n_blocks: int = 4,
+        dropout: float = 0.15,
+        low_level_channels: int = 64,
+        low_level_size: int = 7,
+        low_level_dropout: float = 0.3,
+        aux_dim: int = 512,
+        decoder_channels: Sequence[int] = (32, 64, 128),
+        decoder_layers_per_block: int = 1,
+        decoder_norm_groups: int = 32,
+        latent_channels: int = 4,
+    ) -> None:
+        super().__init__()
+        self.frames_per_clip = frames_per_clip
+        self.inception = InceptionExtension(
+            voxels=voxels, hidden=inception_hidden, frames_per_clip=frames_per_clip, n_blocks=inception_blocks,
+            dropout=dropout,
+        )
+        self.ridge = SubjectRidge(voxels=voxels, hidden=hidden)
+        self.backbone = PerceptualBackbone(hidden=hidden, n_blocks=n_blocks, dropout=dropout)
+        self.low_level = LowLevelHead(
+            hidden=hidden, channels=low_level_channels, size=low_level_size, dropout=low_level_dropout
+        )
+        self.aux_head = AuxTokenHead(in_channels=low_level_channels, dim=aux_dim)
+        self.decoder = TemporalVideoDecoder(
+            in_channels=low_level_channels,
+            out_channels=latent_channels,
+            block_out_channels=decoder_channels,
+            layers_per_block=decoder_layers_per_block,
+            norm_groups=decoder_norm_groups,
+        )
+        self.latent_size = low_level_size * self.decoder.upsample_factor
+
+    def forward(self, voxels: Tensor, temporal_window: str | int = "batch") -> dict[str, Tensor]:
+        clips = voxels.shape[0]
+        frames_per_window = resolve_frames_per_window(temporal_window, clips, self.frames_per_clip)
+        pseudo_fmri = self.inception(voxels)  # (B·F, V), clip-major
+        maps = self.low_level(self.backbone(self.ridge(pseudo_fmri)))
+        latents = self.decoder(maps, frames_per_window)
+        tokens = self.aux_head(maps)
+        return {
+            "latents": latents.reshape(clips, self.frames_per_clip, *latents.shape[1:]),
+            "aux_tokens": tokens.reshape(clips, self.frames_per_clip, *tokens.shape[1:]),
+        }
+
+
+# Reference key prefix (NeuroClips train_PR.py container) -> our prefix; applied longest-first.
+_REFERENCE_PREFIXES = (
+    ("fmri.", "inception."),
+    ("ridge1.", "ridge."),
+    ("backbone.blin1.", "low_level.linear."),
+    ("backbone.bnorm.", "low_level.norm."),
+    ("backbone.b_maps_projector.", "aux_head.projector."),
+    ("backbone.bupsampler.", "decoder."),
+    ("backbone.mixer_blocks", "backbone.mixer_blocks"),
+)
+
+
+def reference_state_dict_to_ours(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Rename the keys of a reference PR checkpoint (`model_state_dict`) to PerceptualNet keys."""
+    renamed: dict[str, Tensor] = {}
+    for key, value in state_dict.items():
+        for old, new in _REFERENCE_PREFIXES:
+            if key.startswith(old):
+                renamed[new + key[len(old):]] = value
+                break
+        else:
+            raise KeyError(f"reference PR state dict has an unknown key {key!r} (expected one of the prefixes "
+                           f"{[old for old, _ in _REFERENCE_PREFIXES]}).")
+    return renamed

@@ -1,0 +1,55 @@
+"""Stage `blurry`: predict 6 blurry frames per clip from fMRI with a trained `pr` net (method.md §6).
+
+voxels -> PerceptualNet latents -> frozen VAE decode -> (B, 6, 3, H, W) in [0, 1]; the runtime's writer stores
+them per clip as uint8 in the outputs store (kind `blurry`), so the stage resumes and shards freely.
+
+Temporal window and batches: with `temporal_window=clip` every clip is decoded on its own and the result does
+not depend on batching, resuming or DDP sharding. With `batch` (the reference, and the default because it is the
+training window) the frames of the whole prediction batch attend to each other, so a clip's output depends on its
+batch neighbours: it matches training only when a batch holds consecutive clips. A resumed run (only missing clips
+are predicted) or DDP sharding (Lightning's sampler deals clips to ranks round-robin) changes the neighbours.
+This module warns once when a batch is not a run of consecutive clip indices; use `clip` (or a single process
+and a fresh output folder) when bitwise-stable outputs matter.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+from neuroclips.models.frozen_vae import VaeLatentEncoder
+from neuroclips.models.perceptual import PerceptualNet, resolve_frames_per_window
+
+log = logging.getLogger("neuroclips")
+
+
+def is_consecutive(clip_index: Tensor) -> bool:
+    return bool(clip_index.numel() < 2 or torch.all(clip_index[1:] - clip_index[:-1] == 1))
+
+
+class BlurryVideoPredictor(pl.LightningModule):
+    frozen_prefixes = ("vae.",)
+
+    def __init__(self, *, net: PerceptualNet, vae: VaeLatentEncoder, temporal_window: str | int = "batch") -> None:
+        super().__init__()
+        resolve_frames_per_window(temporal_window, 1, net.frames_per_clip)
+        self.net, self.vae = net, vae
+        self.temporal_window = temporal_window
+        self._warned = False
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
+        clip_index = batch["clip_index"]
+        if self.temporal_window != "clip" and not is_consecutive(clip_index) and not self._warned:
+            log.warning(
+                "stage blurry: temporal_window=%s but a prediction batch holds non-consecutive clips %s...; "
+                "outputs depend on batch neighbours (resume or DDP sharding); use system.temporal_window=clip "
+                "for batching-independent outputs.", self.temporal_window, clip_index[:4].tolist(),
+            )
+            self._warned = True
+        latents = self.net(batch["fmri"], self.temporal_window)["latents"]
+        frames = self.vae.decode(latents.flatten(0, 1).float())
+        blurry = frames.reshape(*latents.shape[:2], *frames.shape[1:])
+        return {"clip_index": clip_index, "blurry": blurry}

@@ -1,0 +1,202 @@
+"""Stage `pr`: the Perceptual Reconstructor's training recipe (method.md §4.2-4.3).
+
+Loss (objective `reference`): total_scale × (L1(predicted, VAE latents) + cont_weight × soft_cont(aux tokens,
+ConvNeXt teacher, teacher on an augmented view; τ 0.2)). Objective `paper_eq1`: MAE + frame/fMRI InfoNCE.
+Targets: cached `vae_latents` from the data file (`latent_source=cached`) or encoded online from the frames.
+Optimizer: the injected partial (reference AdamW, weight decay 0.01 on every parameter); schedule OneCycle with
+pct_start = 2 / epochs, final_div_factor 1000, over `trainer.estimated_stepping_batches`.
+Validation decodes the predicted latents with the frozen VAE and logs `val/pixcorr` (MindEye PixCorr: per-frame
+Pearson after a bilinear resize to 425, `neuroclips.metrics.pixcorr`) and `val/ssim` (`neuroclips.metrics.ssim`); the best checkpoint is chosen on `val/pixcorr`.
+
+Reference quirks as options: `temporal_window` (`batch` = reference, `clip`), `mixup_pct` (reference 0; above 0
+the reference crashes, here it mixes voxels and target latents BiMixCo-style), `log_train_pixcorr` (reference
+decodes every training batch for a train PixCorr; off by default because it only observes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics import MeanMetric
+
+from neuroclips.losses.perceptual import mix_like, mixco_mix, paper_pr_loss, reference_pr_loss
+from neuroclips.metrics.pixcorr import pixcorr
+from neuroclips.metrics.ssim import ssim
+from neuroclips.models.convnext_teacher import ConvNeXtTeacher, TeacherAugmentation
+from neuroclips.models.frozen_vae import VaeLatentEncoder
+from neuroclips.models.perceptual import PerceptualNet, resolve_frames_per_window
+
+OBJECTIVES = ("reference", "paper_eq1")
+LATENT_SOURCES = ("cached", "online")
+
+
+def to_uint8(images: Tensor) -> Tensor:
+    return (images.float().clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+class PerceptualReconstructor(pl.LightningModule):
+    frozen_prefixes = ("vae.", "teacher.")
+
+    def __init__(
+        self,
+        *,
+        net: PerceptualNet,
+        vae: VaeLatentEncoder,
+        optimizer: Callable,
+        teacher: ConvNeXtTeacher | None = None,
+        teacher_augmentation: TeacherAugmentation | None = None,
+        temporal_window: str | int = "batch",
+        latent_source: str = "cached",
+        objective: str = "reference",
+        l1_weight: float = 1.0,
+        cont_weight: float = 0.1,
+        cont_temperature: float = 0.2,
+        total_scale: float = 0.5,
+        infonce_weight: float = 1.0,
+        infonce_temperature: float = 0.1,
+        mixup_pct: float = 0.0,
+        mixco_beta: float = 0.15,
+        mixco_select_prob: float = 0.5,
+        lr_scheduler: str = "onecycle",
+        pct_start_epochs: float = 2.0,
+        final_div_factor: float = 1000.0,
+        div_factor: float = 25.0,
+        ssim_variant: str = "rgb255",
+        log_train_pixcorr: bool = False,
+    ) -> None:
+        super().__init__()
+        if objective not in OBJECTIVES:
+            raise ValueError(f"system.objective: expected one of {OBJECTIVES}, found {objective!r}.")
+        if latent_source not in LATENT_SOURCES:
+            raise ValueError(f"system.latent_source: expected one of {LATENT_SOURCES}, found {latent_source!r}.")
+        if lr_scheduler not in ("onecycle", "none"):
+            raise ValueError(f"system.lr_scheduler: expected 'onecycle' or 'none', found {lr_scheduler!r}.")
+        resolve_frames_per_window(temporal_window, 1, net.frames_per_clip)  # validates the option early
+        self.save_hyperparameters(ignore=["net", "vae", "teacher", "teacher_augmentation", "optimizer"])
+        self.net, self.vae, self.teacher = net, vae, teacher
+        self.teacher_augmentation = teacher_augmentation or TeacherAugmentation()
+        self.optimizer_factory = optimizer
+        self.uses_teacher = objective == "reference" and cont_weight > 0
+        if self.uses_teacher and teacher is None:
+            raise ValueError("system.teacher: the reference objective with cont_weight > 0 needs a ConvNeXt teacher.")
+        self.val_pixcorr, self.val_ssim, self.val_loss = MeanMetric(), MeanMetric(), MeanMetric()
+
+    # ------------------------------------------------------------------------------------------- pieces
+    def _frames(self, batch: dict) -> Tensor:
+        if "frames" not in batch:
+            raise KeyError("stage pr: batches carry no 'frames'; set datamodule.load_frames=true in conf/stage/pr.yaml.")
+        return batch["frames"]
+
+    def target_latents(self, batch: dict) -> Tensor:
+        """(B, F, C, h, w) SD-VAE latents: cached in the data file or encoded now from the frames."""
+        if self.hparams.latent_source == "cached":
+            targets = batch.get("targets") or {}
+            if "vae_latents" not in targets:
+                raise KeyError(
+                    "stage pr: latent_source=cached but batches carry no targets['vae_latents']; add vae_latents to "
+                    "datamodule.targets and run `stage=targets`, or set system.latent_source=online."
+                )
+            latents = targets["vae_latents"]
+        else:
+            frames = self._frames(batch)
+            latents = self.vae.encode(frames.flatten(0, 1)).reshape(*frames.shape[:2], *self.vae.output_shape())
+        expected = (self.net.frames_per_clip, self.vae.output_shape()[0], self.net.latent_size, self.net.latent_size)
+        if tuple(latents.shape[1:]) != expected:
+            raise ValueError(
+                f"stage pr: target latents have shape {tuple(latents.shape[1:])} per clip, the net predicts {expected}; "
+                f"scale.pr.net (low_level_size × 2^(decoder blocks−1)) must equal the VAE latent size."
+            )
+        return latents.float()
+
+    def teacher_tokens(self, frames: Tensor) -> tuple[Tensor, Tensor]:
+        flat = frames.flatten(0, 1)
+        return self.teacher(flat), self.teacher(self.teacher_augmentation(flat))
+
+    def compute_losses(self, outputs: dict[str, Tensor], targets: Tensor, frames: Tensor | None) -> dict[str, Tensor]:
+        h = self.hparams
+        if h.objective == "paper_eq1":
+            return paper_pr_loss(
+                outputs["latents"], targets, infonce_weight=h.infonce_weight, infonce_temperature=h.infonce_temperature
+            )
+        teacher = teacher_aug = None
+        if self.uses_teacher:
+            teacher, teacher_aug = self.teacher_tokens(frames)
+            if teacher.shape[-2:] != outputs["aux_tokens"].shape[-2:]:
+                raise ValueError(
+                    f"stage pr: teacher tokens {tuple(teacher.shape[-2:])} and student tokens "
+                    f"{tuple(outputs['aux_tokens'].shape[-2:])} differ; set scale.pr.teacher.input_size to "
+                    f"32 × low_level_size and projector_dim to aux_dim."
+                )
+        return reference_pr_loss(
+            outputs["latents"], targets, outputs["aux_tokens"], teacher, teacher_aug,
+            l1_weight=h.l1_weight, cont_weight=h.cont_weight, cont_temperature=h.cont_temperature,
+            total_scale=h.total_scale,
+        )
+
+    def decode_frames(self, latents: Tensor) -> Tensor:
+        """(B, F, C, h, w) latents -> (B, F, 3, H, W) frames in [0, 1]."""
+        images = self.vae.decode(latents.flatten(0, 1).float())
+        return images.reshape(*latents.shape[:2], *images.shape[1:])
+
+    # ------------------------------------------------------------------------------------------- steps
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        voxels = batch["fmri"]
+        targets = self.target_latents(batch)
+        frames = batch.get("frames")
+        if self.uses_teacher:
+            frames = self._frames(batch)
+        mixing = self.current_epoch < int(self.hparams.mixup_pct * (self.trainer.max_epochs or 1))
+        if mixing:
+            voxels, perm, lambdas = mixco_mix(voxels, self.hparams.mixco_beta, self.hparams.mixco_select_prob)
+            targets = mix_like(targets, perm, lambdas)
+        outputs = self.net(voxels, self.hparams.temporal_window)
+        losses = self.compute_losses(outputs, targets, frames)
+        batch_size = voxels.shape[0]
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=False, batch_size=batch_size,
+                      on_step=True, on_epoch=True, sync_dist=True)
+        if self.hparams.log_train_pixcorr and frames is not None:
+            with torch.no_grad():
+                decoded = self.decode_frames(outputs["latents"].detach())
+                train_pixcorr = pixcorr(to_uint8(decoded.flatten(0, 1)), to_uint8(frames.flatten(0, 1))).mean()
+            self.log("train/pixcorr", train_pixcorr.float(), batch_size=batch_size, on_epoch=True, sync_dist=True)
+        return losses["loss"]
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        frames = self._frames(batch)
+        targets = self.target_latents(batch)
+        outputs = self.net(batch["fmri"], self.hparams.temporal_window)
+        losses = self.compute_losses(outputs, targets, frames)
+        decoded = self.decode_frames(outputs["latents"]).flatten(0, 1)
+        truth = frames.flatten(0, 1)
+        if decoded.shape[-2:] != truth.shape[-2:]:
+            decoded = F.interpolate(decoded, size=truth.shape[-2:], mode="bilinear", antialias=True)
+        decoded, truth = to_uint8(decoded), to_uint8(truth)
+        pixcorr_values = pixcorr(decoded, truth).float().to(self.device)
+        ssim_values = ssim(decoded, truth, variant=self.hparams.ssim_variant).float().to(self.device)
+        self.val_pixcorr.update(pixcorr_values)
+        self.val_ssim.update(ssim_values)
+        self.val_loss.update(losses["loss"].detach(), weight=frames.shape[0])
+        self.log("val/pixcorr", self.val_pixcorr, on_epoch=True, prog_bar=True)
+        self.log("val/ssim", self.val_ssim, on_epoch=True)
+        self.log("val/loss", self.val_loss, on_epoch=True)
+
+    # ------------------------------------------------------------------------------------------- optimizer
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.net.parameters())
+        if self.hparams.lr_scheduler == "none":
+            return optimizer
+        epochs = max(1, int(self.trainer.max_epochs or 1))
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=[group["lr"] for group in optimizer.param_groups],
+            total_steps=max(1, int(self.trainer.estimated_stepping_batches)),
+            # reference: 2 / epochs; capped so that runs of one or two epochs still have a decay phase
+            pct_start=min(0.5, self.hparams.pct_start_epochs / epochs),
+            div_factor=self.hparams.div_factor,
+            final_div_factor=self.hparams.final_div_factor,
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,194 @@
+"""Stage `standins`: fit the small tiny-scale AutoencoderKL to the simulated training frames, once.
+
+Why: a randomly initialised VAE makes the PR's pixel-space results meaningless (its decoder maps any latent to
+noise), so at `scale=tiny` the frozen SD-VAE is replaced by a small AutoencoderKL fitted here to the training
+frames (validation blocks held out, test frames never seen). It is saved with diffusers' `save_pretrained` into
+`out_dir` (default `${paths.data_dir}/standins/tiny_vae`, beside the data file) together with `standin.json`,
+which records the data file it was fitted to; a later run re-uses it unless that file changed or
+`overwrite=true`. The latent scaling factor is set like SD's 0.18215: 1 / std of the fitted latents.
+
+At `scale=paper` the stage does nothing (`enabled=false`): the real VAE comes from `${paths.weights_dir}`.
+Order in the demo: standins -> targets (caches the latents with this VAE) -> sr -> pr -> ...
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from torch import nn
+
+from neuroclips.models.frozen_vae import build_autoencoder_kl
+
+log = logging.getLogger("neuroclips")
+
+MARKER = "standin.json"
+
+
+def data_fingerprint(path: str | Path) -> dict:
+    """Identity of the data file the stand-in was fitted to (path, size, modification time)."""
+    stat = Path(path).stat()
+    return {"data_file": str(Path(path).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def read_training_frames(data_file: str | Path, held_out_rows: np.ndarray) -> np.ndarray:
+    """uint8 (N·6, 3, H, W) frames of the training split without the held-out (validation) rows."""
+    with h5py.File(data_file, "r") as f:
+        frames = f["stimuli/train/frames"][:]
+    keep = np.setdiff1d(np.arange(frames.shape[0]), held_out_rows)
+    return frames[keep].reshape(-1, *frames.shape[2:])
+
+
+def fit_autoencoder(
+    vae: nn.Module,
+    frames: np.ndarray,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    kl_weight: float,
+    seed: int,
+    crop_size: int | None = None,
+    max_seconds: float | None = None,
+) -> dict[str, float]:
+    """Fit `vae` (a diffusers AutoencoderKL) to uint8 frames with L1 + kl_weight × KL; returns final losses.
+
+    `crop_size` trains on random square crops (the VAE is fully convolutional, so it still decodes full frames);
+    this makes a step several times cheaper on a CPU.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    data = torch.from_numpy(frames)
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=lr * 0.05)
+    vae.train()
+    start, l1, kl, done = time.time(), torch.tensor(0.0), torch.tensor(0.0), 0
+    for step in range(steps):
+        index = torch.randint(0, data.shape[0], (batch_size,), generator=generator)
+        images = data[index]
+        if crop_size is not None and crop_size < images.shape[-1]:
+            top, left = torch.randint(0, images.shape[-1] - crop_size + 1, (2,), generator=generator).tolist()
+            images = images[..., top : top + crop_size, left : left + crop_size]
+        images = images.float().div(255.0) * 2 - 1
+        posterior = vae.encode(images).latent_dist
+        decoded = vae.decode(posterior.sample()).sample
+        l1 = (decoded - images).abs().mean()
+        kl = posterior.kl().mean() / images[0].numel()
+        loss = l1 + kl_weight * kl
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        done = step + 1
+        if max_seconds is not None and time.time() - start > max_seconds:
+            break
+    vae.eval()
+    return {"l1": float(l1.detach()), "kl_per_dim": float(kl.detach()), "steps": done, "seconds": round(time.time() - start, 1)}
+
+
+@torch.no_grad()
+def latent_scaling_factor(vae: nn.Module, frames: np.ndarray, count: int = 256) -> float:
+    """1 / std of the latent means over a sample of frames (how SD's 0.18215 was chosen)."""
+    images = torch.from_numpy(frames[:count]).float().div(255.0) * 2 - 1
+    return float(1.0 / vae.encode(images).latent_dist.mode().std().clamp_min(1e-6))
+
+
+@torch.no_grad()
+def reconstruction_error(vae: nn.Module, frames: np.ndarray, count: int = 256) -> float:
+    images = torch.from_numpy(frames[-count:]).float().div(255.0) * 2 - 1
+    decoded = vae.decode(vae.encode(images).latent_dist.mode()).sample
+    return float((decoded.clamp(-1, 1) - images).abs().mean() / 2)  # mean abs error in [0, 1] pixel units
+
+
+class TinyVaeStandin:
+    """Task object for `stage=standins` (see module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        out_dir: str,
+        enabled: bool = True,
+        block_out_channels: Sequence[int] = (32, 64, 64),
+        layers_per_block: int = 1,
+        latent_channels: int = 4,
+        norm_num_groups: int = 8,
+        mid_block_add_attention: bool = False,
+        image_size: int = 64,
+        steps: int = 2000,
+        batch_size: int = 16,
+        crop_size: int | None = 32,
+        lr: float = 3e-3,
+        kl_weight: float = 1e-4,
+        max_seconds: float | None = 90.0,
+        overwrite: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.out_dir = Path(out_dir)
+        self.enabled = enabled
+        self.architecture = dict(
+            block_out_channels=list(block_out_channels), layers_per_block=layers_per_block,
+            latent_channels=latent_channels, norm_num_groups=norm_num_groups, sample_size=image_size,
+            mid_block_add_attention=mid_block_add_attention,
+        )
+        self.training = dict(
+            steps=steps, batch_size=batch_size, crop_size=crop_size, lr=lr, kl_weight=kl_weight, max_seconds=max_seconds
+        )
+        self.overwrite, self.seed = overwrite, seed
+
+    def build_for_dry_run(self) -> dict[str, nn.Module]:
+        return {"tiny_vae": build_autoencoder_kl(**self.architecture)} if self.enabled else {}
+
+    def is_current(self, data_file: str) -> bool:
+        marker = self.out_dir / MARKER
+        if not marker.exists():
+            return False
+        recorded = json.loads(marker.read_text())
+        return recorded.get("fingerprint") == data_fingerprint(data_file) and recorded.get(
+            "architecture"
+        ) == self.architecture
+
+    def run(self, ctx):
+        from neuroclips.data.datamodule import validation_rows
+        from neuroclips.runtime import StageResult
+
+        if not self.enabled:
+            return StageResult(metrics={"skipped": "scale uses local pretrained weights (enabled=false)"})
+        if not ctx.is_global_zero:  # one process fits; others have nothing to do in this task
+            return StageResult(metrics={"skipped": "not rank 0"})
+        ctx.datamodule()  # writes the simulated file if it is missing (data.auto_create) and validates it
+        if self.is_current(ctx.data_file) and not self.overwrite:
+            log.info("standins: %s is up to date for %s", self.out_dir, ctx.data_file)
+            return StageResult(metrics={"reused": True}, outputs={"tiny_vae": str(self.out_dir)})
+        with h5py.File(ctx.data_file, "r") as f:
+            n_train = f["stimuli/train/frames"].shape[0]
+        data_cfg = ctx.cfg.data
+        held_out = validation_rows(n_train, float(data_cfg.val_fraction), int(data_cfg.val_block), int(data_cfg.val_seed))
+        frames = read_training_frames(ctx.data_file, held_out)
+        torch.manual_seed(self.seed)
+        vae = build_autoencoder_kl(**self.architecture)
+        stats = fit_autoencoder(vae, frames, seed=self.seed, **self.training)
+        scale = latent_scaling_factor(vae, frames)
+        vae.register_to_config(scaling_factor=scale)
+        stats.update(scaling_factor=scale, recon_mae=reconstruction_error(vae, frames), frames=int(frames.shape[0]))
+        self._save(vae, ctx.data_file, stats)
+        log.info("standins: fitted tiny VAE %s -> %s", stats, self.out_dir)
+        return StageResult(metrics=stats, outputs={"tiny_vae": str(self.out_dir)})
+
+    def _save(self, vae: nn.Module, data_file: str, stats: dict) -> None:
+        # Write into a temporary sibling folder, then swap it in: a killed run never leaves a half-written VAE.
+        tmp = self.out_dir.with_name(self.out_dir.name + f".tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        vae.save_pretrained(str(tmp))
+        marker = {"fingerprint": data_fingerprint(data_file), "architecture": self.architecture, "fit": stats}
+        (tmp / MARKER).write_text(json.dumps(marker, indent=2))
+        if self.out_dir.exists():
+            shutil.rmtree(self.out_dir)
+        self.out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp.rename(self.out_dir)
