@@ -43,6 +43,9 @@ def retrieval_top1(preds: Tensor, targets: Tensor, k: int) -> tuple[float, float
     return float(torch.stack(fwd).mean()), float(torch.stack(bwd).mean())
 
 
+NET_ARGUMENTS = ("ridge", "backbone", "clipproj", "image_encoder", "diffusion_prior", "optimizer")
+
+
 class SemanticReconstructor(pl.LightningModule):
     frozen_prefixes: tuple[str, ...] = ("image_encoder.",)
 
@@ -72,7 +75,8 @@ class SemanticReconstructor(pl.LightningModule):
         retrieval_k: int = 300,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["ridge", "backbone", "clipproj", "image_encoder", "optimizer"])
+        # collects the arguments of subclass constructors too (Lightning walks the __init__ frames)
+        self.save_hyperparameters(ignore=list(NET_ARGUMENTS))
         self.ridge, self.backbone = ridge, backbone
         self.clipproj = clipproj
         if clipproj is not None:

@@ -51,8 +51,6 @@ class SemanticPriorReconstructor(SemanticReconstructor):
         kwargs.setdefault("mixup_pct", 0.0)
         super().__init__(ridge=ridge, backbone=backbone, optimizer=optimizer, clipproj=clipproj,
                          image_encoder=image_encoder, text_weight=text_weight, **kwargs)
-        self.save_hyperparameters(ignore=["ridge", "backbone", "diffusion_prior", "clipproj", "image_encoder",
-                                          "optimizer"])
         self.diffusion_prior = diffusion_prior
         ridge.requires_grad_(False)
         backbone.requires_grad_(False)
