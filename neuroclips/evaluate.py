@@ -18,6 +18,16 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+# absolute: Hydra resolves a relative config_path against the *calling* module, which differs under `-m`
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 SHORT_KEYS = {
     "source": "task.source", "gt": "data.file", "out": "paths.run_dir", "layout": "task.layout",
@@ -43,14 +53,25 @@ def translate(argv: list[str]) -> list[str]:
     return out
 
 
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+def _run(cfg: DictConfig) -> dict | None:
+    from neuroclips.errors import USER_ERRORS, format_user_error
+    from neuroclips.evaluation.readers import ReconstructionError
+    from neuroclips.runtime import run
+
+    try:
+        return run(cfg)
+    except (*USER_ERRORS, ReconstructionError) as e:
+        print(format_user_error(e), file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = translate(sys.argv[1:] if argv is None else argv)
     if not any(a.startswith("task.source=") for a in args):
         print("evaluate: no source=DIR given; scoring this run's outputs store (paths.outputs_dir).", file=sys.stderr)
     sys.argv = [sys.argv[0], *args]
-    from neuroclips.train import main as train_main
-
-    train_main()
+    _run()
 
 
 if __name__ == "__main__":

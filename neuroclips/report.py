@@ -49,7 +49,9 @@ DEFAULT_TABLE_ROWS: dict[str, dict[str, str]] = {
         "frame_2way": "frame_2way_strict", "frame_50way": "frame_50way_strict", "ssim": "ssim_gray_gauss",
         "psnr": "psnr_skimage"},
 }
-PER_CLIP_COLUMNS = ("video_2way_mindvideo", "frame_2way_mindvideo", "ssim_rgb255", "psnr_skimage", "clip_pcc_adjacent")
+# per-clip scores printed under each reconstruction in the GIF grid: metric -> short label
+PER_CLIP_COLUMNS = {"video_2way_mindvideo": "video 2-way", "frame_2way_mindvideo": "frame 2-way",
+                    "ssim_rgb255": "SSIM rgb255", "psnr_skimage": "PSNR", "clip_pcc_adjacent": "CLIP-pcc adj."}
 
 
 def write_text(path: Path, text: str) -> None:
@@ -118,18 +120,18 @@ def sibling_subject_docs(run_dir: Path) -> list[dict]:
 
 
 def _sections(doc: dict, table_rows: dict | None, subject_docs: list[dict]) -> list[tuple[str, str, tuple]]:
-    """(level, title, (header, rows) or text) in display order, shared by Markdown and HTML."""
+    """(css class, title, (header, rows)) in display order, shared by Markdown and HTML."""
     scored = [k for k, v in doc["kinds"].items() if "metrics" in v]
     out: list[tuple[str, str, tuple]] = []
     main = "video" if "video" in scored else scored[0]
-    out.append(("h2", f"Table 1 comparison ({main})", table1_rows(doc, main, table_rows)))
+    out.append(("wrap-first", f"Table 1 comparison ({main})", table1_rows(doc, main, table_rows)))
     if len(subject_docs) > 1:
-        out.append(("h2", f"Across subjects ({main})", subject_rows(subject_docs, main)))
+        out.append(("", f"Across subjects ({main})", subject_rows(subject_docs, main)))
     for kind in scored:
-        out.append(("h2", f"All metrics: {kind} ({doc['kinds'][kind]['frame_selection']})", metric_rows(doc, kind)))
+        out.append(("wrap-last", f"All metrics: {kind} ({doc['kinds'][kind]['frame_selection']})", metric_rows(doc, kind)))
     if "retrieval" in doc and "forward" in doc["retrieval"]:
         r = doc["retrieval"]
-        out.append(("h2", "Retrieval (SR)", (["Direction", "Top-1", "How"], [
+        out.append(("wrap-last", "Retrieval (SR)", (["Direction", "Top-1", "How"], [
             ["forward (fMRI → keyframe)", fmt(r["forward"]), r["label"]],
             ["backward (keyframe → fMRI)", fmt(r["backward"]), r["label"]]])))
     return out
@@ -200,29 +202,27 @@ def _grid_html(gt: dict, visuals: dict, per_clip_rows: list[dict], cfg: dict) ->
     size = int(cfg.get("display_size", 160))
     fps = cfg.get("fps", {"gt": 3, "blurry": 3, "video": 8})
     scores = {(r["kind"], r["clip_index"]): r for r in per_clip_rows}
-    head = "<th>clip</th><th>ground truth</th>" + "".join(f"<th>{html.escape(k)}</th>" for k in kinds) + "<th>per-clip scores</th>"
+    head = "<th>clip</th><th>ground truth</th>" + "".join(f"<th>{html.escape(k)}</th>" for k in kinds)
     rows = []
     for c in clips:
         cells = [f"<td class='idx'>{c}</td>", f"<td><img src='{gif_base64(gt[c], fps.get('gt', 3), size)}'></td>"]
         for k in kinds:
             frames = visuals[k].get(c)
-            cells.append("<td>–</td>" if frames is None else
-                         f"<td><img src='{gif_base64(frames, fps.get(k, 3) if frames.ndim == 4 else 1, size)}'></td>")
-        lines = []
-        for k in kinds:
+            if frames is None:
+                cells.append("<td>–</td>")
+                continue
+            img = gif_base64(frames, fps.get(k, 3) if frames.ndim == 4 else 1, size)
             r = scores.get((k, c), {})
-            vals = [f"{m}={r[m]:.3f}" for m in PER_CLIP_COLUMNS if m in r]
-            if vals:
-                lines.append(f"<b>{html.escape(k)}</b>: " + ", ".join(html.escape(v) for v in vals))
-        cells.append("<td class='scores'>" + "<br>".join(lines) + "</td>")
+            caption = "<br>".join(f"{html.escape(short)} {r[m]:.3f}" for m, short in PER_CLIP_COLUMNS.items() if m in r)
+            cells.append(f"<td><img src='{img}'><div class='scores'>{caption}</div></td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table class='grid'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
 table{border-collapse:collapse;margin:8px 0 24px;font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px;
-vertical-align:top;text-align:left}th{background:#f0f0f0}tbody tr:nth-child(even){background:#fafafa}
-.grid img{image-rendering:pixelated;display:block}.scores{font-size:12px;min-width:260px}.idx{font-weight:bold}
+vertical-align:top;text-align:left}td{white-space:nowrap}table.wrap-first td:first-child,table.wrap-last td:last-child{white-space:normal}th{background:#f0f0f0}tbody tr:nth-child(even){background:#fafafa}
+.grid img{image-rendering:pixelated;display:block}.scores{font-size:12px;margin-top:4px;white-space:normal}.idx{font-weight:bold}
 ul.settings li{margin:2px 0;font-size:13px}"""
 
 
@@ -232,11 +232,15 @@ def render_html(doc: dict, per_clip_rows: list[dict], gt: dict, visuals: dict, c
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>neuroclips eval, subject {doc['subject']}</title>",
              f"<style>{CSS}</style></head><body><h1>Evaluation report: subject {doc['subject']}</h1>",
              "<ul class='settings'>" + "".join(f"<li>{html.escape(s)}</li>" for s in _settings_lines(doc)) + "</ul>"]
-    for _, title, (header, rows) in _sections(doc, table_rows, subject_docs or []):
-        parts.append(f"<h2>{html.escape(title)}</h2>" + html_table(header, rows))
-    parts.append("<h2>Ground truth and reconstructions</h2><p>GIFs loop; ground truth and blurry clips at 3 fps, "
-                 "videos at 8 fps (all generated frames). Scores are per clip (mean over frames).</p>")
-    parts.append(_grid_html(gt, visuals, per_clip_rows, cfg))
+    sections = _sections(doc, table_rows, subject_docs or [])
+    grid = ("<h2>Ground truth and reconstructions</h2><p>GIFs loop; ground truth and blurry clips at 3 fps, videos at "
+            "8 fps (all generated frames). Scores are per clip (mean over frames; N-way = fraction of trials won).</p>"
+            + _grid_html(gt, visuals, per_clip_rows, cfg))
+    grid_after = 1 if len(sections) > 1 and sections[1][1].startswith("Across subjects") else 0
+    for i, (css, title, (header, rows)) in enumerate(sections):
+        parts.append(f"<h2>{html.escape(title)}</h2>" + html_table(header, rows, css))
+        if i == grid_after:
+            parts.append(grid)
     parts.append("</body></html>")
     return "\n".join(parts)
 

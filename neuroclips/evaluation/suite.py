@@ -99,7 +99,8 @@ class Scorer:
     # -------------------------------------------------------------------------------------------- parts
     def _positionwise(self, values: np.ndarray, name: str, label: str, metrics: dict, per_clip: dict, **extra) -> None:
         """values (N, F): per-position mean and std over clips, averaged over positions."""
-        metrics[name] = entry(values.mean(0).mean(), values.std(0).mean(), values.shape[0], label, **extra)
+        with np.errstate(invalid="ignore"):  # PSNR of identical frames is +inf (as scikit-image): std is nan
+            metrics[name] = entry(values.mean(0).mean(), values.std(0).mean(), values.shape[0], label, **extra)
         per_clip[name] = values.mean(1)
 
     def _pixel_metrics(self, clips, preds, metrics, per_clip) -> None:
