@@ -190,12 +190,16 @@ class PerceptualReconstructor(pl.LightningModule):
         if self.hparams.lr_scheduler == "none":
             return optimizer
         epochs = max(1, int(self.trainer.max_epochs or 1))
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        if total_steps < 4:  # OneCycle needs at least one step up and one down (smoke runs)
+            return optimizer
+        # reference: pct_start = 2 / epochs; capped so that runs of one or two epochs still warm up and decay
+        pct_start = min(max(self.hparams.pct_start_epochs / epochs, 1.5 / total_steps), 0.5)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer,
             max_lr=[group["lr"] for group in optimizer.param_groups],
-            total_steps=max(1, int(self.trainer.estimated_stepping_batches)),
-            # reference: 2 / epochs; capped so that runs of one or two epochs still have a decay phase
-            pct_start=min(0.5, self.hparams.pct_start_epochs / epochs),
+            total_steps=total_steps,
+            pct_start=pct_start,
             div_factor=self.hparams.div_factor,
             final_div_factor=self.hparams.final_div_factor,
         )
