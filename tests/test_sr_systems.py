@@ -104,8 +104,8 @@ def test_retrieval_chunks_and_target_names():
 
 @pytest.mark.slow
 def test_tiny_chain_targets_sr_sr_prior_and_online(sim_copy, tmp_path):
-    common = ["subj=1", "scale=tiny", "trainer.enable_progress_bar=false"]
-    run_cli(["stage=targets", *common], tmp_path, sim_copy)
+    common = ["scale=tiny", "trainer.enable_progress_bar=false"]  # subj 1 is the default
+    run_cli(["stage=targets", *common, "task.encoders.vae_latents=null"], tmp_path, sim_copy)  # SR targets only
     run_cli(["stage=sr", *common, "scale.sr.train.epochs=3"], tmp_path, sim_copy)
     sr = read_summary(tmp_path, "sr")
     assert sr["checkpoint"].endswith("best.ckpt") and "val/top1_fwd" in sr["metrics"]
@@ -123,8 +123,8 @@ def test_tiny_chain_targets_sr_sr_prior_and_online(sim_copy, tmp_path):
 
 @pytest.mark.slow
 def test_sr_ddp_with_gathered_negatives(sim_copy, tmp_path):
-    common = ["subj=1", "scale=tiny", "trainer.enable_progress_bar=false"]
-    run_cli(["stage=targets", *common], tmp_path, sim_copy)
+    common = ["scale=tiny", "trainer.enable_progress_bar=false"]  # subj 1 is the default
+    run_cli(["stage=targets", *common, "task.encoders.vae_latents=null"], tmp_path, sim_copy)  # SR targets only
     run_cli(["stage=sr", *common, "trainer=ddp_cpu", "system.gather_negatives=true", "scale.sr.train.epochs=2"],
             tmp_path, sim_copy)
     assert "val/top1_fwd" in read_summary(tmp_path, "sr")["metrics"]
