@@ -24,3 +24,14 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 
 def format_user_error(e: BaseException) -> str:
     return f"neuroclips: error: {e}"
+
+
+def user_error_in_chain(e: BaseException | None) -> BaseException | None:
+    """The user error behind ``e`` (Hydra wraps errors raised while instantiating), or None."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, USER_ERRORS):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None

@@ -52,7 +52,9 @@ def _resolve_run_root(overrides: list[str]) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    stages, force, overrides = _parse(sys.argv[1:] if argv is None else argv)
+    from neuroclips.utils.cli import quote_numeric_group_overrides
+
+    stages, force, overrides = _parse(quote_numeric_group_overrides(sys.argv[1:] if argv is None else argv))
     root = _resolve_run_root(overrides)
     t_all = time.time()
     print(f"[pipeline] {len(stages)} stages -> {root}", flush=True)

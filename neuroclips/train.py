@@ -11,7 +11,7 @@ os.environ.setdefault("WANDB_MODE", "offline")
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from neuroclips.errors import USER_ERRORS, format_user_error  # noqa: E402
+from neuroclips.errors import format_user_error, user_error_in_chain  # noqa: E402
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -20,10 +20,16 @@ def main(cfg: DictConfig) -> dict | None:
 
     try:
         return run(cfg)
-    except USER_ERRORS as e:
-        print(format_user_error(e), file=sys.stderr)
+    except Exception as e:  # noqa: BLE001 - only user errors are reported briefly; others keep their traceback
+        user = user_error_in_chain(e)
+        if user is None:
+            raise
+        print(format_user_error(user), file=sys.stderr)
         sys.exit(2)
 
 
 if __name__ == "__main__":
+    from neuroclips.utils.cli import quote_numeric_group_overrides
+
+    sys.argv = [sys.argv[0], *quote_numeric_group_overrides(sys.argv[1:])]
     main()

@@ -10,9 +10,9 @@ from torch import nn
 class ToyRegressor(pl.LightningModule):
     frozen_prefixes = ("frozen.",)
 
-    def __init__(self, voxels: int, lr: float = 1e-3):
+    def __init__(self, voxels: int, lr: float = 1e-3, net: nn.Module | None = None):
         super().__init__()
-        self.net = nn.Linear(voxels, 3)
+        self.net = net if net is not None else nn.Linear(voxels, 3)
         self.frozen = nn.Linear(3, 3).requires_grad_(False)  # stands in for a frozen encoder
         self.lr = lr
 
