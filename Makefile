@@ -12,7 +12,7 @@ SUBJ ?= 1
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast test-slow test-full lint format smoke simulate convert benchmarks clean clean-logs
+.PHONY: paper help install demo test test-fast test-slow test-full lint format smoke simulate convert benchmarks clean clean-logs
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -60,3 +60,6 @@ clean-logs: ## remove run directories (runs/, outputs/, multirun/)
 clean: clean-logs ## remove the venv, caches and generated data
 	rm -rf $(VENV) data .pytest_cache .ruff_cache *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+paper: $(VENV)/.installed ## the cc2017 paper recipe for one subject on this node's GPUs: make paper SUBJ=1
+	PATH=$(VENV)/bin:$$PATH experiments/cc2017_paper/run_subject.sh $(SUBJ) ddp
