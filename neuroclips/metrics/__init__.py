@@ -1,18 +1,19 @@
 """Evaluation metrics with named protocols (see docs in each module and shared/design/evaluation.md).
 
-Pure functions: ``ssim``, ``psnr``, ``pixcorr``, ``nway_topk``, ``clip_pcc_per_clip``, ``retrieval_top1``.
-torchmetrics wrappers for batching/DDP: ``FrameSSIM``, ``FramePSNR``, ``FramePixCorr``.
+Pure functions live in their modules: ``neuroclips.metrics.ssim.ssim``, ``.psnr.psnr``, ``.pixcorr.pixcorr``,
+``.nway.nway_topk``, ``.clip_pcc.clip_pcc_per_clip``, ``.retrieval.retrieval_top1`` (the package does not re-export
+``ssim``/``psnr``/``pixcorr`` so that those names keep meaning the modules). torchmetrics wrappers for batching/DDP:
+``FrameSSIM``, ``FramePSNR``, ``FramePixCorr``.
 """
 
 from neuroclips.metrics.accumulators import FramePixCorr, FramePSNR, FrameSSIM
 from neuroclips.metrics.clip_pcc import CLIP_PCC_VARIANTS, clip_pcc_per_clip
 from neuroclips.metrics.nway import NWAY_PROTOCOLS, NWayResult, nway_topk
-from neuroclips.metrics.pixcorr import pixcorr
-from neuroclips.metrics.psnr import PSNR_VARIANTS, psnr
+from neuroclips.metrics.psnr import PSNR_VARIANTS
 from neuroclips.metrics.retrieval import retrieval_top1
-from neuroclips.metrics.ssim import SSIM_VARIANTS, ssim
+from neuroclips.metrics.ssim import SSIM_VARIANTS
 
 __all__ = [
     "CLIP_PCC_VARIANTS", "NWAY_PROTOCOLS", "PSNR_VARIANTS", "SSIM_VARIANTS", "FramePSNR", "FramePixCorr",
-    "FrameSSIM", "NWayResult", "clip_pcc_per_clip", "nway_topk", "pixcorr", "psnr", "retrieval_top1", "ssim",
+    "FrameSSIM", "NWayResult", "clip_pcc_per_clip", "nway_topk", "retrieval_top1",
 ]
