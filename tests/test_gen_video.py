@@ -149,3 +149,12 @@ def test_paper_architecture_on_meta():
     assert count(pipe.controlnet) == pytest.approx(496.73e6, rel=1e-4)
     motion = sum(p.numel() for n, p in pipe.unet.named_parameters() if "motion_modules" in n)
     assert motion == pytest.approx(417.14e6, rel=1e-3)
+
+
+def test_keyframe_and_blurry_video_change_the_result(pipe, inputs):
+    blurry, keyframes, captions = inputs
+    recipe = VideoRecipe(**TINY)
+    base = generate_videos(pipe, recipe, [1], blurry[:1], keyframes[:1], captions[:1])
+    other_key = generate_videos(pipe, recipe, [1], blurry[:1], keyframes[1:2], captions[:1])
+    other_blurry = generate_videos(pipe, recipe, [1], blurry[1:2], keyframes[:1], captions[:1])
+    assert (base - other_key).abs().max() > 1e-3 and (base - other_blurry).abs().max() > 1e-4

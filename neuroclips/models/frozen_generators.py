@@ -165,6 +165,22 @@ def seeded_init(seed: int):
         yield
 
 
+def randomize_zero_init(*modules: torch.nn.Module) -> int:
+    """Give zero-initialised weight matrices/kernels random values (std 1/√fan_in); returns how many.
+
+    SparseCtrl's output convolutions and the motion modules' output projections start at zero, so with random
+    weights the keyframe and the motion modules would have no effect at all and tests could not see them.
+    """
+    count = 0
+    with torch.no_grad():
+        for module in modules:
+            for p in module.parameters():
+                if p.ndim >= 2 and p.device.type != "meta" and not p.any():
+                    p.normal_(0.0, p[0].numel() ** -0.5)
+                    count += 1
+    return count
+
+
 def load_checkpoint_dict(path: str | os.PathLike, field: str, trust_pickle: bool = False) -> dict[str, torch.Tensor]:
     """Tensors of a local checkpoint (.safetensors, .ckpt/.pth/.bin), unwrapped from state_dict/controlnet wrappers."""
     path = require_file(path, field, "weight file")
@@ -240,6 +256,7 @@ def build_video_pipeline(
             text_encoder = CLIPTextModel(CLIPTextConfig(**cfg["text_encoder"]))
             adapter = MotionAdapter(**cfg["motion_adapter"])
             controlnet = SparseControlNetModel(**cfg["controlnet"])
+            randomize_zero_init(unet, adapter, controlnet)
     else:
         unet, vae, text_encoder = _load_dreambooth(dreambooth_file, cfg, tokenizer)
         adapter = _load_from_single_file(
