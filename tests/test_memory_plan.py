@@ -1,0 +1,43 @@
+"""dry_run at paper scale: parameter counts on the meta device and the per-GPU memory plan, by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import read_summary, run_cli
+
+GIB = 1024**3
+
+
+@pytest.fixture(scope="module")
+def sr_paper(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("dry")
+    run_cli(["stage=sr", "scale=paper", "subj=1", "dry_run=true"], tmp)
+    return read_summary(tmp, "sr")["metrics"]
+
+
+def test_sr_stage1_parameters(sr_paper):
+    p = sr_paper["parameters"]
+    # ridge 13447*4096+4096; backbone 1.888 B (method.md 3.1); frozen text projector 1664*1280
+    assert p["modules"]["ridge"]["trainable"] == 13447 * 4096 + 4096
+    assert abs(p["trainable"] - 1.94e9) < 0.01e9
+    assert p["frozen"] == 1664 * 1280
+
+
+def test_sr_stage1_memory_by_hand(sr_paper):
+    p, plan = sr_paper["parameters"], sr_paper["memory_plan"]
+    pt, pf = p["trainable"], p["frozen"]
+    ddp = plan["plans"]["ddp_x1"]
+    state = ddp["weights_gib"] + ddp["gradients_gib"] + ddp["optimizer_gib"]
+    assert state == pytest.approx((16 * pt + 4 * pf) / GIB, abs=0.005)  # fp32 AdamW: 16 B per trainable parameter
+    fsdp4 = plan["plans"]["fsdp_x4"]
+    state4 = fsdp4["weights_gib"] + fsdp4["gradients_gib"] + fsdp4["optimizer_gib"]
+    assert state4 == pytest.approx((16 * pt / 4 + 4 * pf) / GIB, abs=0.005)
+    assert not ddp["fits"]["24GB"], "stage 1 under plain DDP does not fit a 24 GB card"
+    assert plan["plans"]["ddp_x4"]["per_gpu_batch"] == 720 // 4
+
+
+def test_pr_paper_parameters(tmp_path):
+    run_cli(["stage=pr", "scale=paper", "subj=1", "dry_run=true"], tmp_path)
+    p = read_summary(tmp_path, "pr")["metrics"]["parameters"]
+    assert 0.2e9 < p["trainable"] < 0.26e9  # method.md 4.1: about 0.23 B for subject 1
