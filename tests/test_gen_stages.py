@@ -142,3 +142,15 @@ def test_video_same_frames_with_batch_1_4_and_two_ranks_then_fusion(sim_file, tm
             assert (tmp_path / f"runs/b1/subj1/fusion/fused_long/{g[0]:05d}-{g[-1]:05d}.npy").exists()
     run_cli(["stage=fusion", "logger=none", "name=b1", "fusion.threshold=-1"], tmp_path, sim_file)
     assert read_summary(tmp_path, "fusion", name="b1")["metrics"]["regenerated"] == 0  # resumable
+
+
+@pytest.mark.parametrize("stage", ["keyframe", "video", "fusion"])
+def test_paper_scale_dry_run_builds_real_architectures_on_meta(sim_file, tmp_path, stage):
+    run_cli([f"stage={stage}", "scale=paper", "dry_run=true", "logger=none"], tmp_path, sim_file)
+    params = read_summary(tmp_path, stage)["metrics"]["parameters"]
+    assert params["trainable"] == 0
+    if stage == "keyframe":
+        mods = params["modules"]
+        assert mods["unet"]["frozen"] == 2_501_272_324 and mods["diffusion_prior"]["frozen"] == 259_865_216
+    if stage == "video":
+        assert params["modules"]["controlnet"]["frozen"] == 496_730_880

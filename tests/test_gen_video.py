@@ -158,3 +158,40 @@ def test_keyframe_and_blurry_video_change_the_result(pipe, inputs):
     other_key = generate_videos(pipe, recipe, [1], blurry[:1], keyframes[1:2], captions[:1])
     other_blurry = generate_videos(pipe, recipe, [1], blurry[1:2], keyframes[:1], captions[:1])
     assert (base - other_key).abs().max() > 1e-3 and (base - other_blurry).abs().max() > 1e-4
+
+
+def to_animatediff_layout(state: dict) -> dict:
+    """Our diffusers keys back in the original AnimateDiff layout (inverse of diffusers' conversion)."""
+    import re
+
+    out = {}
+    for k, v in state.items():
+        if "motion_modules." in k:
+            k = re.sub(r"(motion_modules\.\d+)\.", r"\1.temporal_transformer.", k)
+            k = (k.replace(".attn1", ".attention_blocks.0").replace(".attn2", ".attention_blocks.1")
+                 .replace(".norm1", ".norms.0").replace(".norm2", ".norms.1").replace(".norm3", ".ff_norm")
+                 .replace(".pos_embed.pe", ".pos_encoder.pe"))
+        out[k] = v
+    return out
+
+
+def test_motion_module_and_sparsectrl_load_from_original_layout_files(tmp_path):
+    from diffusers import MotionAdapter, SparseControlNetModel
+
+    from neuroclips.models.frozen_generators import VIDEO_CONFIGS, _load_animatediff_module
+
+    cfg = VIDEO_CONFIGS["tiny"]
+    for cls, key, wrap in ((MotionAdapter, "motion_adapter", None), (SparseControlNetModel, "controlnet", "controlnet")):
+        src = cls(**cfg[key])
+        with torch.no_grad():
+            for p in src.parameters():
+                p.normal_()
+        original = to_animatediff_layout(src.state_dict())
+        assert any("temporal_transformer" in k for k in original)
+        torch.save({wrap: original} if wrap else original, tmp_path / f"{key}.ckpt")
+        loaded = _load_animatediff_module(cls, tmp_path / f"{key}.ckpt", f"gen.video.{key}", cfg[key])
+        assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in src.state_dict().items())
+        bad = {k: v for k, v in original.items() if "attention_blocks.0.to_q" not in k}
+        torch.save(bad, tmp_path / "bad.ckpt")
+        with pytest.raises(ValueError, match="missing"):
+            _load_animatediff_module(cls, tmp_path / "bad.ckpt", f"gen.video.{key}", cfg[key])

@@ -259,10 +259,10 @@ def build_video_pipeline(
             randomize_zero_init(unet, adapter, controlnet)
     else:
         unet, vae, text_encoder = _load_dreambooth(dreambooth_file, cfg, tokenizer)
-        adapter = _load_from_single_file(
+        adapter = _load_animatediff_module(
             MotionAdapter, motion_module_file, "gen.video.motion_module_file", cfg["motion_adapter"]
         )
-        controlnet = _load_from_single_file(
+        controlnet = _load_animatediff_module(
             SparseControlNetModel, sparsectrl_file, "gen.video.sparsectrl_file", cfg["controlnet"]
         )
     pipe = NeuroClipsVideoPipeline(
@@ -287,12 +287,25 @@ def _config_folder(root: Path, subfolder: str, config: dict, name: str = "config
     return folder
 
 
-def _load_from_single_file(cls, path, field: str, config: dict):
-    """``cls.from_single_file`` with a local config folder written from our hyperparameters (no hub lookups)."""
-    state = load_checkpoint_dict(path, field)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = _config_folder(Path(tmp), "model", dict(config, _class_name=cls.__name__))
-        model = cls.from_single_file(state, config=str(folder), local_files_only=True)
+def _load_animatediff_module(cls, path, field: str, config: dict):
+    """A MotionAdapter / SparseControlNetModel from an original AnimateDiff file, strictly checked.
+
+    diffusers' own key conversion (``convert_animatediff_checkpoint_to_diffusers``: ``norms.0`` → ``norm1``,
+    ``attention_blocks.0`` → ``attn1``, no ``temporal_transformer`` level, ``pos_encoder.pe`` dropped) into the model
+    built from our hyperparameters. The only keys allowed to stay unloaded are the sinusoidal ``pos_embed.pe``
+    buffers, which diffusers recomputes; anything else missing or unexpected raises.
+    """
+    from diffusers.loaders.single_file_utils import convert_animatediff_checkpoint_to_diffusers
+
+    state = convert_animatediff_checkpoint_to_diffusers(load_checkpoint_dict(path, field))
+    model = cls(**config)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("pos_embed.pe")]
+    if missing or unexpected:
+        raise ValueError(
+            f"{path} (config field {field}) does not match {cls.__name__} at this size: {len(missing)} missing "
+            f"{missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}."
+        )
     return model
 
 
