@@ -19,7 +19,7 @@ MIND_ANIMATOR_MSE_FLOOR = 1e-10
 EXACT_ROW = 256  # 256 * 255^2 < 2^24: float32 sums of 256 squared uint8 differences are exact
 
 
-def frame_mse(pred, gt, chunk_size: int = 4) -> torch.Tensor:
+def frame_mse(pred, gt, chunk_size: int = 2) -> torch.Tensor:
     """Per-frame mean squared error (N,) float64 on the 0..255 scale, exact.
 
     Squared differences of uint8 values are integers <= 65025, exact in float32; sums of 256 of them stay below
