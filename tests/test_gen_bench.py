@@ -18,8 +18,24 @@ def load(path):
 
 def test_gpu_recipe_script_runs_on_cpu_at_tiny_scale(tmp_path):
     gpu = load(REPO / "experiments/benchmarks/gpu/generation_gpu.py")
-    out = gpu.main(["--device", "cpu", "--scale", "tiny", "--clips", "1", "--batch-sizes", "1",
-                    "--steps-keyframe", "2", "--steps-video", "1", "--out", str(tmp_path / "r.json")])
+    out = gpu.main(
+        [
+            "--device",
+            "cpu",
+            "--scale",
+            "tiny",
+            "--clips",
+            "1",
+            "--batch-sizes",
+            "1",
+            "--steps-keyframe",
+            "2",
+            "--steps-video",
+            "1",
+            "--out",
+            str(tmp_path / "r.json"),
+        ]
+    )
     assert out["keyframe_s_per_clip_batch1"] > 0 and out["video_s_per_clip_batch1"] > 0
     assert (tmp_path / "r.json").exists()
 
@@ -29,4 +45,6 @@ def test_cpu_benchmark_reports_throughput_and_overhead():
     bench = load(REPO / "experiments/benchmarks/generation_bench.py")
     out = bench.main(["--clips", "4", "--steps", "1", "--repeats", "1"])
     assert out["clips_per_s_batch1"] > 0 and out["clips_per_s_batch4"] > 0
-    assert out["overhead_wrapper_pct"] < 25  # loose: a shared 2-core machine is noisy; the README has the numbers
+    assert (
+        out["overhead_wrapper_pct"] < 25
+    )  # loose: a shared 2-core machine is noisy; the README has the numbers

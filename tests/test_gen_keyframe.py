@@ -11,7 +11,12 @@ from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
 
 from neuroclips.generation.keyframe import KeyframeRecipe, sample_keyframes, unclip_timesteps
 from neuroclips.generation.seeding import clip_generators, randn_per_clip
-from neuroclips.generation.unclip_keys import LDM_UNET_PREFIX, load_unclip_unet, map_unclip_unet, unclip_key_map
+from neuroclips.generation.unclip_keys import (
+    LDM_UNET_PREFIX,
+    load_unclip_unet,
+    map_unclip_unet,
+    unclip_key_map,
+)
 from neuroclips.models.frozen_generators import build_captioner, build_unclip, unclip_configs
 from neuroclips.utils.weights import MissingWeightsError
 
@@ -50,8 +55,12 @@ def test_vector_conditioning_is_sinusoids_of_size_and_crop(unclip):
     route_p.load_state_dict(sd, strict=True)
     x, ctx = torch.randn(2, 4, 8, 8), torch.randn(2, 16, 32)
     with torch.no_grad():
-        a = unet(x, 500, encoder_hidden_states=ctx,
-                 added_cond_kwargs={"text_embeds": torch.zeros(2, 0), "time_ids": ids.expand(2, 4)}).sample
+        a = unet(
+            x,
+            500,
+            encoder_hidden_states=ctx,
+            added_cond_kwargs={"text_embeds": torch.zeros(2, 0), "time_ids": ids.expand(2, 4)},
+        ).sample
         b = route_p(x, 500, encoder_hidden_states=ctx, class_labels=hand.expand(2, -1)).sample
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
@@ -75,8 +84,12 @@ def test_sampler_equals_a_hand_written_euler_loop(unclip):
     with torch.no_grad():
         for t, s, s_next in zip(ts, sigmas[:-1], sigmas[1:]):
             inp = torch.cat([x, x]) / math.sqrt(s**2 + 1)
-            eps = unet(inp, t, encoder_hidden_states=torch.cat([uncond, tokens]),
-                       added_cond_kwargs={"text_embeds": torch.zeros(2, 0), "time_ids": ids}).sample
+            eps = unet(
+                inp,
+                t,
+                encoder_hidden_states=torch.cat([uncond, tokens]),
+                added_cond_kwargs={"text_embeds": torch.zeros(2, 0), "time_ids": ids},
+            ).sample
             eu, ec = eps.chunk(2)
             x = x + (s_next - s) * (eu + RECIPE.guidance_scale * (ec - eu))
         img = (0.8 * vae.decode(x / vae.config.scaling_factor).sample + 0.2).clamp(0, 1)
@@ -87,8 +100,12 @@ def test_sampler_equals_a_hand_written_euler_loop(unclip):
 def test_keyframes_are_batch_independent_and_init_from_blurry_runs(unclip):
     tokens = torch.randn(3, 16, 32)
     batched = sample_keyframes(unclip.unet, unclip.vae, unclip.scheduler, RECIPE, tokens, [0, 1, 2])
-    single = torch.cat([sample_keyframes(unclip.unet, unclip.vae, unclip.scheduler, RECIPE, tokens[i : i + 1], [i])
-                        for i in range(3)])
+    single = torch.cat(
+        [
+            sample_keyframes(unclip.unet, unclip.vae, unclip.scheduler, RECIPE, tokens[i : i + 1], [i])
+            for i in range(3)
+        ]
+    )
     assert batched.shape == (3, 3, 24, 24) and 0 <= batched.min() and batched.max() <= 1
     torch.testing.assert_close(batched, single, atol=1e-4, rtol=0)
     recipe = KeyframeRecipe(steps=6, gen_size=32, out_size=24, init_from_blurry=True, blurry_strength=0.5)
@@ -121,7 +138,7 @@ def test_unclip_key_map_agrees_with_diffusers_converter_and_loads(unclip):
 
 
 def _inv(mapping: dict[str, str]) -> dict[str, str]:
-    return {v: k[len(LDM_UNET_PREFIX):] for k, v in mapping.items()}
+    return {v: k[len(LDM_UNET_PREFIX) :] for k, v in mapping.items()}
 
 
 def test_real_size_unclip_layout_on_meta():

@@ -38,11 +38,23 @@ def write_sr_prior_checkpoint(path: Path) -> Path:
     torch.manual_seed(0)
     nets = {
         "ridge": RidgeAdapters(voxels, sr.hidden),
-        "backbone": SemanticBackbone(hidden=sr.hidden, n_blocks=sr.n_blocks, dropout=sr.dropout,
-                                     clip_tokens=sr.clip_tokens, clip_dim=sr.clip_dim),
-        "diffusion_prior": BrainDiffusionPrior(PriorNetwork(dim=sr.prior.dim, depth=sr.prior.depth,
-                                                            dim_head=sr.prior.dim_head, heads=sr.prior.heads,
-                                                            num_tokens=sr.prior.num_tokens), timesteps=sr.prior.timesteps),
+        "backbone": SemanticBackbone(
+            hidden=sr.hidden,
+            n_blocks=sr.n_blocks,
+            dropout=sr.dropout,
+            clip_tokens=sr.clip_tokens,
+            clip_dim=sr.clip_dim,
+        ),
+        "diffusion_prior": BrainDiffusionPrior(
+            PriorNetwork(
+                dim=sr.prior.dim,
+                depth=sr.prior.depth,
+                dim_head=sr.prior.dim_head,
+                heads=sr.prior.heads,
+                num_tokens=sr.prior.num_tokens,
+            ),
+            timesteps=sr.prior.timesteps,
+        ),
     }
     state = {f"{name}.{k}": v for name, net in nets.items() for k, v in net.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,11 +68,16 @@ def write_video_inputs(outputs: Path, data_file: Path, clips=CLIPS) -> None:
 
     store = OutputStore(outputs)
     with h5py.File(data_file, "r") as f:
-        frames, caps = f["stimuli/test/frames"][: max(clips) + 1], f["stimuli/test/captions"][: max(clips) + 1]
+        frames, caps = (
+            f["stimuli/test/frames"][: max(clips) + 1],
+            f["stimuli/test/captions"][: max(clips) + 1],
+        )
     for c in clips:
         store.save("blurry", c, frames[c], {"seed": 0})
         store.save("keyframe", c, frames[c][2], {"seed": 0})
-        store.save("caption", c, None, {"text": caps[c].decode() if isinstance(caps[c], bytes) else str(caps[c])})
+        store.save(
+            "caption", c, None, {"text": caps[c].decode() if isinstance(caps[c], bytes) else str(caps[c])}
+        )
 
 
 def load_all(outputs: Path, kind: str, clips=CLIPS) -> np.ndarray:
@@ -90,14 +107,34 @@ def test_keyframe_stage_writes_keyframes_captions_tokens_batch_independent(sim_f
 def test_video_stage_resumes_after_a_kill_without_recomputing(sim_file, tmp_path):
     outputs = tmp_path / "runs/default/subj1/outputs"
     write_video_inputs(outputs, sim_file)
-    env = {**os.environ, "NEUROCLIPS_RUNS_DIR": str(tmp_path / "runs"), "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    args = ["stage=video", "logger=none", f"data.file={sim_file}", f"data.predict_clips={CLIPS}".replace(" ", ""),
-            "scale.gen.batch_size=1"]
-    proc = subprocess.Popen([sys.executable, "-m", "neuroclips.train", *args], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    env = {
+        **os.environ,
+        "NEUROCLIPS_RUNS_DIR": str(tmp_path / "runs"),
+        "PYTHONPATH": str(REPO),
+        "OMP_NUM_THREADS": "1",
+    }
+    args = [
+        "stage=video",
+        "logger=none",
+        f"data.file={sim_file}",
+        f"data.predict_clips={CLIPS}".replace(" ", ""),
+        "scale.gen.batch_size=1",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "neuroclips.train", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 240
-        while len(list((outputs / "video").glob("*.npy"))) < 2 and time.time() < deadline and proc.poll() is None:
+        while (
+            len(list((outputs / "video").glob("*.npy"))) < 2
+            and time.time() < deadline
+            and proc.poll() is None
+        ):
             time.sleep(0.2)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -110,7 +147,9 @@ def test_video_stage_resumes_after_a_kill_without_recomputing(sim_file, tmp_path
     s = read_summary(tmp_path, "video")
     assert s["metrics"]["clips_done_before"] == len(before)
     assert s["metrics"]["clips_written"] == len(CLIPS) - len(before)
-    assert {p.name: p.stat().st_mtime_ns for p in (outputs / "video").glob("*.npy") if p.name in before} == before
+    assert {
+        p.name: p.stat().st_mtime_ns for p in (outputs / "video").glob("*.npy") if p.name in before
+    } == before
     assert len(list((outputs / "video").glob("*.npy"))) == len(CLIPS)
     assert (outputs / "media/video/00000.gif").exists()
 
@@ -119,9 +158,21 @@ def test_video_same_frames_with_batch_1_4_and_two_ranks_then_fusion(sim_file, tm
     for name in ("b1", "b4", "ddp"):
         write_video_inputs(tmp_path / f"runs/{name}/subj1/outputs", sim_file)
     clips = f"data.predict_clips={CLIPS}".replace(" ", "")
-    run_cli(["stage=video", "logger=none", clips, "name=b1", "scale.gen.batch_size=1", "video.write_media=false"], tmp_path, sim_file)
-    run_cli(["stage=video", "logger=none", clips, "name=b4", "scale.gen.batch_size=4", "video.write_media=false"], tmp_path, sim_file)
-    run_cli(["stage=video", "logger=none", clips, "name=ddp", "trainer=ddp_cpu", "video.write_media=false"], tmp_path, sim_file)
+    run_cli(
+        ["stage=video", "logger=none", clips, "name=b1", "scale.gen.batch_size=1", "video.write_media=false"],
+        tmp_path,
+        sim_file,
+    )
+    run_cli(
+        ["stage=video", "logger=none", clips, "name=b4", "scale.gen.batch_size=4", "video.write_media=false"],
+        tmp_path,
+        sim_file,
+    )
+    run_cli(
+        ["stage=video", "logger=none", clips, "name=ddp", "trainer=ddp_cpu", "video.write_media=false"],
+        tmp_path,
+        sim_file,
+    )
     vids = {n: load_all(tmp_path / f"runs/{n}/subj1/outputs", "video") for n in ("b1", "b4", "ddp")}
     assert vids["b1"].shape == (len(CLIPS), 16, 3, 32, 32)
     assert np.abs(vids["b1"] - vids["b4"]).max() <= 1 and np.abs(vids["b1"] - vids["ddp"]).max() <= 1
@@ -134,7 +185,9 @@ def test_video_same_frames_with_batch_1_4_and_two_ranks_then_fusion(sim_file, tm
     out = tmp_path / "runs/b1/subj1/outputs"
     fused = load_all(out, "fused_video")
     groups = json.loads((tmp_path / "runs/b1/subj1/fusion/fusion_groups.json").read_text())["groups"]
-    assert sum(len(g) for g in groups) == len(CLIPS) and s["metrics"]["regenerated"] == len(CLIPS) - len(groups)
+    assert sum(len(g) for g in groups) == len(CLIPS) and s["metrics"]["regenerated"] == len(CLIPS) - len(
+        groups
+    )
     for g in groups:
         assert np.array_equal(fused[g[0]], vids["b1"][g[0]])  # a group's first clip keeps its video
         if len(g) > 1:

@@ -64,7 +64,10 @@ def test_alpha_modes_give_the_formula_signal_weight(mode):
     assert plan.signal_weight == pytest.approx(float(expected[2]), rel=1e-6)
     assert plan.signal_weight**2 + plan.noise_weight**2 == pytest.approx(1.0)
     # measured on z_T: the coefficient of the blurry latent, with ε held fixed
-    z, eps = torch.randn(1, 4, 16, 8, 8, dtype=torch.float64), torch.randn(1, 4, 16, 8, 8, dtype=torch.float64)
+    z, eps = (
+        torch.randn(1, 4, 16, 8, 8, dtype=torch.float64),
+        torch.randn(1, 4, 16, 8, 8, dtype=torch.float64),
+    )
     if mode != "none":
         slope = (initial_latents(plan, 2 * z, eps) - initial_latents(plan, z, eps)) / z
         torch.testing.assert_close(slope, torch.full_like(z, plan.signal_weight))
@@ -120,7 +123,9 @@ def test_nearest_caption_bank(tmp_path):
     assert bank(tokens) == ["c", "a"]
     path = tmp_path / "d.h5"
     with h5py.File(path, "w") as f:
-        f["targets/clip_tokens/train"] = np.stack([np.tile(np.eye(3, 8)[i], (2, 4, 1)) for i in range(3)]).astype("f2")
+        f["targets/clip_tokens/train"] = np.stack(
+            [np.tile(np.eye(3, 8)[i], (2, 4, 1)) for i in range(3)]
+        ).astype("f2")
         f.create_dataset("stimuli/train/captions", data=["x", "y", "z"], dtype=h5py.string_dtype())
     assert load_caption_bank(str(path))(tokens) == ["z", "x"]
     with pytest.raises(KeyError, match="stage=targets"):

@@ -32,7 +32,11 @@ def pipe():
 @pytest.fixture(scope="module")
 def inputs():
     g = torch.Generator().manual_seed(0)
-    return torch.rand(4, 6, 3, 48, 48, generator=g), torch.rand(4, 3, 48, 48, generator=g), [f"clip {i}" for i in range(4)]
+    return (
+        torch.rand(4, 6, 3, 48, 48, generator=g),
+        torch.rand(4, 3, 48, 48, generator=g),
+        [f"clip {i}" for i in range(4)],
+    )
 
 
 def test_per_frame_motion_norm_normalises_each_frame(pipe):
@@ -41,7 +45,9 @@ def test_per_frame_motion_norm_normalises_each_frame(pipe):
     assert norms and all(isinstance(n, PerFrameGroupNorm) for n in norms)
     norm = norms[0]
     x = torch.randn(2, norm.num_channels, 5, 4, 4) * torch.arange(1, 6).view(1, 1, 5, 1, 1)
-    per_frame = torch.stack([F.group_norm(x[:, :, f], norm.num_groups, norm.weight, norm.bias, norm.eps) for f in range(5)], 2)
+    per_frame = torch.stack(
+        [F.group_norm(x[:, :, f], norm.num_groups, norm.weight, norm.bias, norm.eps) for f in range(5)], 2
+    )
     torch.testing.assert_close(norm(x), per_frame)
     assert not torch.allclose(torch.nn.GroupNorm.forward(norm, x), per_frame, atol=1e-3)  # stock pools frames
     keys = set(pipe.unet.state_dict())
@@ -69,8 +75,12 @@ def test_same_clip_same_video_with_batch_1_and_batch_4(pipe, inputs):
     recipe = VideoRecipe(**TINY)
     clips, blurry, keyframes, captions = [40, 41, 42], blurry[:3], keyframes[:3], captions[:3]
     batched = generate_videos(pipe, recipe, clips, blurry, keyframes, captions)
-    single = torch.cat([generate_videos(pipe, recipe, [c], blurry[i : i + 1], keyframes[i : i + 1], captions[i : i + 1])
-                        for i, c in enumerate(clips)])
+    single = torch.cat(
+        [
+            generate_videos(pipe, recipe, [c], blurry[i : i + 1], keyframes[i : i + 1], captions[i : i + 1])
+            for i, c in enumerate(clips)
+        ]
+    )
     assert batched.shape == (3, 16, 3, 32, 32) and 0 <= batched.min() and batched.max() <= 1
     # identical up to float rounding of batched matmuls (measured ~2e-6); uint8 frames differ by at most one level
     torch.testing.assert_close(batched, single, atol=1e-4, rtol=0)
@@ -88,12 +98,26 @@ def test_alpha_none_without_keyframe_equals_plain_diffusers(pipe):
     try:
         recipe = VideoRecipe(**TINY, alpha_mode="none", use_keyframe=False)
         ours = generate_videos(pipe, recipe, [7], None, None, ["a dog"])
-        plain = AnimateDiffPipeline(vae=pipe.vae, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer,
-                                    unet=pipe.unet, motion_adapter=None, scheduler=pipe.scheduler)
+        plain = AnimateDiffPipeline(
+            vae=pipe.vae,
+            text_encoder=pipe.text_encoder,
+            tokenizer=pipe.tokenizer,
+            unet=pipe.unet,
+            motion_adapter=None,
+            scheduler=pipe.scheduler,
+        )
         plain.set_progress_bar_config(disable=True)
-        ref = plain(prompt=["a dog" + PROMPT_SUFFIX], negative_prompt=[NEGATIVE_PROMPT], num_frames=16, height=32,
-                    width=32, num_inference_steps=2, guidance_scale=8.5, output_type="pt",
-                    generator=torch.Generator().manual_seed(clip_seed(recipe.seed, 7, "alpha_noise"))).frames
+        ref = plain(
+            prompt=["a dog" + PROMPT_SUFFIX],
+            negative_prompt=[NEGATIVE_PROMPT],
+            num_frames=16,
+            height=32,
+            width=32,
+            num_inference_steps=2,
+            guidance_scale=8.5,
+            output_type="pt",
+            generator=torch.Generator().manual_seed(clip_seed(recipe.seed, 7, "alpha_noise")),
+        ).frames
         assert torch.equal(ours, ref)
     finally:
         set_motion_norm(pipe.unet, "per_frame")
@@ -106,16 +130,32 @@ def test_keyframe_video_equals_stock_sparsectrl_pipeline(pipe, inputs):
     try:
         recipe = VideoRecipe(**TINY, alpha_mode="none")
         ours = generate_videos(pipe, recipe, [3], None, keyframes[:1], ["a cat"])
-        stock = AnimateDiffSparseControlNetPipeline(vae=pipe.vae, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer,
-                                                    unet=pipe.unet, motion_adapter=None, controlnet=pipe.controlnet,
-                                                    scheduler=pipe.scheduler)
+        stock = AnimateDiffSparseControlNetPipeline(
+            vae=pipe.vae,
+            text_encoder=pipe.text_encoder,
+            tokenizer=pipe.tokenizer,
+            unet=pipe.unet,
+            motion_adapter=None,
+            controlnet=pipe.controlnet,
+            scheduler=pipe.scheduler,
+        )
         stock.set_progress_bar_config(disable=True)
-        torch.manual_seed(clip_seed(recipe.seed, 3, "keyframe_vae"))  # the stock pipeline samples with the global RNG
-        ref = stock(prompt=["a cat" + PROMPT_SUFFIX], negative_prompt=[NEGATIVE_PROMPT], num_frames=16, height=32,
-                    width=32, num_inference_steps=2, guidance_scale=8.5, output_type="pt",
-                    conditioning_frames=F.interpolate(keyframes[:1], size=(32, 32), mode="bilinear"),
-                    controlnet_frame_indices=[0],
-                    generator=torch.Generator().manual_seed(clip_seed(recipe.seed, 3, "alpha_noise"))).frames
+        torch.manual_seed(
+            clip_seed(recipe.seed, 3, "keyframe_vae")
+        )  # the stock pipeline samples with the global RNG
+        ref = stock(
+            prompt=["a cat" + PROMPT_SUFFIX],
+            negative_prompt=[NEGATIVE_PROMPT],
+            num_frames=16,
+            height=32,
+            width=32,
+            num_inference_steps=2,
+            guidance_scale=8.5,
+            output_type="pt",
+            conditioning_frames=F.interpolate(keyframes[:1], size=(32, 32), mode="bilinear"),
+            controlnet_frame_indices=[0],
+            generator=torch.Generator().manual_seed(clip_seed(recipe.seed, 3, "alpha_noise")),
+        ).frames
         assert torch.equal(ours, ref)
     finally:
         for module in (pipe.unet, pipe.controlnet):
@@ -128,12 +168,17 @@ def test_domain_lora_merge_is_w_plus_up_down(pipe):
     attn = name.removesuffix(".to_q.weight")
     w = unet.state_dict()[name].clone()
     down, up = torch.randn(2, w.shape[1]), torch.randn(w.shape[0], 2)
-    merged = merge_domain_lora(unet, {f"{attn}.processor.to_q_lora.down.weight": down,
-                                      f"{attn}.processor.to_q_lora.up.weight": up}, scale=0.5)
+    merged = merge_domain_lora(
+        unet,
+        {f"{attn}.processor.to_q_lora.down.weight": down, f"{attn}.processor.to_q_lora.up.weight": up},
+        scale=0.5,
+    )
     assert merged == 1
     torch.testing.assert_close(unet.state_dict()[name], w + 0.5 * up @ down)
     with pytest.raises(KeyError, match="not found"):
-        merge_domain_lora(unet, {"x.processor.to_q_lora.down.weight": down, "x.processor.to_q_lora.up.weight": up})
+        merge_domain_lora(
+            unet, {"x.processor.to_q_lora.down.weight": down, "x.processor.to_q_lora.up.weight": up}
+        )
 
 
 def test_missing_weight_file_names_file_and_field(tmp_path):
@@ -168,9 +213,14 @@ def to_animatediff_layout(state: dict) -> dict:
     for k, v in state.items():
         if "motion_modules." in k:
             k = re.sub(r"(motion_modules\.\d+)\.", r"\1.temporal_transformer.", k)
-            k = (k.replace(".attn1", ".attention_blocks.0").replace(".attn2", ".attention_blocks.1")
-                 .replace(".norm1", ".norms.0").replace(".norm2", ".norms.1").replace(".norm3", ".ff_norm")
-                 .replace(".pos_embed.pe", ".pos_encoder.pe"))
+            k = (
+                k.replace(".attn1", ".attention_blocks.0")
+                .replace(".attn2", ".attention_blocks.1")
+                .replace(".norm1", ".norms.0")
+                .replace(".norm2", ".norms.1")
+                .replace(".norm3", ".ff_norm")
+                .replace(".pos_embed.pe", ".pos_encoder.pe")
+            )
         out[k] = v
     return out
 
@@ -181,7 +231,10 @@ def test_motion_module_and_sparsectrl_load_from_original_layout_files(tmp_path):
     from neuroclips.models.frozen_generators import VIDEO_CONFIGS, _load_animatediff_module
 
     cfg = VIDEO_CONFIGS["tiny"]
-    for cls, key, wrap in ((MotionAdapter, "motion_adapter", None), (SparseControlNetModel, "controlnet", "controlnet")):
+    for cls, key, wrap in (
+        (MotionAdapter, "motion_adapter", None),
+        (SparseControlNetModel, "controlnet", "controlnet"),
+    ):
         src = cls(**cfg[key])
         with torch.no_grad():
             for p in src.parameters():

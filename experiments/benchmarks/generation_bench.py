@@ -55,9 +55,18 @@ def main(argv=None) -> dict:
     result = {"clips": n, "steps": args.steps, "size": args.size, "threads": args.threads, "device": "cpu"}
 
     for bs in (1, 4):
+
         def run_all(bs=bs):
             for s in range(0, n, bs):
-                generate_videos(pipe, recipe, list(range(s, s + bs)), blurry[s : s + bs], keys[s : s + bs], caps[s : s + bs])
+                generate_videos(
+                    pipe,
+                    recipe,
+                    list(range(s, s + bs)),
+                    blurry[s : s + bs],
+                    keys[s : s + bs],
+                    caps[s : s + bs],
+                )
+
         result[f"clips_per_s_batch{bs}"] = n / timed(run_all, args.repeats)
 
     # overhead at batch 1 on one clip
@@ -66,16 +75,33 @@ def main(argv=None) -> dict:
     key = torch.nn.functional.interpolate(keys[:1], size=(args.size,) * 2, mode="bilinear")
 
     def direct():
-        pipe(prompt=[caps[0] + PROMPT_SUFFIX], negative_prompt=[NEGATIVE_PROMPT], num_frames=16, height=args.size,
-             width=args.size, num_inference_steps=args.steps, guidance_scale=8.5, latents=z,
-             conditioning_frames=key[:, None], controlnet_frame_indices=[0],
-             conditioning_generators=clip_generators(recipe.seed, [0], "keyframe_vae"), output_type="pt")
+        pipe(
+            prompt=[caps[0] + PROMPT_SUFFIX],
+            negative_prompt=[NEGATIVE_PROMPT],
+            num_frames=16,
+            height=args.size,
+            width=args.size,
+            num_inference_steps=args.steps,
+            guidance_scale=8.5,
+            latents=z,
+            conditioning_frames=key[:, None],
+            controlnet_frame_indices=[0],
+            conditioning_generators=clip_generators(recipe.seed, [0], "keyframe_vae"),
+            output_type="pt",
+        )
 
     def ours():
         generate_videos(pipe, recipe, [0], blurry[:1], keys[:1], caps[:1])
 
     def wrapper():
-        generate_videos(pipe, VideoRecipe(size=args.size, steps=args.steps, alpha_mode="none"), [0], None, keys[:1], caps[:1])
+        generate_videos(
+            pipe,
+            VideoRecipe(size=args.size, steps=args.steps, alpha_mode="none"),
+            [0],
+            None,
+            keys[:1],
+            caps[:1],
+        )
 
     # interleaved and best-of, so load drift on a shared machine hits all three alike
     fns = {"direct": direct, "ours": ours, "wrapper": wrapper}
@@ -89,8 +115,11 @@ def main(argv=None) -> dict:
             times[k].append(time.perf_counter() - t)
     t_direct, t_ours, t_wrap = (min(times[k]) for k in fns)
     result.update(
-        direct_s=t_direct, ours_s=t_ours, wrapper_s=t_wrap,
-        overhead_total_pct=100 * (t_ours / t_direct - 1), overhead_wrapper_pct=100 * (t_wrap / t_direct - 1),
+        direct_s=t_direct,
+        ours_s=t_ours,
+        wrapper_s=t_wrap,
+        overhead_total_pct=100 * (t_ours / t_direct - 1),
+        overhead_wrapper_pct=100 * (t_wrap / t_direct - 1),
     )
     print(json.dumps(result, indent=2))
     if args.out:

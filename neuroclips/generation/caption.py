@@ -39,10 +39,14 @@ class Blip2Captioner(nn.Module):
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> list[str]:
         pixel_values = self.preprocess(images)
-        out = self.model.generate(pixel_values=pixel_values, max_new_tokens=self.max_new_tokens, do_sample=False)
+        out = self.model.generate(
+            pixel_values=pixel_values, max_new_tokens=self.max_new_tokens, do_sample=False
+        )
         # Decoder-only generate returns the prompt (query-token placeholders + BOS) before the new tokens.
         prompt_len = self.model.config.num_query_tokens + 1
-        if out.shape[1] > prompt_len and bool((out[:, : self.model.config.num_query_tokens] == self.model.config.image_token_id).all()):
+        if out.shape[1] > prompt_len and bool(
+            (out[:, : self.model.config.num_query_tokens] == self.model.config.image_token_id).all()
+        ):
             out = out[:, prompt_len:]
         vocab = len(self.tokenizer)
         out = out.masked_fill(out >= vocab, self.tokenizer.eos_token_id or 0)

@@ -54,7 +54,12 @@ class PairClassifier(nn.Module):
 
 
 def train_pair_classifier(
-    embeddings: torch.Tensor, same: torch.Tensor, hidden: int = 64, epochs: int = 200, lr: float = 1e-2, seed: int = 0
+    embeddings: torch.Tensor,
+    same: torch.Tensor,
+    hidden: int = 64,
+    epochs: int = 200,
+    lr: float = 1e-2,
+    seed: int = 0,
 ) -> PairClassifier:
     """Fit on consecutive pairs (embeddings[i], embeddings[i+1]) with labels ``same[i]`` (full-batch AdamW,
     class-balanced BCE)."""

@@ -68,16 +68,22 @@ def plan_alpha(
         return AlphaPlan(mode, timesteps[0], num_steps, ratio**0.5, (1.0 - ratio) ** 0.5)
     keep = int(num_steps * strength)
     if not 0 < keep <= num_steps:
-        raise ValueError(f"video sdedit strength: expected it to keep 1..{num_steps} steps, found {strength}.")
+        raise ValueError(
+            f"video sdedit strength: expected it to keep 1..{num_steps} steps, found {strength}."
+        )
     a = float(alphas_cumprod[timesteps[num_steps - keep]])
     return AlphaPlan(mode, timesteps[num_steps - keep], keep, a**0.5, (1.0 - a) ** 0.5)
 
 
-def initial_latents(plan: AlphaPlan, blurry_latents: torch.Tensor | None, noise: torch.Tensor) -> torch.Tensor:
+def initial_latents(
+    plan: AlphaPlan, blurry_latents: torch.Tensor | None, noise: torch.Tensor
+) -> torch.Tensor:
     """z_T = signal·z + noise·ε (computed in float64 for the coefficients, returned in ``noise``'s dtype)."""
     if plan.mode == "none" or blurry_latents is None:
         if plan.mode != "none":
-            raise ValueError(f"video alpha_mode {plan.mode!r} needs the blurry video's latents; none were given.")
+            raise ValueError(
+                f"video alpha_mode {plan.mode!r} needs the blurry video's latents; none were given."
+            )
         return noise
     return (plan.signal_weight * blurry_latents + plan.noise_weight * noise).to(noise.dtype)
 

@@ -34,7 +34,9 @@ def interpolation_matrix(num_in: int = 6, weights: str = "reference") -> torch.T
 def interpolate_frames(frames: torch.Tensor, weights: str = "reference") -> torch.Tensor:
     """(B, 6, C, H, W) -> (B, 16, C, H, W)."""
     if frames.ndim != 5:
-        raise ValueError(f"interpolate_frames: expected frames of shape (B, F, C, H, W), found {tuple(frames.shape)}.")
+        raise ValueError(
+            f"interpolate_frames: expected frames of shape (B, F, C, H, W), found {tuple(frames.shape)}."
+        )
     matrix = interpolation_matrix(frames.shape[1], weights).to(frames)
     return torch.einsum("of,bfchw->bochw", matrix, frames)
 

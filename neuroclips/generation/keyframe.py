@@ -80,10 +80,14 @@ def sample_keyframes(
 ) -> torch.Tensor:
     """Keyframes (B, 3, out_size, out_size) in [0, 1] from predicted tokens (B, T, D)."""
     if recipe.output_mapping not in OUTPUT_MAPPINGS:
-        raise ValueError(f"keyframe output_mapping: expected one of {OUTPUT_MAPPINGS}, found {recipe.output_mapping!r}.")
+        raise ValueError(
+            f"keyframe output_mapping: expected one of {OUTPUT_MAPPINGS}, found {recipe.output_mapping!r}."
+        )
     if recipe.uncond not in ("randn", "zeros"):
         raise ValueError(f"keyframe uncond: expected 'randn' or 'zeros', found {recipe.uncond!r}.")
-    indices = clip_indices.tolist() if isinstance(clip_indices, torch.Tensor) else [int(i) for i in clip_indices]
+    indices = (
+        clip_indices.tolist() if isinstance(clip_indices, torch.Tensor) else [int(i) for i in clip_indices]
+    )
     b, device = len(indices), unet.device
     dtype = unet.dtype
     tokens = tokens.to(device=device, dtype=dtype)
@@ -98,17 +102,25 @@ def sample_keyframes(
     else:
         uncond = torch.zeros_like(tokens)
 
-    scheduler.set_timesteps(timesteps=unclip_timesteps(recipe.steps, scheduler.config.num_train_timesteps), device=device)
+    scheduler.set_timesteps(
+        timesteps=unclip_timesteps(recipe.steps, scheduler.config.num_train_timesteps), device=device
+    )
     sigmas = scheduler.sigmas
     start = 0
     noise = randn_per_clip(latent_shape, gens("keyframe_noise"), device, torch.float32)
     if recipe.init_from_blurry:
         if blurry_first_frame is None:
-            raise ValueError("keyframe init_from_blurry=true needs the blurry video (batch['inputs']['blurry']).")
+            raise ValueError(
+                "keyframe init_from_blurry=true needs the blurry video (batch['inputs']['blurry'])."
+            )
         start = int(recipe.steps * (1.0 - recipe.blurry_strength))
         if not 0 <= start < recipe.steps:
-            raise ValueError(f"keyframe blurry_strength: expected a value in (0, 1], found {recipe.blurry_strength}.")
-        frame = F.interpolate(blurry_first_frame.float(), size=(recipe.gen_size,) * 2, mode="bilinear", align_corners=False)
+            raise ValueError(
+                f"keyframe blurry_strength: expected a value in (0, 1], found {recipe.blurry_strength}."
+            )
+        frame = F.interpolate(
+            blurry_first_frame.float(), size=(recipe.gen_size,) * 2, mode="bilinear", align_corners=False
+        )
         with torch.autocast(device.type, enabled=False):
             dist = vae.float().encode((2 * frame - 1).to(device)).latent_dist
         base = dist.mean * vae.config.scaling_factor
@@ -126,7 +138,9 @@ def sample_keyframes(
         model_in = scheduler.scale_model_input(torch.cat([x, x]), t)
         with _autocast(device, recipe.unet_autocast):
             eps = unet(
-                model_in.to(dtype), t, encoder_hidden_states=context,
+                model_in.to(dtype),
+                t,
+                encoder_hidden_states=context,
                 added_cond_kwargs={"text_embeds": no_text, "time_ids": time_ids},
             ).sample.float()
         eps_uncond, eps_cond = eps.chunk(2)
@@ -139,5 +153,7 @@ def sample_keyframes(
     else:
         images = ((decoded + 1) / 2).clamp(0, 1)
     if images.shape[-1] != recipe.out_size:
-        images = F.interpolate(images, size=(recipe.out_size,) * 2, mode="bilinear", antialias=True, align_corners=False)
+        images = F.interpolate(
+            images, size=(recipe.out_size,) * 2, mode="bilinear", antialias=True, align_corners=False
+        )
     return images.clamp(0, 1)

@@ -19,7 +19,9 @@ from neuroclips.outputs import to_uint8
 from neuroclips.utils.atomic import atomic_path
 
 
-def side_by_side(recon: torch.Tensor, gt: torch.Tensor | None, gt_fps: float = 3.0, fps: float = 8.0) -> np.ndarray:
+def side_by_side(
+    recon: torch.Tensor, gt: torch.Tensor | None, gt_fps: float = 3.0, fps: float = 8.0
+) -> np.ndarray:
     """(F, 3, H, W) [0, 1] reconstruction (+ (Fg, 3, h, w) GT) -> (F, H, W(·2), 3) uint8 frames."""
     frames = recon.float()
     if gt is not None:
@@ -47,8 +49,15 @@ class MediaWriter(Callback):
     """After each predict batch, write GIF (+MP4) of ``kind`` for every clip, GT on the left when the batch has
     ``frames`` (datamodule ``load_frames=true``)."""
 
-    def __init__(self, root: str, kind: str = "video", fps: float = 8.0, gt_fps: float = 3.0, enabled: bool = True,
-                 mp4: bool = True) -> None:
+    def __init__(
+        self,
+        root: str,
+        kind: str = "video",
+        fps: float = 8.0,
+        gt_fps: float = 3.0,
+        enabled: bool = True,
+        mp4: bool = True,
+    ) -> None:
         self.root, self.kind, self.fps, self.gt_fps = Path(root), kind, fps, gt_fps
         self.enabled, self.mp4 = enabled, mp4
 
@@ -57,5 +66,7 @@ class MediaWriter(Callback):
             return
         gts = batch.get("frames")
         for i, clip in enumerate(outputs["clip_index"].tolist()):
-            frames = side_by_side(outputs[self.kind][i].cpu(), None if gts is None else gts[i].cpu(), self.gt_fps, self.fps)
+            frames = side_by_side(
+                outputs[self.kind][i].cpu(), None if gts is None else gts[i].cpu(), self.gt_fps, self.fps
+            )
             write_media(self.root / self.kind / f"{int(clip):05d}", frames, self.fps, self.mp4)

@@ -86,7 +86,9 @@ class NeuroClipsVideoPipeline(AnimateDiffSparseControlNetPipeline):
     _conditioning_generators: list[torch.Generator] | None = None
 
     def __call__(self, *args, conditioning_generators: Sequence[torch.Generator] | None = None, **kwargs):
-        self._conditioning_generators = None if conditioning_generators is None else list(conditioning_generators)
+        self._conditioning_generators = (
+            None if conditioning_generators is None else list(conditioning_generators)
+        )
         try:
             return super().__call__(*args, **kwargs)
         finally:
@@ -108,13 +110,19 @@ class NeuroClipsVideoPipeline(AnimateDiffSparseControlNetPipeline):
             latents = dist.sample()  # the stock pipeline's draw (global RNG)
         else:
             if len(self._conditioning_generators) != b:
-                raise ValueError(f"conditioning_generators: expected {b} (one per clip), found {len(self._conditioning_generators)}.")
-            noise = randn_per_clip((fc, *dist.mean.shape[1:]), self._conditioning_generators, device, dist.mean.dtype)
+                raise ValueError(
+                    f"conditioning_generators: expected {b} (one per clip), found {len(self._conditioning_generators)}."
+                )
+            noise = randn_per_clip(
+                (fc, *dist.mean.shape[1:]), self._conditioning_generators, device, dist.mean.dtype
+            )
             latents = dist.mean + dist.std * noise.reshape(dist.mean.shape)
         latents = latents * self.vae.config.scaling_factor
         return latents.reshape(b, fc, *latents.shape[1:]).permute(0, 2, 1, 3, 4)
 
-    def prepare_sparse_control_conditioning(self, conditioning_frames, num_frames, controlnet_frame_indices, device, dtype):
+    def prepare_sparse_control_conditioning(
+        self, conditioning_frames, num_frames, controlnet_frame_indices, device, dtype
+    ):
         cond, mask = super().prepare_sparse_control_conditioning(
             conditioning_frames, num_frames, controlnet_frame_indices, device, dtype
         )
@@ -127,8 +135,12 @@ class NeuroClipsVideoPipeline(AnimateDiffSparseControlNetPipeline):
         """The plain AnimateDiff pipeline on the same components (the "no keyframe" ablation)."""
         if getattr(self, "_plain", None) is None:
             self._plain = AnimateDiffPipeline(
-                vae=self.vae, text_encoder=self.text_encoder, tokenizer=self.tokenizer, unet=self.unet,
-                motion_adapter=None, scheduler=self.scheduler,
+                vae=self.vae,
+                text_encoder=self.text_encoder,
+                tokenizer=self.tokenizer,
+                unet=self.unet,
+                motion_adapter=None,
+                scheduler=self.scheduler,
             )
             self._plain.set_progress_bar_config(disable=True)
         self._plain.scheduler = self.scheduler
@@ -158,9 +170,7 @@ class VideoRecipe:
     per_clip_seed: bool = True  # reference: false (the same seed for every clip)
 
 
-def encode_blurry_video(
-    pipe, frames16: torch.Tensor, generators: Sequence[torch.Generator]
-) -> torch.Tensor:
+def encode_blurry_video(pipe, frames16: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
     """(B, F, 3, S, S) in [0, 1] -> VAE samples × scaling factor, (B, 4, F, s, s); one VAE call per clip."""
     latents = []
     vae = pipe.vae
@@ -185,7 +195,9 @@ def generate_videos(
     ``blurry`` (B, 6, 3, H, W) in [0, 1] (needed unless ``alpha_mode="none"``), ``keyframes`` (B, 3, H, W) in
     [0, 1] (needed when ``use_keyframe``), ``captions`` (B strings; needed when ``use_caption``).
     """
-    indices = clip_indices.tolist() if isinstance(clip_indices, torch.Tensor) else [int(i) for i in clip_indices]
+    indices = (
+        clip_indices.tolist() if isinstance(clip_indices, torch.Tensor) else [int(i) for i in clip_indices]
+    )
     b, size, device = len(indices), recipe.size, pipe.unet.device
     dtype = pipe.unet.dtype
 
@@ -193,16 +205,24 @@ def generate_videos(
         return clip_generators(recipe.seed, indices, purpose, recipe.per_clip_seed)
 
     latent_size = size // pipe.vae_scale_factor
-    noise = randn_per_clip((4, recipe.num_frames, latent_size, latent_size), gens("alpha_noise"), device, dtype)
+    noise = randn_per_clip(
+        (4, recipe.num_frames, latent_size, latent_size), gens("alpha_noise"), device, dtype
+    )
     plan = plan_alpha(pipe.scheduler, recipe.steps, recipe.alpha_mode, recipe.theta, recipe.strength)
     z_blurry = None
     if recipe.alpha_mode != "none":
         if blurry is None:
-            raise ValueError(f"video alpha_mode={recipe.alpha_mode!r} needs batch['inputs']['blurry']; none given.")
-        frames = F.interpolate(blurry.flatten(0, 1).float(), size=(size, size), mode="bilinear", align_corners=False)
+            raise ValueError(
+                f"video alpha_mode={recipe.alpha_mode!r} needs batch['inputs']['blurry']; none given."
+            )
+        frames = F.interpolate(
+            blurry.flatten(0, 1).float(), size=(size, size), mode="bilinear", align_corners=False
+        )
         frames16 = interpolate_frames(frames.unflatten(0, (b, -1)), recipe.interpolation)
         if frames16.shape[1] != recipe.num_frames:
-            raise ValueError(f"video num_frames={recipe.num_frames}, but interpolation gives {frames16.shape[1]}.")
+            raise ValueError(
+                f"video num_frames={recipe.num_frames}, but interpolation gives {frames16.shape[1]}."
+            )
         z_blurry = encode_blurry_video(pipe, frames16.clamp(0, 1), gens("blurry_vae")).to(dtype)
     latents = initial_latents(plan, z_blurry, noise)
 
@@ -213,8 +233,14 @@ def generate_videos(
     else:
         prompts = [recipe.no_caption_prompt] * b
     common = dict(
-        prompt=prompts, negative_prompt=[recipe.negative_prompt] * b, num_frames=recipe.num_frames, height=size,
-        width=size, num_inference_steps=recipe.steps, guidance_scale=recipe.guidance_scale, latents=latents,
+        prompt=prompts,
+        negative_prompt=[recipe.negative_prompt] * b,
+        num_frames=recipe.num_frames,
+        height=size,
+        width=size,
+        num_inference_steps=recipe.steps,
+        guidance_scale=recipe.guidance_scale,
+        latents=latents,
         output_type="pt",
     )
     original = pipe.scheduler
@@ -224,7 +250,8 @@ def generate_videos(
             if keyframes is None:
                 raise ValueError("video use_keyframe=true needs batch['inputs']['keyframe']; none given.")
             out = pipe(
-                **common, conditioning_frames=keyframes[:, None].clamp(0, 1),
+                **common,
+                conditioning_frames=keyframes[:, None].clamp(0, 1),
                 controlnet_frame_indices=[recipe.keyframe_index],
                 controlnet_conditioning_scale=float(recipe.sparsectrl_scale),
                 conditioning_generators=gens("keyframe_vae"),

@@ -39,111 +39,221 @@ from neuroclips.utils.weights import require_file
 # --------------------------------------------------------------------------------------------------------------
 
 SD15_TEXT_ENCODER = dict(  # CLIP ViT-L/14 text tower (SD-1.5 / RealisticVision)
-    vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-    max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=768,
-    bos_token_id=49406, eos_token_id=49407, pad_token_id=1,
+    vocab_size=49408,
+    hidden_size=768,
+    intermediate_size=3072,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    max_position_embeddings=77,
+    hidden_act="quick_gelu",
+    projection_dim=768,
+    bos_token_id=49406,
+    eos_token_id=49407,
+    pad_token_id=1,
 )
 VIDEO_CONFIGS = {
     "paper": dict(
         unet=dict(
-            sample_size=64, in_channels=4, out_channels=4, layers_per_block=2, cross_attention_dim=768,
-            attention_head_dim=8, block_out_channels=[320, 640, 1280, 1280],
+            sample_size=64,
+            in_channels=4,
+            out_channels=4,
+            layers_per_block=2,
+            cross_attention_dim=768,
+            attention_head_dim=8,
+            block_out_channels=[320, 640, 1280, 1280],
             down_block_types=["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"],
             up_block_types=["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3,
         ),
         vae=dict(
-            in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2, sample_size=512,
-            block_out_channels=[128, 256, 512, 512], down_block_types=["DownEncoderBlock2D"] * 4,
-            up_block_types=["UpDecoderBlock2D"] * 4, scaling_factor=0.18215,
+            in_channels=3,
+            out_channels=3,
+            latent_channels=4,
+            layers_per_block=2,
+            sample_size=512,
+            block_out_channels=[128, 256, 512, 512],
+            down_block_types=["DownEncoderBlock2D"] * 4,
+            up_block_types=["UpDecoderBlock2D"] * 4,
+            scaling_factor=0.18215,
         ),
         text_encoder=SD15_TEXT_ENCODER,
         motion_adapter=dict(
-            block_out_channels=[320, 640, 1280, 1280], motion_layers_per_block=2,
-            motion_transformer_layers_per_block=1, motion_mid_block_layers_per_block=1,
-            motion_transformer_layers_per_mid_block=1, motion_num_attention_heads=8, motion_norm_num_groups=32,
-            motion_max_seq_length=32, use_motion_mid_block=False, conv_in_channels=None,
+            block_out_channels=[320, 640, 1280, 1280],
+            motion_layers_per_block=2,
+            motion_transformer_layers_per_block=1,
+            motion_mid_block_layers_per_block=1,
+            motion_transformer_layers_per_mid_block=1,
+            motion_num_attention_heads=8,
+            motion_norm_num_groups=32,
+            motion_max_seq_length=32,
+            use_motion_mid_block=False,
+            conv_in_channels=None,
         ),
         controlnet=dict(
-            in_channels=4, conditioning_channels=4, use_simplified_condition_embedding=True,
-            concat_conditioning_mask=True, block_out_channels=[320, 640, 1280, 1280],
-            down_block_types=["CrossAttnDownBlockMotion"] * 3 + ["DownBlockMotion"], layers_per_block=2,
-            cross_attention_dim=768, attention_head_dim=8, transformer_layers_per_block=1,
-            temporal_transformer_layers_per_block=1, motion_num_attention_heads=8, motion_max_seq_length=32,
-            norm_num_groups=32, norm_eps=1e-5, use_linear_projection=False, global_pool_conditions=False,
+            in_channels=4,
+            conditioning_channels=4,
+            use_simplified_condition_embedding=True,
+            concat_conditioning_mask=True,
+            block_out_channels=[320, 640, 1280, 1280],
+            down_block_types=["CrossAttnDownBlockMotion"] * 3 + ["DownBlockMotion"],
+            layers_per_block=2,
+            cross_attention_dim=768,
+            attention_head_dim=8,
+            transformer_layers_per_block=1,
+            temporal_transformer_layers_per_block=1,
+            motion_num_attention_heads=8,
+            motion_max_seq_length=32,
+            norm_num_groups=32,
+            norm_eps=1e-5,
+            use_linear_projection=False,
+            global_pool_conditions=False,
             controlnet_conditioning_channel_order="rgb",
         ),
     ),
     "tiny": dict(  # same classes and block kinds, widths cut so 16 frames at 32 px take ~0.2 s per step on a CPU
         unet=dict(
-            sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, cross_attention_dim=16,
-            attention_head_dim=4, block_out_channels=[16, 32], norm_num_groups=4,
+            sample_size=16,
+            in_channels=4,
+            out_channels=4,
+            layers_per_block=1,
+            cross_attention_dim=16,
+            attention_head_dim=4,
+            block_out_channels=[16, 32],
+            norm_num_groups=4,
             down_block_types=["CrossAttnDownBlock2D", "DownBlock2D"],
             up_block_types=["UpBlock2D", "CrossAttnUpBlock2D"],
         ),
         vae=dict(
-            in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1, sample_size=32,
-            block_out_channels=[16, 32], down_block_types=["DownEncoderBlock2D"] * 2,
-            up_block_types=["UpDecoderBlock2D"] * 2, norm_num_groups=4, scaling_factor=0.18215,
+            in_channels=3,
+            out_channels=3,
+            latent_channels=4,
+            layers_per_block=1,
+            sample_size=32,
+            block_out_channels=[16, 32],
+            down_block_types=["DownEncoderBlock2D"] * 2,
+            up_block_types=["UpDecoderBlock2D"] * 2,
+            norm_num_groups=4,
+            scaling_factor=0.18215,
         ),
         text_encoder=dict(
-            vocab_size=49408, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-            max_position_embeddings=77, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407,
+            vocab_size=49408,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=77,
+            bos_token_id=49406,
+            eos_token_id=49407,
+            pad_token_id=49407,
         ),
         motion_adapter=dict(
-            block_out_channels=[16, 32], motion_layers_per_block=1, motion_norm_num_groups=4,
-            motion_num_attention_heads=2, motion_max_seq_length=32,
+            block_out_channels=[16, 32],
+            motion_layers_per_block=1,
+            motion_norm_num_groups=4,
+            motion_num_attention_heads=2,
+            motion_max_seq_length=32,
         ),
         controlnet=dict(
-            in_channels=4, conditioning_channels=4, use_simplified_condition_embedding=True,
-            concat_conditioning_mask=True, block_out_channels=[16, 32], layers_per_block=1,
-            down_block_types=["CrossAttnDownBlockMotion", "DownBlockMotion"], cross_attention_dim=16,
-            attention_head_dim=4, norm_num_groups=4, motion_num_attention_heads=2,
+            in_channels=4,
+            conditioning_channels=4,
+            use_simplified_condition_embedding=True,
+            concat_conditioning_mask=True,
+            block_out_channels=[16, 32],
+            layers_per_block=1,
+            down_block_types=["CrossAttnDownBlockMotion", "DownBlockMotion"],
+            cross_attention_dim=16,
+            attention_head_dim=4,
+            norm_num_groups=4,
+            motion_num_attention_heads=2,
             conditioning_embedding_out_channels=[8, 16],
         ),
     ),
 }
 # Reference DDIM (configs/inference/inference-v3.yaml): linear β, steps_offset 1, no clipping, η = 0.
 VIDEO_SCHEDULER = dict(
-    num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="linear", steps_offset=1,
-    clip_sample=False, set_alpha_to_one=True, timestep_spacing="leading", prediction_type="epsilon",
+    num_train_timesteps=1000,
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="linear",
+    steps_offset=1,
+    clip_sample=False,
+    set_alpha_to_one=True,
+    timestep_spacing="leading",
+    prediction_type="epsilon",
 )
 
 UNCLIP_CONFIGS = {
     "paper": dict(
         unet=dict(
-            sample_size=96, in_channels=4, out_channels=4, layers_per_block=2,
+            sample_size=96,
+            in_channels=4,
+            out_channels=4,
+            layers_per_block=2,
             down_block_types=["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
             up_block_types=["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
-            block_out_channels=[320, 640, 1280], transformer_layers_per_block=[1, 2, 10],
-            attention_head_dim=[5, 10, 20], use_linear_projection=True, cross_attention_dim=1664,
-            addition_embed_type="text_time", addition_time_embed_dim=256, projection_class_embeddings_input_dim=1024,
+            block_out_channels=[320, 640, 1280],
+            transformer_layers_per_block=[1, 2, 10],
+            attention_head_dim=[5, 10, 20],
+            use_linear_projection=True,
+            cross_attention_dim=1664,
+            addition_embed_type="text_time",
+            addition_time_embed_dim=256,
+            projection_class_embeddings_input_dim=1024,
         ),
         vae=dict(  # the SDXL VAE stored in the unclip6 file (first_stage_model.*)
-            in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2, sample_size=1024,
-            block_out_channels=[128, 256, 512, 512], down_block_types=["DownEncoderBlock2D"] * 4,
-            up_block_types=["UpDecoderBlock2D"] * 4, scaling_factor=0.13025, force_upcast=True,
+            in_channels=3,
+            out_channels=3,
+            latent_channels=4,
+            layers_per_block=2,
+            sample_size=1024,
+            block_out_channels=[128, 256, 512, 512],
+            down_block_types=["DownEncoderBlock2D"] * 4,
+            up_block_types=["UpDecoderBlock2D"] * 4,
+            scaling_factor=0.13025,
+            force_upcast=True,
         ),
     ),
     "tiny": dict(
         unet=dict(
-            sample_size=16, in_channels=4, out_channels=4, layers_per_block=1,
+            sample_size=16,
+            in_channels=4,
+            out_channels=4,
+            layers_per_block=1,
             down_block_types=["DownBlock2D", "CrossAttnDownBlock2D"],
-            up_block_types=["CrossAttnUpBlock2D", "UpBlock2D"], block_out_channels=[16, 32],
-            transformer_layers_per_block=[1, 2], attention_head_dim=[2, 4], use_linear_projection=True,
-            cross_attention_dim=32, norm_num_groups=4,
-            addition_embed_type="text_time", addition_time_embed_dim=8, projection_class_embeddings_input_dim=32,
+            up_block_types=["CrossAttnUpBlock2D", "UpBlock2D"],
+            block_out_channels=[16, 32],
+            transformer_layers_per_block=[1, 2],
+            attention_head_dim=[2, 4],
+            use_linear_projection=True,
+            cross_attention_dim=32,
+            norm_num_groups=4,
+            addition_embed_type="text_time",
+            addition_time_embed_dim=8,
+            projection_class_embeddings_input_dim=32,
         ),
         vae=dict(
-            in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1, sample_size=32,
-            block_out_channels=[16, 32], down_block_types=["DownEncoderBlock2D"] * 2,
-            up_block_types=["UpDecoderBlock2D"] * 2, norm_num_groups=4, scaling_factor=0.13025,
+            in_channels=3,
+            out_channels=3,
+            latent_channels=4,
+            layers_per_block=1,
+            sample_size=32,
+            block_out_channels=[16, 32],
+            down_block_types=["DownEncoderBlock2D"] * 2,
+            up_block_types=["UpDecoderBlock2D"] * 2,
+            norm_num_groups=4,
+            scaling_factor=0.13025,
         ),
     ),
 }
 # sgm LegacyDDPMDiscretization ("linear" in sgm = "scaled_linear" in diffusers), ε-prediction.
 UNCLIP_SCHEDULER = dict(
-    num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-    prediction_type="epsilon", use_karras_sigmas=False, final_sigmas_type="zero", interpolation_type="linear",
+    num_train_timesteps=1000,
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    prediction_type="epsilon",
+    use_karras_sigmas=False,
+    final_sigmas_type="zero",
+    interpolation_type="linear",
 )
 
 
@@ -181,7 +291,9 @@ def randomize_zero_init(*modules: torch.nn.Module) -> int:
     return count
 
 
-def load_checkpoint_dict(path: str | os.PathLike, field: str, trust_pickle: bool = False) -> dict[str, torch.Tensor]:
+def load_checkpoint_dict(
+    path: str | os.PathLike, field: str, trust_pickle: bool = False
+) -> dict[str, torch.Tensor]:
     """Tensors of a local checkpoint (.safetensors, .ckpt/.pth/.bin), unwrapped from state_dict/controlnet wrappers."""
     path = require_file(path, field, "weight file")
     if path.suffix == ".safetensors":
@@ -266,8 +378,13 @@ def build_video_pipeline(
             SparseControlNetModel, sparsectrl_file, "gen.video.sparsectrl_file", cfg["controlnet"]
         )
     pipe = NeuroClipsVideoPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, motion_adapter=adapter,
-        controlnet=controlnet, scheduler=scheduler,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        motion_adapter=adapter,
+        controlnet=controlnet,
+        scheduler=scheduler,
     )
     if pretrained == "local" and domain_lora_file is not None and not building_on_meta():
         lora = load_checkpoint_dict(domain_lora_file, "gen.video.domain_lora_file")
@@ -317,10 +434,15 @@ def _load_dreambooth(path, cfg: dict, tokenizer: CLIPTokenizer):
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         index = {
-            "_class_name": "StableDiffusionPipeline", "feature_extractor": [None, None],
-            "image_encoder": [None, None], "requires_safety_checker": False, "safety_checker": [None, None],
-            "scheduler": ["diffusers", "DDIMScheduler"], "text_encoder": ["transformers", "CLIPTextModel"],
-            "tokenizer": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "UNet2DConditionModel"],
+            "_class_name": "StableDiffusionPipeline",
+            "feature_extractor": [None, None],
+            "image_encoder": [None, None],
+            "requires_safety_checker": False,
+            "safety_checker": [None, None],
+            "scheduler": ["diffusers", "DDIMScheduler"],
+            "text_encoder": ["transformers", "CLIPTextModel"],
+            "tokenizer": ["transformers", "CLIPTokenizer"],
+            "unet": ["diffusers", "UNet2DConditionModel"],
             "vae": ["diffusers", "AutoencoderKL"],
         }
         (root / "model_index.json").write_text(json.dumps(index))
@@ -329,10 +451,16 @@ def _load_dreambooth(path, cfg: dict, tokenizer: CLIPTokenizer):
         text_cfg = CLIPTextConfig(**cfg["text_encoder"]).to_dict()
         text_cfg["architectures"] = ["CLIPTextModel"]
         _config_folder(root, "text_encoder", text_cfg)
-        _config_folder(root, "scheduler", dict(VIDEO_SCHEDULER, _class_name="DDIMScheduler"), "scheduler_config.json")
+        _config_folder(
+            root, "scheduler", dict(VIDEO_SCHEDULER, _class_name="DDIMScheduler"), "scheduler_config.json"
+        )
         tokenizer.save_pretrained(root / "tokenizer")
         sd = StableDiffusionPipeline.from_single_file(
-            str(path), config=str(root), local_files_only=True, safety_checker=None, requires_safety_checker=False
+            str(path),
+            config=str(root),
+            local_files_only=True,
+            safety_checker=None,
+            requires_safety_checker=False,
         )
     return sd.unet, sd.vae, sd.text_encoder
 
@@ -416,24 +544,71 @@ def build_unclip(
 
 BLIP2_CONFIGS = {
     "paper": dict(  # blip2-opt-2.7b
-        vision_config=dict(hidden_size=1408, intermediate_size=6144, num_hidden_layers=39, num_attention_heads=16,
-                           image_size=224, patch_size=14),
-        qformer_config=dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
-                            encoder_hidden_size=1408, cross_attention_frequency=2, vocab_size=30522),
-        text_config=dict(model_type="opt", vocab_size=50272, hidden_size=2560, num_hidden_layers=32, ffn_dim=10240,
-                         num_attention_heads=32, max_position_embeddings=2048, word_embed_proj_dim=2560,
-                         bos_token_id=2, eos_token_id=50118, pad_token_id=1),
-        num_query_tokens=32, image_token_index=50265,
+        vision_config=dict(
+            hidden_size=1408,
+            intermediate_size=6144,
+            num_hidden_layers=39,
+            num_attention_heads=16,
+            image_size=224,
+            patch_size=14,
+        ),
+        qformer_config=dict(
+            hidden_size=768,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            intermediate_size=3072,
+            encoder_hidden_size=1408,
+            cross_attention_frequency=2,
+            vocab_size=30522,
+        ),
+        text_config=dict(
+            model_type="opt",
+            vocab_size=50272,
+            hidden_size=2560,
+            num_hidden_layers=32,
+            ffn_dim=10240,
+            num_attention_heads=32,
+            max_position_embeddings=2048,
+            word_embed_proj_dim=2560,
+            bos_token_id=2,
+            eos_token_id=50118,
+            pad_token_id=1,
+        ),
+        num_query_tokens=32,
+        image_token_index=50265,
     ),
     "tiny": dict(  # CLIP-BPE vocabulary (+1 image token) so the offline CLIP tokenizer decodes it
-        vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-                           image_size=32, patch_size=8),
-        qformer_config=dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-                            encoder_hidden_size=16, vocab_size=100),
-        text_config=dict(model_type="opt", vocab_size=49409, hidden_size=16, num_hidden_layers=1, ffn_dim=32,
-                         num_attention_heads=2, max_position_embeddings=64, word_embed_proj_dim=16,
-                         bos_token_id=49406, eos_token_id=49407, pad_token_id=49407),
-        num_query_tokens=4, image_token_index=49408,
+        vision_config=dict(
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+        ),
+        qformer_config=dict(
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            encoder_hidden_size=16,
+            vocab_size=100,
+        ),
+        text_config=dict(
+            model_type="opt",
+            vocab_size=49409,
+            hidden_size=16,
+            num_hidden_layers=1,
+            ffn_dim=32,
+            num_attention_heads=2,
+            max_position_embeddings=64,
+            word_embed_proj_dim=16,
+            bos_token_id=49406,
+            eos_token_id=49407,
+            pad_token_id=49407,
+        ),
+        num_query_tokens=4,
+        image_token_index=49408,
     ),
 }
 
@@ -454,7 +629,9 @@ def build_captioner(
     _check_choice("gen.caption.pretrained", pretrained, ("random", "local"))
     _check_choice("gen.caption.size", size, BLIP2_CONFIGS)
     if pretrained == "local" and not building_on_meta():
-        folder = require_file(Path(str(blip2_dir)) / "config.json", "gen.caption.blip2_dir", "BLIP-2 folder").parent
+        folder = require_file(
+            Path(str(blip2_dir)) / "config.json", "gen.caption.blip2_dir", "BLIP-2 folder"
+        ).parent
         model = Blip2ForConditionalGeneration.from_pretrained(
             folder, local_files_only=True, dtype=getattr(torch, dtype)
         )
@@ -473,15 +650,30 @@ def build_captioner(
 # --------------------------------------------------------------------------------------------------------------
 
 CLIP_VISION_CONFIGS = {
-    "paper": dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-                  image_size=224, patch_size=32, projection_dim=512),  # openai/clip-vit-base-patch32
-    "tiny": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                 image_size=32, patch_size=8, projection_dim=32),
+    "paper": dict(
+        hidden_size=768,
+        intermediate_size=3072,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        image_size=224,
+        patch_size=32,
+        projection_dim=512,
+    ),  # openai/clip-vit-base-patch32
+    "tiny": dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=32,
+        patch_size=8,
+        projection_dim=32,
+    ),
 }
 
 
-def build_clip_image_encoder(pretrained: str = "random", size: str = "tiny", clip_dir: str | None = None,
-                             init_seed: int = 0):
+def build_clip_image_encoder(
+    pretrained: str = "random", size: str = "tiny", clip_dir: str | None = None, init_seed: int = 0
+):
     """A ``ClipImageEmbedder`` (transformers ``CLIPVisionModelWithProjection``): local folder or random."""
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
@@ -490,7 +682,9 @@ def build_clip_image_encoder(pretrained: str = "random", size: str = "tiny", cli
     _check_choice("gen.fusion.pretrained", pretrained, ("random", "local"))
     _check_choice("gen.fusion.size", size, CLIP_VISION_CONFIGS)
     if pretrained == "local" and not building_on_meta():
-        folder = require_file(Path(str(clip_dir)) / "config.json", "gen.fusion.clip_dir", "CLIP folder").parent
+        folder = require_file(
+            Path(str(clip_dir)) / "config.json", "gen.fusion.clip_dir", "CLIP folder"
+        ).parent
         model = CLIPVisionModelWithProjection.from_pretrained(folder, local_files_only=True)
     else:
         with seeded_init(init_seed):

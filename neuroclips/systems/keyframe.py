@@ -19,7 +19,13 @@ CAPTION_SOURCES = ("blip2", "nearest_train", "none")
 
 class KeyframeGenerator(pl.LightningModule):
     frozen_prefixes: tuple[str, ...] = (
-        "ridge.", "backbone.", "diffusion_prior.", "unet.", "vae.", "captioner.", "caption_bank.",
+        "ridge.",
+        "backbone.",
+        "diffusion_prior.",
+        "unet.",
+        "vae.",
+        "captioner.",
+        "caption_bank.",
     )
 
     def __init__(
@@ -40,8 +46,12 @@ class KeyframeGenerator(pl.LightningModule):
     ) -> None:
         super().__init__()
         if caption_source not in CAPTION_SOURCES:
-            raise ValueError(f"gen.caption.source: expected one of {CAPTION_SOURCES}, found {caption_source!r}.")
-        self.save_hyperparameters(ignore=["ridge", "backbone", "diffusion_prior", "unclip", "captioner", "caption_bank"])
+            raise ValueError(
+                f"gen.caption.source: expected one of {CAPTION_SOURCES}, found {caption_source!r}."
+            )
+        self.save_hyperparameters(
+            ignore=["ridge", "backbone", "diffusion_prior", "unclip", "captioner", "caption_bank"]
+        )
         self.ridge, self.backbone, self.diffusion_prior = ridge, backbone, diffusion_prior
         self.unet, self.vae = unclip.unet, unclip.vae
         self.scheduler = unclip.scheduler
@@ -60,17 +70,23 @@ class KeyframeGenerator(pl.LightningModule):
         cond = clip_voxels / hp.condition_divisor
         out = []
         for i, clip in enumerate(clip_indices):
-            g = torch.Generator(device=cond.device).manual_seed(clip_seed(hp.seed, clip, "prior", hp.per_clip_seed))
-            out.append(self.diffusion_prior.p_sample_loop(
-                cond[i : i + 1], timesteps=hp.prior_steps, cond_scale=hp.prior_cond_scale, generator=g
-            ))
+            g = torch.Generator(device=cond.device).manual_seed(
+                clip_seed(hp.seed, clip, "prior", hp.per_clip_seed)
+            )
+            out.append(
+                self.diffusion_prior.p_sample_loop(
+                    cond[i : i + 1], timesteps=hp.prior_steps, cond_scale=hp.prior_cond_scale, generator=g
+                )
+            )
         return torch.cat(out)
 
     def captions(self, keyframes: torch.Tensor, prior_tokens: torch.Tensor) -> list[str]:
         source = self.hparams.caption_source
         needed = {"blip2": self.captioner, "nearest_train": self.caption_bank}
         if source in needed and needed[source] is None:
-            raise ValueError(f"keyframe.caption_source={source} needs system.{'captioner' if source == 'blip2' else 'caption_bank'}; none was built.")
+            raise ValueError(
+                f"keyframe.caption_source={source} needs system.{'captioner' if source == 'blip2' else 'caption_bank'}; none was built."
+            )
         if source == "blip2":
             return list(self.captioner(keyframes))
         if source == "nearest_train":
@@ -79,13 +95,19 @@ class KeyframeGenerator(pl.LightningModule):
 
     @torch.no_grad()
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
-        self.ridge.eval(), self.backbone.eval(), self.diffusion_prior.eval()
+        for module in (self.ridge, self.backbone, self.diffusion_prior):
+            module.eval()  # no dropout at inference (the reference samples in eval mode)
         clips = [int(c) for c in batch["clip_index"]]
         _, clip_voxels = self.backbone(self.ridge(batch["fmri"].float()))
         prior_tokens = self.sample_prior(clip_voxels, clips)
         blurry = batch.get("inputs", {}).get("blurry")
         keyframes = sample_keyframes(
-            self.unet, self.vae, self.scheduler, self.recipe, prior_tokens, clips,
+            self.unet,
+            self.vae,
+            self.scheduler,
+            self.recipe,
+            prior_tokens,
+            clips,
             blurry_first_frame=None if blurry is None else blurry[:, 0],
         )
         captions = self.captions(keyframes, prior_tokens)

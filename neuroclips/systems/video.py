@@ -22,6 +22,7 @@ class VideoGenerator(pl.LightningModule):
         recipe: dict | None = None,
         seed: int = 12099779162349365895,
         per_clip_seed: bool = True,
+        autocast: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["pipeline"])
@@ -38,10 +39,16 @@ class VideoGenerator(pl.LightningModule):
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         inputs = batch.get("inputs", {})
         clips = [int(c) for c in batch["clip_index"]]
-        video = generate_videos(
-            self.pipeline, self.recipe, clips, blurry=inputs.get("blurry"), keyframes=inputs.get("keyframe"),
-            captions=inputs.get("caption"),
-        )
+        # the reference runs the video stage in fp32 (notes D9): no mixed precision unless asked for
+        with torch.autocast(self.device.type, enabled=self.hparams.autocast):
+            video = generate_videos(
+                self.pipeline,
+                self.recipe,
+                clips,
+                blurry=inputs.get("blurry"),
+                keyframes=inputs.get("keyframe"),
+                captions=inputs.get("caption"),
+            )
         r = self.recipe
         return {
             "clip_index": torch.as_tensor(clips, dtype=torch.long),

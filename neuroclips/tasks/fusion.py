@@ -11,7 +11,6 @@ Resumable: clips that already have ``fused_video`` are loaded, not regenerated.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -60,8 +59,13 @@ class FusionTask:
 
     def build_for_dry_run(self) -> dict[str, torch.nn.Module]:
         p = self.pipeline
-        return {"unet": p.unet, "vae": p.vae, "text_encoder": p.text_encoder, "controlnet": p.controlnet,
-                "clip_encoder": self.clip_encoder}
+        return {
+            "unet": p.unet,
+            "vae": p.vae,
+            "text_encoder": p.text_encoder,
+            "controlnet": p.controlnet,
+            "clip_encoder": self.clip_encoder,
+        }
 
     # ---- pieces ----------------------------------------------------------------------------------------------
     def _embed(self, images: torch.Tensor, device, chunk: int = 32) -> torch.Tensor:
@@ -78,7 +82,9 @@ class FusionTask:
             if self.mlp_label == "labels":
                 key = schema.stimulus_path("train", "labels")
                 if key not in f:
-                    raise KeyError(f"{data_file}: fusion.mlp_label=labels needs '/{key}'; use fusion.mlp_label=scene.")
+                    raise KeyError(
+                        f"{data_file}: fusion.mlp_label=labels needs '/{key}'; use fusion.mlp_label=scene."
+                    )
                 label = f[key][:]
                 same = (label[1:] == label[:-1]) & (segment[1:] == segment[:-1])
             elif self.mlp_label == "scene":
@@ -90,7 +96,9 @@ class FusionTask:
             for start in range(0, n, 256):
                 block = frames_ds[start : start + 256, self.mlp_keyframe_index]
                 embeds.append(self._embed(_float(block), device))
-        return train_pair_classifier(torch.cat(embeds), torch.from_numpy(same), self.mlp_hidden, self.mlp_epochs)
+        return train_pair_classifier(
+            torch.cat(embeds), torch.from_numpy(same), self.mlp_hidden, self.mlp_epochs
+        )
 
     # ---- run -------------------------------------------------------------------------------------------------
     def run(self, ctx):
@@ -103,7 +111,9 @@ class FusionTask:
         if self.limit_clips:
             clips = clips[: self.limit_clips]
         if not clips:
-            raise FileNotFoundError(f"{ctx.outputs_dir}: fusion needs 'video' and 'keyframe' outputs; run stage=keyframe and stage=video first.")
+            raise FileNotFoundError(
+                f"{ctx.outputs_dir}: fusion needs 'video' and 'keyframe' outputs; run stage=keyframe and stage=video first."
+            )
         with h5py.File(ctx.data_file, "r") as f:
             index = f[schema.stimulus_path("test", "clip_index")][:]
             seg = f[schema.stimulus_path("test", "segment")][:]
@@ -126,12 +136,25 @@ class FusionTask:
             elif links.get(pos - 1, False) and previous is not None:
                 video = self._regenerate(store, clip, previous[-1])
                 regenerated += 1
-                store.save("fused_video", clip, to_uint8(video), {
-                    "clip_index": clip, "stage": "fusion", "linked_to": clips[pos - 1], "seed": self.recipe.seed,
-                })
+                store.save(
+                    "fused_video",
+                    clip,
+                    to_uint8(video),
+                    {
+                        "clip_index": clip,
+                        "stage": "fusion",
+                        "linked_to": clips[pos - 1],
+                        "seed": self.recipe.seed,
+                    },
+                )
             else:
                 video = _float(store.load("video", clip))
-                store.save("fused_video", clip, to_uint8(video), {"clip_index": clip, "stage": "fusion", "linked_to": None})
+                store.save(
+                    "fused_video",
+                    clip,
+                    to_uint8(video),
+                    {"clip_index": clip, "stage": "fusion", "linked_to": None},
+                )
             previous = video
 
         long_dir = ctx.run_dir / "fused_long"
@@ -140,19 +163,31 @@ class FusionTask:
                 ids = [clips[p] for p in group]
                 frames = np.concatenate([store.load("fused_video", c) for c in ids])
                 write_npy(long_dir / f"{ids[0]:05d}-{ids[-1]:05d}.npy", frames)
-        write_json(ctx.run_dir / "fusion_groups.json", {
-            "decision": self.decision, "threshold": self.threshold,
-            "pairs": [{"clips": [clips[i], clips[j]], "score": s, "linked": bool(ok)}
-                      for (i, j), s, ok in zip(pairs, scores, linked)],
-            "groups": [[clips[p] for p in g] for g in groups],
-        })
+        write_json(
+            ctx.run_dir / "fusion_groups.json",
+            {
+                "decision": self.decision,
+                "threshold": self.threshold,
+                "pairs": [
+                    {"clips": [clips[i], clips[j]], "score": s, "linked": bool(ok)}
+                    for (i, j), s, ok in zip(pairs, scores, linked)
+                ],
+                "groups": [[clips[p] for p in g] for g in groups],
+            },
+        )
         metrics = {
-            "clips": len(clips), "pairs": len(pairs), "linked_pairs": int(sum(linked)),
-            "groups": len(groups), "longest_group": max(len(g) for g in groups), "regenerated": regenerated,
+            "clips": len(clips),
+            "pairs": len(pairs),
+            "linked_pairs": int(sum(linked)),
+            "groups": len(groups),
+            "longest_group": max(len(g) for g in groups),
+            "regenerated": regenerated,
             "mean_score": float(np.mean(scores)) if scores else float("nan"),
         }
-        return StageResult(metrics=metrics, outputs={"fused_video": str(store.root / "fused_video"),
-                                                     "fused_long": str(long_dir)})
+        return StageResult(
+            metrics=metrics,
+            outputs={"fused_video": str(store.root / "fused_video"), "fused_long": str(long_dir)},
+        )
 
     def _move_pipeline(self, device) -> None:
         p = self.pipeline

@@ -53,7 +53,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--steps-keyframe", type=int, default=None)
     ap.add_argument("--steps-video", type=int, default=None)
-    ap.add_argument("--keyframe-autocast", default="float16", help="UNet autocast dtype on CUDA (reference fp16); 'none' = off")
+    ap.add_argument(
+        "--keyframe-autocast",
+        default="float16",
+        help="UNet autocast dtype on CUDA (reference fp16); 'none' = off",
+    )
     ap.add_argument("--skip-keyframe", action="store_true")
     ap.add_argument("--skip-video", action="store_true")
     ap.add_argument("--out", default=None)
@@ -63,13 +67,23 @@ def main(argv=None) -> dict:
     k_steps, v_steps = args.steps_keyframe or k_steps, args.steps_video or v_steps
     local = args.weights_dir is not None
     files = {k: str(Path(args.weights_dir) / v) for k, v in PAPER_FILES.items()} if local else {}
-    result = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu", "scale": args.scale,
-              "weights": "local" if local else "random", "keyframe_steps": k_steps, "video_steps": v_steps}
+    result = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "scale": args.scale,
+        "weights": "local" if local else "random",
+        "keyframe_steps": k_steps,
+        "video_steps": v_steps,
+    }
     g = torch.Generator().manual_seed(0)
 
     if not args.skip_keyframe:
-        comps = build_unclip("local" if local else "random", args.scale, context_dim=ctx_dim,
-                             unclip_file=files.get("unclip_file"), trust_pickle=True)
+        comps = build_unclip(
+            "local" if local else "random",
+            args.scale,
+            context_dim=ctx_dim,
+            unclip_file=files.get("unclip_file"),
+            trust_pickle=True,
+        )
         comps.unet.to(device)
         comps.vae.to(device)
         autocast = None if args.keyframe_autocast == "none" else args.keyframe_autocast
@@ -78,11 +92,15 @@ def main(argv=None) -> dict:
         for bs in args.batch_sizes:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            sample_keyframes(comps.unet, comps.vae, comps.scheduler, recipe, tokens[:bs], list(range(bs)))  # warm-up
+            sample_keyframes(
+                comps.unet, comps.vae, comps.scheduler, recipe, tokens[:bs], list(range(bs))
+            )  # warm-up
             sync(device)
             t = time.perf_counter()
             for s in range(0, args.clips, bs):
-                sample_keyframes(comps.unet, comps.vae, comps.scheduler, recipe, tokens[s : s + bs], list(range(s, s + bs)))
+                sample_keyframes(
+                    comps.unet, comps.vae, comps.scheduler, recipe, tokens[s : s + bs], list(range(s, s + bs))
+                )
             sync(device)
             result[f"keyframe_s_per_clip_batch{bs}"] = (time.perf_counter() - t) / args.clips
             if device.type == "cuda":
@@ -92,22 +110,39 @@ def main(argv=None) -> dict:
             torch.cuda.empty_cache()
 
     if not args.skip_video:
-        pipe = build_video_pipeline("local" if local else "random", args.scale, **{
-            k: files.get(k) for k in ("dreambooth_file", "motion_module_file", "sparsectrl_file", "domain_lora_file")})
+        pipe = build_video_pipeline(
+            "local" if local else "random",
+            args.scale,
+            **{
+                k: files.get(k)
+                for k in ("dreambooth_file", "motion_module_file", "sparsectrl_file", "domain_lora_file")
+            },
+        )
         for m in (pipe.unet, pipe.vae, pipe.text_encoder, pipe.controlnet):
             m.to(device)
         recipe = VideoRecipe(size=vsize, steps=v_steps)
-        blurry, keys = torch.rand(args.clips, 6, 3, vsize, vsize, generator=g), torch.rand(args.clips, 3, vsize, vsize, generator=g)
+        blurry, keys = (
+            torch.rand(args.clips, 6, 3, vsize, vsize, generator=g),
+            torch.rand(args.clips, 3, vsize, vsize, generator=g),
+        )
         caps = [f"a clip number {i}" for i in range(args.clips)]
         for bs in args.batch_sizes:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            generate_videos(pipe, recipe, list(range(bs)), blurry[:bs].to(device), keys[:bs].to(device), caps[:bs])
+            generate_videos(
+                pipe, recipe, list(range(bs)), blurry[:bs].to(device), keys[:bs].to(device), caps[:bs]
+            )
             sync(device)
             t = time.perf_counter()
             for s in range(0, args.clips, bs):
-                generate_videos(pipe, recipe, list(range(s, s + bs)), blurry[s : s + bs].to(device),
-                                keys[s : s + bs].to(device), caps[s : s + bs])
+                generate_videos(
+                    pipe,
+                    recipe,
+                    list(range(s, s + bs)),
+                    blurry[s : s + bs].to(device),
+                    keys[s : s + bs].to(device),
+                    caps[s : s + bs],
+                )
             sync(device)
             result[f"video_s_per_clip_batch{bs}"] = (time.perf_counter() - t) / args.clips
             if device.type == "cuda":
