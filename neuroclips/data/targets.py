@@ -92,7 +92,7 @@ class ComputeTargets:
             d = f.create_dataset(path, full, np.float16, chunks=chunk)
             d.attrs["encoder"] = name
             d.attrs["config"] = desc
-            if frames is not None:
+            if fi is not None:  # a subset of frames (keyframes): the DataModule picks the chosen keyframe's slot
                 d.attrs["frame_indices"] = np.asarray(frames, np.int64)
             f.create_dataset(done_path, (n,), bool)
         return f[path], f[done_path]
@@ -109,6 +109,7 @@ class ComputeTargets:
                 log.info("targets/%s/%s: already cached", name, split)
                 return 0
             fi = out.attrs.get("frame_indices")
+            fi = list(range(schema.FRAMES_PER_CLIP)) if fi is None else fi
             captions = f[schema.stimulus_path(split, "captions")]
             bar = tqdm(total=len(todo), desc=f"targets {name}/{split}", unit="clip")
             for start in range(0, len(todo), self.batch_size):
