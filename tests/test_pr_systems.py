@@ -136,3 +136,9 @@ def test_paper_dry_run_counts_through_config(tmp_path, monkeypatch):
     assert report["modules"]["net"]["trainable"] == 229_184_945
     assert report["modules"]["vae"]["frozen"] == 83_653_863
     assert report["trainable"] == 229_184_945
+
+
+def test_blurry_window_defaults_to_training_window():
+    net, vae, _ = modules()
+    assert BlurryVideoPredictor(net=net, vae=vae, training_window="clip").temporal_window == "clip"
+    assert BlurryVideoPredictor(net=net, vae=vae, temporal_window=2, training_window="clip").temporal_window == 2

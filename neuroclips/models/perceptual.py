@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from neuroclips.models.inception import InceptionExtension
@@ -40,6 +41,12 @@ def resolve_frames_per_window(temporal_window: str | int, clips_in_batch: int, f
     raise ValueError(
         f"temporal_window must be one of {TEMPORAL_WINDOWS} or a positive number of clips, found {temporal_window!r}."
     )
+
+
+def validate_temporal_window(temporal_window: str | int) -> None:
+    """Raise the option error early (at construction) instead of at the first batch."""
+    clips = temporal_window if isinstance(temporal_window, int) and not isinstance(temporal_window, bool) else 1
+    resolve_frames_per_window(temporal_window, max(clips, 1), 1)
 
 
 class SubjectRidge(nn.Module):
@@ -196,3 +203,16 @@ def reference_state_dict_to_ours(state_dict: dict[str, Tensor]) -> dict[str, Ten
             raise KeyError(f"reference PR state dict has an unknown key {key!r} (expected one of the prefixes "
                            f"{[old for old, _ in _REFERENCE_PREFIXES]}).")
     return renamed
+
+
+def training_window_from_checkpoint(path: str, default: str | int = "batch") -> str | int:
+    """Loader: the `system.temporal_window` a `pr` checkpoint was trained with (from its embedded config).
+
+    Returns `default` in dry runs (meta device) and for checkpoints that do not record it.
+    """
+    if torch.get_default_device().type == "meta":
+        return default
+    from neuroclips.checkpoints import read_checkpoint
+
+    config = (read_checkpoint(path, field="pr_ckpt").get("neuroclips") or {}).get("config") or {}
+    return (config.get("system") or {}).get("temporal_window", default)

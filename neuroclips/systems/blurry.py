@@ -7,7 +7,8 @@ Temporal window and batches: with `temporal_window=clip` every clip is decoded o
 not depend on batching, resuming or DDP sharding. With `batch` (the reference, and the default because it is the
 training window) the frames of the whole prediction batch attend to each other, so a clip's output depends on its
 batch neighbours: it matches training only when a batch holds consecutive clips. A resumed run (only missing clips
-are predicted) or DDP sharding (Lightning's sampler deals clips to ranks round-robin) changes the neighbours.
+are predicted) or DDP sharding (the DataModule's EpochSampler deals clips to ranks round-robin) changes the
+neighbours.
 This module warns once when a batch is not a run of consecutive clip indices; use `clip` (or a single process
 and a fresh output folder) when bitwise-stable outputs matter.
 """
@@ -21,7 +22,7 @@ import torch
 from torch import Tensor
 
 from neuroclips.models.frozen_vae import VaeLatentEncoder
-from neuroclips.models.perceptual import PerceptualNet, resolve_frames_per_window
+from neuroclips.models.perceptual import PerceptualNet, validate_temporal_window
 
 log = logging.getLogger("neuroclips")
 
@@ -33,9 +34,18 @@ def is_consecutive(clip_index: Tensor) -> bool:
 class BlurryVideoPredictor(pl.LightningModule):
     frozen_prefixes = ("vae.",)
 
-    def __init__(self, *, net: PerceptualNet, vae: VaeLatentEncoder, temporal_window: str | int = "batch") -> None:
+    def __init__(
+        self,
+        *,
+        net: PerceptualNet,
+        vae: VaeLatentEncoder,
+        temporal_window: str | int | None = None,
+        training_window: str | int = "batch",
+    ) -> None:
+        """`temporal_window=None` uses `training_window`, the window the `pr` net was trained with."""
         super().__init__()
-        resolve_frames_per_window(temporal_window, 1, net.frames_per_clip)
+        temporal_window = training_window if temporal_window is None else temporal_window
+        validate_temporal_window(temporal_window)
         self.net, self.vae = net, vae
         self.temporal_window = temporal_window
         self._warned = False

@@ -11,6 +11,8 @@ Pearson after a bilinear resize to 425, `neuroclips.metrics.pixcorr`) and `val/s
 Reference quirks as options: `temporal_window` (`batch` = reference, `clip`), `mixup_pct` (reference 0; above 0
 the reference crashes, here it mixes voxels and target latents BiMixCo-style), `log_train_pixcorr` (reference
 decodes every training batch for a train PixCorr; off by default because it only observes).
+The `batch` window assumes consecutive clips in a batch (unshuffled loader, one process): under DDP the DataModule
+deals clips to ranks round-robin, so a rank's batch spans clips r, r+W, ...; use `clip` there, or one device.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from neuroclips.metrics.pixcorr import pixcorr
 from neuroclips.metrics.ssim import ssim
 from neuroclips.models.convnext_teacher import ConvNeXtTeacher, TeacherAugmentation
 from neuroclips.models.frozen_vae import VaeLatentEncoder
-from neuroclips.models.perceptual import PerceptualNet, resolve_frames_per_window
+from neuroclips.models.perceptual import PerceptualNet, validate_temporal_window
 
 OBJECTIVES = ("reference", "paper_eq1")
 LATENT_SOURCES = ("cached", "online")
@@ -75,7 +77,7 @@ class PerceptualReconstructor(pl.LightningModule):
             raise ValueError(f"system.latent_source: expected one of {LATENT_SOURCES}, found {latent_source!r}.")
         if lr_scheduler not in ("onecycle", "none"):
             raise ValueError(f"system.lr_scheduler: expected 'onecycle' or 'none', found {lr_scheduler!r}.")
-        resolve_frames_per_window(temporal_window, 1, net.frames_per_clip)  # validates the option early
+        validate_temporal_window(temporal_window)
         self.save_hyperparameters(ignore=["net", "vae", "teacher", "teacher_augmentation", "optimizer"])
         self.net, self.vae, self.teacher = net, vae, teacher
         self.teacher_augmentation = teacher_augmentation or TeacherAugmentation()

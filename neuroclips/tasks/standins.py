@@ -4,7 +4,7 @@ Why: a randomly initialised VAE makes the PR's pixel-space results meaningless (
 noise), so at `scale=tiny` the frozen SD-VAE is replaced by a small AutoencoderKL fitted here to the training
 frames (validation blocks held out, test frames never seen). It is saved with diffusers' `save_pretrained` into
 `out_dir` (default `${paths.data_dir}/standins/tiny_vae`, beside the data file) together with `standin.json`,
-which records the data file it was fitted to; a later run re-uses it unless that file changed or
+which records a content hash of the frames it was fitted to; a later run re-uses it unless the frames changed or
 `overwrite=true`. The latent scaling factor is set like SD's 0.18215: 1 / std of the fitted latents.
 
 At `scale=paper` the stage does nothing (`enabled=false`): the real VAE comes from `${paths.weights_dir}`.
@@ -13,6 +13,7 @@ Order in the demo: standins -> targets (caches the latents with this VAE) -> sr 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -33,10 +34,16 @@ log = logging.getLogger("neuroclips")
 MARKER = "standin.json"
 
 
-def data_fingerprint(path: str | Path) -> dict:
-    """Identity of the data file the stand-in was fitted to (path, size, modification time)."""
-    stat = Path(path).stat()
-    return {"data_file": str(Path(path).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+def data_fingerprint(path: str | Path, sample_every: int = 25) -> dict:
+    """Identity of the frames the stand-in was fitted to: shapes plus a hash of every `sample_every`-th training
+    clip. Content-based on purpose: stage=targets writes into the same file, which must not trigger a refit."""
+    digest = hashlib.sha1()
+    with h5py.File(path, "r") as f:
+        frames = f["stimuli/train/frames"]
+        digest.update(str((frames.shape, f["stimuli/test/frames"].shape)).encode())
+        for row in range(0, frames.shape[0], sample_every):
+            digest.update(frames[row].tobytes())
+    return {"frames_sha1": digest.hexdigest()}
 
 
 def read_training_frames(data_file: str | Path, held_out_rows: np.ndarray) -> np.ndarray:
