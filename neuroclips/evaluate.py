@@ -26,13 +26,21 @@ os.environ.setdefault("WANDB_MODE", "offline")
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+import neuroclips.utils.resolvers  # noqa: E402,F401  (registers the config's resolvers, as neuroclips.train does)
+
 # absolute: Hydra resolves a relative config_path against the *calling* module, which differs under `-m`
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 SHORT_KEYS = {
-    "source": "task.source", "gt": "data.file", "out": "paths.run_dir", "layout": "task.layout",
-    "kinds": "task.kinds", "index_base": "task.index_base", "frame_indices": "task.frame_indices",
-    "eval_size": "task.eval_size", "max_clips": "task.max_clips",
+    "source": "task.source",
+    "gt": "data.file",
+    "out": "paths.run_dir",
+    "layout": "task.layout",
+    "kinds": "task.kinds",
+    "index_base": "task.index_base",
+    "frame_indices": "task.frame_indices",
+    "eval_size": "task.eval_size",
+    "max_clips": "task.max_clips",
 }
 
 
@@ -69,7 +77,10 @@ def _run(cfg: DictConfig) -> dict | None:
 def main(argv: list[str] | None = None) -> None:
     args = translate(sys.argv[1:] if argv is None else argv)
     if not any(a.startswith("task.source=") for a in args):
-        print("evaluate: no source=DIR given; scoring this run's outputs store (paths.outputs_dir).", file=sys.stderr)
+        print(
+            "evaluate: no source=DIR given; scoring this run's outputs store (paths.outputs_dir).",
+            file=sys.stderr,
+        )
     sys.argv = [sys.argv[0], *args]
     _run()
 

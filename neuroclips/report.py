@@ -27,31 +27,91 @@ COLUMN_TITLES = ("Video 2-way", "Video 50-way", "CLIP-pcc", "Frame 2-way", "Fram
 
 # NeuroClips paper Table 1 (method.md 9.1): value, +-. MinD-Video and NeuroClips rows average 3 subjects.
 PAPER_TABLE1: dict[str, tuple] = {
-    "MinD-Video 2023 (paper)": ((0.839, 0.03), (0.197, 0.02), (0.408, 0.46), (0.796, 0.03), (0.174, 0.03), (0.171, 0.08), (8.662, 1.52)),
-    "NeuroClips avg (paper)": ((0.834, 0.03), (0.220, 0.01), (0.738, 0.17), (0.806, 0.03), (0.203, 0.01), (0.390, 0.08), (9.211, 1.46)),
-    "NeuroClips subj 1 (paper)": ((0.830, 0.03), (0.208, 0.01), (0.736, 0.12), (0.799, 0.03), (0.187, 0.01), (0.392, 0.08), (9.226, 1.42)),
-    "NeuroClips subj 2 (paper)": ((0.837, 0.03), (0.230, 0.01), (0.742, 0.19), (0.811, 0.03), (0.210, 0.01), (0.392, 0.08), (9.336, 1.52)),
-    "NeuroClips subj 3 (paper)": ((0.835, 0.03), (0.221, 0.01), (0.735, 0.20), (0.807, 0.03), (0.213, 0.01), (0.387, 0.09), (9.072, 1.44)),
+    "MinD-Video 2023 (paper)": (
+        (0.839, 0.03),
+        (0.197, 0.02),
+        (0.408, 0.46),
+        (0.796, 0.03),
+        (0.174, 0.03),
+        (0.171, 0.08),
+        (8.662, 1.52),
+    ),
+    "NeuroClips avg (paper)": (
+        (0.834, 0.03),
+        (0.220, 0.01),
+        (0.738, 0.17),
+        (0.806, 0.03),
+        (0.203, 0.01),
+        (0.390, 0.08),
+        (9.211, 1.46),
+    ),
+    "NeuroClips subj 1 (paper)": (
+        (0.830, 0.03),
+        (0.208, 0.01),
+        (0.736, 0.12),
+        (0.799, 0.03),
+        (0.187, 0.01),
+        (0.392, 0.08),
+        (9.226, 1.42),
+    ),
+    "NeuroClips subj 2 (paper)": (
+        (0.837, 0.03),
+        (0.230, 0.01),
+        (0.742, 0.19),
+        (0.811, 0.03),
+        (0.210, 0.01),
+        (0.392, 0.08),
+        (9.336, 1.52),
+    ),
+    "NeuroClips subj 3 (paper)": (
+        (0.835, 0.03),
+        (0.221, 0.01),
+        (0.735, 0.20),
+        (0.807, 0.03),
+        (0.213, 0.01),
+        (0.387, 0.09),
+        (9.072, 1.44),
+    ),
 }
 
 # Our rows of the Table-1 comparison: which of our metrics fills each column (config: task.table_rows).
 DEFAULT_TABLE_ROWS: dict[str, dict[str, str]] = {
     "ours: MinD-Video protocol (top-3 GT, SSIM rgb255, PSNR skimage, CLIP-pcc adjacent)": {
-        "video_2way": "video_2way_mindvideo", "video_50way": "video_50way_mindvideo", "clip_pcc": "clip_pcc_adjacent",
-        "frame_2way": "frame_2way_mindvideo", "frame_50way": "frame_50way_mindvideo", "ssim": "ssim_rgb255",
-        "psnr": "psnr_skimage"},
+        "video_2way": "video_2way_mindvideo",
+        "video_50way": "video_50way_mindvideo",
+        "clip_pcc": "clip_pcc_adjacent",
+        "frame_2way": "frame_2way_mindvideo",
+        "frame_50way": "frame_50way_mindvideo",
+        "ssim": "ssim_rgb255",
+        "psnr": "psnr_skimage",
+    },
     "ours: NEURONS runner (top-3 GT, SSIM gray_gauss_columns, PSNR skimage, CLIP-pcc adjacent)": {
-        "video_2way": "video_2way_mindvideo", "video_50way": "video_50way_mindvideo", "clip_pcc": "clip_pcc_adjacent",
-        "frame_2way": "frame_2way_mindvideo", "frame_50way": "frame_50way_mindvideo",
-        "ssim": "ssim_gray_gauss_columns", "psnr": "psnr_skimage"},
+        "video_2way": "video_2way_mindvideo",
+        "video_50way": "video_50way_mindvideo",
+        "clip_pcc": "clip_pcc_adjacent",
+        "frame_2way": "frame_2way_mindvideo",
+        "frame_50way": "frame_50way_mindvideo",
+        "ssim": "ssim_gray_gauss_columns",
+        "psnr": "psnr_skimage",
+    },
     "ours: strict (top-1 GT, SSIM gray_gauss, PSNR skimage, CLIP-pcc all_pairs)": {
-        "video_2way": "video_2way_strict", "video_50way": "video_50way_strict", "clip_pcc": "clip_pcc_all_pairs",
-        "frame_2way": "frame_2way_strict", "frame_50way": "frame_50way_strict", "ssim": "ssim_gray_gauss",
-        "psnr": "psnr_skimage"},
+        "video_2way": "video_2way_strict",
+        "video_50way": "video_50way_strict",
+        "clip_pcc": "clip_pcc_all_pairs",
+        "frame_2way": "frame_2way_strict",
+        "frame_50way": "frame_50way_strict",
+        "ssim": "ssim_gray_gauss",
+        "psnr": "psnr_skimage",
+    },
 }
 # per-clip scores printed under each reconstruction in the GIF grid: metric -> short label
-PER_CLIP_COLUMNS = {"video_2way_mindvideo": "video 2-way", "frame_2way_mindvideo": "frame 2-way",
-                    "ssim_rgb255": "SSIM rgb255", "psnr_skimage": "PSNR", "clip_pcc_adjacent": "CLIP-pcc adj."}
+PER_CLIP_COLUMNS = {
+    "video_2way_mindvideo": "video 2-way",
+    "frame_2way_mindvideo": "frame 2-way",
+    "ssim_rgb255": "SSIM rgb255",
+    "psnr_skimage": "PSNR",
+    "clip_pcc_adjacent": "CLIP-pcc adj.",
+}
 
 
 def write_text(path: Path, text: str) -> None:
@@ -70,7 +130,10 @@ def table1_rows(doc: dict, kind: str, table_rows: dict | None) -> tuple[list[str
     metrics = doc["kinds"].get(kind, {}).get("metrics", {})
     rows = []
     for name, mapping in (table_rows or DEFAULT_TABLE_ROWS).items():
-        cells = [fmt(metrics[m]["value"], metrics[m]["std"]) if m in metrics else "–" for m in (mapping.get(c) for c in COLUMNS)]
+        cells = [
+            fmt(metrics[m]["value"], metrics[m]["std"]) if m in metrics else "–"
+            for m in (mapping.get(c) for c in COLUMNS)
+        ]
         rows.append([f"{name}, subj {doc['subject']}, {kind}"] + cells)
     for name, values in PAPER_TABLE1.items():
         rows.append([name] + [fmt(v, s) for v, s in values])
@@ -87,8 +150,11 @@ def metric_rows(doc: dict, kind: str) -> tuple[list[str], list[list[str]]]:
 def subject_rows(docs: list[dict], kind: str) -> tuple[list[str], list[list[str]]]:
     """One column per subject and their mean, for every metric all subjects share."""
     docs = sorted(docs, key=lambda d: d["subject"])
-    names = [n for n in docs[0]["kinds"].get(kind, {}).get("metrics", {})
-             if all(n in d["kinds"].get(kind, {}).get("metrics", {}) for d in docs)]
+    names = [
+        n
+        for n in docs[0]["kinds"].get(kind, {}).get("metrics", {})
+        if all(n in d["kinds"].get(kind, {}).get("metrics", {}) for d in docs)
+    ]
     rows = []
     for n in names:
         vals = [d["kinds"][kind]["metrics"][n]["value"] for d in docs]
@@ -128,12 +194,28 @@ def _sections(doc: dict, table_rows: dict | None, subject_docs: list[dict]) -> l
     if len(subject_docs) > 1:
         out.append(("", f"Across subjects ({main})", subject_rows(subject_docs, main)))
     for kind in scored:
-        out.append(("wrap-last", f"All metrics: {kind} ({doc['kinds'][kind]['frame_selection']})", metric_rows(doc, kind)))
+        out.append(
+            (
+                "wrap-last",
+                f"All metrics: {kind} ({doc['kinds'][kind]['frame_selection']})",
+                metric_rows(doc, kind),
+            )
+        )
     if "retrieval" in doc and "forward" in doc["retrieval"]:
         r = doc["retrieval"]
-        out.append(("wrap-last", "Retrieval (SR)", (["Direction", "Top-1", "How"], [
-            ["forward (fMRI → keyframe)", fmt(r["forward"]), r["label"]],
-            ["backward (keyframe → fMRI)", fmt(r["backward"]), r["label"]]])))
+        out.append(
+            (
+                "wrap-last",
+                "Retrieval (SR)",
+                (
+                    ["Direction", "Top-1", "How"],
+                    [
+                        ["forward (fMRI → keyframe)", fmt(r["forward"]), r["label"]],
+                        ["backward (keyframe → fMRI)", fmt(r["backward"]), r["label"]],
+                    ],
+                ),
+            )
+        )
     return out
 
 
@@ -182,7 +264,9 @@ def gif_base64(frames: np.ndarray, fps: float, size: int) -> str:
     if len(images) == 1:
         images[0].save(buf, format="PNG")
         return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    images[0].save(
+        buf, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0
+    )
     return "data:image/gif;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
@@ -194,7 +278,9 @@ def choose_clips(available: list[int], wanted) -> list[int]:
 
 
 def _grid_html(gt: dict, visuals: dict, per_clip_rows: list[dict], cfg: dict) -> str:
-    kinds = [k for k in ("keyframe", "blurry", "video") if k in visuals] + [k for k in visuals if k not in ("keyframe", "blurry", "video")]
+    kinds = [k for k in ("keyframe", "blurry", "video") if k in visuals] + [
+        k for k in visuals if k not in ("keyframe", "blurry", "video")
+    ]
     available = sorted(set(gt) & set().union(*[set(v) for v in visuals.values()])) if visuals else []
     clips = choose_clips(available, cfg.get("clips", 8))
     if not clips:
@@ -205,7 +291,10 @@ def _grid_html(gt: dict, visuals: dict, per_clip_rows: list[dict], cfg: dict) ->
     head = "<th>clip</th><th>ground truth</th>" + "".join(f"<th>{html.escape(k)}</th>" for k in kinds)
     rows = []
     for c in clips:
-        cells = [f"<td class='idx'>{c}</td>", f"<td><img src='{gif_base64(gt[c], fps.get('gt', 3), size)}'></td>"]
+        cells = [
+            f"<td class='idx'>{c}</td>",
+            f"<td><img src='{gif_base64(gt[c], fps.get('gt', 3), size)}'></td>",
+        ]
         for k in kinds:
             frames = visuals[k].get(c)
             if frames is None:
@@ -213,7 +302,9 @@ def _grid_html(gt: dict, visuals: dict, per_clip_rows: list[dict], cfg: dict) ->
                 continue
             img = gif_base64(frames, fps.get(k, 3) if frames.ndim == 4 else 1, size)
             r = scores.get((k, c), {})
-            caption = "<br>".join(f"{html.escape(short)} {r[m]:.3f}" for m, short in PER_CLIP_COLUMNS.items() if m in r)
+            caption = "<br>".join(
+                f"{html.escape(short)} {r[m]:.3f}" for m, short in PER_CLIP_COLUMNS.items() if m in r
+            )
             cells.append(f"<td><img src='{img}'><div class='scores'>{caption}</div></td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table class='grid'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
@@ -226,16 +317,29 @@ vertical-align:top;text-align:left}td{white-space:nowrap}table.wrap-first td:fir
 ul.settings li{margin:2px 0;font-size:13px}"""
 
 
-def render_html(doc: dict, per_clip_rows: list[dict], gt: dict, visuals: dict, cfg: dict | None = None,
-                table_rows: dict | None = None, subject_docs: list[dict] | None = None) -> str:
+def render_html(
+    doc: dict,
+    per_clip_rows: list[dict],
+    gt: dict,
+    visuals: dict,
+    cfg: dict | None = None,
+    table_rows: dict | None = None,
+    subject_docs: list[dict] | None = None,
+) -> str:
     cfg = cfg or {}
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>neuroclips eval, subject {doc['subject']}</title>",
-             f"<style>{CSS}</style></head><body><h1>Evaluation report: subject {doc['subject']}</h1>",
-             "<ul class='settings'>" + "".join(f"<li>{html.escape(s)}</li>" for s in _settings_lines(doc)) + "</ul>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>neuroclips eval, subject {doc['subject']}</title>",
+        f"<style>{CSS}</style></head><body><h1>Evaluation report: subject {doc['subject']}</h1>",
+        "<ul class='settings'>"
+        + "".join(f"<li>{html.escape(s)}</li>" for s in _settings_lines(doc))
+        + "</ul>",
+    ]
     sections = _sections(doc, table_rows, subject_docs or [])
-    grid = ("<h2>Ground truth and reconstructions</h2><p>GIFs loop; ground truth and blurry clips at 3 fps, videos at "
-            "8 fps (all generated frames). Scores are per clip (mean over frames; N-way = fraction of trials won).</p>"
-            + _grid_html(gt, visuals, per_clip_rows, cfg))
+    grid = (
+        "<h2>Ground truth and reconstructions</h2><p>GIFs loop; ground truth and blurry clips at 3 fps, videos at "
+        "8 fps (all generated frames). Scores are per clip (mean over frames; N-way = fraction of trials won).</p>"
+        + _grid_html(gt, visuals, per_clip_rows, cfg)
+    )
     grid_after = 1 if len(sections) > 1 and sections[1][1].startswith("Across subjects") else 0
     for i, (css, title, (header, rows)) in enumerate(sections):
         parts.append(f"<h2>{html.escape(title)}</h2>" + html_table(header, rows, css))
@@ -245,8 +349,15 @@ def render_html(doc: dict, per_clip_rows: list[dict], gt: dict, visuals: dict, c
     return "\n".join(parts)
 
 
-def write_reports(run_dir: Path, doc: dict, per_clip_rows: list[dict], gt: dict, visuals: dict,
-                  cfg: dict | None = None, table_rows: dict | None = None) -> dict[str, str]:
+def write_reports(
+    run_dir: Path,
+    doc: dict,
+    per_clip_rows: list[dict],
+    gt: dict,
+    visuals: dict,
+    cfg: dict | None = None,
+    table_rows: dict | None = None,
+) -> dict[str, str]:
     """Write metrics.md and report.html into ``run_dir``; return their paths."""
     cfg = cfg or {}
     subject_docs = sibling_subject_docs(run_dir) if cfg.get("combine_subjects", True) else []

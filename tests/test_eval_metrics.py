@@ -21,7 +21,9 @@ def _varied_pairs(seed: int = 0, h: int = 48, w: int = 40) -> tuple[np.ndarray, 
     """(gt, pred) channel-last uint8 stacks: noise, smooth, saturated, constant, identical, shifted, inverted."""
     rng = np.random.default_rng(seed)
     noise = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-    smooth = np.clip(gaussian_filter(rng.normal(128, 80, (h, w, 3)), (3, 3, 0)) * 2 - 128, 0, 255).astype(np.uint8)
+    smooth = np.clip(gaussian_filter(rng.normal(128, 80, (h, w, 3)), (3, 3, 0)) * 2 - 128, 0, 255).astype(
+        np.uint8
+    )
     gts, preds = [], []
     for g in (noise, smooth):
         gts += [g, g, g, g, g]
@@ -52,7 +54,9 @@ def test_ssim_equals_scikit_image(variant, size):
     gt, pred = _varied_pairs(h=size[0], w=size[1])
     ours = ssim(pred, gt, variant=variant).numpy()
     ref = np.array([_sk_ssim(variant, g, p) for g, p in zip(gt, pred)])
-    np.testing.assert_allclose(ours, ref, atol=1e-6 if variant == "rgb255" else 1e-10, rtol=0)  # rgb255: float32 ratio
+    np.testing.assert_allclose(
+        ours, ref, atol=1e-6 if variant == "rgb255" else 1e-10, rtol=0
+    )  # rgb255: float32 ratio
 
 
 def test_ssim_accepts_channel_first_and_rejects_bad_input():
@@ -130,7 +134,9 @@ def _logits(seed=0, b=6, c=40, dtype=torch.float32):
 @pytest.mark.parametrize("n_way,top_k", [(2, 1), (10, 1), (10, 3)])
 def test_nway_equals_reference_loop(protocol, num_gt, n_way, top_k):
     gt, pred = _logits()
-    ours = nway_topk(gt, pred, n_way=n_way, top_k=top_k, num_trials=30, protocol=protocol, sampler="reference", rng=7)
+    ours = nway_topk(
+        gt, pred, n_way=n_way, top_k=top_k, num_trials=30, protocol=protocol, sampler="reference", rng=7
+    )
     acc, std = _reference_nway(gt, pred, n_way, top_k, 30, num_gt, seed=7)
     np.testing.assert_array_equal(ours.accuracy, acc)
     np.testing.assert_allclose(ours.std, std)
@@ -153,7 +159,9 @@ def test_nway_exact_and_vectorized_samplers_agree_with_many_trials():
     np.testing.assert_allclose(sampled.accuracy, exact.accuracy, atol=0.03)
     np.testing.assert_allclose(vector.accuracy, exact.accuracy, atol=0.03)
     top3 = nway_topk(gt, pred, n_way=5, protocol="mindvideo", sampler="exact")
-    assert top3.accuracy[0] == 1.0 and top3.mean >= exact.mean  # the lenient protocol scores higher on average
+    assert (
+        top3.accuracy[0] == 1.0 and top3.mean >= exact.mean
+    )  # the lenient protocol scores higher on average
 
 
 def test_nway_rejects_bad_arguments():
@@ -179,8 +187,10 @@ def test_pixcorr_against_numpy():
     gt, pred = _varied_pairs()
     keep = [0, 1, 2, 3]  # frames with non-constant pixels
     ours = pixcorr(pred[keep], gt[keep], size=None).numpy()
-    ref = [np.corrcoef(g.transpose(2, 0, 1).ravel() / 255.0, p.transpose(2, 0, 1).ravel() / 255.0)[0, 1]
-           for g, p in zip(gt[keep], pred[keep])]
+    ref = [
+        np.corrcoef(g.transpose(2, 0, 1).ravel() / 255.0, p.transpose(2, 0, 1).ravel() / 255.0)[0, 1]
+        for g, p in zip(gt[keep], pred[keep])
+    ]
     np.testing.assert_allclose(ours, ref, atol=1e-5)
     assert pixcorr(gt[:1], gt[:1]).item() == pytest.approx(1.0)
 

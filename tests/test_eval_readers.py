@@ -17,7 +17,11 @@ from neuroclips.evaluation.readers import (
     resize_frames,
     select_frames,
 )
-from neuroclips.models.frozen_classifiers import build_clip_embedder, build_frame_classifier, build_video_classifier
+from neuroclips.models.frozen_classifiers import (
+    build_clip_embedder,
+    build_frame_classifier,
+    build_video_classifier,
+)
 from neuroclips.utils.weights import MissingWeightsError
 
 PALETTE = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]], np.uint8)
@@ -37,7 +41,9 @@ def _save_gif(path, frames_hwc: np.ndarray) -> None:
 def test_every_documented_format_reads_back(tmp_path):
     clips = {i: _clip(i) for i in range(5)}
     np.save(tmp_path / "00000.npy", clips[0])  # (T, H, W, 3) uint8
-    torch.save(torch.from_numpy(clips[1]).permute(0, 3, 1, 2).float() / 255.0, tmp_path / "clip_1.pt")  # float CHW
+    torch.save(
+        torch.from_numpy(clips[1]).permute(0, 3, 1, 2).float() / 255.0, tmp_path / "clip_1.pt"
+    )  # float CHW
     _save_gif(tmp_path / "recon-2.gif", clips[2])
     (tmp_path / "00003").mkdir()
     for i, f in enumerate(clips[3]):
@@ -94,7 +100,9 @@ def test_frame_selection_and_resize():
     frames = torch.full((2, 6, 3, 8, 8), 77, dtype=torch.uint8)
     assert resize_frames(frames, (4, 4)).shape == (2, 6, 3, 4, 4)
     assert (resize_frames(frames, (4, 4)) == 77).all()
-    assert clip_number("test12.gif", 1) == 11 and clip_number("00005") == 5 and clip_number("clip.gif") is None
+    assert (
+        clip_number("test12.gif", 1) == 11 and clip_number("00005") == 5 and clip_number("clip.gif") is None
+    )
 
 
 def test_tiny_models_and_local_round_trip(tmp_path):
@@ -104,8 +112,16 @@ def test_tiny_models_and_local_round_trip(tmp_path):
     assert build_video_classifier("tiny")(frames).shape == (2, 400)
     assert build_clip_embedder("tiny")(frames[:, 0]).shape[0] == 2
     vit.model.save_pretrained(tmp_path / "vit")
-    (tmp_path / "vit" / "preprocessor_config.json").write_text(json.dumps(
-        {"size": {"height": 32, "width": 32}, "image_mean": [0.5] * 3, "image_std": [0.5] * 3, "resample": 2}))
+    (tmp_path / "vit" / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "size": {"height": 32, "width": 32},
+                "image_mean": [0.5] * 3,
+                "image_std": [0.5] * 3,
+                "resample": 2,
+            }
+        )
+    )
     local = build_frame_classifier("local", str(tmp_path / "vit"))
     torch.testing.assert_close(local(frames[:, 0]), vit(frames[:, 0]))
     with pytest.raises(MissingWeightsError, match="config field 'scale.eval.frame_classifier.path'"):

@@ -31,7 +31,11 @@ TINY_MODELS = {
 @pytest.fixture(scope="module")
 def sim_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("sim") / "sim.h5"
-    simulate(path, config_for("tiny", n_train=20, n_test=8, image_size=32, subjects=(1,), segment_len=4), progress=False)
+    simulate(
+        path,
+        config_for("tiny", n_train=20, n_test=8, image_size=32, subjects=(1,), segment_len=4),
+        progress=False,
+    )
     with h5py.File(path, "a") as f:  # a cached keyframe-token target, for the retrieval check
         tokens = np.random.default_rng(0).normal(size=(8, 1, 4, 16)).astype(np.float16)
         d = f.create_dataset("targets/clip_tokens/test", data=tokens)
@@ -45,8 +49,14 @@ def _gt(path: Path) -> np.ndarray:
 
 
 def _ctx(sim_file: Path, run_dir: Path):
-    return SimpleNamespace(run_dir=run_dir, data_file=str(sim_file), subj=1, scale="tiny",
-                           device=torch.device("cpu"), is_global_zero=True)
+    return SimpleNamespace(
+        run_dir=run_dir,
+        data_file=str(sim_file),
+        subj=1,
+        scale="tiny",
+        device=torch.device("cpu"),
+        is_global_zero=True,
+    )
 
 
 def test_perfect_store_outputs_score_perfectly(sim_file, tmp_path):
@@ -61,13 +71,19 @@ def test_perfect_store_outputs_score_perfectly(sim_file, tmp_path):
         store.save("blurry", c, clip, {"seed": c})
         store.save("keyframe", c, clip[2], {"seed": c})
         store.save("clip_voxels", c, tokens[c], {"seed": c})
-    task = EvalTask(source=str(tmp_path / "outputs"), models=TINY_MODELS, nway={"num_trials": 10, "seed": 0},
-                    report={"clips": 3, "combine_subjects": False})
+    task = EvalTask(
+        source=str(tmp_path / "outputs"),
+        models=TINY_MODELS,
+        nway={"num_trials": 10, "seed": 0},
+        report={"clips": 3, "combine_subjects": False},
+    )
     result = task.run(_ctx(sim_file, tmp_path / "eval"))
     doc = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     for kind in ("video", "blurry", "keyframe"):
         m = doc["kinds"][kind]["metrics"]
-        assert m["ssim_rgb255"]["value"] == pytest.approx(1.0) and m["ssim_gray_gauss"]["value"] == pytest.approx(1.0)
+        assert m["ssim_rgb255"]["value"] == pytest.approx(1.0) and m["ssim_gray_gauss"][
+            "value"
+        ] == pytest.approx(1.0)
         assert m["psnr_mind_animator"]["value"] == 100.0 and m["pixcorr"]["value"] == pytest.approx(1.0)
         assert m["frame_2way_mindvideo"]["value"] == 1.0 and m["frame_50way_strict"]["value"] == 1.0
     assert doc["kinds"]["video"]["metrics"]["video_50way_strict"]["value"] == 1.0
@@ -101,12 +117,25 @@ def test_cli_scores_a_foreign_folder_of_gifs(sim_file, tmp_path):
         ims[0].save(foreign / f"test{c + 1}.gif", save_all=True, append_images=ims[1:], duration=333, loop=0)
     out = tmp_path / "scored"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "neuroclips.evaluate", f"source={foreign}", f"gt={sim_file}", f"out={out}",
-           "index_base=1", "scale=tiny", "task.nway.num_trials=5", "task.report.clips=2", "logger=none"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "neuroclips.evaluate",
+        f"source={foreign}",
+        f"gt={sim_file}",
+        f"out={out}",
+        "index_base=1",
+        "scale=tiny",
+        "task.nway.num_trials=5",
+        "task.report.clips=2",
+        "logger=none",
+    ]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     doc = json.loads((out / "metrics.json").read_text())
-    assert list(doc["kinds"]) == ["video", "blurry", "keyframe"] and doc["kinds"]["video"]["n_clips"] == len(gt)
+    assert list(doc["kinds"]) == ["video", "blurry", "keyframe"] and doc["kinds"]["video"]["n_clips"] == len(
+        gt
+    )
     assert "skipped" in doc["kinds"]["blurry"]
     assert 0.3 < doc["kinds"]["video"]["metrics"]["ssim_rgb255"]["value"] < 1.0
     assert (out / "report.html").exists() and (out / "summary.json").exists()

@@ -27,7 +27,9 @@ GRAY_KW = dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False, da
 SKIMAGE = {
     "ssim_rgb255": lambda g, p: structural_similarity(g, p, data_range=255, channel_axis=-1),
     "ssim_gray_gauss": lambda g, p: structural_similarity(rgb2gray(g), rgb2gray(p), **GRAY_KW),
-    "ssim_gray_gauss_columns": lambda g, p: structural_similarity(rgb2gray(g), rgb2gray(p), channel_axis=-1, **GRAY_KW),
+    "ssim_gray_gauss_columns": lambda g, p: structural_similarity(
+        rgb2gray(g), rgb2gray(p), channel_axis=-1, **GRAY_KW
+    ),
     "psnr_skimage": lambda g, p: peak_signal_noise_ratio(g, p, data_range=255),
 }
 OURS = {
@@ -54,14 +56,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=7200)
     ap.add_argument("--size", type=int, default=256)
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (the scikit-image loop is single-threaded)")
-    ap.add_argument("--metrics", nargs="+", default=["ssim_rgb255", "ssim_gray_gauss", "psnr_skimage"], choices=list(OURS))
+    ap.add_argument(
+        "--threads", type=int, default=1, help="torch threads (the scikit-image loop is single-threaded)"
+    )
+    ap.add_argument(
+        "--metrics", nargs="+", default=["ssim_rgb255", "ssim_gray_gauss", "psnr_skimage"], choices=list(OURS)
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     gt, pred = make_frames(args.frames, args.size)
     gt_t = torch.from_numpy(gt).permute(0, 3, 1, 2).contiguous()  # our layout: (N, 3, H, W)
     pred_t = torch.from_numpy(pred).permute(0, 3, 1, 2).contiguous()
-    print(f"{args.frames} frames at {args.size}x{args.size}, torch threads {args.threads}, torch {torch.__version__}")
+    print(
+        f"{args.frames} frames at {args.size}x{args.size}, torch threads {args.threads}, torch {torch.__version__}"
+    )
     rows = []
     total_sk = total_ours = 0.0
     for name in args.metrics:
@@ -74,7 +82,10 @@ def main() -> None:
         total_sk, total_ours = total_sk + t_sk, total_ours + t_ours
         diff = float(np.abs(ours - ref).max())
         rows.append((name, t_sk, t_ours, t_sk / t_ours, diff, float(ref.mean())))
-        print(f"  {name}: scikit-image {t_sk:.1f}s, ours {t_ours:.1f}s, x{t_sk / t_ours:.2f}, max|diff| {diff:.1e}", flush=True)
+        print(
+            f"  {name}: scikit-image {t_sk:.1f}s, ours {t_ours:.1f}s, x{t_sk / t_ours:.2f}, max|diff| {diff:.1e}",
+            flush=True,
+        )
     print("\n| metric | scikit-image loop (s) | neuroclips (s) | speed-up | max abs diff | mean value |")
     print("|---|---|---|---|---|---|")
     for name, t_sk, t_ours, speed, diff, mean in rows:

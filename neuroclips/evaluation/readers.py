@@ -53,7 +53,9 @@ def read_ground_truth(path: str | Path, split: str = "test", clips: list[int] | 
     """Ground-truth frames of ``split`` from the HDF5 data file (all clips, or those in ``clips``)."""
     p = Path(path)
     if not p.exists():
-        raise ReconstructionError(f"{p}: the data file with the ground truth does not exist (config field 'data.file').")
+        raise ReconstructionError(
+            f"{p}: the data file with the ground truth does not exist (config field 'data.file')."
+        )
     with h5py.File(p, "r") as f:
         key = schema.stimulus_path(split, "frames")
         if key not in f:
@@ -66,7 +68,9 @@ def read_ground_truth(path: str | Path, split: str = "test", clips: list[int] | 
         pos = {int(c): r for r, c in enumerate(clip_index)}
         missing = [c for c in clips if int(c) not in pos]
         if missing:
-            raise ReconstructionError(f"{p}: clip indices {missing[:5]} are not in '/{schema.stimulus_path(split, 'clip_index')}'.")
+            raise ReconstructionError(
+                f"{p}: clip indices {missing[:5]} are not in '/{schema.stimulus_path(split, 'clip_index')}'."
+            )
         rows = np.array([pos[int(c)] for c in clips], dtype=np.int64)
         order = np.argsort(rows)  # h5py fancy indexing needs increasing rows
         frames = np.empty((len(rows), *f[key].shape[1:]), np.uint8)
@@ -79,7 +83,9 @@ def to_uint8_chw(array, where: str) -> np.ndarray:
     """Array of one clip or image -> uint8 channel-first: (T, 3, H, W) or (3, H, W)."""
     a = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
     if a.ndim not in (3, 4):
-        raise ReconstructionError(f"{where}: expected (T, 3, H, W), (T, H, W, 3), (3, H, W) or (H, W, 3), found shape {a.shape}.")
+        raise ReconstructionError(
+            f"{where}: expected (T, 3, H, W), (T, H, W, 3), (3, H, W) or (H, W, 3), found shape {a.shape}."
+        )
     channel_axis = a.ndim - 3
     if a.shape[channel_axis] not in (3, 4) and a.shape[-1] in (3, 4):
         a = np.moveaxis(a, -1, channel_axis)
@@ -91,7 +97,9 @@ def to_uint8_chw(array, where: str) -> np.ndarray:
         return np.ascontiguousarray(a)
     if np.issubdtype(a.dtype, np.floating):
         if a.size and (a.min() < -1e-3 or a.max() > 1 + 1e-3):
-            raise ReconstructionError(f"{where}: float frames must be in [0, 1], found range [{a.min():.3g}, {a.max():.3g}].")
+            raise ReconstructionError(
+                f"{where}: float frames must be in [0, 1], found range [{a.min():.3g}, {a.max():.3g}]."
+            )
         return np.clip(a.astype(np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     raise ReconstructionError(f"{where}: expected uint8 or float frames, found dtype {a.dtype}.")
 
@@ -103,7 +111,9 @@ def read_entry(path: Path) -> np.ndarray:
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
         if not files:
-            raise ReconstructionError(f"{path}: a clip folder must hold frame images ({', '.join(FRAME_SUFFIXES)}), found none.")
+            raise ReconstructionError(
+                f"{path}: a clip folder must hold frame images ({', '.join(FRAME_SUFFIXES)}), found none."
+            )
         return to_uint8_chw(np.stack([_rgb(iio.imread(f)) for f in files]), str(path))
     suffix = path.suffix.lower()
     if suffix == ".npy":
@@ -116,11 +126,15 @@ def read_entry(path: Path) -> np.ndarray:
         try:
             frames = iio.imread(path, index=None, plugin="pyav")
         except ImportError as e:
-            raise ReconstructionError(f"{path}: reading MP4 needs the 'av' package (pip install av), which is not installed.") from e
+            raise ReconstructionError(
+                f"{path}: reading MP4 needs the 'av' package (pip install av), which is not installed."
+            ) from e
         return to_uint8_chw(frames, str(path))
     if suffix in FRAME_SUFFIXES:
         return to_uint8_chw(_rgb(iio.imread(path)), str(path))
-    raise ReconstructionError(f"{path}: unsupported file type {suffix!r}; expected .npy, .pt, .gif, .mp4, .png/.jpg or a folder of frames.")
+    raise ReconstructionError(
+        f"{path}: unsupported file type {suffix!r}; expected .npy, .pt, .gif, .mp4, .png/.jpg or a folder of frames."
+    )
 
 
 def _rgb(img: np.ndarray) -> np.ndarray:
@@ -150,7 +164,9 @@ class ReconstructionFolder:
             raise ReconstructionError(f"layout: expected one of {LAYOUTS}, found {layout!r}.")
         self.root = Path(root)
         if not self.root.exists():
-            raise ReconstructionError(f"{self.root}: the reconstruction folder does not exist (config field 'task.source').")
+            raise ReconstructionError(
+                f"{self.root}: the reconstruction folder does not exist (config field 'task.source')."
+            )
         self.layout = layout
         self.index_base = index_base
 
@@ -179,7 +195,9 @@ class ReconstructionFolder:
             if (p.is_dir() and layout != "per_clip") or (p.is_file() and p.suffix.lower() not in suffixes):
                 continue
             idx = clip_number(p.name, self.index_base)
-            if idx is None:  # not a clip entry (e.g. a folder of another kind); the caller reports empty folders
+            if (
+                idx is None
+            ):  # not a clip entry (e.g. a folder of another kind); the caller reports empty folders
                 continue
             if idx in out:
                 raise ReconstructionError(f"{p}: clip {idx} has two entries ({out[idx].name} and {p.name}).")
@@ -194,7 +212,9 @@ class ReconstructionFolder:
         frames = to_uint8_chw(_gif_frames(path), str(path))
         w = frames.shape[-1]
         if w % 2:
-            raise ReconstructionError(f"{path}: a side-by-side GIF must have an even width (GT | prediction), found {w}.")
+            raise ReconstructionError(
+                f"{path}: a side-by-side GIF must have an even width (GT | prediction), found {w}."
+            )
         return frames[..., : w // 2], frames[..., w // 2 :]
 
 
@@ -209,7 +229,9 @@ def select_frames(clip: np.ndarray, frame_indices: list[int], num_gt_frames: int
             f"task.frame_indices: expected {num_gt_frames} indices (one per GT frame), found {list(frame_indices)}."
         )
     if max(frame_indices) >= t:
-        raise ReconstructionError(f"{where}: has {t} frames, but task.frame_indices asks for frame {max(frame_indices)}.")
+        raise ReconstructionError(
+            f"{where}: has {t} frames, but task.frame_indices asks for frame {max(frame_indices)}."
+        )
     return clip[list(frame_indices)]
 
 

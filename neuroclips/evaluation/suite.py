@@ -43,7 +43,9 @@ class EvalModels:
     frame_classifier: nn.Module | None = None
     video_classifier: nn.Module | None = None
     clip_embedders: dict[str, nn.Module] = field(default_factory=dict)  # CLIP-pcc variant -> embedder
-    names: dict[str, str] = field(default_factory=dict)  # 'frame_classifier' | 'video_classifier' | variant -> label
+    names: dict[str, str] = field(
+        default_factory=dict
+    )  # 'frame_classifier' | 'video_classifier' | variant -> label
 
 
 def entry(values_mean: float, std: float, n: int, label: str, **extra) -> dict:
@@ -79,10 +81,14 @@ class Scorer:
         self._gt_cache: dict[tuple, torch.Tensor] = {}
 
     # -------------------------------------------------------------------------------------------- public
-    def score(self, gt: torch.Tensor, recon: torch.Tensor, cache_key: tuple | None = None) -> tuple[dict, dict]:
+    def score(
+        self, gt: torch.Tensor, recon: torch.Tensor, cache_key: tuple | None = None
+    ) -> tuple[dict, dict]:
         """(metrics, per_clip): metrics[name] = entry(...); per_clip[name] = float64 (N,) per-clip values."""
         if gt.shape != recon.shape:
-            raise ValueError(f"evaluation: ground truth {tuple(gt.shape)} and reconstruction {tuple(recon.shape)} differ in shape.")
+            raise ValueError(
+                f"evaluation: ground truth {tuple(gt.shape)} and reconstruction {tuple(recon.shape)} differ in shape."
+            )
         clips = gt if gt.ndim == 5 else gt.unsqueeze(1)
         preds = recon if recon.ndim == 5 else recon.unsqueeze(1)
         metrics: dict[str, dict] = {}
@@ -97,10 +103,14 @@ class Scorer:
         return metrics, per_clip
 
     # -------------------------------------------------------------------------------------------- parts
-    def _positionwise(self, values: np.ndarray, name: str, label: str, metrics: dict, per_clip: dict, **extra) -> None:
+    def _positionwise(
+        self, values: np.ndarray, name: str, label: str, metrics: dict, per_clip: dict, **extra
+    ) -> None:
         """values (N, F): per-position mean and std over clips, averaged over positions."""
         with np.errstate(invalid="ignore"):  # PSNR of identical frames is +inf (as scikit-image): std is nan
-            metrics[name] = entry(values.mean(0).mean(), values.std(0).mean(), values.shape[0], label, **extra)
+            metrics[name] = entry(
+                values.mean(0).mean(), values.std(0).mean(), values.shape[0], label, **extra
+            )
         per_clip[name] = values.mean(1)
 
     def _pixel_metrics(self, clips, preds, metrics, per_clip) -> None:
@@ -109,20 +119,35 @@ class Scorer:
         sel = self.frame_selection
         for v in self.ssim_variants:
             vals = ssim(flat_pred, flat_gt, variant=v, device=self.device).numpy().reshape(n, f)
-            self._positionwise(vals, f"ssim_{v}", f"SSIM {v}, per frame position, {sel}", metrics, per_clip, variant=v)
+            self._positionwise(
+                vals, f"ssim_{v}", f"SSIM {v}, per frame position, {sel}", metrics, per_clip, variant=v
+            )
         for v in self.psnr_variants:
             vals = psnr(flat_pred, flat_gt, variant=v).numpy().reshape(n, f)
             if v == "mind_animator":  # per clip first, then over clips
                 clip_means = vals.mean(1)
-                metrics[f"psnr_{v}"] = entry(clip_means.mean(), clip_means.std(), n,
-                                             f"PSNR {v} (20 log10(255/sqrt(MSE)), per-clip mean), {sel}", variant=v)
+                metrics[f"psnr_{v}"] = entry(
+                    clip_means.mean(),
+                    clip_means.std(),
+                    n,
+                    f"PSNR {v} (20 log10(255/sqrt(MSE)), per-clip mean), {sel}",
+                    variant=v,
+                )
                 per_clip[f"psnr_{v}"] = clip_means
             else:
-                self._positionwise(vals, f"psnr_{v}", f"PSNR {v} (data range 255), per frame position, {sel}",
-                                   metrics, per_clip, variant=v)
+                self._positionwise(
+                    vals,
+                    f"psnr_{v}",
+                    f"PSNR {v} (data range 255), per frame position, {sel}",
+                    metrics,
+                    per_clip,
+                    variant=v,
+                )
         if self.with_pixcorr:
             vals = pixcorr(flat_pred, flat_gt).numpy().reshape(n, f)
-            self._positionwise(vals, "pixcorr", f"PixCorr (Pearson, bilinear 425x425), {sel}", metrics, per_clip)
+            self._positionwise(
+                vals, "pixcorr", f"PixCorr (Pearson, bilinear 425x425), {sel}", metrics, per_clip
+            )
 
     def _logits(self, model: nn.Module, x: torch.Tensor, key: tuple | None) -> torch.Tensor:
         if key is not None and key in self._gt_cache:
@@ -134,13 +159,17 @@ class Scorer:
 
     def _nway_label(self, level: str, n_way: int, protocol: str, model: str) -> str:
         s = self.nway
-        return (f"{level} {n_way}-way top-{s.top_k}, protocol {protocol} ({NWAY_PROTOCOLS[protocol]} GT classes), "
-                f"{s.num_trials} trials, seed {s.seed}, sampler {s.sampler}, {model}, {self.frame_selection}")
+        return (
+            f"{level} {n_way}-way top-{s.top_k}, protocol {protocol} ({NWAY_PROTOCOLS[protocol]} GT classes), "
+            f"{s.num_trials} trials, seed {s.seed}, sampler {s.sampler}, {model}, {self.frame_selection}"
+        )
 
     def _frame_nway(self, clips, preds, metrics, per_clip, cache_key) -> None:
         n, f = clips.shape[:2]
         model = self.models.frame_classifier
-        gt_logits = self._logits(model, clips.flatten(0, 1), None if cache_key is None else (*cache_key, "frame")).view(n, f, -1)
+        gt_logits = self._logits(
+            model, clips.flatten(0, 1), None if cache_key is None else (*cache_key, "frame")
+        ).view(n, f, -1)
         pred_logits = run_batched(model, preds.flatten(0, 1), self.batch_size, self.device).view(n, f, -1)
         s = self.nway
         for protocol in s.protocols:
@@ -149,12 +178,24 @@ class Scorer:
                 acc = np.zeros((n, f))
                 std = np.zeros((n, f))
                 for pos in range(f):
-                    r = nway_topk(gt_logits[:, pos], pred_logits[:, pos], n_way, s.top_k, s.num_trials, protocol,
-                                  s.sampler, rng if s.sampler == "reference" else s.seed + pos)
+                    r = nway_topk(
+                        gt_logits[:, pos],
+                        pred_logits[:, pos],
+                        n_way,
+                        s.top_k,
+                        s.num_trials,
+                        protocol,
+                        s.sampler,
+                        rng if s.sampler == "reference" else s.seed + pos,
+                    )
                     acc[:, pos], std[:, pos] = r.accuracy, r.std
                 name = f"frame_{n_way}way_{protocol}"
-                label = self._nway_label("frame-level", n_way, protocol, self.models.names.get("frame_classifier", "ViT"))
-                metrics[name] = entry(acc.mean(0).mean(), std.mean(0).mean(), n, label, protocol=protocol, n_way=n_way)
+                label = self._nway_label(
+                    "frame-level", n_way, protocol, self.models.names.get("frame_classifier", "ViT")
+                )
+                metrics[name] = entry(
+                    acc.mean(0).mean(), std.mean(0).mean(), n, label, protocol=protocol, n_way=n_way
+                )
                 per_clip[name] = acc.mean(1)
 
     def _video_nway(self, clips, preds, metrics, per_clip, cache_key) -> None:
@@ -164,10 +205,16 @@ class Scorer:
         s = self.nway
         for protocol in s.protocols:
             for n_way in s.n_ways:
-                r = nway_topk(gt_logits, pred_logits, n_way, s.top_k, s.num_trials, protocol, s.sampler, s.seed)
+                r = nway_topk(
+                    gt_logits, pred_logits, n_way, s.top_k, s.num_trials, protocol, s.sampler, s.seed
+                )
                 name = f"video_{n_way}way_{protocol}"
-                label = self._nway_label("video-level", n_way, protocol, self.models.names.get("video_classifier", "VideoMAE"))
-                metrics[name] = entry(r.mean, r.mean_std, len(r.accuracy), label, protocol=protocol, n_way=n_way)
+                label = self._nway_label(
+                    "video-level", n_way, protocol, self.models.names.get("video_classifier", "VideoMAE")
+                )
+                metrics[name] = entry(
+                    r.mean, r.mean_std, len(r.accuracy), label, protocol=protocol, n_way=n_way
+                )
                 per_clip[name] = r.accuracy
 
     def _clip_pcc(self, preds, metrics, per_clip) -> None:
@@ -182,7 +229,19 @@ class Scorer:
             model_name = self.models.names.get(variant, "CLIP")
             if variant == "adjacent":  # NEURONS: statistics over all adjacent pairs of all clips
                 pairs = adjacent_pair_similarity(emb).numpy()
-                metrics[name] = entry(pairs.mean(), pairs.std(), n, f"CLIP-pcc adjacent pairs, {model_name}, over all pairs, {self.frame_selection}", variant=variant)
+                metrics[name] = entry(
+                    pairs.mean(),
+                    pairs.std(),
+                    n,
+                    f"CLIP-pcc adjacent pairs, {model_name}, over all pairs, {self.frame_selection}",
+                    variant=variant,
+                )
             else:
-                metrics[name] = entry(clip_values.mean(), clip_values.std(), n, f"CLIP-pcc all ordered pairs, {model_name}, per clip, {self.frame_selection}", variant=variant)
+                metrics[name] = entry(
+                    clip_values.mean(),
+                    clip_values.std(),
+                    n,
+                    f"CLIP-pcc all ordered pairs, {model_name}, per clip, {self.frame_selection}",
+                    variant=variant,
+                )
             per_clip[name] = clip_values

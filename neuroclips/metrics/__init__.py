@@ -14,6 +14,15 @@ from neuroclips.metrics.retrieval import retrieval_top1
 from neuroclips.metrics.ssim import SSIM_VARIANTS
 
 __all__ = [
-    "CLIP_PCC_VARIANTS", "NWAY_PROTOCOLS", "PSNR_VARIANTS", "SSIM_VARIANTS", "FramePSNR", "FramePixCorr",
-    "FrameSSIM", "NWayResult", "clip_pcc_per_clip", "nway_topk", "retrieval_top1",
+    "CLIP_PCC_VARIANTS",
+    "NWAY_PROTOCOLS",
+    "PSNR_VARIANTS",
+    "SSIM_VARIANTS",
+    "FramePSNR",
+    "FramePixCorr",
+    "FrameSSIM",
+    "NWayResult",
+    "clip_pcc_per_clip",
+    "nway_topk",
+    "retrieval_top1",
 ]

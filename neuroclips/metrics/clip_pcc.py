@@ -49,7 +49,9 @@ def clip_pcc_per_clip(
     else:
         raise ValueError(f"CLIP-pcc variant: expected one of {CLIP_PCC_VARIANTS}, found {variant!r}.")
     if gate_scores is not None:
-        per_clip = torch.where(gate_scores.to(per_clip) <= gate_threshold, torch.zeros_like(per_clip), per_clip)
+        per_clip = torch.where(
+            gate_scores.to(per_clip) <= gate_threshold, torch.zeros_like(per_clip), per_clip
+        )
     return per_clip
 
 

@@ -17,7 +17,9 @@ def as_frames_nchw(frames, name: str = "frames") -> torch.Tensor:
     if t.dtype != torch.uint8:
         raise TypeError(f"{name}: expected uint8 RGB frames (0..255), found dtype {t.dtype}.")
     if t.ndim != 4:
-        raise ValueError(f"{name}: expected 4 dims (N, 3, H, W) or (N, H, W, 3), found shape {tuple(t.shape)}.")
+        raise ValueError(
+            f"{name}: expected 4 dims (N, 3, H, W) or (N, H, W, 3), found shape {tuple(t.shape)}."
+        )
     if t.shape[1] != 3 and t.shape[-1] == 3:
         t = t.permute(0, 3, 1, 2)
     if t.shape[1] != 3:

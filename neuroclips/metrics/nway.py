@@ -111,7 +111,9 @@ def _pool_mask(num_samples: int, num_classes: int, gt_cls: torch.Tensor) -> torc
     return mask
 
 
-def _count_correct(scores_b: torch.Tensor, gt_b: torch.Tensor, distractors: torch.Tensor, top_k: int) -> torch.Tensor:
+def _count_correct(
+    scores_b: torch.Tensor, gt_b: torch.Tensor, distractors: torch.Tensor, top_k: int
+) -> torch.Tensor:
     """Trials (T,) correct for one sample: any GT class with fewer than K distractors scoring >= it."""
     d = scores_b[distractors]  # (T, N-1)
     g = scores_b[gt_b]  # (G,)
@@ -126,13 +128,17 @@ def _reference_trials(scores, gt_cls, n_way, top_k, num_trials, rs: np.random.Ra
     for b in range(num_samples):
         pick_range = np.flatnonzero(pool_mask[b].numpy())  # ascending, like the reference list comprehension
         # rs.choice(pick_range, N-1, replace=False) is pick_range[rs.permutation(len)[:N-1]]: same stream, less overhead
-        picks = pick_range[np.stack([rs.permutation(len(pick_range))[: n_way - 1] for _ in range(num_trials)])]
+        picks = pick_range[
+            np.stack([rs.permutation(len(pick_range))[: n_way - 1] for _ in range(num_trials)])
+        ]
         correct = _count_correct(scores[b], gt_cls[b], torch.from_numpy(picks), top_k)
         acc[b] = correct.sum().item() / num_trials
     return acc
 
 
-def _vectorized_trials(scores, gt_cls, n_way, top_k, num_trials, seed: np.random.RandomState | int | None) -> np.ndarray:
+def _vectorized_trials(
+    scores, gt_cls, n_way, top_k, num_trials, seed: np.random.RandomState | int | None
+) -> np.ndarray:
     num_samples, num_classes = scores.shape
     if isinstance(seed, np.random.RandomState):
         seed = seed.randint(2**31 - 1)  # continue a shared stream deterministically

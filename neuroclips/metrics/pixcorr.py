@@ -16,7 +16,9 @@ def pixcorr(pred, gt, size: int | None = PIXCORR_SIZE, chunk_size: int = 8) -> t
     pred = as_frames_nchw(pred, "pred")
     gt = as_frames_nchw(gt, "gt")
     if pred.shape[0] != gt.shape[0]:
-        raise ValueError(f"PixCorr: expected the same number of frames, found {pred.shape[0]} and {gt.shape[0]}.")
+        raise ValueError(
+            f"PixCorr: expected the same number of frames, found {pred.shape[0]} and {gt.shape[0]}."
+        )
     out = []
     for start in range(0, pred.shape[0], chunk_size):
         p = _prepare(pred[start : start + chunk_size], size)

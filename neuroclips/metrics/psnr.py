@@ -29,7 +29,9 @@ def frame_mse(pred, gt, chunk_size: int = 2) -> torch.Tensor:
     pred = as_frames_nchw(pred, "pred")
     gt = as_frames_nchw(gt, "gt")
     if pred.shape != gt.shape:
-        raise ValueError(f"PSNR: pred and gt must have the same shape, found {tuple(pred.shape)} vs {tuple(gt.shape)}.")
+        raise ValueError(
+            f"PSNR: pred and gt must have the same shape, found {tuple(pred.shape)} vs {tuple(gt.shape)}."
+        )
     numel = pred[0].numel()
     row = EXACT_ROW if numel % EXACT_ROW == 0 else None
     out = []
@@ -54,5 +56,6 @@ def psnr(pred, gt, variant: str = "skimage", data_range: float = 255.0) -> torch
         with torch.no_grad():
             return 10.0 * torch.log10(data_range**2 / mse)  # mse == 0 gives +inf, as scikit-image does
     value = 20.0 * torch.log10(data_range / torch.sqrt(mse.clamp_min(MIND_ANIMATOR_MSE_FLOOR)))
-    return torch.where(mse < MIND_ANIMATOR_MSE_FLOOR, torch.full_like(value, MIND_ANIMATOR_IDENTICAL_PSNR), value)
-
+    return torch.where(
+        mse < MIND_ANIMATOR_MSE_FLOOR, torch.full_like(value, MIND_ANIMATOR_IDENTICAL_PSNR), value
+    )

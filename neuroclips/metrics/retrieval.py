@@ -22,14 +22,18 @@ class RetrievalResult:
     blocks: int
 
 
-def retrieval_top1(brain: torch.Tensor, image: torch.Tensor, pool_size: int | None = RETRIEVAL_POOL) -> RetrievalResult:
+def retrieval_top1(
+    brain: torch.Tensor, image: torch.Tensor, pool_size: int | None = RETRIEVAL_POOL
+) -> RetrievalResult:
     """brain, image: (N, ...) embeddings, row i of each belonging to clip i. Flattened and L2-normalised.
 
     The N clips are cut into consecutive blocks of ``pool_size`` (a last partial block is dropped, as in the
     reference; ``None`` uses all N as one pool); accuracies are averaged over blocks.
     """
     if brain.shape[0] != image.shape[0]:
-        raise ValueError(f"Retrieval: expected as many brain as image embeddings, found {brain.shape[0]} and {image.shape[0]}.")
+        raise ValueError(
+            f"Retrieval: expected as many brain as image embeddings, found {brain.shape[0]} and {image.shape[0]}."
+        )
     b = F.normalize(brain.flatten(1).double(), dim=-1)
     i = F.normalize(image.flatten(1).double(), dim=-1)
     n = b.shape[0]

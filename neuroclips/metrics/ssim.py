@@ -108,7 +108,9 @@ def _ssim_rgb255(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return ssim_map.flatten(1).sum(1, dtype=torch.float64) / ssim_map[0].numel()
 
 
-def _ssim_gaussian(x: torch.Tensor, y: torch.Tensor, *, data_range: float, dims: tuple[int, ...]) -> torch.Tensor:
+def _ssim_gaussian(
+    x: torch.Tensor, y: torch.Tensor, *, data_range: float, dims: tuple[int, ...]
+) -> torch.Tensor:
     """Mean SSIM (Gaussian window, no sample covariance) over the valid region, per leading index; float64 x, y."""
     c1 = (K1 * data_range) ** 2
     c2 = (K2 * data_range) ** 2
@@ -153,10 +155,14 @@ def ssim(
     pred = as_frames_nchw(pred, "pred")
     gt = as_frames_nchw(gt, "gt")
     if pred.shape != gt.shape:
-        raise ValueError(f"SSIM: pred and gt must have the same shape, found {tuple(pred.shape)} vs {tuple(gt.shape)}.")
+        raise ValueError(
+            f"SSIM: pred and gt must have the same shape, found {tuple(pred.shape)} vs {tuple(gt.shape)}."
+        )
     win = UNIFORM_WINDOW if variant == "rgb255" else gaussian_kernel1d().numel()
     if min(pred.shape[-2:]) < win:
-        raise ValueError(f"SSIM {variant}: frames must be at least {win}x{win} pixels, found {tuple(pred.shape[-2:])}.")
+        raise ValueError(
+            f"SSIM {variant}: frames must be at least {win}x{win} pixels, found {tuple(pred.shape[-2:])}."
+        )
     dev = torch.device(device) if device is not None else pred.device
     if chunk_size is None:
         # small chunks keep the CPU working set in cache (measured: 1-2 frames is fastest on CPU)

@@ -50,7 +50,12 @@ class Preprocess(nn.Module):
         resize_shortest_edge: bool = True,
     ):
         super().__init__()
-        self.resize, self.crop, self.mode, self.resize_shortest_edge = resize, crop, mode, resize_shortest_edge
+        self.resize, self.crop, self.mode, self.resize_shortest_edge = (
+            resize,
+            crop,
+            mode,
+            resize_shortest_edge,
+        )
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
@@ -117,8 +122,15 @@ def vit_config(size: str):
     from transformers import ViTConfig
 
     if size == "tiny":
-        return ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                         intermediate_size=37, num_labels=1000)
+        return ViTConfig(
+            image_size=32,
+            patch_size=8,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=37,
+            num_labels=1000,
+        )
     # google/vit-base-patch16-224: the ViTConfig defaults are ViT-B/16 at 224; ImageNet-1k head
     return ViTConfig(image_size=224, patch_size=16, num_labels=1000)
 
@@ -127,23 +139,59 @@ def videomae_config(size: str, num_frames: int = VIDEOMAE_EVAL_FRAMES):
     from transformers import VideoMAEConfig
 
     if size == "tiny":
-        return VideoMAEConfig(image_size=32, patch_size=8, num_frames=num_frames, tubelet_size=2, hidden_size=32,
-                              num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, num_labels=400,
-                              use_mean_pooling=True)
+        return VideoMAEConfig(
+            image_size=32,
+            patch_size=8,
+            num_frames=num_frames,
+            tubelet_size=2,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=37,
+            num_labels=400,
+            use_mean_pooling=True,
+        )
     # MCG-NJU/videomae-base-finetuned-kinetics: VideoMAE-base (defaults), mean pooling, 400 Kinetics classes
-    return VideoMAEConfig(image_size=224, patch_size=16, num_frames=num_frames, tubelet_size=2, num_labels=400,
-                          use_mean_pooling=True)
+    return VideoMAEConfig(
+        image_size=224,
+        patch_size=16,
+        num_frames=num_frames,
+        tubelet_size=2,
+        num_labels=400,
+        use_mean_pooling=True,
+    )
 
 
 CLIP_ARCHS = {
     # openai/clip-vit-base-patch32 (NEURONS adjacent CLIP-pcc, MinD-Video clip score)
-    "vit-b-32": dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-                     image_size=224, patch_size=32, projection_dim=512),
+    "vit-b-32": dict(
+        hidden_size=768,
+        intermediate_size=3072,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        image_size=224,
+        patch_size=32,
+        projection_dim=512,
+    ),
     # openai/clip-vit-large-patch14 (NEURONS all-pairs CLIP-pcc)
-    "vit-l-14": dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-                     image_size=224, patch_size=14, projection_dim=768),
-    "tiny": dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, image_size=32,
-                 patch_size=8, projection_dim=16),
+    "vit-l-14": dict(
+        hidden_size=1024,
+        intermediate_size=4096,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        image_size=224,
+        patch_size=14,
+        projection_dim=768,
+    ),
+    "tiny": dict(
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=32,
+        patch_size=8,
+        projection_dim=16,
+    ),
 }
 
 
@@ -165,7 +213,9 @@ def _check_local_dir(path: str | None, field: str, what: str) -> Path:
             f"{p / 'config.json'}: {what} not found (config field '{field}'); put the Hugging Face model folder "
             f"there or point '{field}' at it."
         )
-    if not any((p / n).exists() for n in ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")):
+    if not any(
+        (p / n).exists() for n in ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
+    ):
         raise MissingWeightsError(
             f"{p / 'model.safetensors'}: {what} weights not found (config field '{field}'); the folder has a "
             f"config.json but no model.safetensors or pytorch_model.bin."
@@ -195,7 +245,9 @@ def _crop_from(proc: dict, default: int | None) -> int | None:
     return int(crop["height"]) if isinstance(crop, dict) else (int(crop) if crop is not None else None)
 
 
-def _make(model_cls, config, source: str, path: str | None, field: str, what: str, dtype: torch.dtype, **kwargs):
+def _make(
+    model_cls, config, source: str, path: str | None, field: str, what: str, dtype: torch.dtype, **kwargs
+):
     if source not in SOURCES:
         raise ValueError(f"{field}: source expected one of {SOURCES}, found {source!r}.")
     if source == "local":
@@ -211,53 +263,89 @@ def _make(model_cls, config, source: str, path: str | None, field: str, what: st
 
 
 def build_frame_classifier(
-    source: str = "tiny", path: str | None = None, dtype: torch.dtype = torch.float32,
+    source: str = "tiny",
+    path: str | None = None,
+    dtype: torch.dtype = torch.float32,
     field: str = "scale.eval.frame_classifier.path",
 ) -> FrameClassifier:
     """ViT ImageNet-1k classifier (google/vit-base-patch16-224 layout): resize to 224x224, mean/std 0.5."""
     from transformers import ViTForImageClassification
 
     config = vit_config("tiny" if source == "tiny" else "base")
-    model, folder = _make(ViTForImageClassification, config, source, path, field, "ImageNet ViT classifier", dtype)
+    model, folder = _make(
+        ViTForImageClassification, config, source, path, field, "ImageNet ViT classifier", dtype
+    )
     proc = _processor_json(folder)
     size, shortest = _size_from(proc, model.config.image_size)
-    pre = Preprocess(size, None, tuple(proc.get("image_mean", HALF_MEAN)), tuple(proc.get("image_std", HALF_STD)),
-                     PIL_RESAMPLE.get(proc.get("resample", 2), "bilinear"), resize_shortest_edge=shortest)
+    pre = Preprocess(
+        size,
+        None,
+        tuple(proc.get("image_mean", HALF_MEAN)),
+        tuple(proc.get("image_std", HALF_STD)),
+        PIL_RESAMPLE.get(proc.get("resample", 2), "bilinear"),
+        resize_shortest_edge=shortest,
+    )
     return FrameClassifier(model, pre)
 
 
 def build_video_classifier(
-    source: str = "tiny", path: str | None = None, num_frames: int = VIDEOMAE_EVAL_FRAMES,
-    dtype: torch.dtype = torch.float32, field: str = "scale.eval.video_classifier.path",
+    source: str = "tiny",
+    path: str | None = None,
+    num_frames: int = VIDEOMAE_EVAL_FRAMES,
+    dtype: torch.dtype = torch.float32,
+    field: str = "scale.eval.video_classifier.path",
 ) -> VideoClassifier:
     """VideoMAE-base fine-tuned on Kinetics-400 with ``num_frames`` (6): shortest edge 224, centre crop 224."""
     from transformers import VideoMAEForVideoClassification
 
     config = videomae_config("tiny" if source == "tiny" else "base", num_frames)
-    model, folder = _make(VideoMAEForVideoClassification, config, source, path, field,
-                          "Kinetics-400 VideoMAE classifier", dtype, num_frames=num_frames)
+    model, folder = _make(
+        VideoMAEForVideoClassification,
+        config,
+        source,
+        path,
+        field,
+        "Kinetics-400 VideoMAE classifier",
+        dtype,
+        num_frames=num_frames,
+    )
     proc = _processor_json(folder)
     image = model.config.image_size
     size, shortest = _size_from(proc, image)
-    pre = Preprocess(size, _crop_from(proc, image), tuple(proc.get("image_mean", IMAGENET_MEAN)),
-                     tuple(proc.get("image_std", IMAGENET_STD)), PIL_RESAMPLE.get(proc.get("resample", 2), "bilinear"),
-                     resize_shortest_edge=shortest if proc else True)
+    pre = Preprocess(
+        size,
+        _crop_from(proc, image),
+        tuple(proc.get("image_mean", IMAGENET_MEAN)),
+        tuple(proc.get("image_std", IMAGENET_STD)),
+        PIL_RESAMPLE.get(proc.get("resample", 2), "bilinear"),
+        resize_shortest_edge=shortest if proc else True,
+    )
     return VideoClassifier(model, pre)
 
 
 def build_clip_embedder(
-    source: str = "tiny", path: str | None = None, arch: str = "vit-b-32", dtype: torch.dtype = torch.float32,
+    source: str = "tiny",
+    path: str | None = None,
+    arch: str = "vit-b-32",
+    dtype: torch.dtype = torch.float32,
     field: str = "scale.eval.clip.path",
 ) -> ClipImageEmbedder:
     """CLIP vision tower + projection (``image_embeds``): shortest edge 224 bicubic, centre crop 224, CLIP mean/std."""
     from transformers import CLIPVisionModelWithProjection
 
     config = clip_vision_config("tiny" if source == "tiny" else arch)
-    model, folder = _make(CLIPVisionModelWithProjection, config, source, path, field, f"CLIP {arch} vision model", dtype)
+    model, folder = _make(
+        CLIPVisionModelWithProjection, config, source, path, field, f"CLIP {arch} vision model", dtype
+    )
     proc = _processor_json(folder)
     image = model.config.image_size
     size, shortest = _size_from(proc, image)
-    pre = Preprocess(size, _crop_from(proc, image), tuple(proc.get("image_mean", CLIP_MEAN)),
-                     tuple(proc.get("image_std", CLIP_STD)), PIL_RESAMPLE.get(proc.get("resample", 3), "bicubic"),
-                     resize_shortest_edge=shortest if proc else True)
+    pre = Preprocess(
+        size,
+        _crop_from(proc, image),
+        tuple(proc.get("image_mean", CLIP_MEAN)),
+        tuple(proc.get("image_std", CLIP_STD)),
+        PIL_RESAMPLE.get(proc.get("resample", 3), "bicubic"),
+        resize_shortest_edge=shortest if proc else True,
+    )
     return ClipImageEmbedder(model, pre)

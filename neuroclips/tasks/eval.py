@@ -29,7 +29,11 @@ from neuroclips.evaluation.readers import (
 )
 from neuroclips.evaluation.suite import EvalModels, NWaySettings, Scorer
 from neuroclips.metrics.retrieval import retrieval_top1
-from neuroclips.models.frozen_classifiers import build_clip_embedder, build_frame_classifier, build_video_classifier
+from neuroclips.models.frozen_classifiers import (
+    build_clip_embedder,
+    build_frame_classifier,
+    build_video_classifier,
+)
 from neuroclips.utils.atomic import write_json
 
 log = logging.getLogger("neuroclips")
@@ -67,7 +71,12 @@ class EvalTask:
         self.eval_size, self.keyframe_gt_index = eval_size, int(keyframe_gt_index)
         self.drop_scene_cuts, self.max_clips = bool(drop_scene_cuts), max_clips
         self.nway = NWaySettings(**(nway or {}))
-        self.ssim, self.psnr, self.clip_pcc, self.pixcorr = list(ssim), list(psnr), list(clip_pcc), bool(pixcorr)
+        self.ssim, self.psnr, self.clip_pcc, self.pixcorr = (
+            list(ssim),
+            list(psnr),
+            list(clip_pcc),
+            bool(pixcorr),
+        )
         self.models_cfg = models or {}
         self.batch_size, self.half_precision_on_gpu = int(batch_size), bool(half_precision_on_gpu)
         self.retrieval_cfg = retrieval or {}
@@ -88,23 +97,37 @@ class EvalTask:
         out = EvalModels()
         fc, vc = spec(m.get("frame_classifier")), spec(m.get("video_classifier"))
         if fc:
-            out.frame_classifier = build_frame_classifier(fc.get("source", "tiny"), fc.get("path"), dtype=dtype,
-                                                          field="scale.eval.models.frame_classifier.path")
+            out.frame_classifier = build_frame_classifier(
+                fc.get("source", "tiny"),
+                fc.get("path"),
+                dtype=dtype,
+                field="scale.eval.models.frame_classifier.path",
+            )
             out.names["frame_classifier"] = fc.get("label") or f"ViT ImageNet ({fc.get('source', 'tiny')})"
         if vc:
-            out.video_classifier = build_video_classifier(vc.get("source", "tiny"), vc.get("path"),
-                                                          num_frames=int(vc.get("num_frames", 6)), dtype=dtype,
-                                                          field="scale.eval.models.video_classifier.path")
+            out.video_classifier = build_video_classifier(
+                vc.get("source", "tiny"),
+                vc.get("path"),
+                num_frames=int(vc.get("num_frames", 6)),
+                dtype=dtype,
+                field="scale.eval.models.video_classifier.path",
+            )
             out.names["video_classifier"] = vc.get("label") or f"VideoMAE K400 ({vc.get('source', 'tiny')})"
         clip_cfg = m.get("clip") or {}
         for variant in self.clip_pcc:
             c = spec(clip_cfg.get(variant))
             if not c:
                 continue
-            out.clip_embedders[variant] = build_clip_embedder(c.get("source", "tiny"), c.get("path"),
-                                                              arch=c.get("arch", "vit-b-32"), dtype=dtype,
-                                                              field=f"scale.eval.models.clip.{variant}.path")
-            out.names[variant] = c.get("label") or f"CLIP {c.get('arch', 'vit-b-32')} ({c.get('source', 'tiny')})"
+            out.clip_embedders[variant] = build_clip_embedder(
+                c.get("source", "tiny"),
+                c.get("path"),
+                arch=c.get("arch", "vit-b-32"),
+                dtype=dtype,
+                field=f"scale.eval.models.clip.{variant}.path",
+            )
+            out.names[variant] = (
+                c.get("label") or f"CLIP {c.get('arch', 'vit-b-32')} ({c.get('source', 'tiny')})"
+            )
         if not meta:
             for mod in [out.frame_classifier, out.video_classifier, *out.clip_embedders.values()]:
                 if mod is not None:
@@ -127,12 +150,22 @@ class EvalTask:
         run_dir = Path(ctx.run_dir)
         folder = ReconstructionFolder(self.source, self.layout, self.index_base)
         models = self.build_models(ctx.device)
-        scorer = Scorer(models, self.nway, self.ssim, self.psnr, self.clip_pcc, self.pixcorr, self.batch_size, ctx.device)
+        scorer = Scorer(
+            models, self.nway, self.ssim, self.psnr, self.clip_pcc, self.pixcorr, self.batch_size, ctx.device
+        )
         doc = {
-            "subject": ctx.subj, "scale": ctx.scale, "split": self.split, "source": self.source,
-            "layout": self.layout, "data_file": ctx.data_file, "frame_indices": self.frame_indices,
-            "keyframe_gt_index": self.keyframe_gt_index, "drop_scene_cuts": self.drop_scene_cuts,
-            "nway": asdict(self.nway), "models": models.names, "kinds": {},
+            "subject": ctx.subj,
+            "scale": ctx.scale,
+            "split": self.split,
+            "source": self.source,
+            "layout": self.layout,
+            "data_file": ctx.data_file,
+            "frame_indices": self.frame_indices,
+            "keyframe_gt_index": self.keyframe_gt_index,
+            "drop_scene_cuts": self.drop_scene_cuts,
+            "nway": asdict(self.nway),
+            "models": models.names,
+            "kinds": {},
         }
         per_clip_rows: list[dict] = []
         visuals: dict[str, dict[int, np.ndarray]] = {}
@@ -148,7 +181,9 @@ class EvalTask:
             metrics, per_clip = scorer.score(gt, recon, cache_key=(tuple(clips), tuple(gt.shape)))
             doc["kinds"][kind] = {"n_clips": len(clips), "frame_selection": selection, "metrics": metrics}
             for i, c in enumerate(clips):
-                per_clip_rows.append({"kind": kind, "clip_index": c, **{k: float(v[i]) for k, v in per_clip.items()}})
+                per_clip_rows.append(
+                    {"kind": kind, "clip_index": c, **{k: float(v[i]) for k, v in per_clip.items()}}
+                )
             visuals[kind] = raw
             if gt.ndim == 5:
                 gt_visual.update({c: gt[i].numpy() for i, c in enumerate(clips) if c in raw})
@@ -164,11 +199,21 @@ class EvalTask:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "metrics.json", doc)
         _write_csv(run_dir / "per_clip.csv", per_clip_rows)
-        paths = write_reports(run_dir, doc, per_clip_rows, gt_visual, visuals, self.report_cfg, self.table_rows)
-        flat = {f"{k}/{name}": e["value"] for k, v in doc["kinds"].items() for name, e in v.get("metrics", {}).items()}
+        paths = write_reports(
+            run_dir, doc, per_clip_rows, gt_visual, visuals, self.report_cfg, self.table_rows
+        )
+        flat = {
+            f"{k}/{name}": e["value"]
+            for k, v in doc["kinds"].items()
+            for name, e in v.get("metrics", {}).items()
+        }
         if retrieval:
             flat.update({f"retrieval/{k}": v for k, v in retrieval.items() if isinstance(v, float)})
-        outputs = {"metrics": str(run_dir / "metrics.json"), "per_clip": str(run_dir / "per_clip.csv"), **paths}
+        outputs = {
+            "metrics": str(run_dir / "metrics.json"),
+            "per_clip": str(run_dir / "per_clip.csv"),
+            **paths,
+        }
         return StageResult(metrics=flat, outputs=outputs)
 
     # ------------------------------------------------------------------------------------------------ loading
@@ -176,7 +221,11 @@ class EvalTask:
         """(gt, recon, clips, frame-selection label, {clip: raw recon for the report}) or None if nothing found."""
         layout = folder.resolved_layout(kind)
         has_kind_dirs = any((folder.root / k).is_dir() for k in self.kinds)
-        if layout != "store" and not (folder.root / kind).is_dir() and (has_kind_dirs or kind != self.kinds[0]):
+        if (
+            layout != "store"
+            and not (folder.root / kind).is_dir()
+            and (has_kind_dirs or kind != self.kinds[0])
+        ):
             return None  # a flat foreign folder holds one kind: the first one listed
         entries = folder.entries(kind)
         if not entries:
@@ -186,7 +235,9 @@ class EvalTask:
             clips = clips[: int(self.max_clips)]
         if layout == "side_by_side":
             pairs = [folder.load_side_by_side(entries[c]) for c in clips]
-            gt = GroundTruth(np.stack([p[0] for p in pairs]), np.array(clips), np.zeros(len(clips), bool), self.source)
+            gt = GroundTruth(
+                np.stack([p[0] for p in pairs]), np.array(clips), np.zeros(len(clips), bool), self.source
+            )
             raws = [p[1] for p in pairs]
         else:
             gt = read_ground_truth(data_file, self.split, clips)
@@ -202,11 +253,14 @@ class EvalTask:
             recon = torch.stack([torch.from_numpy(r if r.ndim == 3 else r[0]) for r in raws])
             selection = f"one image vs GT frame {self.keyframe_gt_index}"
         else:
-            sel = [select_frames(r, self.frame_indices, num_gt, f"{kind} clip {c}") for r, c in zip(raws, clips)]
+            sel = [
+                select_frames(r, self.frame_indices, num_gt, f"{kind} clip {c}") for r, c in zip(raws, clips)
+            ]
             recon = torch.from_numpy(np.stack(sel))
             lengths = sorted({r.shape[0] for r in raws})
             selection = ", ".join(
-                f"{t} frames as given" if t == num_gt else f"frames {self.frame_indices} of {t}" for t in lengths
+                f"{t} frames as given" if t == num_gt else f"frames {self.frame_indices} of {t}"
+                for t in lengths
             )
         size = (self.eval_size, self.eval_size) if self.eval_size else tuple(gt_frames.shape[-2:])
         gt_frames, recon = resize_frames(gt_frames, size), resize_frames(recon, size)
@@ -238,8 +292,13 @@ class EvalTask:
         brain = np.stack([np.load(entries[c]).astype(np.float32) for c in clips])
         pool = cfg.get("pool_size", 300)
         res = retrieval_top1(torch.from_numpy(brain), torch.from_numpy(tgt.astype(np.float32)), pool)
-        return {"forward": res.forward, "backward": res.backward, "blocks": res.blocks, "n": len(clips),
-                "label": f"top-1 among {min(pool or len(clips), len(clips))} ({kind} vs cached {target}, frame {self.keyframe_gt_index})"}
+        return {
+            "forward": res.forward,
+            "backward": res.backward,
+            "blocks": res.blocks,
+            "n": len(clips),
+            "label": f"top-1 among {min(pool or len(clips), len(clips))} ({kind} vs cached {target}, frame {self.keyframe_gt_index})",
+        }
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
