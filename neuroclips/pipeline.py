@@ -42,6 +42,8 @@ def _resolve_run_root(overrides: list[str]) -> Path:
     """Ask Hydra where this configuration's runs go (so env vars and overrides are honoured)."""
     from hydra import compose, initialize_config_dir
 
+    import neuroclips.utils.resolvers  # noqa: F401
+
     conf = str(Path(__file__).resolve().parents[1] / "conf")
     with initialize_config_dir(config_dir=conf, version_base="1.3"):
         cfg = compose("config", overrides=["stage=sr", *overrides], return_hydra_config=True)

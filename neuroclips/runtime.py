@@ -283,6 +283,17 @@ def run_dry(cfg: DictConfig, run_dir: Path) -> tuple[StageResult, None]:
     return StageResult(metrics={"dry_run": True, "parameters": report, "memory_plan": plan}), None
 
 
+def _finish_loggers(trainer: pl.Trainer) -> None:
+    """Close experiment-tracker runs, so the next job of a sweep in this process starts its own run."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    if any(isinstance(lg, WandbLogger) for lg in trainer.loggers):
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()
+
+
 # ----------------------------------------------------------------------------------------------- entry
 def run(cfg: DictConfig) -> dict:
     """Run the stage that ``cfg`` names and return its summary (also written to ``<run_dir>/summary.json``)."""
@@ -304,6 +315,8 @@ def run(cfg: DictConfig) -> dict:
         result, trainer = runners[mode](cfg, run_dir)
     else:
         raise StageError(f"conf/stage/{cfg.stage.name}.yaml: stage.mode expected fit, predict or task, found {mode!r}.")
+    if trainer is not None:
+        _finish_loggers(trainer)
     is_zero = trainer.is_global_zero if trainer is not None else rank == 0
     summary = {
         "stage": str(cfg.stage.name),

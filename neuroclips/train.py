@@ -11,6 +11,7 @@ os.environ.setdefault("WANDB_MODE", "offline")
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+import neuroclips.utils.resolvers  # noqa: E402,F401  (registers ${nc.cwd:})
 from neuroclips.errors import format_user_error, user_error_in_chain  # noqa: E402
 
 

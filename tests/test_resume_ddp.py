@@ -79,3 +79,14 @@ def test_ddp_predict_shards_clips_and_matches_one_process(sim_file, tmp_path):
     assert len(names) == 20 and names == sorted(p.name for p in d2.glob("*.npy"))
     for n in names:
         assert np.array_equal(np.load(d1 / n), np.load(d2 / n))
+
+
+def test_multirun_sweep_with_offline_wandb(sim_file, tmp_path):
+    """`-m subj=1,2 logger=wandb`: no network, every job gets (and finishes) its own offline run."""
+    env = {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path / "wandb"), "WANDB_CACHE_DIR": str(tmp_path / "wandb_cache")}
+    run_cli(["-m", "stage=toy_fit", "subj=1,2", "logger=wandb", "stage.max_epochs=1"], tmp_path, sim_file, env=env)
+    for subj in (1, 2):
+        assert read_summary(tmp_path, "toy_fit", subj=subj)["subj"] == subj
+        runs = list((tmp_path / f"runs/default/subj{subj}/toy_fit/wandb").glob("offline-run-*"))
+        assert len(runs) == 1, subj
+        assert list(runs[0].glob("*.wandb"))

@@ -1,0 +1,16 @@
+"""OmegaConf resolvers, registered once and idempotently (pure functions of the process, no live objects)."""
+
+from __future__ import annotations
+
+import os
+
+from omegaconf import OmegaConf
+
+
+def register() -> None:
+    # the launch directory; unlike ${hydra:runtime.cwd} it also resolves where Hydra's runtime config is not set
+    # yet (the multirun sweeper computes hydra.sweep.dir before any job starts)
+    OmegaConf.register_new_resolver("nc.cwd", os.getcwd, replace=True)
+
+
+register()
