@@ -10,7 +10,15 @@ from skimage.color import rgb2gray
 from skimage.metrics import peak_signal_noise_ratio as sk_psnr
 from skimage.metrics import structural_similarity as sk_ssim
 
-from neuroclips.metrics import FramePSNR, FrameSSIM, clip_pcc_per_clip, nway_topk, retrieval_top1
+from neuroclips.metrics import (
+    FramePSNR,
+    FrameSSIM,
+    clip_pcc_per_clip,
+    clip_pcc_score,
+    nway_topk,
+    nway_topk_frames,
+    retrieval_top1,
+)
 from neuroclips.metrics.clip_pcc import adjacent_pair_similarity
 from neuroclips.metrics.pixcorr import pixcorr
 from neuroclips.metrics.psnr import psnr
@@ -98,10 +106,12 @@ def test_torchmetrics_wrappers_batch_videos():
 
 # ------------------------------------------------------------------------------------------------ N-way top-K
 def _reference_nway(gt_logits, pred_logits, n_way, top_k, num_trials, num_gt, seed):
-    """A plain loop of the MinD-Video protocol (eval_metrics.n_way_top_k_acc), seeded numpy global RNG.
+    """A plain loop of the MinD-Video protocol (eval_metrics.n_way_top_k_acc), seeded numpy global RNG
+    (``seed=None`` continues the current global stream).
 
     Ties are broken against the GT candidate (stable ascending sort with the GT listed first)."""
-    np.random.seed(seed)
+    if seed is not None:
+        np.random.seed(seed)
     accs, stds = [], []
     for g_log, p_log in zip(gt_logits, pred_logits):
         class_id = g_log.argsort(descending=False, stable=True)[-num_gt:]
@@ -164,6 +174,22 @@ def test_nway_exact_and_vectorized_samplers_agree_with_many_trials():
     )  # the lenient protocol scores higher on average
 
 
+def test_frame_level_nway_continues_one_stream_over_positions():
+    gt, pred = _logits(b=5, c=30)
+    gt_f = torch.stack([gt, gt.flip(0)], dim=1)  # (clips, 2 positions, classes)
+    pred_f = torch.stack([pred, pred.flip(0)], dim=1)
+    value, std, acc = nway_topk_frames(gt_f, pred_f, n_way=4, num_trials=15, seed=11)
+    # the reference runner: np.random.seed once, then img_classify_metric for position 0, then position 1
+    np.random.seed(11)
+    expected = []
+    for pos in range(2):
+        a, s = _reference_nway(gt_f[:, pos], pred_f[:, pos], 4, 1, 15, 3, seed=None)
+        expected.append((a, s))
+    np.testing.assert_array_equal(acc, np.stack([e[0] for e in expected], 1))
+    assert value == pytest.approx(np.mean([e[0].mean() for e in expected]))
+    assert std == pytest.approx(np.mean([e[1].mean() for e in expected]))
+
+
 def test_nway_rejects_bad_arguments():
     gt, pred = _logits()
     with pytest.raises(ValueError, match="protocol"):
@@ -179,6 +205,9 @@ def test_clip_pcc_hand_made_embeddings():
     np.testing.assert_allclose(clip_pcc_per_clip(e, "adjacent").numpy(), [0.0, 0.0], atol=1e-12)
     # all ordered off-diagonal pairs: clip 0 -> (0 + 1 + 0) * 2 / 6; clip 1 -> (1 - 1 - 1) * 2 / 6
     np.testing.assert_allclose(clip_pcc_per_clip(e, "all_pairs").numpy(), [1 / 3, -1 / 3], atol=1e-12)
+    # reported numbers: adjacent over all 4 pairs (0, 0, 1, -1); all_pairs over the 2 clips
+    assert clip_pcc_score(e, "adjacent") == pytest.approx((0.0, np.std([0, 0, 1, -1])))
+    assert clip_pcc_score(e, "all_pairs") == pytest.approx((0.0, 1 / 3))
     gated = clip_pcc_per_clip(e, "all_pairs", gate_scores=torch.tensor([0.9, 0.6], dtype=torch.float64))
     np.testing.assert_allclose(gated.numpy(), [1 / 3, 0.0], atol=1e-12)
 

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from neuroclips.metrics.clip_pcc import adjacent_pair_similarity, clip_pcc_per_clip
-from neuroclips.metrics.nway import NWAY_PROTOCOLS, nway_topk
+from neuroclips.metrics.clip_pcc import clip_pcc_per_clip, clip_pcc_score
+from neuroclips.metrics.nway import NWAY_PROTOCOLS, nway_topk, nway_topk_frames
 from neuroclips.metrics.pixcorr import pixcorr
 from neuroclips.metrics.psnr import psnr
 from neuroclips.metrics.ssim import ssim
@@ -174,28 +174,14 @@ class Scorer:
         s = self.nway
         for protocol in s.protocols:
             for n_way in s.n_ways:
-                rng = np.random.RandomState(s.seed)  # one stream over the positions, as the reference runner
-                acc = np.zeros((n, f))
-                std = np.zeros((n, f))
-                for pos in range(f):
-                    r = nway_topk(
-                        gt_logits[:, pos],
-                        pred_logits[:, pos],
-                        n_way,
-                        s.top_k,
-                        s.num_trials,
-                        protocol,
-                        s.sampler,
-                        rng if s.sampler == "reference" else s.seed + pos,
-                    )
-                    acc[:, pos], std[:, pos] = r.accuracy, r.std
+                value, std, acc = nway_topk_frames(
+                    gt_logits, pred_logits, n_way, s.top_k, s.num_trials, protocol, s.sampler, s.seed
+                )
                 name = f"frame_{n_way}way_{protocol}"
                 label = self._nway_label(
                     "frame-level", n_way, protocol, self.models.names.get("frame_classifier", "ViT")
                 )
-                metrics[name] = entry(
-                    acc.mean(0).mean(), std.mean(0).mean(), n, label, protocol=protocol, n_way=n_way
-                )
+                metrics[name] = entry(value, std, n, label, protocol=protocol, n_way=n_way)
                 per_clip[name] = acc.mean(1)
 
     def _video_nway(self, clips, preds, metrics, per_clip, cache_key) -> None:
@@ -226,22 +212,8 @@ class Scorer:
             emb = run_batched(model, preds.flatten(0, 1), self.batch_size, self.device).view(n, f, -1)
             name = f"clip_pcc_{variant}"
             clip_values = clip_pcc_per_clip(emb, variant).numpy()
-            model_name = self.models.names.get(variant, "CLIP")
-            if variant == "adjacent":  # NEURONS: statistics over all adjacent pairs of all clips
-                pairs = adjacent_pair_similarity(emb).numpy()
-                metrics[name] = entry(
-                    pairs.mean(),
-                    pairs.std(),
-                    n,
-                    f"CLIP-pcc adjacent pairs, {model_name}, over all pairs, {self.frame_selection}",
-                    variant=variant,
-                )
-            else:
-                metrics[name] = entry(
-                    clip_values.mean(),
-                    clip_values.std(),
-                    n,
-                    f"CLIP-pcc all ordered pairs, {model_name}, per clip, {self.frame_selection}",
-                    variant=variant,
-                )
+            value, std = clip_pcc_score(emb, variant)
+            over = "over all adjacent pairs of all clips" if variant == "adjacent" else "mean over clips"
+            label = f"CLIP-pcc {variant}, {self.models.names.get(variant, 'CLIP')}, {over}, {self.frame_selection}"
+            metrics[name] = entry(value, std, n, label, variant=variant)
             per_clip[name] = clip_values

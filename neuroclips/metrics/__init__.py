@@ -7,8 +7,8 @@ Pure functions live in their modules: ``neuroclips.metrics.ssim.ssim``, ``.psnr.
 """
 
 from neuroclips.metrics.accumulators import FramePixCorr, FramePSNR, FrameSSIM
-from neuroclips.metrics.clip_pcc import CLIP_PCC_VARIANTS, clip_pcc_per_clip
-from neuroclips.metrics.nway import NWAY_PROTOCOLS, NWayResult, nway_topk
+from neuroclips.metrics.clip_pcc import CLIP_PCC_VARIANTS, clip_pcc_per_clip, clip_pcc_score
+from neuroclips.metrics.nway import NWAY_PROTOCOLS, NWayResult, nway_topk, nway_topk_frames
 from neuroclips.metrics.psnr import PSNR_VARIANTS
 from neuroclips.metrics.retrieval import retrieval_top1
 from neuroclips.metrics.ssim import SSIM_VARIANTS
@@ -23,6 +23,8 @@ __all__ = [
     "FrameSSIM",
     "NWayResult",
     "clip_pcc_per_clip",
+    "clip_pcc_score",
     "nway_topk",
+    "nway_topk_frames",
     "retrieval_top1",
 ]

@@ -60,3 +60,13 @@ def _check(embeddings: torch.Tensor) -> None:
         raise ValueError(
             f"CLIP-pcc: expected embeddings (clips, frames >= 2, dim), found shape {tuple(embeddings.shape)}."
         )
+
+
+def clip_pcc_score(embeddings: torch.Tensor, variant: str = "adjacent") -> tuple[float, float]:
+    """The reported (mean, std): ``adjacent`` over all adjacent pairs of all clips (NEURONS ``compute_clip_pcc``),
+    ``all_pairs`` over clips (NEURONS ``clip_score_frame``)."""
+    if variant == "adjacent":
+        values = adjacent_pair_similarity(embeddings).flatten()
+    else:
+        values = clip_pcc_per_clip(embeddings, variant)
+    return float(values.mean()), float(values.std(unbiased=False))

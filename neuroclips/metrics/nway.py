@@ -163,3 +163,32 @@ def _exact_probability(scores, gt_cls, n_way, top_k) -> np.ndarray:
     beating = ((scores >= best_gt) & pool_mask).sum(1).numpy()
     pool_size = int(num_classes - gt_cls.shape[1])
     return hypergeom.cdf(top_k - 1, pool_size, beating, n_way - 1).astype(np.float64)
+
+
+def nway_topk_frames(
+    gt_logits: torch.Tensor,
+    pred_logits: torch.Tensor,
+    n_way: int,
+    top_k: int = 1,
+    num_trials: int = 100,
+    protocol: str = "mindvideo",
+    sampler: str = "reference",
+    seed: int | None = 0,
+) -> tuple[float, float, np.ndarray]:
+    """Frame-level N-way as the reference runner reports it, from logits (N, F, C): each frame position is scored
+    over the clips (one RNG stream continued across positions), the value is the mean over positions of the mean
+    over clips, the +- the mean over positions of the mean binomial std. Also returns accuracies (N, F)."""
+    if gt_logits.ndim != 3:
+        raise ValueError(
+            f"N-way frames: expected logits (clips, frames, classes), found {tuple(gt_logits.shape)}."
+        )
+    rng = np.random.RandomState(seed)
+    acc = np.zeros(gt_logits.shape[:2])
+    std = np.zeros(gt_logits.shape[:2])
+    for pos in range(gt_logits.shape[1]):
+        stream = rng if sampler == "reference" else (None if seed is None else seed + pos)
+        r = nway_topk(
+            gt_logits[:, pos], pred_logits[:, pos], n_way, top_k, num_trials, protocol, sampler, stream
+        )
+        acc[:, pos], std[:, pos] = r.accuracy, r.std
+    return float(acc.mean(0).mean()), float(std.mean(0).mean()), acc
