@@ -139,3 +139,37 @@ def test_cli_scores_a_foreign_folder_of_gifs(sim_file, tmp_path):
     assert "skipped" in doc["kinds"]["blurry"]
     assert 0.3 < doc["kinds"]["video"]["metrics"]["ssim_rgb255"]["value"] < 1.0
     assert (out / "report.html").exists() and (out / "summary.json").exists()
+
+
+def test_report_tables_label_every_number_and_average_subjects():
+    from neuroclips.report import render_markdown
+
+    def doc(subj: int, ssim_value: float) -> dict:
+        m = {
+            "ssim_rgb255": {"value": ssim_value, "std": 0.1, "n": 3, "label": "SSIM rgb255, frames as given"}
+        }
+        return {
+            "subject": subj,
+            "scale": "tiny",
+            "split": "test",
+            "source": "x",
+            "layout": "auto",
+            "data_file": "d",
+            "frame_indices": [4, 6, 8, 10, 12, 14],
+            "keyframe_gt_index": 2,
+            "drop_scene_cuts": False,
+            "nway": {
+                "protocols": ["mindvideo"],
+                "n_ways": [2],
+                "top_k": 1,
+                "num_trials": 5,
+                "seed": 0,
+                "sampler": "reference",
+            },
+            "models": {},
+            "kinds": {"video": {"n_clips": 3, "frame_selection": "6 frames as given", "metrics": m}},
+        }
+
+    md = render_markdown(doc(1, 0.2), subject_docs=[doc(2, 0.4), doc(1, 0.2)])
+    assert "| ssim_rgb255 | 0.200 | 0.400 | 0.300 |" in md  # subjects sorted, then their mean
+    assert "SSIM rgb255, frames as given" in md and "| NeuroClips avg (paper) | 0.834 ± 0.030 |" in md

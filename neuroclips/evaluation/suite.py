@@ -123,7 +123,7 @@ class Scorer:
                 vals, f"ssim_{v}", f"SSIM {v}, per frame position, {sel}", metrics, per_clip, variant=v
             )
         for v in self.psnr_variants:
-            vals = psnr(flat_pred, flat_gt, variant=v).numpy().reshape(n, f)
+            vals = psnr(flat_pred, flat_gt, variant=v, device=self.device).numpy().reshape(n, f)
             if v == "mind_animator":  # per clip first, then over clips
                 clip_means = vals.mean(1)
                 metrics[f"psnr_{v}"] = entry(
@@ -144,7 +144,7 @@ class Scorer:
                     variant=v,
                 )
         if self.with_pixcorr:
-            vals = pixcorr(flat_pred, flat_gt).numpy().reshape(n, f)
+            vals = pixcorr(flat_pred, flat_gt, device=self.device).numpy().reshape(n, f)
             self._positionwise(
                 vals, "pixcorr", f"PixCorr (Pearson, bilinear 425x425), {sel}", metrics, per_clip
             )

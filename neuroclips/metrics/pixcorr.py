@@ -11,7 +11,9 @@ from neuroclips.metrics.frames import as_frames_nchw
 PIXCORR_SIZE = 425  # MindEye resizes both images to 425x425 before correlating
 
 
-def pixcorr(pred, gt, size: int | None = PIXCORR_SIZE, chunk_size: int = 8) -> torch.Tensor:
+def pixcorr(
+    pred, gt, size: int | None = PIXCORR_SIZE, chunk_size: int = 8, device: str | torch.device | None = None
+) -> torch.Tensor:
     """Per-frame Pearson r (N,) float64 between RGB uint8 frames; ``size=None`` skips the resize."""
     pred = as_frames_nchw(pred, "pred")
     gt = as_frames_nchw(gt, "gt")
@@ -21,8 +23,8 @@ def pixcorr(pred, gt, size: int | None = PIXCORR_SIZE, chunk_size: int = 8) -> t
         )
     out = []
     for start in range(0, pred.shape[0], chunk_size):
-        p = _prepare(pred[start : start + chunk_size], size)
-        g = _prepare(gt[start : start + chunk_size], size)
+        p = _prepare(pred[start : start + chunk_size].to(device or pred.device), size)
+        g = _prepare(gt[start : start + chunk_size].to(device or pred.device), size)
         p = p - p.mean(1, keepdim=True)
         g = g - g.mean(1, keepdim=True)
         # float32 sums of centred values (torch sums pairwise): relative error ~1e-6, far below the metric's noise

@@ -19,7 +19,7 @@ MIND_ANIMATOR_MSE_FLOOR = 1e-10
 EXACT_ROW = 256  # 256 * 255^2 < 2^24: float32 sums of 256 squared uint8 differences are exact
 
 
-def frame_mse(pred, gt, chunk_size: int = 2) -> torch.Tensor:
+def frame_mse(pred, gt, chunk_size: int = 2, device: str | torch.device | None = None) -> torch.Tensor:
     """Per-frame mean squared error (N,) float64 on the 0..255 scale, exact.
 
     Squared differences of uint8 values are integers <= 65025, exact in float32; sums of 256 of them stay below
@@ -37,7 +37,9 @@ def frame_mse(pred, gt, chunk_size: int = 2) -> torch.Tensor:
     out = []
     for start in range(0, pred.shape[0], chunk_size):
         dtype = torch.float32 if row else torch.float64
-        diff = pred[start : start + chunk_size].to(dtype) - gt[start : start + chunk_size].to(dtype)
+        p = pred[start : start + chunk_size].to(device or pred.device)
+        g = gt[start : start + chunk_size].to(device or pred.device)
+        diff = p.to(dtype) - g.to(dtype)
         sq = (diff * diff).flatten(1)
         if row:
             sq = sq.view(sq.shape[0], -1, row).sum(2).to(torch.float64)
@@ -47,11 +49,13 @@ def frame_mse(pred, gt, chunk_size: int = 2) -> torch.Tensor:
     return torch.cat(out).cpu()
 
 
-def psnr(pred, gt, variant: str = "skimage", data_range: float = 255.0) -> torch.Tensor:
+def psnr(
+    pred, gt, variant: str = "skimage", data_range: float = 255.0, device: str | torch.device | None = None
+) -> torch.Tensor:
     """Per-frame PSNR (N,) float64 between RGB uint8 frames (N, 3, H, W) or (N, H, W, 3)."""
     if variant not in PSNR_VARIANTS:
         raise ValueError(f"PSNR variant: expected one of {PSNR_VARIANTS}, found {variant!r}.")
-    mse = frame_mse(pred, gt)
+    mse = frame_mse(pred, gt, device=device)
     if variant == "skimage":
         with torch.no_grad():
             return 10.0 * torch.log10(data_range**2 / mse)  # mse == 0 gives +inf, as scikit-image does
