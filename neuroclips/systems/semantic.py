@@ -101,6 +101,16 @@ class SemanticReconstructor(pl.LightningModule):
             return x
         return self.all_gather(x, sync_grads=True).flatten(0, 1)
 
+    def gather_rows(self, x: Tensor) -> Tensor:
+        """All ranks' rows of ``x`` (no gradients); ranks may hold different numbers of rows (unpadded val shards)."""
+        if self.trainer is None or self.trainer.world_size == 1:
+            return x
+        sizes = self.all_gather(torch.tensor(len(x), device=x.device)).flatten().tolist()
+        padded = torch.zeros((max(sizes), *x.shape[1:]), dtype=x.dtype, device=x.device)
+        padded[: len(x)] = x
+        gathered = self.all_gather(padded)
+        return torch.cat([gathered[r, :n] for r, n in enumerate(sizes)])
+
     def gather_mixco(self, draw: C.MixCoDraw) -> C.MixCoDraw:
         if not self.hparams.gather_negatives or self.trainer is None or self.trainer.world_size == 1:
             return draw
@@ -170,8 +180,7 @@ class SemanticReconstructor(pl.LightningModule):
             return
         preds, targs = torch.cat(self._val["preds"]), torch.cat(self._val["targets"])
         self._val = {"preds": [], "targets": []}
-        if self.trainer.world_size > 1:
-            preds, targs = self.all_gather(preds).flatten(0, 1), self.all_gather(targs).flatten(0, 1)
+        preds, targs = self.gather_rows(preds), self.gather_rows(targs)
         fwd, bwd = retrieval_top1(preds, targs, self.hparams.retrieval_k)
         self.log_dict({"val/top1_fwd": fwd, "val/top1_bwd": bwd}, prog_bar=True, sync_dist=False, rank_zero_only=False)
 

@@ -125,7 +125,6 @@ class SemanticPriorReconstructor(SemanticReconstructor):
             return
         samples, targs = torch.cat(self._val_samples["samples"]), torch.cat(self._val_samples["targets"])
         self._val_samples = {"samples": [], "targets": []}
-        if self.trainer.world_size > 1:
-            samples, targs = self.all_gather(samples).flatten(0, 1), self.all_gather(targs).flatten(0, 1)
+        samples, targs = self.gather_rows(samples), self.gather_rows(targs)
         fwd, bwd = retrieval_top1(samples, targs, self.hparams.retrieval_k)
         self.log_dict({"val/prior_top1_fwd": fwd, "val/prior_top1_bwd": bwd}, sync_dist=False)
