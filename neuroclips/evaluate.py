@@ -75,7 +75,9 @@ def _run(cfg: DictConfig) -> dict | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from neuroclips.utils.cli import quote_numeric_group_overrides  # `subj=1` -> `subj='1'`, as neuroclips.train
+    from neuroclips.utils.cli import (
+        quote_numeric_group_overrides,  # `subj=1` -> `subj='1'`, as neuroclips.train
+    )
 
     args = quote_numeric_group_overrides(translate(sys.argv[1:] if argv is None else argv))
     if not any(a.startswith("task.source=") for a in args):
