@@ -280,8 +280,12 @@ class EvalTask:
             key = schema.target_path(target, self.split)
             if key not in f:
                 return {"skipped": f"no cached target '/{key}' in {data_file}"}
-            frame_idx = list(f[key].attrs.get("frame_indices", [self.keyframe_gt_index]))
-            slot = frame_idx.index(self.keyframe_gt_index) if self.keyframe_gt_index in frame_idx else 0
+            listed = f[key].attrs.get("frame_indices")  # absent: every frame of the clip is stored
+            if listed is None:
+                slot = self.keyframe_gt_index
+            else:
+                listed = [int(i) for i in listed]
+                slot = listed.index(self.keyframe_gt_index) if self.keyframe_gt_index in listed else 0
             index = {int(c): r for r, c in enumerate(f[schema.stimulus_path(self.split, "clip_index")][:])}
             clips = [c for c in sorted(entries) if c in index]
             rows = np.array([index[c] for c in clips])
@@ -290,6 +294,10 @@ class EvalTask:
             tgt[order] = f[key][rows[order]]
         tgt = tgt[:, slot] if tgt.ndim == 4 else tgt
         brain = np.stack([np.load(entries[c]).astype(np.float32) for c in clips])
+        if brain[0].size != tgt[0].size:
+            return {
+                "skipped": f"'{kind}' outputs have {brain[0].size} values per clip, cached '{target}' {tgt[0].size}"
+            }
         pool = cfg.get("pool_size", 300)
         res = retrieval_top1(torch.from_numpy(brain), torch.from_numpy(tgt.astype(np.float32)), pool)
         return {
