@@ -21,6 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from neuroclips.errors import ConfigError
+from neuroclips.utils.weights import MissingWeightsError
+
 # ImageNet normalisation as written in the reference (std 0.228 for red, not the usual 0.229).
 TEACHER_MEAN = (0.485, 0.456, 0.406)
 TEACHER_STD = (0.228, 0.224, 0.225)
@@ -150,14 +153,14 @@ def load_convnext_teacher(
         return teacher
     path = Path(weights)
     if not path.exists():
-        raise FileNotFoundError(
+        raise MissingWeightsError(
             f"ConvNeXt teacher weights not found: {path} (config field `{weights_field}`); expected the local "
             f"convnext_xlarge_alpha0.75_fullckpt.pth."
         )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
     except Exception as error:  # unpickling refused: say how to proceed
-        raise ValueError(
+        raise ConfigError(
             f"Could not read {path} (config field `{weights_field}`) with weights_only loading ({error}); "
             f"if you trust the file set scale.pr.teacher.allow_pickle=true."
         ) from error
@@ -168,7 +171,7 @@ def load_convnext_teacher(
     missing = sorted(set(expected) - set(kept))
     wrong_shape = sorted(k for k in kept if kept[k].shape != expected[k].shape)
     if missing or wrong_shape:
-        raise ValueError(
+        raise ConfigError(
             f"ConvNeXt teacher weights {path} (config field `{weights_field}`) do not fit depths={list(depths)}, "
             f"dims={list(dims)}: {len(missing)} missing keys {missing[:3]}, {len(wrong_shape)} with other "
             f"shapes {wrong_shape[:3]}."

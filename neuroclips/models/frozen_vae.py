@@ -20,6 +20,9 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from torch import Tensor, nn
 
+from neuroclips.errors import ConfigError
+from neuroclips.utils.weights import MissingWeightsError
+
 SD_LATENT_SCALE = 0.18215  # SD-1.x VAE scaling factor, used by the reference for the PR targets
 
 # Old diffusers attention names (some checkpoints predate the rename) -> current names.
@@ -113,7 +116,7 @@ def _read_state_dict(path: Path, weights_field: str) -> dict[str, Tensor]:
         candidates = [path / "diffusion_pytorch_model.safetensors", path / "diffusion_pytorch_model.bin"]
         found = [c for c in candidates if c.exists()]
         if not found:
-            raise FileNotFoundError(
+            raise MissingWeightsError(
                 f"VAE folder {path} (config field `{weights_field}`) has no diffusion_pytorch_model.safetensors; "
                 f"at scale=tiny run `python -m neuroclips.train stage=standins` first."
             )
@@ -168,7 +171,7 @@ def load_vae_latent_encoder(
         return VaeLatentEncoder(vae=vae, image_size=image_size, scaling_factor=scaling_factor or SD_LATENT_SCALE)
     path = Path(weights)
     if not path.exists():
-        raise FileNotFoundError(
+        raise MissingWeightsError(
             f"VAE weights not found: {path} (config field `{weights_field}`); expected a local "
             f"sd_image_var_autoenc.pth-style state dict or a diffusers save_pretrained folder"
             + (" (at scale=tiny run `python -m neuroclips.train stage=standins` first)." if path.suffix == "" else ".")
@@ -182,7 +185,7 @@ def load_vae_latent_encoder(
     unexpected = sorted(set(state) - set(expected))
     wrong_shape = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
     if missing or unexpected or wrong_shape:
-        raise ValueError(
+        raise ConfigError(
             f"VAE weights {path} (config field `{weights_field}`) do not match the configured architecture "
             f"(block_out_channels={list(block_out_channels)}, layers_per_block={layers_per_block}): "
             f"{len(missing)} missing keys {missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}, "
@@ -192,7 +195,7 @@ def load_vae_latent_encoder(
     if scaling_factor is None:
         config_file = path / "config.json"
         if not config_file.exists():
-            raise ValueError(
+            raise ConfigError(
                 f"config field `{weights_field}`: scaling_factor is null but {config_file} does not exist to provide it."
             )
         scaling_factor = float(json.loads(config_file.read_text())["scaling_factor"])

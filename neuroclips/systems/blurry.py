@@ -46,7 +46,7 @@ class BlurryVideoPredictor(pl.LightningModule):
         super().__init__()
         temporal_window = training_window if temporal_window is None else temporal_window
         validate_temporal_window(temporal_window)
-        self.net, self.vae = net, vae
+        self.net, self.vae = net.requires_grad_(False), vae
         self.temporal_window = temporal_window
         self._warned = False
 
