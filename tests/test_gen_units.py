@@ -102,6 +102,7 @@ def test_fusion_pairs_links_and_groups():
     assert linked == [True, False, True] and scores[0] > 0.99
     assert fusion_groups(4, {0: True, 1: False, 2: True}) == [[0, 1], [2, 3]]
     assert fusion_groups(3, {}) == [[0], [1], [2]]
+    assert fusion_groups(5, dict.fromkeys(range(4), True), max_clips=3) == [[0, 1, 2], [3, 4]]
 
 
 def test_fusion_mlp_learns_same_class_pairs():

@@ -116,11 +116,11 @@ def decide_links(
     return (prob >= 0.5).tolist(), prob.tolist()
 
 
-def fusion_groups(num_clips: int, links: dict[int, bool]) -> list[list[int]]:
-    """Runs of positions joined by links: ``links[i]`` joins position i to i+1."""
+def fusion_groups(num_clips: int, links: dict[int, bool], max_clips: int | None = None) -> list[list[int]]:
+    """Runs of positions joined by links (``links[i]`` joins position i to i+1), at most ``max_clips`` long."""
     groups, current = [], [0] if num_clips else []
     for i in range(1, num_clips):
-        if links.get(i - 1, False):
+        if links.get(i - 1, False) and (max_clips is None or len(current) < max_clips):
             current.append(i)
         else:
             groups.append(current)

@@ -48,6 +48,7 @@ class FusionTask:
         mlp_hidden: int = 64,
         mlp_epochs: int = 200,
         mlp_keyframe_index: int = 2,
+        max_clips: int | None = 3,
         limit_clips: int | None = None,
     ) -> None:
         self.pipeline, self.clip_encoder = pipeline, clip_encoder
@@ -55,7 +56,7 @@ class FusionTask:
         self.decision, self.threshold = decision, threshold
         self.mlp_label, self.mlp_hidden, self.mlp_epochs = mlp_label, mlp_hidden, mlp_epochs
         self.mlp_keyframe_index = mlp_keyframe_index
-        self.limit_clips = limit_clips
+        self.max_clips, self.limit_clips = max_clips, limit_clips
 
     def build_for_dry_run(self) -> dict[str, torch.nn.Module]:
         p = self.pipeline
@@ -124,8 +125,9 @@ class FusionTask:
         pairs = neighbour_pairs(clips, [segment_of[c] for c in clips])
         classifier = self._train_classifier(ctx.data_file, device) if self.decision == "mlp" else None
         linked, scores = decide_links(embeddings, pairs, self.decision, self.threshold, classifier)
-        links = {i: bool(ok) for (i, _), ok in zip(pairs, linked)}
-        groups = fusion_groups(len(clips), links)
+        groups = fusion_groups(len(clips), {i: bool(ok) for (i, _), ok in zip(pairs, linked)}, self.max_clips)
+        # a clip is chained to its predecessor only inside a group (max_clips cuts long runs)
+        links = {g[k - 1]: True for g in groups for k in range(1, len(g))}
 
         self._move_pipeline(device)
         regenerated = 0
