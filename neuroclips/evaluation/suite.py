@@ -160,7 +160,7 @@ class Scorer:
     def _nway_label(self, level: str, n_way: int, protocol: str, model: str) -> str:
         s = self.nway
         return (
-            f"{level} {n_way}-way top-{s.top_k}, protocol {protocol} ({NWAY_PROTOCOLS[protocol]} GT classes), "
+            f"{level} {n_way}-way top-{s.top_k}, protocol {protocol} ({NWAY_PROTOCOLS[protocol]} GT class{'es' if NWAY_PROTOCOLS[protocol] > 1 else ''}), "
             f"{s.num_trials} trials, seed {s.seed}, sampler {s.sampler}, {model}, {self.frame_selection}"
         )
 
