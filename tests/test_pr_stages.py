@@ -18,10 +18,7 @@ def test_standins_targets_pr_blurry_chain(sim_copy, tmp_path):
     again = run_cli(["stage=standins", *common, *FAST_STANDIN], tmp_path, sim_copy)
     assert read_summary(tmp_path, "standins")["metrics"].get("reused") is True, again.stderr[-2000:]
     run_cli(["stage=targets", *common, "~task.encoders.clip_tokens", "~task.encoders.caption_emb"], tmp_path, sim_copy)
-    # Online latents: the datamodule currently returns only the keyframe slot of a cached all-frame target
-    # (reported to the lead); the cached path is covered by test_pr_systems.test_cached_and_online_targets_agree.
-    run_cli(["stage=pr", *common, "stage.max_epochs=1", "+datamodule.limit_clips=16", "system.latent_source=online",
-             "datamodule.targets=[]"], tmp_path, sim_copy)
+    run_cli(["stage=pr", *common, "stage.max_epochs=1", "+datamodule.limit_clips=16"], tmp_path, sim_copy)  # cached
     summary = read_summary(tmp_path, "pr")
     assert np.isfinite(summary["metrics"]["val/pixcorr"]) and summary["checkpoint"].endswith("best.ckpt")
     run_cli(["stage=blurry", *common, "+datamodule.limit_clips=6"], tmp_path, sim_copy)

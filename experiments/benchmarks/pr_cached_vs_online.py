@@ -51,18 +51,7 @@ def time_epoch(data_file: Path, source: str, limit_clips: int | None) -> dict:
     extra = {"limit_clips": limit_clips} if limit_clips else {}
     dm = build_datamodule(cfg, **extra)
     if source == "cached" and not cached_latents_are_per_clip(dm):
-        # The DataModule returns only the keyframe slot of a target cached with frame_indices; a fix is requested
-        # from the foundation. Until then read all six frames for this benchmark.
-        from neuroclips.data import datamodule as dm_module
-
-        original = dm_module.ClipDataset._target
-
-        def all_frames(self, name, row, keyframe_index):
-            if name == "vae_latents":
-                return torch.from_numpy(self._get("t/" + name, row).astype("float32"))
-            return original(self, name, row, keyframe_index)
-
-        dm_module.ClipDataset._target = all_frames
+        raise SystemExit(f"{data_file}: cached vae_latents are not (6, C, h, w) per clip; rerun stage=targets.")
     torch.manual_seed(0)
     system = instantiate(cfg.system, _convert_="partial")
     trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
