@@ -17,8 +17,15 @@ class StageError(RuntimeError):
     """A stage cannot run as configured."""
 
 
+def _reader_error() -> type[BaseException]:
+    from neuroclips.evaluation.readers import ReconstructionError
+
+    return ReconstructionError
+
+
 USER_ERRORS: tuple[type[BaseException], ...] = (
     SchemaError, MissingWeightsError, CheckpointMismatchError, ConfigError, StageError, MissingMandatoryValue,
+    _reader_error(),
 )
 
 
