@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from neuroclips.models.convnext_teacher import ConvNeXtTeacher, TeacherAugmentation, load_convnext_teacher
-from neuroclips.models.frozen_vae import build_autoencoder_kl, load_vae_latent_encoder, VaeLatentEncoder
+from neuroclips.models.frozen_vae import VaeLatentEncoder, build_autoencoder_kl, load_vae_latent_encoder
 from neuroclips.models.inception import InceptionExtension
 from neuroclips.models.perceptual import (
+    _REFERENCE_PREFIXES,
     PerceptualNet,
     reference_state_dict_to_ours,
     resolve_frames_per_window,
-    _REFERENCE_PREFIXES,
 )
 from neuroclips.models.video_decoder import TemporalVideoDecoder
 

@@ -124,6 +124,7 @@ def test_paper_dry_run_counts_through_config(tmp_path, monkeypatch):
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
 
+    import neuroclips.utils.resolvers  # noqa: F401  (registers ${nc.cwd:} used by conf/paths)
     from neuroclips.runtime import run_dry
 
     monkeypatch.setenv("NEUROCLIPS_RUNS_DIR", str(tmp_path))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -24,8 +25,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
+
+    import neuroclips.utils.resolvers  # noqa: F401  (registers ${nc.cwd:} used by conf/paths)
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = hydra_compose("config", overrides=overrides, return_hydra_config=True)
@@ -83,9 +87,7 @@ def paper_piece_costs() -> dict:
     frame = torch.rand(1, 3, 224, 224)
     with torch.no_grad():
         encode = time_call(lambda: vae.encode(frame))
-    teacher = ConvNeXtTeacher()
-    teacher_one = time_call(lambda: teacher(frame), repeats=1)
-    del teacher
+    teacher_one = time_call(partial(ConvNeXtTeacher(), frame), repeats=1)
     net = PerceptualNet(voxels=13447)
     voxels = torch.randn(1, 13447)
 

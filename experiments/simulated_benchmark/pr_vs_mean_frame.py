@@ -56,11 +56,11 @@ def main() -> None:
     parser.add_argument("--out", default="experiments/simulated_benchmark/pr_results.md")
     args = parser.parse_args()
 
+    from neuroclips.data.datamodule import validation_rows
     from neuroclips.metrics.pixcorr import pixcorr
     from neuroclips.metrics.ssim import ssim
     from neuroclips.models.frozen_vae import load_vae_latent_encoder
     from neuroclips.outputs import OutputStore
-    from neuroclips.data.datamodule import validation_rows
 
     data_file = Path(args.data_file).resolve()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1",
@@ -128,7 +128,7 @@ def main() -> None:
         f"{metrics.get('best/val/pixcorr', float('nan')):.3f} (epoch-end val/ssim {metrics.get('val/ssim', float('nan')):.3f}).",
         f"* Stand-in VAE: {standin['steps']} steps in {standin['seconds']} s, reconstruction MAE {standin['recon_mae']:.3f}, "
         f"scaling factor {standin['scaling_factor']:.3f}.",
-        f"* Wall time (s, 2 shared CPU cores): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()) + ".",
+        "* Wall time (s, 2 shared CPU cores): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()) + ".",
         "* Metrics: `neuroclips.metrics.ssim` (rgb255 = skimage RGB uint8, 7×7 uniform window; gray_gauss = gray,"
         " Gaussian σ 1.5) and `neuroclips.metrics.pixcorr` (per-frame Pearson after a resize to 425).",
         "",

@@ -116,7 +116,7 @@ class ConvNeXtTeacher(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
-    def train(self, mode: bool = True) -> "ConvNeXtTeacher":
+    def train(self, mode: bool = True) -> ConvNeXtTeacher:
         return super().train(False)  # frozen: always eval
 
     def num_tokens(self) -> int:

@@ -77,7 +77,7 @@ class VaeLatentEncoder(nn.Module):
         self.vae.requires_grad_(False)
         self.vae.eval()
 
-    def train(self, mode: bool = True) -> "VaeLatentEncoder":
+    def train(self, mode: bool = True) -> VaeLatentEncoder:
         # Frozen: stays in eval mode whatever the surrounding system does.
         return super().train(False)
 

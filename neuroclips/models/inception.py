@@ -8,7 +8,6 @@ learned scalar. We keep both for state-dict parity with reference checkpoints (m
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 
