@@ -111,3 +111,22 @@ def test_cached_targets_follow_the_keyframe(sim_copy):
 def test_predict_split_and_clip_subset(sim_file):
     dm = make_dm(sim_file, predict_clips=[3, 7, 11])
     assert [dm.dataset("predict")[i]["clip_index"] for i in range(3)] == [3, 7, 11]
+
+
+def test_sampler_shards_strided_or_contiguous(sim_file, monkeypatch):
+    from neuroclips.data.datamodule import EpochSampler
+
+    ds = make_dm(sim_file).dataset("predict")  # 20 test clips
+    got = {}
+    for shard in ("strided", "contiguous"):
+        for rank in (0, 1, 2):
+            monkeypatch.setattr(EpochSampler, "_dist", staticmethod(lambda r=rank: (r, 3)))
+            s = EpochSampler(ds, shuffle=False, seed=0, pad=False, shard=shard)
+            got[shard, rank] = list(s)
+            assert len(s) == len(got[shard, rank])
+    assert got["strided", 1] == list(range(1, 20, 3))
+    assert got["contiguous", 0] == list(range(0, 6)) and got["contiguous", 2] == list(range(13, 20))
+    assert sorted(sum((got["contiguous", r] for r in range(3)), [])) == list(range(20))
+    monkeypatch.setattr(EpochSampler, "_dist", staticmethod(lambda: (1, 3)))
+    padded = EpochSampler(ds, shuffle=True, seed=0, pad=True, shard="contiguous")
+    assert len(list(padded)) == len(padded) == 7

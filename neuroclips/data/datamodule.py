@@ -46,12 +46,15 @@ class EpochSampler(Sampler[int]):
     """Order of one epoch as a function of ``(seed, epoch)`` only, sharded over DDP ranks.
 
     The epoch is read from the dataset's shared epoch counter when iteration starts, so a run resumed at epoch k
-    replays epoch k exactly as an unbroken run does. Under DDP each rank takes every ``world``-th index; with
-    ``pad=True`` (training) the list is padded so that every rank gets the same number of batches.
+    replays epoch k exactly as an unbroken run does. Under DDP, ``shard="strided"`` gives each rank every
+    ``world``-th index; ``shard="contiguous"`` gives rank r one contiguous block (what a temporal window spanning
+    consecutive clips needs). With ``pad=True`` (training) every rank gets the same number of items.
     """
 
-    def __init__(self, dataset: ClipDataset, shuffle: bool, seed: int, pad: bool):
-        self.dataset, self.shuffle, self.seed, self.pad = dataset, shuffle, seed, pad
+    def __init__(self, dataset: ClipDataset, shuffle: bool, seed: int, pad: bool, shard: str = "strided"):
+        if shard not in ("strided", "contiguous"):
+            raise ValueError(f"datamodule.shard: expected 'strided' or 'contiguous', found {shard!r}.")
+        self.dataset, self.shuffle, self.seed, self.pad, self.shard = dataset, shuffle, seed, pad, shard
 
     @staticmethod
     def _dist() -> tuple[int, int]:
@@ -70,7 +73,11 @@ class EpochSampler(Sampler[int]):
         if world > 1:
             if self.pad and n % world:
                 idx += idx[: world - n % world]
-            idx = idx[rank::world]
+            if self.shard == "contiguous":
+                m = len(idx)
+                idx = idx[rank * m // world : (rank + 1) * m // world]
+            else:
+                idx = idx[rank::world]
         return iter(idx)
 
     def __len__(self) -> int:
@@ -78,7 +85,11 @@ class EpochSampler(Sampler[int]):
         rank, world = self._dist()
         if world == 1:
             return n
-        return -(-n // world) if self.pad else len(range(rank, n, world))
+        if self.pad:
+            return -(-n // world)
+        if self.shard == "contiguous":
+            return (rank + 1) * n // world - rank * n // world
+        return len(range(rank, n, world))
 
 
 class ClipDataset(Dataset):
@@ -279,6 +290,7 @@ class CC2017DataModule(pl.LightningDataModule):
         shuffle_train: bool = True,
         drop_last: bool = False,
         in_memory: bool = False,
+        shard: str = "strided",
         predict_split: str = "test",
         predict_clips: list[int] | None = None,
         limit_clips: int | None = None,
@@ -302,7 +314,7 @@ class CC2017DataModule(pl.LightningDataModule):
             load_frames=load_frames, load_captions=load_captions, targets=list(targets or []),
             inputs_from_outputs=dict(inputs_from_outputs or {}), in_memory=in_memory, seed=seed,
         )
-        self.shuffle_train, self.drop_last = shuffle_train, drop_last
+        self.shuffle_train, self.drop_last, self.shard = shuffle_train, drop_last, shard
         self.predict_split = predict_split
         self.predict_clips = None if predict_clips is None else [int(c) for c in predict_clips]
         self.limit_clips = limit_clips
@@ -372,7 +384,7 @@ class CC2017DataModule(pl.LightningDataModule):
         # our own sampler (the runtime turns Lightning's distributed-sampler replacement off): it shards over
         # ranks and derives the order from (seed, epoch) alone, which makes resumed runs replay exactly
         return DataLoader(
-            ds, batch_size=batch_size, sampler=EpochSampler(ds, shuffle, self.seed, pad), drop_last=drop_last,
+            ds, batch_size=batch_size, sampler=EpochSampler(ds, shuffle, self.seed, pad, self.shard), drop_last=drop_last,
             num_workers=self.num_workers, persistent_workers=False, pin_memory=False,
         )
 
