@@ -51,7 +51,7 @@ def prepare(scale: str, work: Path, tiny_file: Path | None) -> Path:
     proc = subprocess.run(cmd, cwd=REPO, env=env(work / scale), capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(proc.stderr[-3000:])
-    print(f"[{scale}] targets cached in {time.time() - t0:.1f} s (incl. start-up)")
+    print(f"[{scale}] targets cached in {time.time() - t0:.1f} s (incl. start-up)", flush=True)
     return data / "simulated_tiny.h5"
 
 
@@ -103,6 +103,7 @@ def main() -> None:
         data_file = prepare(scale, args.work, tiny_file)
         tiny_file = tiny_file or data_file
         cached = time_epochs(scale, args.work, online=False, epochs=args.epochs)
+        print(f"[{scale}] cached epochs {cached} s", flush=True)
         online = time_epochs(scale, args.work, online=True, epochs=args.epochs)
         warm_c, warm_o = min(cached[1:] or cached), min(online[1:] or online)
         results[scale] = {"cached_s": cached, "online_s": online, "ratio_online_over_cached": warm_o / warm_c}
