@@ -200,9 +200,12 @@ class SemanticReconstructor(pl.LightningModule):
         epochs = max(int(self.trainer.max_epochs), 1)
         # reference pct_start = 2 / epochs; capped at 0.5 so that runs under 4 epochs still have a decay phase
         pct = hp.pct_start if hp.pct_start is not None else min(2.0 / epochs, 0.5)
+        # very short runs (smoke tests): OneCycle needs at least 2 steps in each phase or it divides by zero
+        total = max(int(self.trainer.estimated_stepping_batches), 8)
+        pct = min(max(pct, 2.0 / total), 1.0 - 2.0 / total)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
-            total_steps=max(int(self.trainer.estimated_stepping_batches), 2),
+            total_steps=total,
             pct_start=pct, final_div_factor=hp.final_div_factor, div_factor=hp.div_factor,
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
