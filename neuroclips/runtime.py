@@ -112,7 +112,8 @@ def build_datamodule(cfg: DictConfig, check: bool = True, **overrides):
         if not Path(dm.file).exists():
             raise schema.SchemaError(
                 f"{dm.file}: the data file does not exist (config field 'data.file'); write it with "
-                f"`python -m neuroclips.data.simulate` or `python -m neuroclips.data.convert_cc2017`."
+                f"`python -m neuroclips.data.simulate out={dm.file} scale={dm.scale_name}` or "
+                f"`python -m neuroclips.data.convert_cc2017 src=DIR out={dm.file}`."
             )
         dm.check_file()
     return dm

@@ -325,7 +325,8 @@ class CC2017DataModule(pl.LightningDataModule):
 
     # -- setup -----------------------------------------------------------------------------------------------
     def prepare_data(self) -> None:
-        if not Path(self.file).exists() and self.auto_create and self.kind == "simulated":
+        # only the tiny file is written on the fly (seconds); a paper-scale simulation is GBs: ask for it explicitly
+        if not Path(self.file).exists() and self.auto_create and self.kind == "simulated" and self.scale_name == "tiny":
             from neuroclips.data.simulate import ensure_simulated
 
             ensure_simulated(self.file, self.scale_name)
