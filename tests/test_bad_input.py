@@ -99,3 +99,15 @@ def test_checkpoint_from_another_subject_or_stage(sim_file, tmp_path):
 def test_missing_checkpoint(sim_file, tmp_path):
     proc = run_cli(["stage=toy_from_fit", "logger=none"], tmp_path, sim_file, check=False)
     _assert_clean_failure(proc, tmp_path, "checkpoint of an earlier stage not found (config field 'checkpoint')", stage="toy_from_fit")
+
+
+def test_missing_weight_file_at_paper_scale(sim_file, tmp_path):
+    proc = run_cli(["stage=targets", "scale=paper", f"paths.weights_dir={tmp_path}/weights"], tmp_path, sim_file, check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "open_clip_pytorch_model.bin: OpenCLIP checkpoint (open_clip_pytorch_model.bin) not found (config field 'scale.sr.clip_weights_path')" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs/default/subj1/targets/summary.json").exists()
+    import h5py
+
+    with h5py.File(sim_file) as f:
+        assert "targets" not in f, "nothing was written into the data file"
