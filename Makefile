@@ -12,7 +12,7 @@ SUBJ ?= 1
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: paper help install demo test test-fast test-slow test-full lint format smoke simulate convert benchmarks clean clean-logs
+.PHONY: learning-check paper help install demo test test-fast test-slow test-full lint format smoke simulate convert benchmarks clean clean-logs
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -63,3 +63,9 @@ clean: clean-logs ## remove the venv, caches and generated data
 
 paper: $(VENV)/.installed ## the cc2017 paper recipe for one subject on this node's GPUs: make paper SUBJ=1
 	PATH=$(VENV)/bin:$$PATH experiments/cc2017_paper/run_subject.sh $(SUBJ) ddp
+
+learning-check: $(VENV)/.installed ## regenerate experiments/simulated_benchmark/README.md (SR vs ridge, PR vs mean frame, demo metrics)
+	$(PY) experiments/simulated_benchmark/sr_vs_ridge.py
+	$(PY) experiments/simulated_benchmark/pr_vs_mean_frame.py --data-file data/simulated_tiny.h5 --runs-dir runs
+	$(PY) -m neuroclips.pipeline experiment=demo subj=1
+	$(PY) experiments/simulated_benchmark/make_readme.py --demo-metrics runs/demo/subj1/eval/metrics.json
