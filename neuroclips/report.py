@@ -233,6 +233,12 @@ def _settings_lines(doc: dict) -> list[str]:
         "Models: " + "; ".join(f"{k}: {v}" for k, v in doc["models"].items()) + ".",
         "Paper rows: NeuroClips Table 1 as published (N-way by the MinD-Video code; SSIM/PSNR settings unstated).",
     ]
+    if doc["scale"] == "tiny":
+        lines.append(
+            "Scale tiny: the frozen generators (unCLIP, AnimateDiff) and the evaluation classifiers are random stand-ins, "
+            "so the keyframe and video columns and the N-way/CLIP-pcc numbers show that the pipeline runs end to end, "
+            "not reconstruction quality; the blurry column comes from the trained Perceptual Reconstructor."
+        )
     if skipped:
         lines.append("Not scored: " + "; ".join(f"{k} ({v})" for k, v in skipped.items()) + ".")
     return lines
