@@ -1,8 +1,11 @@
 """trainer=ddp_cpu (2 gloo processes) against one process, for the real stages sr and pr.
 
-Stated tolerance: final weights agree to atol 2e-4 when the run has no per-process randomness (dropout 0, MixCo
-off) and every batch-level term sees the global batch (SR: system.gather_negatives=true; PR: its batch-wide soft
-contrastive term switched off, since like the reference each process scores it on its own clips). The predict
+Stated tolerance: final weights agree to atol 1e-5 / rtol 1e-3 when the run has no per-process randomness
+(dropout 0, MixCo off) and every batch-level term sees the global batch (SR: system.gather_negatives=true; PR: its
+batch-wide soft contrastive term switched off, since like the reference each process scores it on its own clips).
+The comparison uses SGD: AdamW turns the last-bit differences of a different summation order into lr-sized steps
+for parameters whose gradients are near zero (sign-like updates), which says nothing about DDP correctness, while
+with SGD a wrong gradient reduction (e.g. a factor of 2) would show at the size of the update itself. The predict
 stages are compared in tests/test_resume_ddp.py (toy) and tests/test_gen_stages.py (video: equal within one
 uint8 level).
 """
@@ -22,16 +25,20 @@ def _weights(tmp_path, name, stage):
     return sd["state_dict"]
 
 
-def _assert_close(a, b, atol=2e-4):
+def _assert_close(a, b, atol=1e-5, rtol=1e-3):
     assert a.keys() == b.keys()
-    worst = max(((a[k].float() - b[k].float()).abs().max().item(), k) for k in a if a[k].is_floating_point())
-    assert worst[0] < atol, worst
+    for k in a:
+        if a[k].is_floating_point():
+            assert torch.allclose(a[k].float(), b[k].float(), atol=atol, rtol=rtol), (k, (a[k] - b[k]).abs().max().item())
+
+
+SGD = ["system.optimizer._target_=torch.optim.SGD"]
 
 
 def test_sr_ddp_equals_one_process(sim_copy, tmp_path):
     run_cli(["stage=targets", "logger=none", "task.encoders.vae_latents=null"], tmp_path, sim_copy)
     common = ["stage=sr", "logger=none", "scale.sr.train.epochs=2", "scale.sr.dropout=0", "scale.sr.train.mixup_pct=0",
-              "system.gather_negatives=true", "trainer.enable_progress_bar=false"]
+              "system.gather_negatives=true", "trainer.enable_progress_bar=false", "scale.sr.train.lr=0.05", *SGD]
     run_cli([*common, "scale.sr.train.batch_size=24", "name=one"], tmp_path, sim_copy)
     run_cli([*common, "scale.sr.train.batch_size=12", "trainer=ddp_cpu", "name=two"], tmp_path, sim_copy)
     _assert_close(_weights(tmp_path, "one", "sr"), _weights(tmp_path, "two", "sr"))
@@ -40,8 +47,10 @@ def test_sr_ddp_equals_one_process(sim_copy, tmp_path):
 def test_pr_ddp_equals_one_process(sim_copy, tmp_path):
     run_cli(["stage=standins", "logger=none", "scale.pr.standin.max_seconds=5"], tmp_path, sim_copy)
     run_cli(["stage=targets", "logger=none", "task.encoders.clip_tokens=null", "task.encoders.caption_emb=null"], tmp_path, sim_copy)
-    common = ["stage=pr", "logger=none", "scale.pr.max_epochs=1", "system.net.dropout=0", "system.net.low_level_dropout=0",
-              "system.cont_weight=0", "system.temporal_window=clip", "datamodule.shard=strided", "trainer.enable_progress_bar=false"]
+    common = ["stage=pr", "logger=none", "scale.pr.max_epochs=1", "++system.net.dropout=0", "++system.net.low_level_dropout=0",
+              "system.cont_weight=0", "system.temporal_window=clip", "datamodule.shard=strided", "trainer.enable_progress_bar=false",
+              "scale.pr.max_lr=0.05", *SGD]
     run_cli([*common, "scale.pr.batch_size=8", "name=one"], tmp_path, sim_copy)
-    run_cli([*common, "scale.pr.batch_size=4", "trainer=ddp_cpu", "name=two"], tmp_path, sim_copy)
+    run_cli([*common, "scale.pr.batch_size=4", "trainer=ddp_cpu", "trainer.strategy=ddp_find_unused_parameters_true", "name=two"],
+            tmp_path, sim_copy)  # the aux token head only feeds the contrastive term, switched off here
     _assert_close(_weights(tmp_path, "one", "pr"), _weights(tmp_path, "two", "pr"))
