@@ -35,6 +35,12 @@ def test_sr_stage1_memory_by_hand(sr_paper):
     assert state4 == pytest.approx((16 * pt / 4 + 4 * pf) / GIB, abs=0.005)
     assert not ddp["fits"]["24GB"], "stage 1 under plain DDP does not fit a 24 GB card"
     assert plan["plans"]["ddp_x4"]["per_gpu_batch"] == 720 // 4
+    # activations come from a meta-device forward at the configured batch (bf16 on GPUs: 2 bytes per element)
+    per_sample = plan["activations_per_sample_bytes"]
+    assert per_sample > 2 * 256 * 1664  # at least the 256x1664 clip_voxels of each sample
+    assert ddp["activations_gib"] == pytest.approx(per_sample * 720 / GIB, abs=0.01)
+    assert fsdp4["total_gib"] == pytest.approx(state4 + per_sample * 180 / GIB, abs=0.01)
+    assert fsdp4["fits"]["24GB"], "stage 1 fits four 24 GB GPUs when sharded"
 
 
 def test_pr_paper_parameters(tmp_path):

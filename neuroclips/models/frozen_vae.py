@@ -143,7 +143,7 @@ def _rename_legacy_attention(state: dict[str, Tensor]) -> dict[str, Tensor]:
 
 def load_vae_latent_encoder(
     *,
-    weights: str,
+    weights: str | None,
     image_size: int,
     block_out_channels: Sequence[int] = (128, 256, 512, 512),
     layers_per_block: int = 2,
@@ -157,7 +157,8 @@ def load_vae_latent_encoder(
 
     `scaling_factor=None` takes the factor from the folder's config.json (the tiny stand-in records 1/std of its
     latents there). On the `meta` device (dry runs) nothing is read. A missing path raises one sentence naming the file and
-    the config field. Linear attention weights stored as 1×1 convs (old checkpoints) are reshaped.
+    the config field. Linear attention weights stored as 1×1 convs (old checkpoints) are reshaped. `weights=None`
+    keeps random weights (benchmarks and shape checks of the real architecture, `scale.pretrained=random`).
     """
     vae = build_autoencoder_kl(
         block_out_channels=block_out_channels,
@@ -167,7 +168,7 @@ def load_vae_latent_encoder(
         sample_size=image_size,
         mid_block_add_attention=mid_block_add_attention,
     )
-    if next(vae.parameters()).is_meta:
+    if next(vae.parameters()).is_meta or weights is None:
         return VaeLatentEncoder(vae=vae, image_size=image_size, scaling_factor=scaling_factor or SD_LATENT_SCALE)
     path = Path(weights)
     if not path.exists():

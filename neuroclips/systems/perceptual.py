@@ -145,6 +145,11 @@ class PerceptualReconstructor(pl.LightningModule):
         return images.reshape(*latents.shape[:2], *images.shape[1:])
 
     # ------------------------------------------------------------------------------------------- steps
+    def dry_run_forward(self, batch_size: int):
+        """The net's training forward on zeros (memory plan's activation estimate, meta device)."""
+        voxels = next(self.net.inception.parameters()).shape[1]
+        return self.net(torch.zeros(batch_size, voxels), self.hparams.temporal_window)
+
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         voxels = batch["fmri"]
         targets = self.target_latents(batch)

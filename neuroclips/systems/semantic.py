@@ -95,6 +95,11 @@ class SemanticReconstructor(pl.LightningModule):
         """fMRI (B, V) -> (backbone tokens, clip_voxels), each (B, T, D)."""
         return self.backbone(self.ridge(voxels))
 
+    def dry_run_forward(self, batch_size: int):
+        """The training forward on zeros, for the memory plan's activation estimate (runs on the meta device)."""
+        voxels = next(self.ridge.parameters()).shape[1]
+        return self.encode_voxels(torch.zeros(batch_size, voxels))
+
     def gather(self, x: Tensor) -> Tensor:
         """Concatenate ``x`` over ranks with gradients (``gather_negatives``), else return it unchanged."""
         if not self.hparams.gather_negatives or self.trainer is None or self.trainer.world_size == 1:

@@ -66,6 +66,12 @@ class SemanticPriorReconstructor(SemanticReconstructor):
     def trainable_modules(self) -> list[nn.Module]:
         return [self.diffusion_prior]
 
+    def dry_run_forward(self, batch_size: int):
+        """Frozen nets and the prior's training forward on zeros (memory plan, meta device)."""
+        voxels = next(self.ridge.parameters()).shape[1]
+        cond = self.encode_voxels(torch.zeros(batch_size, voxels))[1]
+        return self.diffusion_prior(cond, torch.zeros_like(cond))
+
     def condition(self, voxels: Tensor) -> tuple[Tensor, Tensor]:
         """(prior condition, clip_voxels) from the frozen nets; NeuroClips conditions on clip_voxels."""
         with torch.no_grad():

@@ -38,7 +38,7 @@ def compose(stage: str, scale: str, extra: list[str]):
     import neuroclips.utils.resolvers  # noqa: F401
 
     conf = str(Path(__file__).resolve().parents[3] / "conf")
-    overrides = [f"stage={stage}", f"scale={scale}", *(RANDOM_WEIGHTS[stage] if scale == "paper" else []), *extra]
+    overrides = [f"stage={stage}", f"scale={scale}", *RANDOM_WEIGHTS[stage], *extra]
     with initialize_config_dir(config_dir=conf, version_base="1.3"):
         cfg = hydra_compose("config", overrides=overrides, return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)
