@@ -7,7 +7,8 @@ import re
 # Hydra parses `subj=1` as the integer 1 and refuses it as a config-group choice; the options of these groups are
 # named by numbers, so we quote them before Hydra sees the command line (`subj=1,2,3` becomes `subj='1','2','3'`).
 NUMERIC_GROUPS = ("subj",)
-_PATTERN = re.compile(r"^(?P<key>[+~]?(?:%s))=(?P<vals>\d+(?:,\d+)*)$" % "|".join(NUMERIC_GROUPS))
+_GROUPS = "|".join(NUMERIC_GROUPS)
+_PATTERN = re.compile(rf"^(?P<key>[+~]?(?:{_GROUPS}))=(?P<vals>\d+(?:,\d+)*)$")
 
 
 def quote_numeric_group_overrides(argv: list[str]) -> list[str]:
