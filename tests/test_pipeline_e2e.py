@@ -1,0 +1,31 @@
+"""The whole pipeline at its smallest size through `python -m neuroclips.pipeline` (what `make demo` runs)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+SMALLEST = ["experiment=demo", "scale.sr.train.epochs=1", "scale.sr.prior_train.epochs=1", "scale.sr.prior_train.sample_every=1",
+            "scale.pr.max_epochs=1", "scale.pr.standin.max_seconds=5", "data.predict_clips=[0,1,2,3]",
+            "trainer.enable_progress_bar=false"]
+
+
+def test_every_stage_chains_and_a_rerun_skips_finished_ones(sim_copy, tmp_path):
+    proc = run_cli(SMALLEST, tmp_path, sim_copy, module="neuroclips.pipeline", timeout=1500)
+    root = tmp_path / "runs/demo/subj1"
+    for stage in ("standins", "targets", "sr", "sr_prior", "pr", "blurry", "keyframe", "video", "eval"):
+        s = json.loads((root / stage / "summary.json").read_text())
+        assert s["status"] == "finished" and s["stage"] == stage, stage
+    for kind, n_files in (("blurry", 4), ("keyframe", 4), ("video", 4)):
+        assert len(list((root / "outputs" / kind).glob("*.npy"))) == n_files, kind
+    report = root / "eval" / "report.html"
+    assert report.exists() and f"report: {report}" in proc.stdout
+    metrics = json.loads((root / "eval" / "metrics.json").read_text())
+    assert metrics["kinds"]["video"]["n_clips"] == 4
+    again = run_cli(SMALLEST, tmp_path, sim_copy, module="neuroclips.pipeline", timeout=600)
+    assert again.stdout.count("already finished, skipped") == 9
