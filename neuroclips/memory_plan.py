@@ -39,10 +39,8 @@ def parameter_report(modules: dict[str, nn.Module]) -> dict[str, Any]:
             f = sum(p.numel() for p in child.parameters() if not p.requires_grad)
             key = cname if len(modules) == 1 else f"{name}.{cname}"
             children[key] = {"trainable": t, "frozen": f}
-        seen = {id(p) for p in m.parameters()}
         trainable += sum(p.numel() for p in m.parameters() if p.requires_grad)
         frozen += sum(p.numel() for p in m.parameters() if not p.requires_grad)
-        del seen
     return {"trainable": trainable, "frozen": frozen, "total": trainable + frozen, "modules": children}
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from neuroclips.callbacks.checkpointing import AtomicCheckpointIO, CheckpointMetadata, EpochToData
 from neuroclips.callbacks.prediction_writer import PredictionWriter
@@ -204,7 +204,7 @@ def run_fit(cfg: DictConfig, run_dir: Path) -> tuple[StageResult, pl.Trainer]:
         log.info("resuming from %s at epoch %d", resume, start_epoch)
     dm.setup("fit")
     dm.set_epoch(start_epoch)
-    epoch_cb.start(start_epoch)  # reseed for the first epoch now: Lightning creates its iterator before any hook
+    epoch_cb.start(start_epoch, env_rank()[0])  # reseed for the first epoch now: Lightning creates its iterator before any hook
     trainer.fit(system, datamodule=dm, ckpt_path=resume)
     best = ckpt_cb.best_model_path or ""
     last = run_dir / "checkpoints" / "last.ckpt"
@@ -334,8 +334,3 @@ def run(cfg: DictConfig) -> dict:
         write_json(run_dir / "summary.json", summary)
         log.info("summary: %s", run_dir / "summary.json")
     return summary
-
-
-def set_config_value(cfg: DictConfig, key: str, value) -> None:
-    with open_dict(cfg):
-        OmegaConf.update(cfg, key, value, merge=False)

@@ -59,9 +59,9 @@ class EpochToData(pl.Callback):
         pl.seed_everything((self.seed * 100_003 + epoch * 7919 + rank) % (2**31), workers=True, verbose=False)
         self._seeded_epoch = epoch
 
-    def start(self, epoch: int) -> None:
+    def start(self, epoch: int, rank: int) -> None:
         """Called by the runtime right before ``fit``: the first epoch's iterator is created before any hook."""
-        self._reseed(epoch, int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0))))
+        self._reseed(epoch, rank)
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         dm = trainer.datamodule

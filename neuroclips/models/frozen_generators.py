@@ -32,6 +32,7 @@ from diffusers import (
 )
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+from neuroclips.models.frozen_classifiers import CLIP_ARCHS
 from neuroclips.utils.weights import require_file
 
 # --------------------------------------------------------------------------------------------------------------
@@ -650,15 +651,7 @@ def build_captioner(
 # --------------------------------------------------------------------------------------------------------------
 
 CLIP_VISION_CONFIGS = {
-    "paper": dict(
-        hidden_size=768,
-        intermediate_size=3072,
-        num_hidden_layers=12,
-        num_attention_heads=12,
-        image_size=224,
-        patch_size=32,
-        projection_dim=512,
-    ),  # openai/clip-vit-base-patch32
+    "paper": CLIP_ARCHS["vit-b-32"],  # openai/clip-vit-base-patch32, as the evaluation uses it
     "tiny": dict(
         hidden_size=32,
         intermediate_size=64,
