@@ -66,6 +66,7 @@ paper: $(VENV)/.installed ## the cc2017 paper recipe for one subject on this nod
 
 learning-check: $(VENV)/.installed ## regenerate experiments/simulated_benchmark/README.md (SR vs ridge, PR vs mean frame, demo metrics)
 	$(PY) experiments/simulated_benchmark/sr_vs_ridge.py
+	$(PY) experiments/simulated_benchmark/sr_vs_ridge.py --n-train 2400 --n-test 240 --epochs 40
 	$(PY) experiments/simulated_benchmark/pr_vs_mean_frame.py --data-file data/simulated_tiny.h5 --runs-dir runs
 	$(PY) -m neuroclips.pipeline experiment=demo subj=1
 	$(PY) experiments/simulated_benchmark/make_readme.py --demo-metrics runs/demo/subj1/eval/metrics.json

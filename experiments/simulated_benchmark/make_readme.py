@@ -18,8 +18,9 @@ HERE = Path(__file__).resolve().parent
 
 def generated_block(path: Path) -> str:
     text = path.read_text() if path.exists() else f"_{path.name} not generated yet._\n"
-    m = re.search(r"<!-- generated table: start -->(.*?)<!-- generated table: end -->", text, re.S)
-    return (m.group(1) if m else text).strip() + "\n"
+    # every generated block, in file order (sr_results.md holds one per simulated data size, tagged)
+    blocks = re.findall(r"<!-- generated table: start ?(\S*) -->(.*?)<!-- generated table: end ?\1 -->", text, re.S)
+    return "\n\n".join(b.strip() for _, b in blocks) + "\n" if blocks else text.strip() + "\n"
 
 
 def demo_table(path: Path) -> str:
@@ -49,7 +50,7 @@ def main(argv=None) -> Path:
     text = f"""# Learning checks on the simulated brain (scale=tiny)
 
 Does each reconstructor learn something real on `neuroclips.data.simulate`'s data, measured against a baseline?
-Regenerate everything here with one command: `make learning-check` (about 20 minutes on a 2-core CPU).
+Regenerate everything here with one command: `make learning-check` (about 45 minutes on a 2-core CPU).
 The hand-written readings of each table are in `sr_results.md` and `pr_results.md`.
 
 ## Semantic Reconstructor versus a closed-form ridge (validation top-1 retrieval)

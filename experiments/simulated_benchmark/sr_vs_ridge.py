@@ -1,10 +1,15 @@
 """SR (stage ``sr``) versus a closed-form ridge regression from voxels to the same CLIP target tokens.
 
 Both are measured the same way: forward/backward top-1 retrieval among chunks of K clips on the validation split
-(and on the test split, which neither method selects on). The ridge's lambda is picked on validation; the SR's
-epoch is picked on validation by the stage's best checkpoint. The SR runs through the real CLI at scale=tiny.
+(and on the test split, which neither method selects on). The ridge's lambda is picked on validation. The SR's
+contrastive temperatures (the reference values times a factor) are picked on validation with the first seed, and
+its epoch by the stage's best checkpoint (val/top1_fwd). The SR runs through the real CLI at scale=tiny.
 
-    python experiments/simulated_benchmark/sr_vs_ridge.py [--seeds 0 1 2] [--work /tmp/sr_bench] [--out sr_results.md]
+    python experiments/simulated_benchmark/sr_vs_ridge.py [--n-train 600 --n-test 60] [--epochs N] [--seeds 0 1 2]
+        [--tau-factors 1 4 12] [--work /tmp/sr_bench]
+
+``--n-train/--n-test`` simulate a longer recording of the same simulated brain (the default is the embedded file's
+600/60 clips); each size writes its own generated block into the output file.
 """
 
 from __future__ import annotations
@@ -25,10 +30,13 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from neuroclips.data.datamodule import CC2017DataModule  # noqa: E402
+from neuroclips.data.simulate import config_for, simulate  # noqa: E402
 from neuroclips.models.semantic import RidgeAdapters, SemanticBackbone  # noqa: E402
 from neuroclips.systems.semantic import retrieval_top1  # noqa: E402
 
-START, END = "<!-- generated table: start -->", "<!-- generated table: end -->"
+
+def markers(tag: str) -> tuple[str, str]:
+    return f"<!-- generated table: start {tag} -->", f"<!-- generated table: end {tag} -->"
 
 
 def cli(args: list[str], work: Path) -> None:
@@ -99,38 +107,69 @@ def sr_eval(ckpt_path: Path, dm: CC2017DataModule, k: int) -> dict:
     return out
 
 
+REFERENCE_TAU = {"mixco": 0.006, "softclip_start": 0.004, "softclip_end": 0.0075, "val": 0.006}
+
+
+def tau_overrides(factor: float) -> list[str]:
+    return [f"scale.sr.tau.{k}={v * factor:.6g}" for k, v in REFERENCE_TAU.items()]
+
+
+def run_sr(seed: int, factor: float, dm: CC2017DataModule, k: int, work: Path, extra: list[str]) -> dict:
+    name = f"bench_seed{seed}_tau{factor:g}"
+    cli(["stage=sr", f"seed={seed}", f"name={name}", *tau_overrides(factor), *extra], work)
+    return sr_eval(work / "runs" / name / "subj1" / "sr" / "checkpoints" / "best.ckpt", dm, k)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--work", type=Path, default=Path("/tmp/sr_bench"))
+    ap.add_argument("--work", type=Path, default=Path("/tmp/sr_bench"), help="scratch root (one folder per size)")
+    ap.add_argument("--n-train", type=int, default=600, help="simulated training clips (10 %% of them are val)")
+    ap.add_argument("--n-test", type=int, default=60)
+    ap.add_argument("--epochs", type=int, default=None, help="SR epochs (default: conf/scale/sr/tiny.yaml)")
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("sr_results.md"))
     ap.add_argument("--k", type=int, default=30)
+    ap.add_argument("--tau-factors", type=float, nargs="+", default=[1.0, 4.0, 12.0])
     args = ap.parse_args()
     t0 = time.time()
-    cli(["stage=targets", "task.encoders.vae_latents=null"], args.work)  # writes the tiny file + SR targets
-    data_file = args.work / "data" / "simulated_tiny.h5"
+    tag = f"n{args.n_train}"
+    work = args.work / tag
+    data_file = work / "data" / "simulated_tiny.h5"
+    if not data_file.exists():  # same brain and movie generator as the embedded file, n_train/n_test clips
+        data_file.parent.mkdir(parents=True, exist_ok=True)
+        simulate(data_file, config_for("tiny", n_train=args.n_train, n_test=args.n_test, subjects=(1,)))
+    cli(["stage=targets", "task.encoders.vae_latents=null"], work)  # SR targets into the file (resumable)
+    extra = [] if args.epochs is None else [f"scale.sr.train.epochs={args.epochs}"]
     dm = CC2017DataModule(file=str(data_file), subj=1, voxels=13447, targets=["clip_tokens"], auto_create=False)
     sizes = {s: len(dm.dataset(s)) for s in ("train", "val", "test")}
     ridge = ridge_baseline(dm, args.k)
     print("ridge", json.dumps({k: v for k, v in ridge.items() if k != "val_by_lambda"}))
-    srs = []
-    for seed in args.seeds:
-        cli(["stage=sr", f"seed={seed}", f"name=bench_seed{seed}"], args.work)
-        ckpt = args.work / "runs" / f"bench_seed{seed}" / "subj1" / "sr" / "checkpoints" / "best.ckpt"
-        srs.append(sr_eval(ckpt, dm, args.k))
+    by_factor = {}
+    for factor in args.tau_factors:  # temperature selection on validation, first seed
+        by_factor[factor] = run_sr(args.seeds[0], factor, dm, args.k, work, extra)
+        print("sr tau x", factor, by_factor[factor])
+    factor = max(by_factor, key=lambda f: sum(by_factor[f]["val"]))
+    srs = [by_factor[factor]]
+    for seed in args.seeds[1:]:
+        srs.append(run_sr(seed, factor, dm, args.k, work, extra))
         print("sr seed", seed, srs[-1])
-    write_table(args.out, ridge, srs, args.seeds, sizes, args.k, time.time() - t0)
+    epochs = args.epochs or int(torch.load(work / "runs" / f"bench_seed{args.seeds[0]}_tau{factor:g}" / "subj1" / "sr"
+                                           / "checkpoints" / "best.ckpt", weights_only=True)
+                                ["neuroclips"]["config"]["scale"]["sr"]["train"]["epochs"])
+    write_table(args.out, tag, ridge, srs, args.seeds, sizes, args.k, time.time() - t0, factor, by_factor, epochs)
 
 
-def write_table(out: Path, ridge: dict, srs: list[dict], seeds: list[int], sizes: dict, k: int, wall: float) -> None:
+def write_table(out: Path, tag: str, ridge: dict, srs: list[dict], seeds: list[int], sizes: dict, k: int,
+                wall: float, factor: float, by_factor: dict, epochs: int) -> None:
     pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
     mean = lambda split, i: float(np.mean([r[split][i] for r in srs]))  # noqa: E731
     std = lambda split, i: float(np.std([r[split][i] for r in srs]))  # noqa: E731
     lines = [
-        "# SR vs closed-form ridge on the simulated brain (scale=tiny)",
+        f"# SR vs closed-form ridge on the simulated brain (scale=tiny, {sizes['train']} training clips)",
         "",
-        "Produced by `python experiments/simulated_benchmark/sr_vs_ridge.py` "
-        f"(CPU, {wall:.0f} s in all). Data: `neuroclips.data.simulate` tiny file, subject 1 (13447 voxels), "
+        f"Produced by `python experiments/simulated_benchmark/sr_vs_ridge.py --n-train {sizes['train'] + sizes['val']} "
+        f"--n-test {sizes['test']}` (CPU, {wall:.0f} s in all; SR {epochs} epochs). Data: `neuroclips.data.simulate` "
+        "scale=tiny, subject 1 (13447 voxels), "
         f"train/val/test = {sizes['train']}/{sizes['val']}/{sizes['test']} clips; targets = tiny random OpenCLIP "
         "patch tokens (16 x 32) of the keyframe. Retrieval: top-1 among consecutive chunks of "
         f"K = {k} clips (chance {100 / k:.1f} %), forward = fMRI -> image, backward = image -> fMRI.",
@@ -139,19 +178,25 @@ def write_table(out: Path, ridge: dict, srs: list[dict], seeds: list[int], sizes
         "|---|---|---|---|---|---|",
         f"| ridge (closed form, z-scored voxels, both repetitions) | lambda = {ridge['lambda']:.0e} "
         f"| {pct(ridge['val'][0])} | {pct(ridge['val'][1])} | {pct(ridge['test'][0])} | {pct(ridge['test'][1])} |",
-        f"| SR `stage=sr` (mean ± sd over seeds {seeds}) | best epoch (val/top1_fwd) "
+        f"| SR `stage=sr` (mean ± sd over seeds {seeds}) | tau = reference x {factor:g}, best epoch "
         f"| {pct(mean('val', 0))} ± {pct(std('val', 0))} | {pct(mean('val', 1))} ± {pct(std('val', 1))} "
         f"| {pct(mean('test', 0))} ± {pct(std('test', 0))} | {pct(mean('test', 1))} ± {pct(std('test', 1))} |",
     ]
     for seed, r in zip(seeds, srs):
-        lines.append(f"| SR seed {seed} | best epoch | {pct(r['val'][0])} | {pct(r['val'][1])} "
+        lines.append(f"| SR seed {seed} | tau x {factor:g}, best epoch | {pct(r['val'][0])} | {pct(r['val'][1])} "
                      f"| {pct(r['test'][0])} | {pct(r['test'][1])} |")
     lines += ["", "Ridge validation top-1 (fwd, bwd) per lambda: "
-              + ", ".join(f"{lam}: ({pct(f)}, {pct(b)})" for lam, (f, b) in ridge["val_by_lambda"].items()), ""]
-    table = "\n".join([START, *lines, END])
+              + ", ".join(f"{lam}: ({pct(f)}, {pct(b)})" for lam, (f, b) in ridge["val_by_lambda"].items()), "",
+              f"SR validation top-1 (fwd, bwd) per temperature factor, seed {seeds[0]} (x 1 = the reference "
+              "temperatures, BiMixCo 0.006): "
+              + ", ".join(f"x {f:g}: ({pct(r['val'][0])}, {pct(r['val'][1])})" for f, r in by_factor.items()), ""]
+    start, end = markers(tag)
+    table = "\n".join([start, *lines, end])
     old = out.read_text() if out.exists() else ""
-    if START in old and END in old:  # keep the hand-written analysis around the generated table
-        table = old[: old.index(START)] + table + old[old.index(END) + len(END):]
+    if start in old and end in old:  # keep the hand-written analysis and the other sizes' blocks
+        table = old[: old.index(start)] + table + old[old.index(end) + len(end):]
+    elif old:
+        table = table + "\n\n" + old
     out.write_text(table + ("" if table.endswith("\n") else "\n"))
     print(out.read_text())
 
