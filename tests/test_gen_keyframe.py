@@ -17,7 +17,8 @@ from neuroclips.generation.unclip_keys import (
     map_unclip_unet,
     unclip_key_map,
 )
-from neuroclips.models.frozen_generators import build_captioner, build_unclip, unclip_configs
+from neuroclips.models.captioner import build_captioner
+from neuroclips.models.unclip_generator import build_unclip, unclip_configs
 from neuroclips.utils.weights import MissingWeightsError
 
 RECIPE = KeyframeRecipe(steps=6, gen_size=32, out_size=24)

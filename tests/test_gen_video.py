@@ -17,7 +17,7 @@ from neuroclips.generation.video import (
     generate_videos,
     set_motion_norm,
 )
-from neuroclips.models.frozen_generators import build_video_pipeline, merge_domain_lora
+from neuroclips.models.video_generator import build_video_pipeline, merge_domain_lora
 from neuroclips.utils.weights import MissingWeightsError
 
 TINY = dict(size=32, steps=2)
@@ -228,7 +228,7 @@ def to_animatediff_layout(state: dict) -> dict:
 def test_motion_module_and_sparsectrl_load_from_original_layout_files(tmp_path):
     from diffusers import MotionAdapter, SparseControlNetModel
 
-    from neuroclips.models.frozen_generators import VIDEO_CONFIGS, _load_animatediff_module
+    from neuroclips.models.video_generator import VIDEO_CONFIGS, _load_animatediff_module
 
     cfg = VIDEO_CONFIGS["tiny"]
     for cls, key, wrap in (

@@ -35,7 +35,7 @@ def timed(fn, repeats: int) -> float:
 def main(argv=None) -> dict:
     from neuroclips.generation.seeding import clip_generators, randn_per_clip
     from neuroclips.generation.video import NEGATIVE_PROMPT, PROMPT_SUFFIX, VideoRecipe, generate_videos
-    from neuroclips.models.frozen_generators import build_video_pipeline
+    from neuroclips.models.video_generator import build_video_pipeline
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=4)

@@ -12,7 +12,7 @@ from torch import nn
 
 from neuroclips.generation.keyframe import KeyframeRecipe, sample_keyframes
 from neuroclips.generation.seeding import clip_seed
-from neuroclips.models.frozen_generators import UnclipComponents
+from neuroclips.models.unclip_generator import UnclipComponents
 
 CAPTION_SOURCES = ("blip2", "nearest_train", "none")
 
@@ -134,7 +134,7 @@ def keyframe_inputs(outputs_dir: str, init_from_blurry: bool) -> dict[str, str]:
 
 def maybe_captioner(caption_source: str, **kwargs):
     """The BLIP-2 captioner when ``caption_source == "blip2"``, else None (nothing is built or read)."""
-    from neuroclips.models.frozen_generators import build_captioner
+    from neuroclips.models.captioner import build_captioner
 
     return build_captioner(**kwargs) if caption_source == "blip2" else None
 
@@ -142,7 +142,7 @@ def maybe_captioner(caption_source: str, **kwargs):
 def maybe_caption_bank(caption_source: str, data_file: str, target: str = "clip_tokens"):
     """The nearest-training-caption bank when ``caption_source == "nearest_train"``, else None."""
     from neuroclips.generation.caption import load_caption_bank
-    from neuroclips.models.frozen_generators import building_on_meta
+    from neuroclips.models.generator_loading import building_on_meta
 
     if caption_source != "nearest_train" or building_on_meta():
         return None

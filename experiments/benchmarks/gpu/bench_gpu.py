@@ -74,7 +74,7 @@ def _timed(fn, device, clips: int, bs: int, warmup: bool = True):
 
 def bench_keyframe(device, scale, clips, batches, compile_unet, quick) -> list[dict]:
     from neuroclips.generation.keyframe import KeyframeRecipe, sample_keyframes
-    from neuroclips.models.frozen_generators import build_unclip
+    from neuroclips.models.unclip_generator import build_unclip
 
     gen, out_size, _, steps, _, ctx_dim, n_tokens = generation_gpu.SIZES[scale]
     comps = build_unclip("random", scale, context_dim=ctx_dim, unclip_file=None, trust_pickle=True)
@@ -112,7 +112,7 @@ def bench_keyframe(device, scale, clips, batches, compile_unet, quick) -> list[d
 
 def bench_video(device, scale, clips, batches, quick) -> list[dict]:
     from neuroclips.generation.video import VideoRecipe, generate_videos
-    from neuroclips.models.frozen_generators import build_video_pipeline
+    from neuroclips.models.video_generator import build_video_pipeline
 
     _, _, vsize, _, steps, _, _ = generation_gpu.SIZES[scale]
     pipe = build_video_pipeline("random", scale)

@@ -43,7 +43,8 @@ def sync(device: torch.device) -> None:
 def main(argv=None) -> dict:
     from neuroclips.generation.keyframe import KeyframeRecipe, sample_keyframes
     from neuroclips.generation.video import VideoRecipe, generate_videos
-    from neuroclips.models.frozen_generators import build_unclip, build_video_pipeline
+    from neuroclips.models.unclip_generator import build_unclip
+    from neuroclips.models.video_generator import build_video_pipeline
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda")
