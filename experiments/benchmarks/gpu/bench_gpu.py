@@ -72,6 +72,25 @@ def _timed(fn, device, clips: int, bs: int, warmup: bool = True):
     return (time.perf_counter() - t) / clips, peak, first
 
 
+def _recipe_rows(part, name, eager, dtype, batch_sizes, run, device, clips, quick, first: dict) -> list[dict]:
+    """Time ``run`` at each batch size; keep the recipe's first clip in ``first`` for the equality check."""
+    rows = []
+    for bs in batch_sizes:
+        n = bs if quick else max(clips, bs)
+        sec, peak, out = _timed(run, device, n, bs, warmup=not quick)
+        first.setdefault(name, torch.as_tensor(out[:1]).float().cpu())
+        rows.append({"part": part, "recipe": name, "batch": bs, "s_per_clip": round(sec, 4),
+                     "peak_gib": None if peak is None else round(peak, 2), "attention": "eager" if eager else "sdpa",
+                     "dtype": str(dtype).replace("torch.", "") if dtype else "float32"})
+    return rows
+
+
+def _with_reference_diff(rows: list[dict], first: dict) -> list[dict]:
+    """Every row gets the largest absolute difference between the reference recipe's and our first clip."""
+    diff = round((first["reference"] - first["ours"]).abs().max().item(), 4)
+    return [dict(r, max_abs_diff_vs_reference=diff) for r in rows]
+
+
 def bench_keyframe(device, scale, clips, batches, compile_unet, quick) -> list[dict]:
     from neuroclips.generation.keyframe import KeyframeRecipe, sample_keyframes
     from neuroclips.models.unclip_generator import build_unclip
@@ -97,17 +116,8 @@ def bench_keyframe(device, scale, clips, batches, compile_unet, quick) -> list[d
             with _autocast(device, dtype):
                 return sample_keyframes(unet, comps.vae, comps.scheduler, recipe, tokens[s : s + bs], list(range(s, s + bs)))
 
-        for bs in bss:
-            n = bs if quick else max(clips, bs)
-            sec, peak, out = _timed(run, device, n, bs, warmup=not quick)
-            first.setdefault(name, out[:1].float().cpu())
-            rows.append({"part": "keyframe", "recipe": name, "batch": bs, "s_per_clip": round(sec, 4),
-                         "peak_gib": None if peak is None else round(peak, 2), "attention": "eager" if eager else "sdpa",
-                         "dtype": str(dtype).replace("torch.", "") if dtype else "float32"})
-    diff = (first["reference"] - first["ours"]).abs().max().item()
-    for r in rows:
-        r["max_abs_diff_vs_reference"] = round(diff, 4)
-    return rows
+        rows += _recipe_rows("keyframe", name, eager, dtype, bss, run, device, clips, quick, first)
+    return _with_reference_diff(rows, first)
 
 
 def bench_video(device, scale, clips, batches, quick) -> list[dict]:
@@ -134,17 +144,8 @@ def bench_video(device, scale, clips, batches, quick) -> list[dict]:
                 return generate_videos(pipe, recipe, list(range(s, s + bs)), blurry[s : s + bs].to(device),
                                        keys[s : s + bs].to(device), caps[s : s + bs])
 
-        for bs in bss:
-            n = bs if quick else max(clips, bs)
-            sec, peak, out = _timed(run, device, n, bs, warmup=not quick)
-            first.setdefault(name, torch.as_tensor(out[:1]).float().cpu())
-            rows.append({"part": "video", "recipe": name, "batch": bs, "s_per_clip": round(sec, 4),
-                         "peak_gib": None if peak is None else round(peak, 2), "attention": "eager" if eager else "sdpa",
-                         "dtype": str(dtype).replace("torch.", "") if dtype else "float32"})
-    diff = (first["reference"] - first["ours"]).abs().max().item()
-    for r in rows:
-        r["max_abs_diff_vs_reference"] = round(diff, 4)
-    return rows
+        rows += _recipe_rows("video", name, eager, dtype, bss, run, device, clips, quick, first)
+    return _with_reference_diff(rows, first)
 
 
 def markdown(result: dict) -> str:
