@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -104,10 +105,12 @@ def sr_eval(ckpt_path: Path, dm: CC2017DataModule, k: int) -> dict:
         with torch.no_grad():
             _, clip_voxels = backbone(ridge(x.float()))
         out[split] = top1(clip_voxels.flatten(1), y, k)
+    out["epochs"] = int(sr["train"]["epochs"])
     return out
 
 
-REFERENCE_TAU = {"mixco": 0.006, "softclip_start": 0.004, "softclip_end": 0.0075, "val": 0.006}
+# the reference temperatures, read where paper scale defines them (method.md §3.2)
+REFERENCE_TAU = {k: float(v) for k, v in OmegaConf.load(REPO / "conf" / "scale" / "sr" / "paper.yaml").tau.items()}
 
 
 def tau_overrides(factor: float) -> list[str]:
@@ -153,10 +156,8 @@ def main() -> None:
     for seed in args.seeds[1:]:
         srs.append(run_sr(seed, factor, dm, args.k, work, extra))
         print("sr seed", seed, srs[-1])
-    epochs = args.epochs or int(torch.load(work / "runs" / f"bench_seed{args.seeds[0]}_tau{factor:g}" / "subj1" / "sr"
-                                           / "checkpoints" / "best.ckpt", weights_only=True)
-                                ["neuroclips"]["config"]["scale"]["sr"]["train"]["epochs"])
-    write_table(args.out, tag, ridge, srs, args.seeds, sizes, args.k, time.time() - t0, factor, by_factor, epochs)
+    write_table(args.out, tag, ridge, srs, args.seeds, sizes, args.k, time.time() - t0, factor, by_factor,
+                srs[0]["epochs"])
 
 
 def write_table(out: Path, tag: str, ridge: dict, srs: list[dict], seeds: list[int], sizes: dict, k: int,
