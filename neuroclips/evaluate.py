@@ -27,6 +27,7 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 import neuroclips.utils.resolvers  # noqa: E402,F401  (registers the config's resolvers, as neuroclips.train does)
+from neuroclips.utils.cli import quote_numeric_group_overrides  # noqa: E402
 
 # absolute: Hydra resolves a relative config_path against the *calling* module, which differs under `-m`
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
@@ -75,10 +76,7 @@ def _run(cfg: DictConfig) -> dict | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from neuroclips.utils.cli import (
-        quote_numeric_group_overrides,  # `subj=1` -> `subj='1'`, as neuroclips.train
-    )
-
+    # `subj=1` -> `subj='1'`, as neuroclips.train does
     args = quote_numeric_group_overrides(translate(sys.argv[1:] if argv is None else argv))
     if not any(a.startswith("task.source=") for a in args):
         print(
