@@ -5,11 +5,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
+_TMP_SUFFIX = ".tmp"
+# What ``atomic_path`` leaves behind when the process dies between mkstemp and the rename: ``.<name>.<8 random>.tmp``
+# (``tempfile`` draws the 8 characters from ``[a-z0-9_]``).
+_ORPHAN_RE = re.compile(r"^\..+\.[a-z0-9_]{8}" + re.escape(_TMP_SUFFIX) + "$")
 
 
 @contextlib.contextmanager
@@ -17,7 +25,7 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``final``; on success fsync and rename it into place, else remove it."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=_TMP_SUFFIX, dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -30,6 +38,52 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def is_atomic_tmp_name(name: str) -> bool:
+    """Whether ``name`` is a temporary file name that ``atomic_path`` creates."""
+    return bool(_ORPHAN_RE.match(name))
+
+
+def remove_orphan_tmp(root: str | Path, older_than_s: float = 0) -> tuple[int, int]:
+    """Delete the temporary files ``atomic_path`` left under ``root`` (recursively): a kill between its mkstemp and
+    its rename leaves one. Returns ``(count, bytes)`` removed.
+
+    Only regular files whose name matches ``.<name>.<8 random>.tmp`` are removed; symlinks are neither followed nor
+    removed, so nothing outside ``root`` is touched. Files modified less than ``older_than_s`` seconds ago are kept
+    (a margin for a concurrent writer's live temp file; with the run lock held, 0 is safe).
+    """
+    count = size = 0
+    now = time.time()
+    for dirpath, _dirs, files in os.walk(root, followlinks=False):
+        for name in files:
+            if not is_atomic_tmp_name(name):
+                continue
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.lstat(path)
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                if older_than_s > 0 and now - st.st_mtime < older_than_s:
+                    continue
+                os.unlink(path)
+            except FileNotFoundError:  # renamed into place or removed by its writer meanwhile
+                continue
+            count += 1
+            size += st.st_size
+    return count, size
+
+
+def format_bytes(n: float) -> str:
+    """``312.4 MB``: decimal units (kB = 1000 B), one decimal from kB on."""
+    n = float(n)
+    if abs(n) < 1000:
+        return f"{int(n)} B"
+    for unit in ("kB", "MB", "GB", "TB", "PB"):
+        n /= 1000
+        if abs(n) < 999.95 or unit == "PB":
+            return f"{n:.1f} {unit}"
+    raise AssertionError("unreachable")
 
 
 def write_json(path: str | Path, obj) -> None:
