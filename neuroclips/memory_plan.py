@@ -8,7 +8,9 @@ The formula (bytes per GPU), with P_t trainable and P_f frozen parameters, N GPU
 * optimizer:   8·P_t (AdamW's two fp32 moments)
 * activations: A·B, the bytes of leaf-module outputs of one forward pass per sample (measured on the meta device
                when the system defines ``dry_run_forward(batch_size)``), times the per-GPU batch B
-               (2 bytes per element under bf16/16-mixed, 4 in fp32)
+               (2 bytes per element under bf16/16-mixed, 4 in fp32). B = global batch / N: the configured
+               ``datamodule.batch_size`` is the global batch of one optimizer step, as the DataModule divides it
+               (a batch that N does not divide is refused there, and its plan entry says so)
 
 DDP replicates everything: 16·P_t + b_f·P_f + A·B. Fully sharded data parallel (FSDP FULL_SHARD) splits the
 trainable weights, gradients and optimizer state over N GPUs: 16·P_t/N + b_f·P_f + A·B (frozen encoders kept
@@ -22,6 +24,9 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
+
+from neuroclips.data.datamodule import process_batch_size
+from neuroclips.errors import ConfigError
 
 GIB = 1024**3
 PLAN_GPUS = (1, 2, 4, 8)
@@ -81,8 +86,11 @@ def memory_plan(cfg: DictConfig, report: dict, modules: dict[str, nn.Module]) ->
     activations = None if per_sample is None else per_sample * batch
     plans = {}
     for n in PLAN_GPUS:
-        per_gpu_batch = max(1, batch // n)
-        act = None if per_sample is None else per_sample * per_gpu_batch
+        try:
+            per_gpu_batch, refused = process_batch_size(batch, n), None
+        except ConfigError as e:
+            per_gpu_batch, refused = None, str(e)
+        act = None if per_sample is None or per_gpu_batch is None else per_sample * per_gpu_batch
         for strategy in ("ddp", "fsdp"):
             shard = n if strategy == "fsdp" else 1
             weights = 4 * p_t / shard + frozen_bytes * p_f
@@ -97,9 +105,13 @@ def memory_plan(cfg: DictConfig, report: dict, modules: dict[str, nn.Module]) ->
                 "total_gib": round(total / GIB, 3),
                 "fits": {f"{c}GB": bool(total < c * 1e9 * 0.9) for c in CARDS_GB},
             }
+            if refused:  # the DataModule refuses this batch on n processes: no activation estimate, no verdict
+                plans[f"{strategy}_x{n}"].update(refused=refused, fits=None)
     return {
         "formula": "per GPU = 16*P_trainable/shards + b_frozen*P_frozen + activations_per_sample*batch_per_gpu",
-        "precision": precision, "batch_size": batch, "frozen_bytes_per_param": frozen_bytes,
+        "precision": precision, "batch_size": batch,
+        "batch_size_meaning": "global batch of one optimizer step; per GPU = batch_size / GPUs",
+        "frozen_bytes_per_param": frozen_bytes,
         "trainable_state_gib": round(16 * p_t / GIB, 3), "frozen_weights_gib": round(frozen_bytes * p_f / GIB, 3),
         "activations_per_sample_bytes": per_sample,
         "activations_gib": None if activations is None else round(activations / GIB, 3),

@@ -1,8 +1,14 @@
 """LightningDataModule over one neuroclips HDF5 file (simulated or converted cc2017).
 
 Splits: ``train`` and ``val`` are carved from the training clips (``val`` = contiguous held-out blocks, seeded;
-never the test set); ``test`` is the test movie with fMRI averaged over its repetitions; ``predict`` is the test
-split (or ``val``), optionally restricted to the clips that still lack outputs.
+never the test set, unless ``val_split="test"``, the reference's model selection, scores the test clips instead);
+``test`` is the test movie with fMRI averaged over its repetitions; ``predict`` is the test split (or ``val``),
+optionally restricted to the clips that still lack outputs.
+
+Batch sizes: ``batch_size`` is the GLOBAL batch of one optimizer step (as the one-GPU reference used it); under DDP
+each process loads ``batch_size / world_size`` clips, and a batch that does not divide evenly is refused.
+``eval_batch_size`` (validation, test, predict) is per process: validation batches keep the reference's size on
+every rank (the PR's temporal window, the SR's in-batch validation loss), and predict outputs do not depend on it.
 
 The HDF5 file is opened lazily inside each worker process (never in ``__init__``), dataset handles are cached, and
 items are read one clip at a time (fancy indexing is 15-60x slower in h5py).
@@ -21,9 +27,22 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from neuroclips.data import schema
+from neuroclips.errors import ConfigError
 from neuroclips.outputs import TEXT_KINDS, OutputStore
 
 REP_POLICIES = ("epoch_parity", "random", "mean")
+VAL_SPLITS = ("val", "test")
+
+
+def process_batch_size(global_batch: int, world: int, field: str = "datamodule.batch_size") -> int:
+    """Clips per process of a global batch (one optimizer step) over ``world`` DDP processes; refuses a remainder."""
+    global_batch, world = int(global_batch), max(int(world), 1)
+    if global_batch % world:
+        raise ConfigError(
+            f"{field}: expected a multiple of the {world} processes, found {global_batch} (a batch size is the "
+            f"global batch of one optimizer step, divided over the DDP processes)."
+        )
+    return global_batch // world
 
 
 def validation_rows(n: int, fraction: float, block: int, seed: int) -> np.ndarray:
@@ -49,18 +68,40 @@ class EpochSampler(Sampler[int]):
     replays epoch k exactly as an unbroken run does. Under DDP, ``shard="strided"`` gives each rank every
     ``world``-th index; ``shard="contiguous"`` gives rank r one contiguous block (what a temporal window spanning
     consecutive clips needs). With ``pad=True`` (training) every rank gets the same number of items.
+
+    ``block`` (training: the per-process batch) makes both shardings equal the one-process epoch step by step: the
+    rank batches of step k together hold the items of the one-process batch k. Strided sharding does so by itself;
+    contiguous sharding with a block cuts each global batch of ``block * world`` consecutive items into ``world``
+    consecutive pieces (rank r gets piece r), instead of one contiguous block of the epoch per rank.
     """
 
-    def __init__(self, dataset: ClipDataset, shuffle: bool, seed: int, pad: bool, shard: str = "strided"):
+    def __init__(self, dataset: ClipDataset, shuffle: bool, seed: int, pad: bool, shard: str = "strided",
+                 block: int | None = None):
         if shard not in ("strided", "contiguous"):
             raise ValueError(f"datamodule.shard: expected 'strided' or 'contiguous', found {shard!r}.")
         self.dataset, self.shuffle, self.seed, self.pad, self.shard = dataset, shuffle, seed, pad, shard
+        self.block = block
 
     @staticmethod
     def _dist() -> tuple[int, int]:
         if dist.is_available() and dist.is_initialized():
             return dist.get_rank(), dist.get_world_size()
         return 0, 1
+
+    def _shard(self, idx: list[int], rank: int, world: int) -> list[int]:
+        if world == 1:
+            return idx
+        if self.pad and len(idx) % world:
+            idx = idx + idx[: world - len(idx) % world]
+        if self.shard == "strided":
+            return idx[rank::world]
+        step = len(idx) if not self.block else self.block * world
+        out: list[int] = []
+        for s in range(0, len(idx), step):
+            piece = idx[s : s + step]
+            m = len(piece)
+            out += piece[rank * m // world : (rank + 1) * m // world]
+        return out
 
     def __iter__(self):
         n = len(self.dataset)
@@ -70,26 +111,11 @@ class EpochSampler(Sampler[int]):
             idx = torch.randperm(n, generator=g).tolist()
         else:
             idx = list(range(n))
-        if world > 1:
-            if self.pad and n % world:
-                idx += idx[: world - n % world]
-            if self.shard == "contiguous":
-                m = len(idx)
-                idx = idx[rank * m // world : (rank + 1) * m // world]
-            else:
-                idx = idx[rank::world]
-        return iter(idx)
+        return iter(self._shard(idx, rank, world))
 
     def __len__(self) -> int:
-        n = len(self.dataset)
         rank, world = self._dist()
-        if world == 1:
-            return n
-        if self.pad:
-            return -(-n // world)
-        if self.shard == "contiguous":
-            return (rank + 1) * n // world - rank * n // world
-        return len(range(rank, n, world))
+        return len(self._shard(list(range(len(self.dataset))), rank, world))
 
 
 class ClipDataset(Dataset):
@@ -276,6 +302,7 @@ class CC2017DataModule(pl.LightningDataModule):
         voxels: int,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
+        batch_size_field: str = "datamodule.batch_size",
         num_workers: int = 0,
         val_fraction: float = 0.1,
         val_block: int = 20,
@@ -292,6 +319,7 @@ class CC2017DataModule(pl.LightningDataModule):
         in_memory: bool = False,
         shard: str = "strided",
         predict_split: str = "test",
+        val_split: str = "val",
         predict_clips: list[int] | None = None,
         limit_clips: int | None = None,
         seed: int = 0,
@@ -305,8 +333,12 @@ class CC2017DataModule(pl.LightningDataModule):
             raise ValueError(f"data.rep_policy: expected one of {REP_POLICIES}, found {rep_policy!r}.")
         self.file = str(file)
         self.subj, self.voxels = int(subj), int(voxels)
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
+        if val_split not in VAL_SPLITS:
+            raise ConfigError(f"datamodule.val_split: expected one of {VAL_SPLITS}, found {val_split!r}.")
+        self.batch_size = batch_size  # global: one optimizer step over all processes (process_batch_size)
+        self.eval_batch_size = eval_batch_size or batch_size  # per process
+        self.batch_size_field = batch_size_field
+        self.val_split = val_split
         self.num_workers = num_workers
         self.val_fraction, self.val_block, self.val_seed = val_fraction, val_block, val_seed
         self.common = dict(
@@ -367,7 +399,8 @@ class CC2017DataModule(pl.LightningDataModule):
         pred_hdf5 = "test" if self.predict_split == "test" else "train"
         self._sets = {
             "train": mk("train", rows["train"], "train"),
-            "val": mk("train", rows["val"], "val"),
+            # val_split="test" (reference model selection): the validation loader scores the test clips
+            "val": mk("train", rows["val"], "val") if self.val_split == "val" else mk("test", rows["test"], "test"),
             "test": mk("test", rows["test"], "test"),
             "predict": mk(pred_hdf5, rows["predict"], "test" if self.predict_split == "test" else "val"),
         }
@@ -381,16 +414,30 @@ class CC2017DataModule(pl.LightningDataModule):
             ds.set_epoch(epoch)
 
     # -- loaders ---------------------------------------------------------------------------------------------
-    def _loader(self, ds: ClipDataset, batch_size: int, shuffle: bool, drop_last: bool = False, pad: bool = False) -> DataLoader:
+    def world_size(self) -> int:
+        """DDP processes: torch.distributed when initialised (as EpochSampler shards), else the trainer's, else 1."""
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_world_size()
+        trainer = getattr(self, "trainer", None)
+        return int(getattr(trainer, "world_size", 1) or 1) if trainer is not None else 1
+
+    def train_batch_size(self) -> int:
+        """Clips per process and step: the global ``batch_size`` divided over the DDP processes."""
+        return process_batch_size(self.batch_size, self.world_size(), self.batch_size_field)
+
+    def _loader(self, ds: ClipDataset, batch_size: int, shuffle: bool, drop_last: bool = False, pad: bool = False,
+                block: int | None = None) -> DataLoader:
         # our own sampler (the runtime turns Lightning's distributed-sampler replacement off): it shards over
         # ranks and derives the order from (seed, epoch) alone, which makes resumed runs replay exactly
+        sampler = EpochSampler(ds, shuffle, self.seed, pad, self.shard, block=block)
         return DataLoader(
-            ds, batch_size=batch_size, sampler=EpochSampler(ds, shuffle, self.seed, pad, self.shard), drop_last=drop_last,
+            ds, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
             num_workers=self.num_workers, persistent_workers=False, pin_memory=False,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("train"), self.batch_size, self.shuffle_train, self.drop_last, pad=True)
+        b = self.train_batch_size()
+        return self._loader(self.dataset("train"), b, self.shuffle_train, self.drop_last, pad=True, block=b)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.dataset("val"), self.eval_batch_size, False)
