@@ -139,6 +139,7 @@ VIDEO_CONFIGS = {
             motion_norm_num_groups=4,
             motion_num_attention_heads=2,
             motion_max_seq_length=32,
+            use_motion_mid_block=False,  # v3 has no mid-block motion module (as at paper scale)
         ),
         controlnet=dict(
             in_channels=4,
