@@ -11,8 +11,15 @@ Pearson after a bilinear resize to 425, `neuroclips.metrics.pixcorr`) and `val/s
 Reference quirks as options: `temporal_window` (`batch` = reference, `clip`), `mixup_pct` (reference 0; above 0
 the reference crashes, here it mixes voxels and target latents BiMixCo-style), `log_train_pixcorr` (reference
 decodes every training batch for a train PixCorr; off by default because it only observes).
-The `batch` window assumes consecutive clips in a batch (unshuffled loader, one process): under DDP the DataModule
-deals clips to ranks round-robin, so a rank's batch spans clips r, r+W, ...; use `clip` there, or one device.
+The `batch` window assumes consecutive clips in a batch (unshuffled loader). Under DDP (`shard: contiguous`) each
+rank's batch is a consecutive piece of the global batch, so the window spans that rank's B / W clips (attention
+cannot cross processes): N processes equal one only with `temporal_window=clip` (or on one device).
+
+DDP: the batch-wide soft contrastive term sees the global batch by default (`gather_contrastive=true`, a no-op on
+one process): the aux tokens (with gradients) and the teacher tokens of every rank are gathered before the loss,
+which is invariant to the row order, so N processes with global batch B compute the one-process term at batch B.
+`gather_contrastive=false` scores each process's own clips (per-GPU, like a multi-GPU run of the reference).
+Validation never gathers inside a step (validation shards may be uneven).
 """
 
 from __future__ import annotations
@@ -69,6 +76,7 @@ class PerceptualReconstructor(pl.LightningModule):
         div_factor: float = 25.0,
         ssim_variant: str = "rgb255",
         log_train_pixcorr: bool = False,
+        gather_contrastive: bool = True,
     ) -> None:
         super().__init__()
         if objective not in OBJECTIVES:
@@ -118,7 +126,16 @@ class PerceptualReconstructor(pl.LightningModule):
         flat = frames.flatten(0, 1)
         return self.teacher(flat), self.teacher(self.teacher_augmentation(flat))
 
-    def compute_losses(self, outputs: dict[str, Tensor], targets: Tensor, frames: Tensor | None) -> dict[str, Tensor]:
+    def gather_tokens(self, tokens: Tensor | None, grads: bool) -> Tensor | None:
+        """All ranks' token rows, rank after rank (``gather_contrastive`` under DDP), else ``tokens`` unchanged."""
+        trainer = self._trainer
+        if tokens is None or not self.hparams.gather_contrastive or trainer is None or trainer.world_size == 1:
+            return tokens
+        return self.all_gather(tokens, sync_grads=grads).flatten(0, 1)
+
+    def compute_losses(self, outputs: dict[str, Tensor], targets: Tensor, frames: Tensor | None,
+                       gather: bool = False) -> dict[str, Tensor]:
+        """The objective's parts; ``gather`` (training): the soft contrastive term over the global batch."""
         h = self.hparams
         if h.objective == "paper_eq1":
             return paper_pr_loss(
@@ -133,8 +150,12 @@ class PerceptualReconstructor(pl.LightningModule):
                     f"{tuple(outputs['aux_tokens'].shape[-2:])} differ; set scale.pr.teacher.input_size to "
                     f"32 × low_level_size and projector_dim to aux_dim."
                 )
+        student = outputs["aux_tokens"]
+        if gather and self.uses_teacher:
+            student = self.gather_tokens(student, grads=True)
+            teacher, teacher_aug = self.gather_tokens(teacher, grads=False), self.gather_tokens(teacher_aug, grads=False)
         return reference_pr_loss(
-            outputs["latents"], targets, outputs["aux_tokens"], teacher, teacher_aug,
+            outputs["latents"], targets, student, teacher, teacher_aug,
             l1_weight=h.l1_weight, cont_weight=h.cont_weight, cont_temperature=h.cont_temperature,
             total_scale=h.total_scale,
         )
@@ -161,7 +182,7 @@ class PerceptualReconstructor(pl.LightningModule):
             voxels, perm, lambdas = mixco_mix(voxels, self.hparams.mixco_beta, self.hparams.mixco_select_prob)
             targets = mix_like(targets, perm, lambdas)
         outputs = self.net(voxels, self.hparams.temporal_window)
-        losses = self.compute_losses(outputs, targets, frames)
+        losses = self.compute_losses(outputs, targets, frames, gather=True)
         batch_size = voxels.shape[0]
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=False, batch_size=batch_size,
                       on_step=True, on_epoch=True, sync_dist=True)

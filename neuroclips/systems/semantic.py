@@ -3,6 +3,12 @@
 Loss: BiMixCo (voxels mixed before the ridge, tau 0.006) for the first ``mixup_pct`` of the epochs, SoftCLIP with a
 cosine tau schedule afterwards, plus ``text_weight`` x InfoNCE(text_projector(clip_voxels), caption embedding).
 Validation: SoftCLIP at ``val_tau`` + text term, and forward/backward top-1 retrieval among ``retrieval_k`` clips.
+
+Under DDP (``gather_negatives=true``, the default; a no-op on one process) the training contrastive terms see the
+global batch: every rank's embeddings are gathered with gradients, so N processes with global batch B train the
+one-process experiment with batch B. ``gather_negatives=false`` scores each process's own clips (per-GPU
+negatives). Validation losses are per process and per batch (no collective in a step: validation shards may be
+uneven); retrieval gathers all validation rows and puts them back in the one-process order before chunking.
 """
 
 from __future__ import annotations
@@ -67,7 +73,7 @@ class SemanticReconstructor(pl.LightningModule):
         clip_weight: float = 1.0,
         text_tau: float = 0.1,
         text_weight: float = 0.25,
-        gather_negatives: bool = False,
+        gather_negatives: bool = True,
         decay_biases_and_norms: bool = True,
         pct_start: float | None = None,
         final_div_factor: float = 1000.0,
@@ -83,7 +89,7 @@ class SemanticReconstructor(pl.LightningModule):
             clipproj.requires_grad_(False)  # frozen in the reference whenever the text loss is on
         self.image_encoder = image_encoder  # online mode: encode keyframes instead of reading cached targets
         self.optimizer_factory = optimizer
-        self._val: dict[str, list[Tensor]] = {"preds": [], "targets": []}
+        self._val: dict[str, list[Tensor]] = {"preds": [], "targets": [], "index": []}
 
     # ---- pieces -------------------------------------------------------------------------------------------
     def clip_targets(self, batch: dict) -> Tensor:
@@ -116,6 +122,16 @@ class SemanticReconstructor(pl.LightningModule):
         gathered = self.all_gather(padded)
         return torch.cat([gathered[r, :n] for r, n in enumerate(sizes)])
 
+    def gather_in_order(self, parts: dict[str, list[Tensor]]) -> dict[str, Tensor]:
+        """Concatenate each list of validation rows, gather them over ranks and sort the rows by ``index`` (the
+        split row of each clip), so that retrieval chunks hold the clips one process would put in them."""
+        index = torch.cat(parts["index"]) if parts.get("index") else None
+        out = {k: self.gather_rows(torch.cat(v)) for k, v in parts.items() if k != "index"}
+        if index is not None and self.trainer.world_size > 1:
+            order = torch.argsort(self.gather_rows(index.to(self.device)), stable=True)
+            out = {k: v[order] for k, v in out.items()}
+        return out
+
     def gather_mixco(self, draw: C.MixCoDraw) -> C.MixCoDraw:
         if not self.hparams.gather_negatives or self.trainer is None or self.trainer.world_size == 1:
             return draw
@@ -125,12 +141,19 @@ class SemanticReconstructor(pl.LightningModule):
         return C.MixCoDraw((perms + offsets).flatten(), self.all_gather(draw.betas).flatten(),
                            self.all_gather(draw.select).flatten())
 
-    def text_loss(self, tokens: Tensor, batch: dict) -> Tensor | None:
+    def text_loss(self, tokens: Tensor, batch: dict, gather: bool = True) -> Tensor | None:
+        """InfoNCE(text_projector(tokens), caption embedding); over the global batch when ``gather`` (training)."""
         if self.clipproj is None or self.hparams.text_weight == 0:
             return None
         pred = flat_normalize(self.clipproj(tokens))
         target = flat_normalize(batch["targets"]["caption_emb"])
-        return C.info_nce(self.gather(pred), self.gather(target), self.hparams.text_tau)
+        if gather:
+            pred, target = self.gather(pred), self.gather(target)
+        return C.info_nce(pred, target, self.hparams.text_tau)
+
+    def keep_index(self, batch: dict) -> None:
+        if "split_index" in batch:
+            self._val["index"].append(torch.as_tensor(batch["split_index"]).reshape(-1))
 
     def in_mixco_phase(self) -> bool:
         return self.current_epoch < C.mixco_epochs(self.hparams.mixup_pct, self.trainer.max_epochs)
@@ -172,20 +195,21 @@ class SemanticReconstructor(pl.LightningModule):
         preds, targs = flat_normalize(clip_voxels), flat_normalize(self.clip_targets(batch))
         loss_clip = C.soft_clip_loss(preds, targs, hp.val_tau)
         loss = hp.clip_weight * loss_clip
-        loss_text = self.text_loss(clip_voxels, batch)
+        loss_text = self.text_loss(clip_voxels, batch, gather=False)
         if loss_text is not None:
             loss = loss + hp.text_weight * loss_text
             self.log("val/loss_text", loss_text, sync_dist=True)
         self.log_dict({"val/loss": loss, "val/loss_clip": loss_clip}, sync_dist=True)
         self._val["preds"].append(preds.half())  # half: K x 426k floats per chunk at paper scale
         self._val["targets"].append(targs.half())
+        self.keep_index(batch)
 
     def on_validation_epoch_end(self) -> None:
         if not self._val["preds"]:
             return
-        preds, targs = torch.cat(self._val["preds"]), torch.cat(self._val["targets"])
-        self._val = {"preds": [], "targets": []}
-        preds, targs = self.gather_rows(preds), self.gather_rows(targs)
+        rows = self.gather_in_order(self._val)
+        self._val = {"preds": [], "targets": [], "index": []}
+        preds, targs = rows["preds"], rows["targets"]
         fwd, bwd = retrieval_top1(preds, targs, self.hparams.retrieval_k)
         self.log_dict({"val/top1_fwd": fwd, "val/top1_bwd": bwd}, prog_bar=True, sync_dist=False, rank_zero_only=False)
 

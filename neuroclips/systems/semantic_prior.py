@@ -54,7 +54,7 @@ class SemanticPriorReconstructor(SemanticReconstructor):
         self.diffusion_prior = diffusion_prior
         ridge.requires_grad_(False)
         backbone.requires_grad_(False)
-        self._val_samples: dict[str, list[Tensor]] = {"samples": [], "targets": []}
+        self._val_samples: dict[str, list[Tensor]] = {"samples": [], "targets": [], "index": []}
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -87,7 +87,7 @@ class SemanticPriorReconstructor(SemanticReconstructor):
         loss = hp.prior_weight * loss_prior
         with torch.no_grad():  # reference adds it to the loss, but no trainable weight sees it
             tau = self.softclip_tau()
-            loss_clip = C.soft_clip_loss(flat_normalize(clip_voxels), flat_normalize(targets), tau)
+            loss_clip = C.soft_clip_loss(self.gather(flat_normalize(clip_voxels)), self.gather(flat_normalize(targets)), tau)
         loss = loss + hp.clip_weight * loss_clip
         loss_text = self.text_loss(prior_out, batch)
         if loss_text is not None:
@@ -109,17 +109,20 @@ class SemanticPriorReconstructor(SemanticReconstructor):
         preds, targs = flat_normalize(clip_voxels), flat_normalize(targets)
         loss_clip = C.soft_clip_loss(preds, targs, hp.val_tau)
         loss = hp.prior_weight * loss_prior + hp.clip_weight * loss_clip
-        loss_text = self.text_loss(prior_out, batch)
+        loss_text = self.text_loss(prior_out, batch, gather=False)
         if loss_text is not None:
             loss = loss + hp.val_text_weight * loss_text
             self.log("val/loss_text", loss_text, sync_dist=True)
         self.log_dict({"val/loss": loss, "val/loss_prior": loss_prior, "val/loss_clip": loss_clip}, sync_dist=True)
         self._val["preds"].append(preds.half())
         self._val["targets"].append(targs.half())
+        self.keep_index(batch)
         if self.sample_this_epoch():
             samples = self.diffusion_prior.p_sample_loop(cond, timesteps=hp.val_sample_steps, generator=gen)
             self._val_samples["samples"].append(flat_normalize(samples).half())
             self._val_samples["targets"].append(targs.half())
+            if "split_index" in batch:
+                self._val_samples["index"].append(torch.as_tensor(batch["split_index"]).reshape(-1))
 
     def sample_this_epoch(self) -> bool:
         every = self.hparams.val_sample_every_n_epochs
@@ -129,8 +132,8 @@ class SemanticPriorReconstructor(SemanticReconstructor):
         super().on_validation_epoch_end()
         if not self._val_samples["samples"]:
             return
-        samples, targs = torch.cat(self._val_samples["samples"]), torch.cat(self._val_samples["targets"])
-        self._val_samples = {"samples": [], "targets": []}
-        samples, targs = self.gather_rows(samples), self.gather_rows(targs)
+        rows = self.gather_in_order(self._val_samples)
+        self._val_samples = {"samples": [], "targets": [], "index": []}
+        samples, targs = rows["samples"], rows["targets"]
         fwd, bwd = retrieval_top1(samples, targs, self.hparams.retrieval_k)
         self.log_dict({"val/prior_top1_fwd": fwd, "val/prior_top1_bwd": bwd}, sync_dist=False)
