@@ -219,6 +219,25 @@ def _sections(doc: dict, table_rows: dict | None, subject_docs: list[dict]) -> l
     return out
 
 
+def model_selection_line(doc: dict) -> str | None:
+    """One sentence on how the fit stages chose their checkpoints (``doc["model_selection"]``, tasks/eval.py)."""
+    sel = doc.get("model_selection") or {}
+    on_test = {s: v for s, v in sel.items() if v.get("val_split") == "test"}
+    if on_test:
+        how = [
+            f"{s} kept its last epoch (its validation scored the test clips)" if not v.get("monitor")
+            else f"{s} kept the epoch of {'maximum' if v.get('monitor_mode') == 'max' else 'minimum'} {v['monitor']} "
+            f"on the test clips"
+            for s, v in on_test.items()
+        ]
+        return ("Model selection looked at the TEST set: " + "; ".join(how) + " (stage.selection=reference_test, the "
+                "reference's choice), so these test numbers are not independent of checkpoint selection.")
+    if sel:
+        return (f"Model selection: on the validation split carved from the training clips ({', '.join(sel)}); the "
+                "test set was not used to choose checkpoints.")
+    return None
+
+
 def _settings_lines(doc: dict) -> list[str]:
     nw = doc["nway"]
     skipped = {k: v["skipped"] for k, v in doc["kinds"].items() if "skipped" in v}
@@ -241,6 +260,9 @@ def _settings_lines(doc: dict) -> list[str]:
         )
     if skipped:
         lines.append("Not scored: " + "; ".join(f"{k} ({v})" for k, v in skipped.items()) + ".")
+    selection = model_selection_line(doc)
+    if selection:
+        lines.insert(1, selection)
     return lines
 
 

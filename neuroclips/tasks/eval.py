@@ -39,6 +39,38 @@ from neuroclips.utils.atomic import write_json
 log = logging.getLogger("neuroclips")
 
 IMAGE_KINDS = {"keyframe"}  # kinds that hold one image per clip, scored against GT frame `keyframe_gt_index`
+SELECTION_STAGES = ("sr", "sr_prior", "pr")  # fit stages whose checkpoint choice may have looked at the test set
+
+
+def model_selection(run_root: Path) -> dict[str, dict]:
+    """How each fit stage of this experiment chose its checkpoint, from its run's ``summary.json`` (or the
+    ``config.yaml`` written at its start): ``{stage: {selection, val_split, monitor, monitor_mode, source}}``.
+    ``val_split == "test"`` means its validation loader scored the test clips (``stage.selection=reference_test``)."""
+    import json
+
+    import yaml
+
+    out: dict[str, dict] = {}
+    for stage in SELECTION_STAGES:
+        cfg, source = None, None
+        for name in ("summary.json", "config.yaml"):
+            p = Path(run_root) / stage / name
+            if not p.exists():
+                continue
+            try:
+                cfg = json.loads(p.read_text())["config"] if name == "summary.json" else yaml.safe_load(p.read_text())
+                source = str(p)
+                break
+            except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError):
+                continue
+        if not isinstance(cfg, dict):
+            continue
+        st, dm = cfg.get("stage") or {}, cfg.get("datamodule") or {}
+        out[stage] = {
+            "selection": st.get("selection", "validation"), "val_split": dm.get("val_split", "val"),
+            "monitor": st.get("monitor"), "monitor_mode": st.get("monitor_mode"), "source": source,
+        }
+    return out
 
 
 class EvalTask:
@@ -166,6 +198,7 @@ class EvalTask:
             "nway": asdict(self.nway),
             "models": models.names,
             "kinds": {},
+            "model_selection": model_selection(run_dir.parent),
         }
         per_clip_rows: list[dict] = []
         visuals: dict[str, dict[int, np.ndarray]] = {}
