@@ -26,12 +26,13 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from neuroclips.data import schema
+from neuroclips.data import schema, validate
 from neuroclips.errors import ConfigError
 from neuroclips.outputs import TEXT_KINDS, OutputStore
 
 REP_POLICIES = ("epoch_parity", "random", "mean")
 VAL_SPLITS = ("val", "test")
+SETS_READ = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
 
 
 def process_batch_size(global_batch: int, world: int, field: str = "datamodule.batch_size") -> int:
@@ -52,7 +53,7 @@ def validation_rows(n: int, fraction: float, block: int, seed: int) -> np.ndarra
     n_blocks_total = n // block
     k = max(1, int(round(fraction * n / block)))
     if k >= n_blocks_total:
-        raise ValueError(
+        raise ConfigError(
             f"data.val_fraction={fraction} with data.val_block={block} would hold out {k} of {n_blocks_total} blocks "
             f"of the {n} training clips; expected fewer (lower val_fraction or val_block)."
         )
@@ -152,6 +153,7 @@ class ClipDataset(Dataset):
         self._ds: dict[str, Any] = {}
         self._memory: dict[str, np.ndarray] | None = None
         self._target_slots: dict[str, dict[int, int]] = {}
+        self._verified = False  # cached targets checked (copied into workers, so they do not check again)
         if in_memory:
             self._load_into_memory()
 
@@ -171,9 +173,16 @@ class ClipDataset(Dataset):
     def epoch(self) -> int:
         return int(self._epoch[0])
 
+    def verify(self) -> None:
+        """Refuse missing, misshapen, half-cached or non-finite cached targets of the rows read (once)."""
+        if not self._verified:
+            validate.check_cached_targets(self.file, self.split, self.targets, self.rows, self.subj, self.role)
+            self._verified = True
+
     def _open(self) -> None:
         if self._h5 is not None:
             return
+        self.verify()
         f = h5py.File(self.file, "r")
         self._h5 = f
         ds = {
@@ -187,7 +196,7 @@ class ClipDataset(Dataset):
         for t in self.targets:
             p = schema.target_path(t, self.split)
             if p not in f:
-                raise KeyError(
+                raise schema.SchemaError(
                     f"{self.file}: dataset '/{p}' is missing; run `python -m neuroclips.train stage=targets` first "
                     f"(or set targets.online=true)."
                 )
@@ -329,6 +338,13 @@ class CC2017DataModule(pl.LightningDataModule):
         validate_deep: bool = True,
     ):
         super().__init__()
+        batch_size = validate.positive_int(batch_size, batch_size_field, "clips per optimizer step")
+        if eval_batch_size is not None:
+            eval_batch_size = validate.positive_int(eval_batch_size, "datamodule.eval_batch_size", "clips per batch")
+        val_fraction = validate.fraction(val_fraction, "data.val_fraction", "share of training clips held out")
+        val_block = validate.positive_int(val_block, "data.val_block", "clips per held-out block")
+        limit_clips = validate.optional_positive_int(limit_clips, "data.limit_clips", "clips per split")
+        num_workers = validate.non_negative_int(num_workers, "data.num_workers", "loader processes")
         if rep_policy not in REP_POLICIES:
             raise ValueError(f"data.rep_policy: expected one of {REP_POLICIES}, found {rep_policy!r}.")
         self.file = str(file)
@@ -336,7 +352,7 @@ class CC2017DataModule(pl.LightningDataModule):
         if val_split not in VAL_SPLITS:
             raise ConfigError(f"datamodule.val_split: expected one of {VAL_SPLITS}, found {val_split!r}.")
         self.batch_size = batch_size  # global: one optimizer step over all processes (process_batch_size)
-        self.eval_batch_size = eval_batch_size or batch_size  # per process
+        self.eval_batch_size = batch_size if eval_batch_size is None else eval_batch_size  # per process
         self.batch_size_field = batch_size_field
         self.val_split = val_split
         self.num_workers = num_workers
@@ -392,8 +408,18 @@ class CC2017DataModule(pl.LightningDataModule):
         return rows
 
     def setup(self, stage: str | None = None) -> None:
-        if self._sets:
-            return
+        if not self._sets:
+            self._build()
+        for name in SETS_READ.get(str(stage), ()):  # what the Lightning stage reads; others when first asked for
+            self._verify(name)
+
+    def _verify(self, name: str) -> None:
+        ds = self._sets[name]
+        if name == "train":
+            validate.check_train_not_empty(self.file, len(ds), self.val_fraction, self.val_block, self.limit_clips)
+        ds.verify()
+
+    def _build(self) -> None:
         rows = self.split_rows()
         mk = lambda split, r, role: ClipDataset(self.file, self.subj, split, r, role, **self.common)  # noqa: E731
         pred_hdf5 = "test" if self.predict_split == "test" else "train"
@@ -407,6 +433,7 @@ class CC2017DataModule(pl.LightningDataModule):
 
     def dataset(self, name: str) -> ClipDataset:
         self.setup()
+        self._verify(name)
         return self._sets[name]
 
     def set_epoch(self, epoch: int) -> None:

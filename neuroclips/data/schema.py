@@ -127,6 +127,9 @@ def validate(path: str | Path, subjects: list[int] | None = None, deep: bool = T
                 ds_path = stimulus_path(split, field)
                 if ds_path in f and f[ds_path].shape[:1] != (n,):
                     errors.append(f"{name}: dataset '/{ds_path}' expected {n} rows (one per clip), found shape {f[ds_path].shape}.")
+            dup = _duplicated_clip_index(f, split, name)
+            if dup:
+                errors.append(dup)
         subj_present = sorted(int(k[4:]) for k in f.get("fmri", {}).keys()) if "fmri" in f else []
         wanted = subjects if subjects is not None else subj_present
         if not wanted:
@@ -161,6 +164,20 @@ def validate(path: str | Path, subjects: list[int] | None = None, deep: bool = T
                     if split in grp and split in n_by_split and grp[split].shape[0] != n_by_split[split]:
                         errors.append(f"{name}: dataset '/targets/{tname}/{split}' expected {n_by_split[split]} rows, found {grp[split].shape[0]}.")
     return errors
+
+
+def _duplicated_clip_index(f: h5py.File, split: str, name: str) -> str | None:
+    """One sentence if ``/stimuli/<split>/clip_index`` repeats a value (clips are keyed by it), else None."""
+    p = stimulus_path(split, "clip_index")
+    if p not in f or f[p].ndim != 1:
+        return None
+    values, counts = np.unique(f[p][:], return_counts=True)
+    dup = values[counts > 1]
+    if not dup.size:
+        return None
+    first = int(np.argmax(counts > 1))
+    return (f"{name}: dataset '/{p}' expected a distinct clip index per clip, found {dup.size} duplicated value(s), "
+            f"e.g. {int(values[first])} appears {int(counts[first])} times.")
 
 
 def _count_nonfinite(d: h5py.Dataset, rows: int = 256) -> int:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from neuroclips.data import schema
+from neuroclips.data import schema, validate
 from neuroclips.errors import ConfigError
 
 log = logging.getLogger("neuroclips")
@@ -104,7 +104,10 @@ class ComputeTargets:
             n = frames_ds.shape[0]
             out, done = self._prepare(f, enc, name, split, n)
             limit = min(n, self.limit_clips) if self.limit_clips else n
-            todo = [i for i in np.nonzero(~done[:limit])[0]]
+            flags = done[:limit]
+            # rows flagged done but holding NaN/Inf (a corrupted cache) are encoded again, like unfinished ones
+            stale = validate.nonfinite_rows(out, np.nonzero(flags)[0])
+            todo = sorted(set(np.nonzero(~flags)[0].tolist()) | set(stale.tolist()))
             if not todo:
                 log.info("targets/%s/%s: already cached", name, split)
                 return 0
