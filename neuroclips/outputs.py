@@ -1,8 +1,10 @@
 """The outputs store: one file per clip and kind, written atomically, so predict stages resume and shard freely.
 
 Layout: ``<root>/<kind>/<clip_index:05d>.npy`` (uint8 images/videos or float16 tokens) with an optional
-``<clip_index:05d>.json`` sidecar (seed, caption, metadata). A clip counts as done for a kind when its ``.npy``
-(or, for text-only kinds such as ``caption``, its ``.json``) exists.
+``<clip_index:05d>.json`` sidecar (seed, caption, metadata, and the ``fingerprint`` of the stage run that made it,
+neuroclips.provenance). A clip counts as written for a kind when its ``.npy`` (or, for text-only kinds such as
+``caption``, its ``.json``) exists; it counts as done only when, in addition, its sidecar's fingerprint is the
+current run's (``classify``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,24 @@ class OutputStore:
     def missing(self, kinds: list[str], clip_indices) -> list[int]:
         """Clip indices that lack at least one of ``kinds``."""
         return [int(c) for c in clip_indices if not all(self.has(k, c) for k in kinds)]
+
+    def fingerprint(self, kind: str, clip_index: int) -> str | None:
+        """The fingerprint recorded in a clip's sidecar (None when it has none or cannot be read)."""
+        try:
+            return json.loads(self.path(kind, clip_index, ".json").read_text()).get("fingerprint")
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    def classify(self, kinds: list[str], clip_indices, fingerprint: str) -> tuple[list[int], list[int]]:
+        """``(missing, stale)``: clips lacking a kind, and clips whose every kind exists but at least one was made
+        under another fingerprint."""
+        missing, stale = [], []
+        for c in clip_indices:
+            if not all(self.has(k, c) for k in kinds):
+                missing.append(int(c))
+            elif any(self.fingerprint(k, c) != fingerprint for k in kinds):
+                stale.append(int(c))
+        return missing, stale
 
     def done(self, kind: str) -> list[int]:
         d = self.root / kind

@@ -4,9 +4,13 @@
 
 Each stage runs as its own ``python -m neuroclips.train stage=<stage> ...`` process with the same overrides, so
 a stage sees exactly what a user would type. Stages find their inputs by path (``${paths.run_root}/<stage>``).
-A stage whose ``summary.json`` says it finished is skipped (``force=true`` reruns it; fit stages then resume
-from their last checkpoint, predict stages only compute missing clips). The first failing stage stops the run
-with its exit code.
+A stage is skipped only when its ``summary.json`` says it finished *with the fingerprint it would have now*
+(neuroclips.provenance: its result-relevant config, the data, and the fingerprints of the earlier stages it
+reads). After a config change the pipeline reruns exactly the stages whose fingerprint changed and, since their
+outputs carry the new fingerprint, the ones downstream of them; it prints which and why, and reruns them over
+(``resume=never``, ``outputs=overwrite``) rather than resuming work made under the old configuration.
+``force=true`` reruns every stage (fit stages resume from their last checkpoint, predict stages compute only
+missing clips). The first failing stage stops the run with its exit code.
 """
 
 from __future__ import annotations
@@ -38,19 +42,53 @@ def _parse(argv: list[str]) -> tuple[list[str], bool, list[str]]:
     return stages, force, rest
 
 
-def _resolve_run_root(overrides: list[str]) -> Path:
-    """Ask Hydra where this configuration's runs go (so env vars and overrides are honoured)."""
+def _compose(stage: str, overrides: list[str]):
+    """The configuration ``python -m neuroclips.train stage=<stage> <overrides>`` would run with."""
     from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
 
     import neuroclips.utils.resolvers  # noqa: F401
 
     conf = str(Path(__file__).resolve().parents[1] / "conf")
     with initialize_config_dir(config_dir=conf, version_base="1.3"):
-        cfg = compose("config", overrides=["stage=sr", *overrides], return_hydra_config=True)
-        from hydra.core.hydra_config import HydraConfig
-
+        cfg = compose("config", overrides=[f"stage={stage}", *overrides], return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)
-        return Path(str(cfg.paths.run_root))
+        return cfg
+
+
+def _resolve_run_root(overrides: list[str]) -> Path:
+    """Ask Hydra where this configuration's runs go (so env vars and overrides are honoured)."""
+    return Path(str(_compose("sr", overrides).paths.run_root))
+
+
+def plan_stage(stage: str, overrides: list[str], root: Path, force: bool) -> tuple[str | None, list[str]]:
+    """``(None, [])`` to skip a stage, else ``(why it runs, extra overrides)``."""
+    from neuroclips.fit_resume import last_checkpoint
+    from neuroclips.provenance import checkpoint_fingerprint, describe_difference
+    from neuroclips.runtime import setup_environment, stage_provenance
+
+    cfg = _compose(stage, overrides)
+    setup_environment(cfg)
+    prov = stage_provenance(cfg)
+    summary_path = root / stage / "summary.json"
+    try:
+        summary = json.loads(summary_path.read_text())
+    except (OSError, ValueError):
+        summary = None
+    given = {a.split("=", 1)[0].lstrip("+") for a in overrides}
+    over = [a for a in ("resume=never", "outputs=overwrite") if a.split("=")[0] not in given]
+    if force:
+        return "force=true", []
+    finished = summary is not None and summary.get("status") == "finished"
+    if finished and summary.get("fingerprint") == prov.fingerprint:
+        return None, []
+    if finished:
+        why = describe_difference(summary.get("provenance") or {}, prov) or "fingerprint changed"
+        return f"configuration changed since it finished ({why}); rerun over", over
+    last = last_checkpoint(root / stage)
+    if str(cfg.stage.mode) == "fit" and last.exists() and checkpoint_fingerprint(last) != prov.fingerprint:
+        return "its last checkpoint was made under another configuration; rerun over", over
+    return "not finished", [a for a in over if a.startswith("outputs=")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,13 +100,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[pipeline] {len(stages)} stages -> {root}", flush=True)
     timings = {}
     for i, stage in enumerate(stages, 1):
-        summary = root / stage / "summary.json"
-        if summary.exists() and not force and json.loads(summary.read_text()).get("status") == "finished":
-            print(f"[pipeline] ({i}/{len(stages)}) {stage}: already finished, skipped ({summary})", flush=True)
+        try:
+            why, extra = plan_stage(stage, overrides, root, force)
+        except Exception as e:  # noqa: BLE001 - the stage itself then reports its configuration error in one sentence
+            why, extra = f"its fingerprint could not be taken: {type(e).__name__}", []
+        if why is None:
+            print(f"[pipeline] ({i}/{len(stages)}) {stage}: finished with the same fingerprint, skipped", flush=True)
             continue
-        print(f"[pipeline] ({i}/{len(stages)}) {stage} ...", flush=True)
+        print(f"[pipeline] ({i}/{len(stages)}) {stage}: runs ({why}) ...", flush=True)
         t0 = time.time()
-        cmd = [sys.executable, "-m", "neuroclips.train", f"stage={stage}", *overrides]
+        cmd = [sys.executable, "-m", "neuroclips.train", f"stage={stage}", *overrides, *extra]
         proc = subprocess.run(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         timings[stage] = round(time.time() - t0, 1)
         if proc.returncode != 0:

@@ -28,8 +28,19 @@ from omegaconf import DictConfig, OmegaConf
 from neuroclips.callbacks.checkpointing import AtomicCheckpointIO, CheckpointMetadata, EpochToData
 from neuroclips.callbacks.prediction_writer import PredictionWriter
 from neuroclips.data import schema
-from neuroclips.errors import StageError
+from neuroclips.errors import ConfigError, StageError
+from neuroclips.fit_resume import RESUME_MODES, last_checkpoint, next_epoch, resume_checkpoint
 from neuroclips.outputs import OutputStore
+from neuroclips.provenance import (
+    Provenance,
+    data_identity,
+    describe_difference,
+    digest,
+    file_inputs,
+    result_config,
+    target_fingerprints,
+    upstream_summary,
+)
 from neuroclips.utils.atomic import write_json
 
 log = logging.getLogger("neuroclips")
@@ -53,6 +64,9 @@ class StageContext:
     rank: int = 0
     world_size: int = 1
     progress: bool = True
+    provenance: Provenance | None = None
+    overwrite_outputs: bool = False  # outputs=overwrite: recompute what was made under another fingerprint
+    target_fingerprints: dict[str, str] = field(default_factory=dict)  # stage=targets: per cached target
 
     @property
     def is_global_zero(self) -> bool:
@@ -145,11 +159,13 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list, enable_checkp
     )
 
 
-def _meta(cfg: DictConfig) -> dict:
+def _meta(cfg: DictConfig, prov: Provenance) -> dict:
     return {
         "stage": str(cfg.stage.name),
         "subj": int(cfg.subj.id),
         "scale": str(cfg.scale.name),
+        "fingerprint": prov.fingerprint,
+        "provenance": {"config": prov.config, "inputs": prov.inputs},
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
 
@@ -164,58 +180,115 @@ def _scalar_metrics(metrics: dict) -> dict[str, float]:
     return out
 
 
-def _checkpoint_next_epoch(path: str) -> int:
-    """The epoch a fit resumed from ``path`` starts with (processed epochs in the fit loop progress)."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    try:
-        return int(ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
-    except (KeyError, TypeError):
-        return int(ckpt.get("epoch", -1)) + 1
+# ----------------------------------------------------------------------------------------------- provenance
+def _ignored(cfg: DictConfig) -> list[str]:
+    return [str(k) for k in (OmegaConf.select(cfg, "provenance.ignore") or [])]
 
 
-def _resume_path(cfg: DictConfig, run_dir: Path) -> str | None:
-    last = run_dir / "checkpoints" / "last.ckpt"
-    mode = str(cfg.get("resume", "auto"))
-    if mode == "never":
-        return None
-    if mode == "must" and not last.exists():
-        raise StageError(f"{last}: resume=must but no last checkpoint exists in the run directory.")
-    return str(last) if last.exists() else None
+def _cached_target_names(cfg: DictConfig) -> list[str]:
+    names = OmegaConf.select(cfg, "datamodule.targets")
+    if isinstance(names, DictConfig) and "_target_" in names:
+        names = instantiate(names)
+    return [str(n) for n in (names or [])]
 
 
-def run_fit(cfg: DictConfig, run_dir: Path) -> tuple[StageResult, pl.Trainer]:
+def _skipped_paths(cfg: DictConfig) -> set[str]:
+    """Paths that are not inputs: the data file (identified by content), the outputs store and this run's own dir
+    (upstream outputs are identified through ``stage.inputs``), and what the stage writes (``stage.writes``)."""
+    skip = {data_file(cfg), str(cfg.paths.outputs_dir), str(cfg.paths.run_dir)}
+    for key in OmegaConf.select(cfg, "stage.writes") or []:
+        value = OmegaConf.select(cfg, str(key))
+        if value is not None:
+            skip.add(str(value))
+    return skip
+
+
+def stage_provenance(cfg: DictConfig) -> Provenance:
+    """The fingerprint of what this stage would produce now: result config, data identity, inputs."""
+    config = result_config(OmegaConf.to_container(cfg, resolve=True), _ignored(cfg))
+    inputs: dict[str, str] = {}
+    file = data_file(cfg)
+    if Path(file).is_file():
+        try:
+            inputs["data"] = data_identity(file)
+            inputs.update(target_fingerprints(file, _cached_target_names(cfg)))
+        except OSError:  # not HDF5: the stage's own validation says so in one sentence
+            inputs["data"] = "unreadable"
+    inputs.update(file_inputs(config, _skipped_paths(cfg)))
+    run_root = Path(cfg.paths.run_root)
+    for upstream, used in (OmegaConf.select(cfg, "stage.inputs") or {}).items():
+        if used:
+            summary = upstream_summary(run_root, str(upstream))
+            ok = summary is not None and summary.get("status") == "finished"
+            inputs[f"stage {upstream}"] = str(summary.get("fingerprint")) if ok else "not finished"
+    return Provenance(digest({"config": config, "inputs": inputs}), config, inputs)
+
+
+def target_encoder_fingerprints(cfg: DictConfig, prov: Provenance) -> dict[str, str]:
+    """stage=targets: one fingerprint per cached target, so that changing one encoder invalidates only its readers."""
+    encoders = (prov.config.get("task") or {}).get("encoders") or {}
+    skip = _skipped_paths(cfg)
+    return {
+        name: digest({"encoder": enc, "data": prov.inputs.get("data"), "files": file_inputs(enc, skip)})
+        for name, enc in encoders.items() if enc is not None
+    }
+
+
+# ----------------------------------------------------------------------------------------------- fit
+def _previous_summary(run_dir: Path) -> dict | None:
+    summary = upstream_summary(run_dir.parent, run_dir.name)
+    return summary if summary and summary.get("status") == "finished" else None
+
+
+def run_fit(cfg: DictConfig, run_dir: Path, prov: Provenance, begin) -> tuple[StageResult, pl.Trainer | None]:
     dm = build_datamodule(cfg)
     system = instantiate(cfg.system, _convert_="partial")
+    mode = str(cfg.get("resume", "auto"))
+    from neuroclips.callbacks.checkpointing import frozen_prefixes
+
+    resume, ckpt = resume_checkpoint(run_dir, mode, str(cfg.stage.name), int(cfg.subj.id), prov, system,
+                                     frozen_prefixes(system))
+    start_epoch = next_epoch(ckpt) if ckpt is not None else 0
+    max_epochs = int(OmegaConf.select(cfg, "trainer.max_epochs", default=1))
+    previous = _previous_summary(run_dir)
+    if ckpt is not None and start_epoch >= max_epochs and previous and previous.get("fingerprint") == prov.fingerprint:
+        log.info("%s: already finished (%d epochs, fingerprint %s); nothing to train", run_dir, start_epoch, prov.fingerprint)
+        result = StageResult(metrics=dict(previous.get("metrics") or {}), checkpoint=previous.get("checkpoint"),
+                             outputs=dict(previous.get("outputs") or {}))
+        return result, None
+    del ckpt
+    begin()
     monitor = OmegaConf.select(cfg, "stage.monitor")
     from pytorch_lightning.callbacks import ModelCheckpoint
 
-    ckpt_cb = ModelCheckpoint(
-        dirpath=str(run_dir / "checkpoints"), filename="best", monitor=monitor,
+    ckpt_dir = str(run_dir / "checkpoints")
+    best_cb = ModelCheckpoint(
+        dirpath=ckpt_dir, filename="best", monitor=monitor,
         mode=str(OmegaConf.select(cfg, "stage.monitor_mode", default="min")),
-        save_last=True, save_top_k=1 if monitor else 0, auto_insert_metric_name=False, enable_version_counter=False,
+        save_last=False, save_top_k=1 if monitor else 0, auto_insert_metric_name=False, enable_version_counter=False,
     )
+    # last.ckpt is the end of the latest completed epoch, whatever the monitor did (not only when it improved)
+    last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, every_n_epochs=1,
+                              auto_insert_metric_name=False, enable_version_counter=False)
     epoch_cb = EpochToData(int(cfg.seed))
-    callbacks = [ckpt_cb, CheckpointMetadata(_meta(cfg)), epoch_cb] + _extra_callbacks(cfg)
+    callbacks = [best_cb, last_cb, CheckpointMetadata(_meta(cfg, prov)), epoch_cb] + _extra_callbacks(cfg)
     trainer = build_trainer(cfg, run_dir, callbacks)
-    resume = _resume_path(cfg, run_dir)
-    start_epoch = 0
     if resume:
-        start_epoch = _checkpoint_next_epoch(resume)
         log.info("resuming from %s at epoch %d", resume, start_epoch)
     dm.setup("fit")
     dm.set_epoch(start_epoch)
     epoch_cb.start(start_epoch, env_rank()[0])  # reseed for the first epoch now: Lightning creates its iterator before any hook
     trainer.fit(system, datamodule=dm, ckpt_path=resume)
-    best = ckpt_cb.best_model_path or ""
-    last = run_dir / "checkpoints" / "last.ckpt"
+    best = best_cb.best_model_path or ""
+    last = last_checkpoint(run_dir)
     if not best and trainer.is_global_zero and last.exists():
         import shutil
 
         best = str(run_dir / "checkpoints" / "best.ckpt")
         shutil.copyfile(last, best)
     metrics = _scalar_metrics(trainer.callback_metrics)
-    if monitor and ckpt_cb.best_model_score is not None:
-        metrics[f"best/{monitor}"] = float(ckpt_cb.best_model_score)
+    if monitor and best_cb.best_model_score is not None:
+        metrics[f"best/{monitor}"] = float(best_cb.best_model_score)
     metrics["epochs"] = int(trainer.current_epoch)
     metrics["global_step"] = int(trainer.global_step)
     return StageResult(metrics=metrics, checkpoint=best or None, outputs={"run_dir": str(run_dir)}), trainer
@@ -226,41 +299,71 @@ def _extra_callbacks(cfg: DictConfig) -> list:
     return [instantiate(c) for c in (cbs.values() if isinstance(cbs, DictConfig) else cbs)]
 
 
-def run_predict(cfg: DictConfig, run_dir: Path) -> tuple[StageResult, pl.Trainer | None]:
-    store = OutputStore(cfg.paths.outputs_dir)
-    kinds = list(OmegaConf.select(cfg, "stage.outputs") or [])
-    dm = build_datamodule(cfg)
-    all_rows = dm.split_rows()["predict"]
+def _stale_sentence(store: OutputStore, kinds: list[str], stale: list[int], total: int, prov: Provenance,
+                    run_dir: Path) -> str:
+    old = store.fingerprint(kinds[0], stale[0])
+    previous = upstream_summary(run_dir.parent, run_dir.name) or {}
+    why = ""
+    if previous.get("fingerprint") == old and previous.get("provenance"):
+        why = f" ({describe_difference(previous['provenance'], prov)})"
+    return (
+        f"{store.root}: {len(stale)} of {total} clips of {kinds} were made under another configuration{why}; pass "
+        f"outputs=overwrite to recompute exactly those clips, or name=<new name> for a new run."
+    )
+
+
+def _predict_clips(dm) -> list[int]:
     import h5py
 
     with h5py.File(dm.file, "r") as f:
         split = "test" if dm.predict_split == "test" else "train"
         clip_index = f[schema.stimulus_path(split, "clip_index")][:]
-    clips = [int(clip_index[r]) for r in all_rows]
-    todo = store.missing(kinds, clips)
+    return [int(clip_index[r]) for r in dm.split_rows()["predict"]]
+
+
+def run_predict(cfg: DictConfig, run_dir: Path, prov: Provenance, begin) -> tuple[StageResult, pl.Trainer | None]:
+    store = OutputStore(cfg.paths.outputs_dir)
+    kinds = list(OmegaConf.select(cfg, "stage.outputs") or [])
+    dm = build_datamodule(cfg)
+    clips = _predict_clips(dm)
+    extra = _extra_callbacks(cfg)
+    missing, stale = store.classify(kinds, clips, prov.fingerprint)
+    for cb in extra:  # e.g. the media writer: a clip whose GIF is missing is not done
+        if hasattr(cb, "missing"):
+            missing = sorted(set(missing) | (set(cb.missing(clips)) - set(stale)))
+    if stale and str(cfg.get("outputs", "keep")) != "overwrite":
+        raise StageError(_stale_sentence(store, kinds, stale, len(clips), prov, run_dir))
+    todo = sorted(set(missing) | set(stale))
     result = StageResult(outputs={k: str(store.root / k) for k in kinds})
-    result.metrics = {"clips_total": len(clips), "clips_done_before": len(clips) - len(todo)}
+    result.metrics = {"clips_total": len(clips), "clips_done_before": len(clips) - len(todo), "clips_stale": len(stale)}
+    begin()
     if not todo:
         log.info("all %d clips already have %s; nothing to do", len(clips), kinds)
         result.metrics["clips_written"] = 0
         return result, None
+    if stale:
+        log.info("recomputing %d clips made under another configuration (outputs=overwrite)", len(stale))
     dm = build_datamodule(cfg, check=False, predict_clips=todo)
     system = instantiate(cfg.system, _convert_="partial")
-    writer = PredictionWriter(store, kinds, stage=str(cfg.stage.name))
-    trainer = build_trainer(cfg, run_dir, [writer] + _extra_callbacks(cfg), enable_checkpointing=False)
+    writer = PredictionWriter(store, kinds, stage=str(cfg.stage.name), fingerprint=prov.fingerprint)
+    # the writer last: its .npy marks a clip done, so media (and anything else) are on disk before it
+    trainer = build_trainer(cfg, run_dir, extra + [writer], enable_checkpointing=False)
     trainer.predict(system, datamodule=dm, return_predictions=False)
     result.metrics["clips_written"] = len(todo)
     return result, trainer
 
 
-def run_task(cfg: DictConfig, run_dir: Path) -> tuple[StageResult, None]:
+def run_task(cfg: DictConfig, run_dir: Path, prov: Provenance, begin) -> tuple[StageResult, None]:
     task = instantiate(cfg.task, _convert_="partial")
     rank, world = env_rank()
     device = torch.device("cuda" if (torch.cuda.is_available() and OmegaConf.select(cfg, "trainer.accelerator") == "gpu") else "cpu")
     ctx = StageContext(
         cfg=cfg, run_dir=run_dir, outputs_dir=Path(cfg.paths.outputs_dir), data_file=data_file(cfg),
         subj=int(cfg.subj.id), scale=str(cfg.scale.name), device=device, rank=rank, world_size=world,
+        provenance=prov, overwrite_outputs=str(cfg.get("outputs", "keep")) == "overwrite",
+        target_fingerprints=target_encoder_fingerprints(cfg, prov),
     )
+    begin()
     result = task.run(ctx)
     return result, None
 
@@ -296,26 +399,77 @@ def _finish_loggers(trainer: pl.Trainer) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- entry
+def check_top_level(cfg: DictConfig) -> None:
+    """Top-level keys that are read as they are: one sentence each when they are not what they must be."""
+    mode = str(cfg.get("resume", "auto"))
+    if mode not in RESUME_MODES:
+        raise ConfigError(f"conf/config.yaml: resume expected one of {', '.join(RESUME_MODES)}, found {mode!r}.")
+    outputs = str(cfg.get("outputs", "keep"))
+    if outputs not in ("keep", "overwrite"):
+        raise ConfigError(f"conf/config.yaml: outputs expected keep or overwrite, found {outputs!r}.")
+    seed = cfg.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"conf/config.yaml: seed expected an integer, found {seed!r}.")
+
+
+def make_run_dir(cfg: DictConfig, run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise StageError(
+            f"{run_dir}: the run directory cannot be written (config field 'paths.runs_dir', "
+            f"env NEUROCLIPS_RUNS_DIR): {e.strerror or e}."
+        ) from e
+
+
+def _beginner(cfg: DictConfig, run_dir: Path, rank: int):
+    """What a run writes once its checks passed: the resolved config and a log file (never before: a refused
+    run leaves the old run's config.yaml and train.log as they were)."""
+
+    def begin() -> None:
+        if rank != 0:
+            return
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        handler = logging.FileHandler(run_dir / "train.log")
+        handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+        logging.getLogger().addHandler(handler)
+
+    return begin
+
+
+def _ensure_data_file(cfg: DictConfig) -> None:
+    """Write the simulated file if asked to (``data.auto_create``), so that its identity can be taken."""
+    if not Path(data_file(cfg)).exists() and OmegaConf.select(cfg, "data.auto_create") and cfg.stage.mode != "task":
+        build_datamodule(cfg)
+
+
 def run(cfg: DictConfig) -> dict:
     """Run the stage that ``cfg`` names and return its summary (also written to ``<run_dir>/summary.json``)."""
     t0 = time.time()
     setup_environment(cfg)
     if OmegaConf.select(cfg, "stage.name") is None:
         raise StageError("no stage chosen: pass stage=<name> (e.g. stage=sr); see `make help` or README.")
-    run_dir = Path(cfg.paths.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    rank, _ = env_rank()
-    if rank == 0:
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    check_top_level(cfg)
     mode = str(cfg.stage.mode)
     runners = {"fit": run_fit, "predict": run_predict, "task": run_task}
-    if cfg.get("dry_run"):
-        result, trainer = run_dry(cfg, run_dir)
-    elif mode in runners:
-        result, trainer = runners[mode](cfg, run_dir)
-    else:
+    if mode not in runners:
         raise StageError(f"conf/stage/{cfg.stage.name}.yaml: stage.mode expected fit, predict or task, found {mode!r}.")
+    run_dir = Path(cfg.paths.run_dir)
+    make_run_dir(cfg, run_dir)
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    rank, _ = env_rank()
+    begin = _beginner(cfg, run_dir, rank)
+    prov = None
+    if cfg.get("dry_run"):
+        begin()
+        result, trainer = run_dry(cfg, run_dir)
+    else:
+        _ensure_data_file(cfg)
+        prov = stage_provenance(cfg)
+        result, trainer = runners[mode](cfg, run_dir, prov, begin)
     if trainer is not None:
         _finish_loggers(trainer)
     is_zero = trainer.is_global_zero if trainer is not None else rank == 0
@@ -324,6 +478,8 @@ def run(cfg: DictConfig) -> dict:
         "subj": int(cfg.subj.id),
         "scale": str(cfg.scale.name),
         "status": "dry_run" if cfg.get("dry_run") else "finished",
+        "fingerprint": prov.fingerprint if prov else None,
+        "provenance": prov.as_dict() if prov else None,
         "metrics": result.metrics,
         "checkpoint": result.checkpoint,
         "outputs": result.outputs,

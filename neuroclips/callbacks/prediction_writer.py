@@ -15,11 +15,12 @@ IMAGE_KINDS = {"keyframe", "blurry", "video", "fused_video", "frames", "keyframe
 class PredictionWriter(BasePredictionWriter):
     """``predict_step`` returns ``{"clip_index": (B,), <kind>: tensor (B, ...) | list[str], "seed": (B,)?,
     "meta": list[dict]?}``; each kind named in ``kinds`` is saved per clip (images as uint8, other tensors float16,
-    strings as ``{"text": ...}`` JSON)."""
+    strings as ``{"text": ...}`` JSON), its sidecar recording the run's ``fingerprint``. The runtime puts this
+    writer after the stage's other callbacks (media), so a clip's ``.npy``, which marks it done, is written last."""
 
-    def __init__(self, store: OutputStore, kinds: list[str], stage: str):
+    def __init__(self, store: OutputStore, kinds: list[str], stage: str, fingerprint: str | None = None):
         super().__init__(write_interval="batch")
-        self.store, self.kinds, self.stage = store, list(kinds), stage
+        self.store, self.kinds, self.stage, self.fingerprint = store, list(kinds), stage, fingerprint
 
     def write_on_batch_end(self, trainer, pl_module, prediction: Any, batch_indices, batch, batch_idx, dataloader_idx=0):
         if prediction is None:
@@ -29,7 +30,7 @@ class PredictionWriter(BasePredictionWriter):
         seeds = prediction.get("seed")
         metas = prediction.get("meta") or [{} for _ in clips]
         for i, clip in enumerate(clips):
-            base = {"clip_index": int(clip), "stage": self.stage, **metas[i]}
+            base = {"clip_index": int(clip), "stage": self.stage, **metas[i], "fingerprint": self.fingerprint}
             if seeds is not None:
                 base["seed"] = int(seeds[i])
             for kind in self.kinds:

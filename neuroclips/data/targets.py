@@ -58,12 +58,18 @@ class ComputeTargets:
             if getattr(enc, "name", name) != name:
                 raise ConfigError(f"task.encoders.{name}: the encoder calls itself '{enc.name}'; the key must match it.")
             enc.eval().requires_grad_(False).to(ctx.device)
+            fingerprint = (getattr(ctx, "target_fingerprints", None) or {}).get(name)
+            overwrite = self.overwrite or bool(getattr(ctx, "overwrite_outputs", False))
             for split in self.splits:
-                metrics[f"{name}/{split}/encoded"] = self._encode_split(ctx.data_file, enc, name, split, ctx.device)
+                metrics[f"{name}/{split}/encoded"] = self._encode_split(
+                    ctx.data_file, enc, name, split, ctx.device, fingerprint, overwrite
+                )
         return StageResult(metrics=metrics, outputs={"data_file": ctx.data_file})
 
     # ------------------------------------------------------------------------------------------------------
-    def _prepare(self, f: h5py.File, enc: nn.Module, name: str, split: str, n: int) -> tuple[h5py.Dataset, h5py.Dataset]:
+    def _prepare(
+        self, f: h5py.File, enc: nn.Module, name: str, split: str, n: int, fingerprint: str | None, overwrite: bool
+    ) -> tuple[h5py.Dataset, h5py.Dataset]:
         source = enc.source
         if source not in ("frames", "captions"):
             raise ConfigError(f"task.encoders.{name}: source expected 'frames' or 'captions', found {source!r}.")
@@ -79,7 +85,15 @@ class ComputeTargets:
         if path in f:
             d = f[path]
             same = d.shape == full and d.attrs.get("config") == desc
-            if not same and not self.overwrite:
+            if same and fingerprint is not None and d.attrs.get("fingerprint") != fingerprint:
+                if not overwrite:  # same encoder description, but its weights or the data changed (provenance)
+                    raise ConfigError(
+                        f"{f.filename}: '/{path}' was cached under another configuration (fingerprint "
+                        f"{d.attrs.get('fingerprint')}, expected {fingerprint}: the encoder's weights or the data "
+                        f"changed); pass outputs=overwrite to recompute it."
+                    )
+                same = False
+            if not same and not overwrite:
                 raise ConfigError(
                     f"{f.filename}: '/{path}' was cached with another encoder or shape ({d.shape}, {d.attrs.get('config')}); "
                     f"expected {full} from {desc}. Pass task.overwrite=true to recompute it."
@@ -92,17 +106,22 @@ class ComputeTargets:
             d = f.create_dataset(path, full, np.float16, chunks=chunk)
             d.attrs["encoder"] = name
             d.attrs["config"] = desc
+            if fingerprint is not None:
+                d.attrs["fingerprint"] = fingerprint
             if fi is not None:  # a subset of frames (keyframes): the DataModule picks the chosen keyframe's slot
                 d.attrs["frame_indices"] = np.asarray(frames, np.int64)
             f.create_dataset(done_path, (n,), bool)
         return f[path], f[done_path]
 
     @torch.no_grad()
-    def _encode_split(self, file: str, enc: nn.Module, name: str, split: str, device: torch.device) -> int:
+    def _encode_split(
+        self, file: str, enc: nn.Module, name: str, split: str, device: torch.device,
+        fingerprint: str | None = None, overwrite: bool = False,
+    ) -> int:
         with h5py.File(file, "a") as f:
             frames_ds = f[schema.stimulus_path(split, "frames")]
             n = frames_ds.shape[0]
-            out, done = self._prepare(f, enc, name, split, n)
+            out, done = self._prepare(f, enc, name, split, n, fingerprint, overwrite)
             limit = min(n, self.limit_clips) if self.limit_clips else n
             flags = done[:limit]
             # rows flagged done but holding NaN/Inf (a corrupted cache) are encoded again, like unfinished ones

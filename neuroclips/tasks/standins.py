@@ -152,11 +152,15 @@ class TinyVaeStandin:
     def build_for_dry_run(self) -> dict[str, nn.Module]:
         return {"tiny_vae": build_autoencoder_kl(**self.architecture)} if self.enabled else {}
 
-    def is_current(self, data_file: str) -> bool:
+    def is_current(self, data_file: str, run_fingerprint: str | None = None) -> bool:
+        """Fitted to these frames with this architecture, and (when given) under this run's fingerprint: the
+        training settings too (steps, lr, seed, validation split), not only the data."""
         marker = self.out_dir / MARKER
         if not marker.exists():
             return False
         recorded = json.loads(marker.read_text())
+        if run_fingerprint is not None and recorded.get("run_fingerprint") != run_fingerprint:
+            return False
         return recorded.get("fingerprint") == data_fingerprint(data_file) and recorded.get(
             "architecture"
         ) == self.architecture
@@ -170,7 +174,8 @@ class TinyVaeStandin:
         if not ctx.is_global_zero:  # one process fits; others have nothing to do in this task
             return StageResult(metrics={"skipped": "not rank 0"})
         ctx.datamodule()  # writes the simulated file if it is missing (data.auto_create) and validates it
-        if self.is_current(ctx.data_file) and not self.overwrite:
+        run_fingerprint = ctx.provenance.fingerprint if getattr(ctx, "provenance", None) else None
+        if self.is_current(ctx.data_file, run_fingerprint) and not self.overwrite:
             log.info("standins: %s is up to date for %s", self.out_dir, ctx.data_file)
             return StageResult(metrics={"reused": True}, outputs={"tiny_vae": str(self.out_dir)})
         with h5py.File(ctx.data_file, "r") as f:
@@ -184,16 +189,17 @@ class TinyVaeStandin:
         scale = latent_scaling_factor(vae, frames)
         vae.register_to_config(scaling_factor=scale)
         stats.update(scaling_factor=scale, recon_mae=reconstruction_error(vae, frames), frames=int(frames.shape[0]))
-        self._save(vae, ctx.data_file, stats)
+        self._save(vae, ctx.data_file, stats, run_fingerprint)
         log.info("standins: fitted tiny VAE %s -> %s", stats, self.out_dir)
         return StageResult(metrics=stats, outputs={"tiny_vae": str(self.out_dir)})
 
-    def _save(self, vae: nn.Module, data_file: str, stats: dict) -> None:
+    def _save(self, vae: nn.Module, data_file: str, stats: dict, run_fingerprint: str | None = None) -> None:
         # Write into a temporary sibling folder, then swap it in: a killed run never leaves a half-written VAE.
         tmp = self.out_dir.with_name(self.out_dir.name + f".tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         vae.save_pretrained(str(tmp))
-        marker = {"fingerprint": data_fingerprint(data_file), "architecture": self.architecture, "fit": stats}
+        marker = {"fingerprint": data_fingerprint(data_file), "architecture": self.architecture, "fit": stats,
+                  "run_fingerprint": run_fingerprint}
         (tmp / MARKER).write_text(json.dumps(marker, indent=2))
         if self.out_dir.exists():
             shutil.rmtree(self.out_dir)

@@ -1,0 +1,143 @@
+"""Fingerprints: a rerun never mixes configurations (fit resume, predict clips, cached targets, data identity)."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import torch
+
+from neuroclips.provenance import data_identity, describe_difference, differing_keys, result_config
+from tests.conftest import read_summary, run_cli
+
+RUN = "runs/default/subj1"
+
+
+# ------------------------------------------------------------------------------------------- pure functions
+def test_result_config_drops_cosmetic_keys_and_keeps_the_rest():
+    resolved = {"trainer": {"enable_progress_bar": True, "max_epochs": 3}, "system": {"lr": 0.1},
+                "logger": {"x": 1}, "name": "a", "data": {"num_workers": 4, "val_seed": 0}}
+    cfg = result_config(resolved, ["trainer.enable_progress_bar", "data.num_workers"])
+    assert cfg == {"trainer": {"max_epochs": 3}, "system": {"lr": 0.1}, "data": {"val_seed": 0}}
+
+
+def test_differing_keys_names_changed_added_and_removed_keys():
+    old = {"system": {"lr": 0.1, "net": {"hidden": 8}}, "seed": 1}
+    new = {"system": {"lr": 0.2, "net": {"hidden": 8, "depth": 2}}, "seed": 1}
+    assert differing_keys(old, new) == ["system.lr", "system.net.depth"]
+    from neuroclips.provenance import Provenance
+
+    text = describe_difference({"fingerprint": "a", "config": old, "inputs": {"data": "x"}},
+                               Provenance("b", new, {"data": "y"}))
+    assert "system.lr: 0.1 -> 0.2" in text and "input data changed" in text
+
+
+def test_data_identity_follows_the_stimuli_and_fmri_not_the_targets(sim_file, tmp_path):
+    import shutil
+
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    shutil.copyfile(sim_file, a)
+    shutil.copyfile(sim_file, b)
+    base = data_identity(a)
+    with h5py.File(a, "a") as f:  # what stage=targets does to the file
+        f.create_dataset("targets/x/train", data=np.zeros((3, 2), np.float16))
+    assert data_identity(a) == base
+    with h5py.File(b, "a") as f:
+        d = f["fmri/subj01/train"]
+        d[0] = d[0] + 1.0
+    assert data_identity(b) != base
+
+
+# ------------------------------------------------------------------------------------------- fit stages
+def test_fit_rerun_under_another_config_is_refused_and_the_old_run_untouched(sim_file, tmp_path):
+    run_cli(["stage=toy_fit", "logger=none"], tmp_path, sim_file)
+    run_dir = tmp_path / RUN / "toy_fit"
+    config_before = (run_dir / "config.yaml").read_text()
+    last_before = (run_dir / "checkpoints/last.ckpt").read_bytes()
+    proc = run_cli(["stage=toy_fit", "logger=none", "system.lr=0.002"], tmp_path, sim_file, check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    err = proc.stderr.strip().splitlines()[-1]
+    assert "system.lr: 0.001 -> 0.002" in err and "name=" in err and "resume=never" in err, err
+    assert "Traceback" not in proc.stderr
+    assert (run_dir / "config.yaml").read_text() == config_before
+    assert (run_dir / "checkpoints/last.ckpt").read_bytes() == last_before
+    ckpt = torch.load(run_dir / "checkpoints/last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["neuroclips"]["fingerprint"] == read_summary(tmp_path, "toy_fit")["fingerprint"]
+
+
+def test_fit_rerun_with_a_cosmetic_change_resumes_and_a_finished_run_trains_nothing(sim_file, tmp_path):
+    run_cli(["stage=toy_fit", "logger=none"], tmp_path, sim_file)
+    run_dir = tmp_path / RUN / "toy_fit"
+    last = run_dir / "checkpoints/last.ckpt"
+    mtime = last.stat().st_mtime_ns
+    proc = run_cli(["stage=toy_fit", "logger=csv", "trainer.enable_progress_bar=false", "data.num_workers=1"],
+                   tmp_path, sim_file)
+    assert "already finished" in proc.stdout + proc.stderr
+    assert last.stat().st_mtime_ns == mtime, "a finished stage must not train again"
+    # a crash after the last epoch (no summary): a cosmetic change still accepts the checkpoint
+    (run_dir / "summary.json").unlink()
+    run_cli(["stage=toy_fit", "logger=none", "trainer.enable_progress_bar=false"], tmp_path, sim_file)
+    assert read_summary(tmp_path, "toy_fit")["status"] == "finished"
+
+
+def test_raising_max_epochs_of_a_finished_run_is_refused_in_one_sentence(sim_file, tmp_path):
+    run_cli(["stage=toy_fit", "logger=none"], tmp_path, sim_file)
+    proc = run_cli(["stage=toy_fit", "logger=none", "stage.max_epochs=3"], tmp_path, sim_file, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "trainer.max_epochs: 2 -> 3" in proc.stderr
+
+
+# ------------------------------------------------------------------------------------------- predict stages
+def _mtimes(out, clips):
+    return {c: (out / "keyframe" / f"{c:05d}.npy").stat().st_mtime_ns for c in clips}
+
+
+def test_predict_clips_of_another_config_are_refused_and_overwrite_recomputes_only_them(sim_file, tmp_path):
+    out = tmp_path / RUN / "outputs"
+    run_cli(["stage=toy_predict", "logger=none", "data.predict_clips=[0,1,2,3,4]"], tmp_path, sim_file)
+    fp_old = json.loads((out / "keyframe/00000.json").read_text())["fingerprint"]
+    assert fp_old == read_summary(tmp_path, "toy_predict")["fingerprint"]
+    first = _mtimes(out, range(5))
+
+    proc = run_cli(["stage=toy_predict", "logger=none", "+system.lr=0.5", "data.predict_clips=[0,1,2,3,4]"],
+                   tmp_path, sim_file, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "5 of 5 clips" in proc.stderr and "outputs=overwrite" in proc.stderr and "system.lr" in proc.stderr
+    assert _mtimes(out, range(5)) == first, "a refused run must not touch the old clips"
+
+    run_cli(["stage=toy_predict", "logger=none", "+system.lr=0.5", "data.predict_clips=[0,1,2]", "outputs=overwrite"],
+            tmp_path, sim_file)
+    second = _mtimes(out, range(5))
+    assert all(second[c] != first[c] for c in (0, 1, 2)) and all(second[c] == first[c] for c in (3, 4))
+
+    proc = run_cli(["stage=toy_predict", "logger=none", "+system.lr=0.5", "data.predict_clips=[0,1,2,3,4]"],
+                   tmp_path, sim_file, check=False)
+    assert proc.returncode == 2 and "2 of 5 clips" in proc.stderr
+    run_cli(["stage=toy_predict", "logger=none", "+system.lr=0.5", "data.predict_clips=[0,1,2,3,4]", "outputs=overwrite"],
+            tmp_path, sim_file)
+    third = _mtimes(out, range(5))
+    assert all(third[c] == second[c] for c in (0, 1, 2)) and all(third[c] != second[c] for c in (3, 4))
+    s = read_summary(tmp_path, "toy_predict")
+    assert s["metrics"]["clips_stale"] == 2 and s["metrics"]["clips_written"] == 2
+    assert {json.loads((out / f"caption/{c:05d}.json").read_text())["fingerprint"] for c in range(5)} == {s["fingerprint"]}
+
+
+def test_a_new_upstream_checkpoint_changes_the_downstream_fingerprint(sim_file, tmp_path):
+    run_cli(["stage=toy_fit", "logger=none"], tmp_path, sim_file)
+    run_cli(["stage=toy_from_fit", "logger=none", "data.predict_clips=[0,1]"], tmp_path, sim_file)
+    before = read_summary(tmp_path, "toy_from_fit")
+    run_cli(["stage=toy_fit", "logger=none", "system.lr=0.01", "resume=never"], tmp_path, sim_file)
+    proc = run_cli(["stage=toy_from_fit", "logger=none", "data.predict_clips=[0,1]"], tmp_path, sim_file, check=False)
+    assert proc.returncode == 2 and "input system.net.path changed" in proc.stderr, proc.stderr[-1500:]
+    run_cli(["stage=toy_from_fit", "logger=none", "data.predict_clips=[0,1]", "outputs=overwrite"], tmp_path, sim_file)
+    assert read_summary(tmp_path, "toy_from_fit")["fingerprint"] != before["fingerprint"]
+
+
+def test_bad_resume_and_outputs_values_are_one_sentence(sim_file, tmp_path):
+    for arg, text in (("resume=sometimes", "resume expected one of auto, never, must, found 'sometimes'"),
+                      ("outputs=maybe", "outputs expected keep or overwrite, found 'maybe'"),
+                      ("seed=abc", "seed expected an integer, found 'abc'")):
+        proc = run_cli(["stage=toy_fit", "logger=none", arg], tmp_path, sim_file, check=False)
+        assert proc.returncode == 2 and text in proc.stderr and "Traceback" not in proc.stderr, (arg, proc.stderr[-800:])
+        assert not (tmp_path / RUN / "toy_fit" / "config.yaml").exists()
