@@ -55,12 +55,12 @@ TRY = textwrap.dedent("""
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch):
-    for var in (TOKEN_ENV, "RANK", "LOCAL_RANK"):
+    for var in [TOKEN_ENV, "RANK", "LOCAL_RANK", *(v for v in os.environ if v.startswith("SLURM_"))]:
         monkeypatch.delenv(var, raising=False)
 
 
 def _env(**extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in (TOKEN_ENV, "RANK", "LOCAL_RANK")}
+    env = {k: v for k, v in os.environ.items() if k not in (TOKEN_ENV, "RANK", "LOCAL_RANK") and not k.startswith("SLURM_")}
     return {**env, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **extra}
 
 
@@ -255,3 +255,25 @@ def test_unreadable_lock(tmp_path):
     with acquire_run_lock(run_dir) as lock:
         assert lock.owned
     assert sorted(p.name for p in run_dir.iterdir()) == []  # no temp or aside files left
+
+
+def test_slurm_siblings_skip_and_requeued_job_takes_over(tmp_path, monkeypatch):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    remote = {"pid": 4242, "host": "gpu-node-03", "started": "then", "argv": [], "token": "remote",
+              "slurm": {"job": "777", "restart": 0}}
+    (run_dir / LOCK_NAME).write_text(json.dumps(remote))
+    monkeypatch.setenv("SLURM_JOB_ID", "777")
+    monkeypatch.setenv("SLURM_NTASKS", "8")
+    monkeypatch.setenv("SLURM_PROCID", "5")  # an srun sibling: its task 0 holds the lock
+    assert not acquire_run_lock(run_dir).owned
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    with pytest.raises(StageError, match="on host gpu-node-03"):  # same job, same incarnation, other host: refused
+        acquire_run_lock(run_dir)
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")  # the job was requeued (onto another node)
+    with acquire_run_lock(run_dir) as lock:
+        assert lock.owned and _lock(run_dir)["slurm"] == {"job": "777", "restart": 1}
+    monkeypatch.setenv("SLURM_NTASKS", "1")
+    monkeypatch.setenv("SLURM_PROCID", "3")  # a single-task step: SLURM_PROCID is not a DDP rank
+    with acquire_run_lock(run_dir) as lock:
+        assert lock.owned

@@ -9,8 +9,10 @@ creates it, or finds it held and then:
   the pid now belongs to another process): takes it over and logs a line (this covers SIGKILL);
 * otherwise (alive, or on another host, where it cannot be checked): raises ``StageError``.
 
-Processes launched as DDP ranks > 0 (env ``RANK`` or ``LOCAL_RANK`` > 0, e.g. torchrun siblings) skip locking:
-their rank 0 holds the lock of the launch.
+Processes launched as DDP ranks > 0 (env ``RANK`` or ``LOCAL_RANK`` > 0, e.g. torchrun siblings, or
+``SLURM_PROCID`` > 0 in an srun step of several tasks) skip locking: their rank 0 holds the lock of the launch.
+A lock of an earlier run of this same SLURM job (requeued: same ``SLURM_JOB_ID``, lower ``SLURM_RESTART_COUNT``)
+is taken over on any host.
 """
 
 from __future__ import annotations
@@ -69,12 +71,23 @@ class RunLock:
 
 
 def launch_rank() -> int:
-    """The process's rank in its launch (``RANK``, else ``LOCAL_RANK``; 0 when neither is set)."""
-    for var in ("RANK", "LOCAL_RANK"):
-        value = os.environ.get(var, "").strip()
-        if value.lstrip("-").isdigit() and int(value) > 0:
-            return int(value)
-    return 0
+    """The process's rank in its launch: ``RANK`` or ``LOCAL_RANK`` (torchrun, Lightning's DDP children), or
+    ``SLURM_PROCID`` in an srun step of several tasks (Lightning reads ranks from it); 0 when none is set."""
+    names = ["RANK", "LOCAL_RANK"]
+    if _int_env("SLURM_STEP_NUM_TASKS", _int_env("SLURM_NTASKS", 1)) > 1:
+        names.append("SLURM_PROCID")
+    return max((_int_env(n, 0) for n in names), default=0)
+
+
+def _int_env(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value.isdigit() else default
+
+
+def _slurm() -> dict | None:
+    """This SLURM job's id and restart count (a requeued job keeps its id and counts up), or None outside SLURM."""
+    job = os.environ.get("SLURM_JOB_ID")
+    return {"job": job, "restart": _int_env("SLURM_RESTART_COUNT", 0)} if job else None
 
 
 def acquire_run_lock(run_dir: str | Path, argv: list[str] | None = None) -> RunLock:
@@ -89,7 +102,7 @@ def acquire_run_lock(run_dir: str | Path, argv: list[str] | None = None) -> RunL
         "pid": os.getpid(), "host": socket.gethostname(),
         "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "argv": list(sys.argv if argv is None else argv), "token": token,
-        "boot_id": _boot_id(), "pid_start": _pid_start(os.getpid()),
+        "boot_id": _boot_id(), "pid_start": _pid_start(os.getpid()), "slurm": _slurm(),
     }
     for _attempt in range(20):
         if _create(path, info):
@@ -196,6 +209,10 @@ def _take_over(path: Path, held: dict | None) -> bool:
 
 def _stale_reason(held: dict) -> str | None:
     """Why the holder is gone, or None if it may be alive (or cannot be checked: another host)."""
+    ours, theirs = _slurm(), held.get("slurm")
+    if ours and isinstance(theirs, dict) and theirs.get("job") == ours["job"] and \
+            _int(theirs.get("restart")) < ours["restart"]:
+        return f"it was taken by SLURM job {ours['job']} before it was requeued"  # on any host: the job runs once
     if held.get("host") != socket.gethostname():
         return None
     try:
@@ -217,6 +234,13 @@ def _stale_reason(held: dict) -> str | None:
     if held.get("pid_start") is not None and start is not None and start != held["pid_start"]:
         return f"pid {pid} now belongs to another process"
     return None
+
+
+def _int(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _held_message(run_dir: Path, held: dict) -> str:
