@@ -3,6 +3,11 @@
 * ``Blip2Captioner``: BLIP-2 (transformers) on the reconstructed keyframe, greedy ``generate`` as the reference
   (``Salesforce/blip2-opt-2.7b``, default generation settings). At ``scale=tiny`` the same class wraps a tiny
   random BLIP-2 whose text decoder uses the CLIP tokenizer, so the path runs offline (its captions are noise).
+  Ours: the batch as tensors, bicubic resize in torch, ``max_new_tokens`` greedy tokens. Reference options
+  (src/caption.py): ``preprocess="pil"`` (``ToPILImage``, then the BLIP image processor: PIL bicubic resize,
+  rescale, CLIP normalisation; one image per call) and ``generation="defaults"`` (``generate()`` with the model's
+  own generation config; the length budget is its ``max_length``, counted in new tokens as the reference's
+  transformers did when the query tokens entered as embeddings).
 * ``NearestCaptionBank``: the cheap option: the caption of the training clip whose cached CLIP tokens
   (mean-pooled, cosine) are nearest to the predicted tokens. No captioner at all.
 """
@@ -18,17 +23,44 @@ from torch import nn
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # BLIP-2's image processor normalisation
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+CAPTION_PREPROCESS = ("tensor", "pil")
+CAPTION_GENERATION = ("ours", "defaults")
+
+
+def to_pil(image: torch.Tensor):
+    """torchvision ``ToPILImage`` on a float (3, H, W) image in [0, 1]: ``mul(255).byte()`` (truncation), RGB."""
+    from PIL import Image
+
+    array = image.detach().float().cpu().mul(255).to(torch.uint8).permute(1, 2, 0).numpy()
+    return Image.fromarray(array, mode="RGB")
 
 
 class Blip2Captioner(nn.Module):
     """Images (B, 3, H, W) in [0, 1] -> one caption per image (greedy decoding)."""
 
-    def __init__(self, model: nn.Module, tokenizer, image_size: int = 224, max_new_tokens: int = 20) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer,
+        image_size: int = 224,
+        max_new_tokens: int = 20,
+        preprocess: str = "tensor",
+        generation: str = "ours",
+        image_processor=None,
+    ) -> None:
         super().__init__()
+        if preprocess not in CAPTION_PREPROCESS:
+            raise ValueError(f"keyframe.caption_preprocess: expected one of {CAPTION_PREPROCESS}, found {preprocess!r}.")
+        if generation not in CAPTION_GENERATION:
+            raise ValueError(f"keyframe.caption_generation: expected one of {CAPTION_GENERATION}, found {generation!r}.")
+        if preprocess == "pil" and image_processor is None:
+            raise ValueError("Blip2Captioner preprocess='pil' needs the BLIP image processor (image_processor=...).")
         self.model = model
         self.tokenizer = tokenizer
         self.image_size = image_size
         self.max_new_tokens = max_new_tokens
+        self.preprocess_mode, self.generation = preprocess, generation
+        self.image_processor = image_processor
         self.register_buffer("mean", torch.tensor(OPENAI_CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(OPENAI_CLIP_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -36,12 +68,27 @@ class Blip2Captioner(nn.Module):
         x = F.interpolate(images.float(), size=(self.image_size,) * 2, mode="bicubic", align_corners=False)
         return ((x.clamp(0, 1) - self.mean) / self.std).to(next(self.model.parameters()).dtype)
 
+    def pil_pixel_values(self, image: torch.Tensor) -> torch.Tensor:
+        """One image through ``ToPILImage`` and the BLIP image processor, as the reference's caption script."""
+        values = self.image_processor(images=to_pil(image), return_tensors="pt")["pixel_values"]
+        param = next(self.model.parameters())
+        return values.to(device=param.device, dtype=param.dtype)
+
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> list[str]:
-        pixel_values = self.preprocess(images)
-        out = self.model.generate(
-            pixel_values=pixel_values, max_new_tokens=self.max_new_tokens, do_sample=False
-        )
+        if self.preprocess_mode == "pil":  # one image per generate call, as src/caption.py
+            return [caption for image in images for caption in self._caption(self.pil_pixel_values(image))]
+        return self._caption(self.preprocess(images))
+
+    def _caption(self, pixel_values: torch.Tensor) -> list[str]:
+        if self.generation == "defaults":
+            out = self.model.generate(
+                pixel_values=pixel_values, max_new_tokens=self.model.generation_config.max_length
+            )
+        else:
+            out = self.model.generate(
+                pixel_values=pixel_values, max_new_tokens=self.max_new_tokens, do_sample=False
+            )
         # Decoder-only generate returns the prompt (query-token placeholders + BOS) before the new tokens.
         prompt_len = self.model.config.num_query_tokens + 1
         if out.shape[1] > prompt_len and bool(

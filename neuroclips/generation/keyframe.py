@@ -9,7 +9,8 @@ The recipe of the reference (sgm ``EulerEDMSampler`` + ``VanillaCFG(5)``, 38 ste
   ("text_time" route with a zero-width text embedding);
 * start x_T = z + σ_max·(n + 0.04·s): base latent z, noise n, one offset scalar s per image (reference quirk);
   the scheduler's ``init_noise_sigma`` is *not* applied;
-* decode in fp32, map with clamp(0.8·x + 0.2) (MindEye2's convention), resize 768 → 256.
+* decode in fp32, map with clamp(0.8·x + 0.2) (MindEye2's convention), resize 768 → 256 (bilinear; antialiased
+  unless ``resize_antialias=false``, the reference's ``transforms.Resize`` on tensors under torchvision 0.16).
 
 ``init_from_blurry`` (the paper's β-guidance text; the released code does not do it): img2img from the first
 blurry frame, starting at step ⌊steps·(1 − strength)⌋ from its VAE latent noised to that step's σ.
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
 
-from neuroclips.generation.seeding import clip_generators, randn_per_clip
+from neuroclips.generation.seeding import ReferenceRNG, check_seeding, clip_generators, randn_per_clip
 
 OUTPUT_MAPPINGS = ("mindeye2", "standard")
 
@@ -52,8 +53,10 @@ class KeyframeRecipe:
     init_from_blurry: bool = False
     blurry_strength: float = 0.75  # img2img strength when init_from_blurry (fraction of steps that run)
     unet_autocast: str | None = None  # reference: float16 autocast around the UNet on GPUs; null = off
+    resize_antialias: bool = True  # reference: false (transforms.Resize on tensors, torchvision 0.16 default)
     seed: int = 0
     per_clip_seed: bool = True
+    seeding: str = "streams"  # streams | reference (draws from a ReferenceRNG passed by the caller, in its order)
 
 
 def vector_time_ids(recipe: KeyframeRecipe, batch: int, device, dtype) -> torch.Tensor:
@@ -77,8 +80,13 @@ def sample_keyframes(
     tokens: torch.Tensor,
     clip_indices: Sequence[int] | torch.Tensor,
     blurry_first_frame: torch.Tensor | None = None,
+    rng: ReferenceRNG | None = None,
 ) -> torch.Tensor:
-    """Keyframes (B, 3, out_size, out_size) in [0, 1] from predicted tokens (B, T, D)."""
+    """Keyframes (B, 3, out_size, out_size) in [0, 1] from predicted tokens (B, T, D).
+
+    ``recipe.seeding="reference"`` takes the draws from ``rng`` in the order of the reference's ``unclip_recon``
+    for each clip in turn: base latent (CPU), unconditional tokens, noise, offset scalar (device).
+    """
     if recipe.output_mapping not in OUTPUT_MAPPINGS:
         raise ValueError(
             f"keyframe output_mapping: expected one of {OUTPUT_MAPPINGS}, found {recipe.output_mapping!r}."
@@ -95,10 +103,26 @@ def sample_keyframes(
     def gens(purpose: str) -> list[torch.Generator]:
         return clip_generators(recipe.seed, indices, purpose, recipe.per_clip_seed)
 
+    check_seeding("keyframe.seeding", recipe.seeding)
     vae_factor = 2 ** (len(vae.config.block_out_channels) - 1)
     latent_shape = (unet.config.in_channels, recipe.gen_size // vae_factor, recipe.gen_size // vae_factor)
+    if recipe.seeding == "reference":
+        if rng is None:
+            raise ValueError("keyframe seeding=reference needs the caller's ReferenceRNG (rng=...).")
+        draws = {"base": [], "uncond": [], "noise": [], "offset": []}
+        for _ in indices:  # utils.unclip_recon, one clip after the other
+            draws["base"].append(rng.randn((1, *latent_shape), on_cpu=True)[0])
+            draws["uncond"].append(rng.randn((1, *tokens.shape[1:]))[0])
+            draws["noise"].append(rng.randn((1, *latent_shape))[0])
+            draws["offset"].append(rng.randn((1,)).reshape(1, 1, 1))
+        reference = {key: torch.stack(value) for key, value in draws.items()}
+    else:
+        reference = None
     if recipe.uncond == "randn":
-        uncond = randn_per_clip(tokens.shape[1:], gens("keyframe_uncond"), device, dtype)
+        if reference is not None:
+            uncond = reference["uncond"].to(dtype)
+        else:
+            uncond = randn_per_clip(tokens.shape[1:], gens("keyframe_uncond"), device, dtype)
     else:
         uncond = torch.zeros_like(tokens)
 
@@ -107,7 +131,10 @@ def sample_keyframes(
     )
     sigmas = scheduler.sigmas
     start = 0
-    noise = randn_per_clip(latent_shape, gens("keyframe_noise"), device, torch.float32)
+    if reference is not None:
+        noise = reference["noise"]
+    else:
+        noise = randn_per_clip(latent_shape, gens("keyframe_noise"), device, torch.float32)
     if recipe.init_from_blurry:
         if blurry_first_frame is None:
             raise ValueError(
@@ -126,8 +153,11 @@ def sample_keyframes(
         base = dist.mean * vae.config.scaling_factor
         x = base + sigmas[start] * noise
     else:
-        base = randn_per_clip(latent_shape, gens("keyframe_base"), device, torch.float32)
-        offset = randn_per_clip((1, 1, 1), gens("keyframe_offset"), device, torch.float32)
+        if reference is not None:
+            base, offset = reference["base"], reference["offset"]
+        else:
+            base = randn_per_clip(latent_shape, gens("keyframe_base"), device, torch.float32)
+            offset = randn_per_clip((1, 1, 1), gens("keyframe_offset"), device, torch.float32)
         x = base + sigmas[0] * (noise + recipe.offset_noise * offset)
     scheduler.set_begin_index(start)
 
@@ -154,6 +184,10 @@ def sample_keyframes(
         images = ((decoded + 1) / 2).clamp(0, 1)
     if images.shape[-1] != recipe.out_size:
         images = F.interpolate(
-            images, size=(recipe.out_size,) * 2, mode="bilinear", antialias=True, align_corners=False
+            images,
+            size=(recipe.out_size,) * 2,
+            mode="bilinear",
+            antialias=recipe.resize_antialias,
+            align_corners=False,
         )
     return images.clamp(0, 1)

@@ -20,12 +20,20 @@ from neuroclips.utils.atomic import atomic_path
 
 
 def side_by_side(
-    recon: torch.Tensor, gt: torch.Tensor | None, gt_fps: float = 3.0, fps: float = 8.0
+    recon: torch.Tensor,
+    gt: torch.Tensor | None,
+    gt_fps: float = 3.0,
+    fps: float = 8.0,
+    first_frame: int = 0,
 ) -> np.ndarray:
-    """(F, 3, H, W) [0, 1] reconstruction (+ (Fg, 3, h, w) GT) -> (F, H, W(·2), 3) uint8 frames."""
-    frames = recon.float()
+    """(F, 3, H, W) [0, 1] reconstruction (+ (Fg, 3, h, w) GT) -> (F - first_frame, H, W(·2), 3) uint8 frames.
+
+    ``first_frame`` drops the reconstruction's leading frames; GT stays aligned to the kept frames' times (frame i
+    of the reconstruction at i / fps seconds).
+    """
+    frames = recon.float()[first_frame:]
     if gt is not None:
-        idx = [min(int(i * gt_fps / fps), gt.shape[0] - 1) for i in range(frames.shape[0])]
+        idx = [min(int((first_frame + i) * gt_fps / fps), gt.shape[0] - 1) for i in range(frames.shape[0])]
         g = F.interpolate(gt[idx].float(), size=frames.shape[-2:], mode="bilinear", align_corners=False)
         frames = torch.cat([g, frames], dim=-1)
     return to_uint8(frames.clamp(0, 1)).transpose(0, 2, 3, 1)
@@ -47,7 +55,13 @@ def write_media(path: Path, frames: np.ndarray, fps: float, mp4: bool = True) ->
 
 class MediaWriter(Callback):
     """After each predict batch, write GIF (+MP4) of ``kind`` for every clip, GT on the left when the batch has
-    ``frames`` (datamodule ``load_frames=true``)."""
+    ``frames`` (datamodule ``load_frames=true``).
+
+    ``first_frame`` and ``play_fps`` shape the media only (the saved output keeps every frame): the reference
+    (Animatediff/scripts/neuroclips.py ``save_videos_grid(sample[:, :, 4:], ..., fps=6)``) shows frames 4-15 of
+    the 16 at 6 fps. ``fps`` stays the frame rate the reconstruction was made at (GT alignment); ``play_fps``
+    (default: ``fps``) is the rate the media play at.
+    """
 
     def __init__(
         self,
@@ -57,9 +71,12 @@ class MediaWriter(Callback):
         gt_fps: float = 3.0,
         enabled: bool = True,
         mp4: bool = True,
+        first_frame: int = 0,
+        play_fps: float | None = None,
     ) -> None:
         self.root, self.kind, self.fps, self.gt_fps = Path(root), kind, fps, gt_fps
         self.enabled, self.mp4 = enabled, mp4
+        self.first_frame, self.play_fps = int(first_frame), fps if play_fps is None else play_fps
 
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         if not self.enabled or not outputs or self.kind not in outputs:
@@ -67,6 +84,10 @@ class MediaWriter(Callback):
         gts = batch.get("frames")
         for i, clip in enumerate(outputs["clip_index"].tolist()):
             frames = side_by_side(
-                outputs[self.kind][i].cpu(), None if gts is None else gts[i].cpu(), self.gt_fps, self.fps
+                outputs[self.kind][i].cpu(),
+                None if gts is None else gts[i].cpu(),
+                self.gt_fps,
+                self.fps,
+                self.first_frame,
             )
-            write_media(self.root / self.kind / f"{int(clip):05d}", frames, self.fps, self.mp4)
+            write_media(self.root / self.kind / f"{int(clip):05d}", frames, self.play_fps, self.mp4)

@@ -26,7 +26,12 @@ from torch import nn
 
 from neuroclips.generation.guidance import initial_latents, plan_alpha, sampling_scheduler
 from neuroclips.generation.interpolation import interpolate_frames
-from neuroclips.generation.seeding import clip_generators, randn_per_clip
+from neuroclips.generation.seeding import (
+    check_seeding,
+    clip_generators,
+    randn_per_clip,
+    reference_video_draws,
+)
 
 # Reference prompt suffix and negative prompt (Animatediff/configs/NeuroClips/control.yaml; paper App. A).
 PROMPT_SUFFIX = ", 8k uhd, dslr, soft lighting, high quality, film grain, Fujifilm XT3"
@@ -80,19 +85,29 @@ class NeuroClipsVideoPipeline(AnimateDiffSparseControlNetPipeline):
     """``AnimateDiffSparseControlNetPipeline`` with per-clip conditioning frames and per-clip VAE-sample generators.
 
     ``conditioning_frames`` may be a tensor (B, Fc, 3, H, W) in [0, 1]: one set of frames per clip (anything else
-    goes to the stock behaviour). ``conditioning_generators``: one generator per clip for the frames' VAE sample.
+    goes to the stock behaviour). ``conditioning_generators``: one generator per clip for the frames' VAE sample;
+    or ``conditioning_noise`` (B, Fc, C, h, w): the standard-normal draws of that sample, made by the caller.
     """
 
     _conditioning_generators: list[torch.Generator] | None = None
+    _conditioning_noise: torch.Tensor | None = None
 
-    def __call__(self, *args, conditioning_generators: Sequence[torch.Generator] | None = None, **kwargs):
+    def __call__(
+        self,
+        *args,
+        conditioning_generators: Sequence[torch.Generator] | None = None,
+        conditioning_noise: torch.Tensor | None = None,
+        **kwargs,
+    ):
         self._conditioning_generators = (
             None if conditioning_generators is None else list(conditioning_generators)
         )
+        self._conditioning_noise = conditioning_noise
         try:
             return super().__call__(*args, **kwargs)
         finally:
             self._conditioning_generators = None
+            self._conditioning_noise = None
 
     def prepare_image(self, image, width, height, device, dtype):
         if not (isinstance(image, torch.Tensor) and image.ndim == 5):
@@ -106,7 +121,10 @@ class NeuroClipsVideoPipeline(AnimateDiffSparseControlNetPipeline):
         if not self.controlnet.config.use_simplified_condition_embedding:
             return frames.reshape(b, fc, *frames.shape[1:]).permute(0, 2, 1, 3, 4)
         dist = self.vae.encode(2 * frames - 1).latent_dist
-        if self._conditioning_generators is None:
+        if self._conditioning_noise is not None:
+            noise = self._conditioning_noise.to(device=device, dtype=dist.mean.dtype)
+            latents = dist.mean + dist.std * noise.reshape(dist.mean.shape)
+        elif self._conditioning_generators is None:
             latents = dist.sample()  # the stock pipeline's draw (global RNG)
         else:
             if len(self._conditioning_generators) != b:
@@ -168,16 +186,30 @@ class VideoRecipe:
     no_caption_prompt: str = NO_CAPTION_PROMPT
     seed: int = 12099779162349365895
     per_clip_seed: bool = True  # reference: false (the same seed for every clip)
+    # streams: every draw from its own (seed, clip, purpose) generator; reference: the reference script's
+    # torch.manual_seed(seed) before every clip, draws in its order (seeding.reference_video_draws)
+    seeding: str = "streams"
 
 
-def encode_blurry_video(pipe, frames16: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
-    """(B, F, 3, S, S) in [0, 1] -> VAE samples × scaling factor, (B, 4, F, s, s); one VAE call per clip."""
+def encode_blurry_video(
+    pipe,
+    frames16: torch.Tensor,
+    generators: Sequence[torch.Generator] | None = None,
+    noise: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """(B, F, 3, S, S) in [0, 1] -> VAE samples × scaling factor, (B, 4, F, s, s); one VAE call per clip.
+
+    The sample's standard-normal draws come from one generator per clip, or are given as ``noise`` (B, F, C, s, s).
+    """
     latents = []
     vae = pipe.vae
-    for clip, g in zip(frames16, generators):
+    for i, clip in enumerate(frames16):
         dist = vae.encode((2 * clip - 1).to(device=vae.device, dtype=vae.dtype)).latent_dist
-        noise = randn_per_clip(dist.mean.shape, [g], vae.device, dist.mean.dtype)[0]
-        latents.append((dist.mean + dist.std * noise) * vae.config.scaling_factor)
+        if noise is not None:
+            eps = noise[i].to(device=vae.device, dtype=dist.mean.dtype)
+        else:
+            eps = randn_per_clip(dist.mean.shape, [generators[i]], vae.device, dist.mean.dtype)[0]
+        latents.append((dist.mean + dist.std * eps) * vae.config.scaling_factor)
     return torch.stack(latents).permute(0, 2, 1, 3, 4)
 
 
@@ -204,10 +236,18 @@ def generate_videos(
     def gens(purpose: str) -> list[torch.Generator]:
         return clip_generators(recipe.seed, indices, purpose, recipe.per_clip_seed)
 
+    check_seeding("video.seeding", recipe.seeding)
     latent_size = size // pipe.vae_scale_factor
-    noise = randn_per_clip(
-        (4, recipe.num_frames, latent_size, latent_size), gens("alpha_noise"), device, dtype
-    )
+    reference = None
+    if recipe.seeding == "reference":  # every clip re-seeded with the same literal: the same draws for all clips
+        shape = (pipe.vae.config.latent_channels, latent_size, latent_size)
+        draws = [reference_video_draws(recipe.seed, recipe.num_frames, shape, device) for _ in indices]
+        reference = {key: torch.stack([d[key] for d in draws]) for key in draws[0]}
+        noise = reference["alpha_noise"].to(dtype)
+    else:
+        noise = randn_per_clip(
+            (4, recipe.num_frames, latent_size, latent_size), gens("alpha_noise"), device, dtype
+        )
     plan = plan_alpha(pipe.scheduler, recipe.steps, recipe.alpha_mode, recipe.theta, recipe.strength)
     z_blurry = None
     if recipe.alpha_mode != "none":
@@ -223,7 +263,11 @@ def generate_videos(
             raise ValueError(
                 f"video num_frames={recipe.num_frames}, but interpolation gives {frames16.shape[1]}."
             )
-        z_blurry = encode_blurry_video(pipe, frames16.clamp(0, 1), gens("blurry_vae")).to(dtype)
+        if reference is None:
+            z_blurry = encode_blurry_video(pipe, frames16.clamp(0, 1), gens("blurry_vae"))
+        else:
+            z_blurry = encode_blurry_video(pipe, frames16.clamp(0, 1), noise=reference["blurry_vae"])
+        z_blurry = z_blurry.to(dtype)
     latents = initial_latents(plan, z_blurry, noise)
 
     if recipe.use_caption:
@@ -249,12 +293,17 @@ def generate_videos(
         if recipe.use_keyframe:
             if keyframes is None:
                 raise ValueError("video use_keyframe=true needs batch['inputs']['keyframe']; none given.")
+            draws = (
+                dict(conditioning_generators=gens("keyframe_vae"))
+                if reference is None
+                else dict(conditioning_noise=reference["keyframe_vae"][:, None])
+            )
             out = pipe(
                 **common,
                 conditioning_frames=keyframes[:, None].clamp(0, 1),
                 controlnet_frame_indices=[recipe.keyframe_index],
                 controlnet_conditioning_scale=float(recipe.sparsectrl_scale),
-                conditioning_generators=gens("keyframe_vae"),
+                **draws,
             )
         else:
             out = pipe.without_controlnet()(**common)

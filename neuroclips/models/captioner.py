@@ -87,8 +87,14 @@ def build_captioner(
     max_new_tokens: int = 20,
     dtype: str = "float32",
     init_seed: int = 0,
+    preprocess: str = "tensor",
+    generation: str = "ours",
 ):
-    """A ``Blip2Captioner``: local = ``from_pretrained(blip2_dir)`` (a saved BLIP-2 folder), random = built here."""
+    """A ``Blip2Captioner``: local = ``from_pretrained(blip2_dir)`` (a saved BLIP-2 folder), random = built here.
+
+    ``preprocess="pil"`` adds the PIL-based BLIP image processor (bicubic): the folder's ``preprocessor_config.json``
+    when there is one, else BLIP-2's settings at the model's image size.
+    """
     from transformers import AutoTokenizer, Blip2Config, Blip2ForConditionalGeneration
 
     from neuroclips.generation.caption import Blip2Captioner
@@ -109,4 +115,21 @@ def build_captioner(
         tokenizer = clip_tokenizer()
     model.requires_grad_(False).eval()
     image_size = model.config.vision_config.image_size
-    return Blip2Captioner(model, tokenizer, image_size=image_size, max_new_tokens=max_new_tokens)
+    processor = None
+    if preprocess == "pil":
+        from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
+
+        local = pretrained == "local" and not building_on_meta()
+        if local and (Path(str(blip2_dir)) / "preprocessor_config.json").is_file():
+            processor = BlipImageProcessorPil.from_pretrained(str(blip2_dir), local_files_only=True)
+        else:
+            processor = BlipImageProcessorPil(size={"height": image_size, "width": image_size})
+    return Blip2Captioner(
+        model,
+        tokenizer,
+        image_size=image_size,
+        max_new_tokens=max_new_tokens,
+        preprocess=preprocess,
+        generation=generation,
+        image_processor=processor,
+    )

@@ -180,12 +180,35 @@ def load_convnext_teacher(
     return teacher
 
 
+AUGMENTATIONS = ("ours", "kornia")
+
+
+def kornia_teacher_augmentation(
+    size: int, brightness: float, contrast: float, saturation: float, hue: float, jitter_p: float,
+    grayscale_p: float, solarize_p: float, crop_area: float,
+) -> nn.Module:
+    """The reference's ``blur_augs`` (src/train_PR.py), built with kornia as the reference builds it."""
+    import kornia.augmentation as K
+    from kornia.augmentation.container import AugmentationSequential
+
+    return AugmentationSequential(
+        K.ColorJitter(brightness=brightness, contrast=contrast, saturation=saturation, hue=hue, p=jitter_p),
+        K.RandomGrayscale(p=grayscale_p),
+        K.RandomSolarize(p=solarize_p),
+        K.RandomResizedCrop((size, size), scale=(crop_area, crop_area), ratio=(1, 1), p=1.0),
+        data_keys=["input"],
+    )
+
+
 class TeacherAugmentation(nn.Module):
     """The reference's augmented teacher view, per sample, on frames in [0, 1] (N, 3, S, S).
 
     ColorJitter(brightness 0.4, contrast 0.4, saturation 0.2, hue 0.1; p 0.8) -> RandomGrayscale(p 0.1) ->
     RandomSolarize(p 0.1; threshold 0.5 ± 0.1) -> RandomResizedCrop(S, area 0.9, ratio 1).
-    The reference used kornia; this is our own torch implementation of the same transforms.
+    ``augmentation="ours"`` (default): our own torch implementation of these transforms (jitter in a fixed order,
+    hue rotated in YIQ). ``"kornia"``: kornia's ``AugmentationSequential``, the library the reference uses
+    (src/train_PR.py ``blur_augs``: jitter in random order, hue in HSV); both draw from the global torch RNG.
+    The reference crops to 224 (its frame size); here the output keeps the input size S.
     """
 
     def __init__(
@@ -199,10 +222,23 @@ class TeacherAugmentation(nn.Module):
         grayscale_p: float = 0.1,
         solarize_p: float = 0.1,
         crop_area: float = 0.9,
+        augmentation: str = "ours",
     ) -> None:
         super().__init__()
+        if augmentation not in AUGMENTATIONS:
+            raise ConfigError(f"teacher augmentation: expected one of {AUGMENTATIONS}, found {augmentation!r}.")
         self.brightness, self.contrast, self.saturation, self.hue = brightness, contrast, saturation, hue
         self.jitter_p, self.grayscale_p, self.solarize_p, self.crop_area = jitter_p, grayscale_p, solarize_p, crop_area
+        self.augmentation = augmentation
+        self._kornia: dict[int, nn.Module] = {}  # one kornia pipeline per frame size (not a submodule: no state)
+
+    def kornia_pipeline(self, size: int) -> nn.Module:
+        if size not in self._kornia:
+            self._kornia[size] = kornia_teacher_augmentation(
+                size, self.brightness, self.contrast, self.saturation, self.hue, self.jitter_p,
+                self.grayscale_p, self.solarize_p, self.crop_area,
+            )
+        return self._kornia[size]
 
     @staticmethod
     def _gray(x: Tensor) -> Tensor:
@@ -244,6 +280,9 @@ class TeacherAugmentation(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:
+        if self.augmentation == "kornia":
+            pipeline = self.kornia_pipeline(images.shape[-1]).to(images.device)
+            return pipeline(images.float()).to(images.dtype)
         x = images.float()
         n = x.shape[0]
 

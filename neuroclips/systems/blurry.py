@@ -11,6 +11,10 @@ are predicted) or DDP sharding (the DataModule's EpochSampler deals clips to ran
 neighbours.
 This module warns once when a batch is not a run of consecutive clip indices; use `clip` (or a single process
 and a fresh output folder) when bitwise-stable outputs matter.
+
+`batch_size_frames` is the reference's inference window (src/recon_blurry.py: `model.backbone(voxel_ridge,
+time=batch_size)` with the loader's batch of `batch_size` clips): windows of as many *frames* as the batch has
+clips, laid over the batch's clip-major frames, so they cross clip boundaries (10 clips: 6 windows of 10 frames).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from neuroclips.models.frozen_vae import VaeLatentEncoder
 from neuroclips.models.perceptual import PerceptualNet, validate_temporal_window
 
 log = logging.getLogger("neuroclips")
+BATCH_SIZE_FRAMES = "batch_size_frames"  # the reference's recon_blurry.py window (see the module docstring)
 
 
 def is_consecutive(clip_index: Tensor) -> bool:
@@ -45,7 +50,8 @@ class BlurryVideoPredictor(pl.LightningModule):
         """`temporal_window=None` uses `training_window`, the window the `pr` net was trained with."""
         super().__init__()
         temporal_window = training_window if temporal_window is None else temporal_window
-        validate_temporal_window(temporal_window)
+        if temporal_window != BATCH_SIZE_FRAMES:
+            validate_temporal_window(temporal_window)
         self.net, self.vae = net.requires_grad_(False), vae
         self.temporal_window = temporal_window
         self._warned = False
@@ -59,7 +65,17 @@ class BlurryVideoPredictor(pl.LightningModule):
                 "for batching-independent outputs.", self.temporal_window, clip_index[:4].tolist(),
             )
             self._warned = True
-        latents = self.net(batch["fmri"], self.temporal_window)["latents"]
+        if self.temporal_window == BATCH_SIZE_FRAMES:
+            latents = self.reference_window_latents(batch["fmri"])
+        else:
+            latents = self.net(batch["fmri"], self.temporal_window)["latents"]
         frames = self.vae.decode(latents.flatten(0, 1).float())
         blurry = frames.reshape(*latents.shape[:2], *frames.shape[1:])
         return {"clip_index": clip_index, "blurry": blurry}
+
+    def reference_window_latents(self, voxels: Tensor) -> Tensor:
+        """PerceptualNet's latents with the decoder's temporal window = the number of clips in the batch (frames)."""
+        net, clips = self.net, voxels.shape[0]
+        maps = net.low_level(net.backbone(net.ridge(net.inception(voxels))))
+        latents = net.decoder(maps, clips)
+        return latents.reshape(clips, net.frames_per_clip, *latents.shape[1:])

@@ -2,19 +2,34 @@
 
 Holds the frozen SR nets (from the ``sr_prior`` checkpoint), the unCLIP generator and the caption source; every
 random draw of a clip comes from (seed, clip_index), so outputs do not depend on batch size, ranks or order.
+
+Reference options (recipe=reference, src/recon_keyframe.py): ``seeding="reference"`` seeds one pair of generators
+once (``utils.seed_everything(seed)``) and draws from them in sequence over the clips: the prior batched over the
+predict batch (the reference's test loader holds 200 clips), then the unCLIP draws clip by clip. Outputs then depend
+on batch size, order, ranks and resuming: run it in one process over all clips. ``autocast_scope="stage"`` puts the
+SR nets, the prior and the unCLIP sampler under fp16 autocast (the reference's ``torch.cuda.amp.autocast`` around
+the whole loop), the VAE decode staying fp32. ``quantize="png"`` quantizes the keyframe as ``ToPILImage`` does
+(``mul(255).byte()``: truncation) before captioning and storing, the 8-bit image the video script reads as PNG.
 """
 
 from __future__ import annotations
+
+import contextlib
+import logging
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from neuroclips.generation.keyframe import KeyframeRecipe, sample_keyframes
-from neuroclips.generation.seeding import clip_seed
+from neuroclips.generation.keyframe import KeyframeRecipe, _autocast, sample_keyframes
+from neuroclips.generation.seeding import ReferenceRNG, check_seeding, clip_seed
 from neuroclips.models.unclip_generator import UnclipComponents
 
+log = logging.getLogger("neuroclips")
+
 CAPTION_SOURCES = ("blip2", "nearest_train", "none")
+AUTOCAST_SCOPES = ("unet", "stage")
+QUANTIZE = ("none", "png")
 
 
 class KeyframeGenerator(pl.LightningModule):
@@ -43,12 +58,20 @@ class KeyframeGenerator(pl.LightningModule):
         recipe: dict | None = None,
         seed: int = 0,
         per_clip_seed: bool = True,
+        seeding: str = "streams",
+        autocast_scope: str = "unet",
+        quantize: str = "none",
     ) -> None:
         super().__init__()
         if caption_source not in CAPTION_SOURCES:
             raise ValueError(
                 f"gen.caption.source: expected one of {CAPTION_SOURCES}, found {caption_source!r}."
             )
+        check_seeding("keyframe.seeding", seeding)
+        if autocast_scope not in AUTOCAST_SCOPES:
+            raise ValueError(f"keyframe.autocast_scope: expected one of {AUTOCAST_SCOPES}, found {autocast_scope!r}.")
+        if quantize not in QUANTIZE:
+            raise ValueError(f"keyframe.quantize: expected one of {QUANTIZE}, found {quantize!r}.")
         self.save_hyperparameters(
             ignore=["ridge", "backbone", "diffusion_prior", "unclip", "captioner", "caption_bank"]
         )
@@ -57,17 +80,36 @@ class KeyframeGenerator(pl.LightningModule):
         self.scheduler = unclip.scheduler
         self.captioner = captioner
         self.caption_bank = caption_bank
-        self.recipe = KeyframeRecipe(**{**(recipe or {}), "seed": seed, "per_clip_seed": per_clip_seed})
+        self.recipe = KeyframeRecipe(
+            **{**(recipe or {}), "seed": seed, "per_clip_seed": per_clip_seed, "seeding": seeding}
+        )
+        self._reference_rng: ReferenceRNG | None = None
         for module in (ridge, backbone, diffusion_prior):
             module.requires_grad_(False)
 
     def configure_optimizers(self):  # predict-only stage
         return None
 
+    def reference_rng(self) -> ReferenceRNG:
+        """The reference's generators, seeded once (first batch) and drawn in sequence from then on."""
+        if self._reference_rng is None:
+            log.info(
+                "keyframe seeding=reference: one random stream over the clips in predict order, seeded once "
+                "(outputs depend on batch size, order, ranks and resuming)."
+            )
+            self._reference_rng = ReferenceRNG(self.hparams.seed, self.device)
+        return self._reference_rng
+
     def sample_prior(self, clip_voxels: torch.Tensor, clip_indices: list[int]) -> torch.Tensor:
-        """One prior sample per clip with its own generator (batch-independent)."""
+        """One prior sample per clip with its own generator (batch-independent); with ``seeding="reference"`` one
+        batched sample from the reference stream (dalle2's ``p_sample_loop`` on the whole test batch)."""
         hp = self.hparams
         cond = clip_voxels / hp.condition_divisor
+        if hp.seeding == "reference":  # dalle2 draws float32 noise whatever the condition's dtype
+            return self.diffusion_prior.p_sample_loop(
+                cond.float(), timesteps=hp.prior_steps, cond_scale=hp.prior_cond_scale,
+                generator=self.reference_rng().on_device,
+            )
         out = []
         for i, clip in enumerate(clip_indices):
             g = torch.Generator(device=cond.device).manual_seed(
@@ -98,20 +140,33 @@ class KeyframeGenerator(pl.LightningModule):
         for module in (self.ridge, self.backbone, self.diffusion_prior):
             module.eval()  # no dropout at inference (the reference samples in eval mode)
         clips = [int(c) for c in batch["clip_index"]]
-        _, clip_voxels = self.backbone(self.ridge(batch["fmri"].float()))
-        prior_tokens = self.sample_prior(clip_voxels, clips)
-        blurry = batch.get("inputs", {}).get("blurry")
-        keyframes = sample_keyframes(
-            self.unet,
-            self.vae,
-            self.scheduler,
-            self.recipe,
-            prior_tokens,
-            clips,
-            blurry_first_frame=None if blurry is None else blurry[:, 0],
-        )
-        captions = self.captions(keyframes, prior_tokens)
         hp = self.hparams
+        scope = (
+            _autocast(self.device, self.recipe.unet_autocast)
+            if hp.autocast_scope == "stage"
+            else contextlib.nullcontext()
+        )
+        blurry = batch.get("inputs", {}).get("blurry")
+        first = None if blurry is None else blurry[:, 0]
+        with scope:
+            _, clip_voxels = self.backbone(self.ridge(batch["fmri"].float()))
+            prior_tokens = self.sample_prior(clip_voxels, clips)
+            if hp.seeding == "reference":  # the reference samples one keyframe after the other
+                rng = self.reference_rng()
+                keyframes = torch.cat([
+                    sample_keyframes(
+                        self.unet, self.vae, self.scheduler, self.recipe, prior_tokens[i : i + 1], clips[i : i + 1],
+                        blurry_first_frame=None if first is None else first[i : i + 1], rng=rng,
+                    )
+                    for i in range(len(clips))
+                ])
+            else:
+                keyframes = sample_keyframes(
+                    self.unet, self.vae, self.scheduler, self.recipe, prior_tokens, clips, blurry_first_frame=first
+                )
+        if hp.quantize == "png":  # torchvision ToPILImage: pic.mul(255).byte() (truncation), then PNG
+            keyframes = keyframes.mul(255).to(torch.uint8).float().div(255)
+        captions = self.captions(keyframes, prior_tokens)
         seeds = [clip_seed(hp.seed, c, "clip", hp.per_clip_seed) for c in clips]
         return {
             "clip_index": torch.as_tensor(clips, dtype=torch.long),

@@ -2,7 +2,8 @@
 
 Reads the earlier stages' outputs through ``batch["inputs"]`` (datamodule ``inputs_from_outputs``); holds only
 the frozen video pipeline and the recipe. Seeds derive from (seed, clip_index): batch size, ranks and order do not
-change a clip's video.
+change a clip's video. ``seeding="reference"`` instead re-seeds the reference's generators with the same literal
+before every clip (Animatediff/scripts/neuroclips.py): still batch-independent, but device-dependent.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class VideoGenerator(pl.LightningModule):
         seed: int = 12099779162349365895,
         per_clip_seed: bool = True,
         autocast: bool = False,
+        seeding: str = "streams",
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["pipeline"])
@@ -30,7 +32,9 @@ class VideoGenerator(pl.LightningModule):
         # registered as children so Lightning moves them to the device; the pipeline uses the same objects
         self.unet, self.vae = pipeline.unet, pipeline.vae
         self.text_encoder, self.controlnet = pipeline.text_encoder, pipeline.controlnet
-        self.recipe = VideoRecipe(**{**(recipe or {}), "seed": seed, "per_clip_seed": per_clip_seed})
+        self.recipe = VideoRecipe(
+            **{**(recipe or {}), "seed": seed, "per_clip_seed": per_clip_seed, "seeding": seeding}
+        )
 
     def configure_optimizers(self):  # predict-only stage
         return None
