@@ -1,9 +1,9 @@
-"""Evaluate any folder of reconstructions: ``python -m neuroclips.evaluate source=DIR [gt=FILE.h5] [out=DIR] ...``.
+"""Evaluate any folder of reconstructions: ``python -m neuroclips.evaluate source=DIR gt=FILE.h5 [out=DIR] ...``.
 
 A thin front door to ``stage=eval`` (same config, same runtime). Short keys:
 
 * ``source=DIR``   reconstructions (``task.source``): our outputs store or a foreign folder (readers.py layouts);
-* ``gt=FILE``      the HDF5 file with the ground truth (``data.file``); not needed for ``layout=side_by_side``;
+* ``gt=FILE``      the HDF5 file with the ground truth (``data.file``); required, except for ``layout=side_by_side``;
 * ``out=DIR``      where metrics.json / metrics.md / report.html go (``paths.run_dir``);
 * ``layout=``, ``kinds=``, ``index_base=``, ``frame_indices=``, ``eval_size=``, ``max_clips=`` (``task.*``).
 
@@ -64,20 +64,30 @@ def translate(argv: list[str]) -> list[str]:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def _run(cfg: DictConfig) -> dict | None:
-    from neuroclips.errors import USER_ERRORS, format_user_error
-    from neuroclips.evaluation.readers import ReconstructionError
+    from neuroclips.errors import format_user_error, user_error_in_chain
     from neuroclips.runtime import run
 
     try:
         return run(cfg)
-    except (*USER_ERRORS, ReconstructionError) as e:
-        print(format_user_error(e), file=sys.stderr)
+    except Exception as e:  # noqa: BLE001 - user errors (also wrapped by Hydra's instantiate) get one sentence
+        user = user_error_in_chain(e)
+        if user is None:
+            raise
+        print(format_user_error(user), file=sys.stderr)
         sys.exit(2)
 
 
 def main(argv: list[str] | None = None) -> None:
     # `subj=1` -> `subj='1'`, as neuroclips.train does
     args = quote_numeric_group_overrides(translate(sys.argv[1:] if argv is None else argv))
+    side_by_side = any(a.replace("'", "").replace('"', "") == "task.layout=side_by_side" for a in args)
+    if not side_by_side and not any(a.startswith(("data.file=", "+data.file=", "++data.file=")) for a in args):
+        print(
+            "neuroclips: error: evaluate: no ground truth given (config key 'data.file'); expected gt=FILE.h5, the "
+            "HDF5 data file of the reconstructed clips, or layout=side_by_side for GIFs that hold the ground truth.",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     if not any(a.startswith("task.source=") for a in args):
         print(
             "evaluate: no source=DIR given; scoring this run's outputs store (paths.outputs_dir).",

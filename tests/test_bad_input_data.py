@@ -171,6 +171,7 @@ def test_bad_datamodule_arguments(sim_file, tmp_path, args, needle):
     ({"batch_size": 2.5}, "datamodule.batch_size: expected a positive integer (clips per optimizer step), found 2.5."),
     ({"batch_size": "8"}, "datamodule.batch_size: expected a positive integer (clips per optimizer step), found '8'."),
     ({"eval_batch_size": -1}, "datamodule.eval_batch_size: expected a positive integer (clips per batch), found -1."),
+    ({"eval_batch_size": 0}, "datamodule.eval_batch_size: expected a positive integer (clips per batch), found 0."),
     ({"val_fraction": 1.0}, "data.val_fraction: expected a number in [0, 1) (share of training clips held out), found 1.0."),
     ({"val_block": 0}, "data.val_block: expected a positive integer (clips per held-out block), found 0."),
     ({"num_workers": -1}, "data.num_workers: expected a non-negative integer (loader processes), found -1."),
@@ -184,3 +185,249 @@ def test_bad_datamodule_arguments_in_python(sim_file, kw, needle):
 def test_eval_batch_size_defaults_to_batch_size_only_when_null(sim_file):
     assert _dm(sim_file, batch_size=6).eval_batch_size == 6
     assert _dm(sim_file, batch_size=6, eval_batch_size=3).eval_batch_size == 3
+
+
+# --------------------------------------------------------------------------------------------- 4. evaluate folders
+def _clip(path):
+    np.save(path, np.zeros((6, 3, 8, 8), np.uint8))
+
+
+def _special(kind: str, path):
+    import os
+    import socket
+
+    if kind == "fifo":
+        os.mkfifo(path)
+        return "a FIFO (named pipe)"
+    if kind == "dangling":
+        os.symlink(path.parent / "gone.npy", path)
+        return f"a dangling symbolic link (to {path.parent / 'gone.npy'})"
+    if kind == "device":
+        os.symlink("/dev/null", path)
+        return "a character device"
+    sock = socket.socket(socket.AF_UNIX)
+    cwd = os.getcwd()
+    os.chdir(path.parent)  # AF_UNIX paths are limited to 108 bytes: bind by relative name
+    try:
+        sock.bind(path.name)
+    finally:
+        os.chdir(cwd)
+    return "a socket"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "socket", "device", "dangling"])
+@pytest.mark.parametrize("layout", ["store", "per_clip"])
+def test_special_files_in_a_source_folder_are_reported(tmp_path, kind, layout):
+    from neuroclips.evaluation.readers import ReconstructionError, ReconstructionFolder
+
+    d = tmp_path / "recon" / "video"
+    d.mkdir(parents=True)
+    _clip(d / "00000.npy")
+    found = _special(kind, d / "00001.npy")
+    with pytest.raises(ReconstructionError) as e:
+        ReconstructionFolder(tmp_path / "recon", layout=layout).entries("video")
+    assert str(e.value) == f"{d / '00001.npy'}: expected a regular file or a folder of frames (config key 'task.source'), found {found}."
+
+
+def test_fifo_in_a_source_folder_fails_within_seconds_through_the_cli(sim_file, tmp_path):
+    import os
+
+    d = tmp_path / "recon" / "video"
+    d.mkdir(parents=True)
+    _clip(d / "00000.npy")
+    os.mkfifo(d / "00001.npy")
+    args = [f"source={tmp_path / 'recon'}", f"gt={sim_file}", f"out={tmp_path / 'scored'}", "logger=none"]
+    proc = run_cli(args, tmp_path, module="neuroclips.evaluate", timeout=120, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert f"neuroclips: error: {d / '00001.npy'}: expected a regular file or a folder of frames (config key " \
+           f"'task.source'), found a FIFO (named pipe)." in proc.stderr
+    assert not (tmp_path / "scored" / "metrics.json").exists()
+
+
+def test_ground_truth_that_is_not_a_regular_file(tmp_path):
+    import os
+
+    from neuroclips.evaluation.readers import ReconstructionError, read_ground_truth
+
+    os.mkfifo(tmp_path / "gt.h5")
+    with pytest.raises(ReconstructionError, match=r"gt.h5: expected a regular HDF5 file with the ground truth \(config "
+                                                  r"key 'data.file'\), found a FIFO \(named pipe\)\.$"):
+        read_ground_truth(tmp_path / "gt.h5")
+
+
+class _Harmless:
+    pass
+
+
+@pytest.mark.parametrize("name, write, needle", [
+    ("00000.npy", lambda p: np.save(p, np.array([{"a": 1}], dtype=object), allow_pickle=True),
+     "found an object array or pickled Python objects, which evaluate does not load (unpickling can run code)."),
+    ("00000.npy", lambda p: p.write_bytes(__import__("pickle").dumps(_Harmless())),
+     "found an object array or pickled Python objects, which evaluate does not load (unpickling can run code)."),
+    ("00000.pt", lambda p: p.write_bytes(__import__("pickle").dumps(_Harmless())),
+     "found an object array or pickled Python objects, which evaluate does not load (unpickling can run code)."),
+    ("00000.pt", lambda p: __import__("torch").save({"frames": __import__("torch").zeros(2)}, p),
+     "expected a torch .pt file holding one tensor of frames, found a dict."),
+    ("00000.pt", lambda p: p.write_bytes(b"\x00garbage" * 10),
+     "expected a torch .pt file holding one tensor, found a file torch cannot read."),
+    ("00000.npy", lambda p: np.save(p, np.full((6, 3, 4, 4), np.nan, np.float32)),
+     "expected float frames in [0, 1], found NaN/Inf values."),
+    ("00000.gif", lambda p: p.write_bytes(b"GIF89a truncated"), "expected a readable .gif clip, found one that cannot be decoded"),
+])
+def test_unreadable_array_files_give_one_sentence(tmp_path, name, write, needle):
+    from neuroclips.evaluation.readers import ReconstructionError, read_entry
+
+    write(tmp_path / name)
+    with pytest.raises(ReconstructionError) as e:
+        read_entry(tmp_path / name)
+    assert str(e.value).startswith(f"{tmp_path / name}: ") and needle in str(e.value)
+
+
+def test_evaluate_without_gt_says_to_pass_it(tmp_path):
+    proc = run_cli([f"source={tmp_path}"], tmp_path, module="neuroclips.evaluate", timeout=120, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.stderr.strip() == (
+        "neuroclips: error: evaluate: no ground truth given (config key 'data.file'); expected gt=FILE.h5, the HDF5 "
+        "data file of the reconstructed clips, or layout=side_by_side for GIFs that hold the ground truth."
+    )
+
+
+# --------------------------------------------------------------------------------------------- 5. converter
+def _release(tmp_path):
+    from tests.test_convert import write_release
+
+    return write_release(tmp_path / "src", subjects=(1,))
+
+
+def _no_output(tmp_path):
+    assert not (tmp_path / "out.h5").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.h5")], "no temporary file left behind"
+
+
+@pytest.mark.parametrize("captions, found", [
+    (np.arange(12), "a numpy array of int64"),
+    (["a clip"] * 11 + [7], "a int at position 11"),
+    (np.array(["a clip"] * 11 + [None], dtype=object), "a NoneType at position 11"),
+    ("torch", "a torch.float32 tensor"),
+])
+def test_captions_that_are_not_strings_are_refused(tmp_path, captions, found):
+    import torch
+
+    from neuroclips.data.convert_cc2017 import convert
+
+    src = _release(tmp_path)
+    torch.save(torch.zeros(12) if isinstance(captions, str) else captions, src / "GT_train_caption.pt")
+    with pytest.raises(schema.SchemaError) as e:
+        convert(src, tmp_path / "out.h5", progress=False)
+    assert str(e.value) == f"{src / 'GT_train_caption.pt'}: expected 12 caption strings (a list or numpy array of str), found {found}."
+    _no_output(tmp_path)
+
+
+@pytest.mark.parametrize("target", ["npy", "folder", "missing", "fifo"])
+def test_source_links_to_non_pt_files_are_refused(tmp_path, target):
+    import os
+
+    from neuroclips.data.convert_cc2017 import main
+
+    src = _release(tmp_path)
+    entry = src / "GT_test_3fps.pt"
+    real = tmp_path / "elsewhere.npy"
+    if target == "npy":
+        np.save(real, np.zeros((5, 6, 3, 4, 4), np.float32))
+        found = f"a link to {real} (not a torch file)"
+    elif target == "folder":
+        real = tmp_path / "folder"
+        real.mkdir()
+        found = f"a link to {real} (a folder)"
+    elif target == "fifo":
+        os.mkfifo(real)
+        found = f"a link to {real} (a FIFO (named pipe))"
+    else:
+        found = f"a link to {real} (a dangling symbolic link (to {real}))"
+    entry.unlink()
+    os.symlink(real, entry)
+    assert main([f"src={src}", f"out={tmp_path / 'out.h5'}"]) == 2
+    _no_output(tmp_path)
+    with pytest.raises(schema.SchemaError) as e:
+        __import__("neuroclips.data.convert_cc2017", fromlist=["convert"]).convert(src, tmp_path / "out.h5", progress=False)
+    assert str(e.value) == f"{entry}: expected a .pt file or a symbolic link to one (src=), found {found}."
+
+
+def test_source_links_to_torch_blobs_are_followed(tmp_path):
+    """A Hugging Face cache links each file to a suffix-less blob: a torch file by content, so accepted."""
+    import os
+
+    from neuroclips.data.convert_cc2017 import convert
+
+    src = _release(tmp_path)
+    blob = tmp_path / "blobs" / "3f2a9c"
+    blob.parent.mkdir()
+    (src / "GT_test_3fps.pt").rename(blob)
+    os.symlink(blob, src / "GT_test_3fps.pt")
+    assert schema.validate(convert(src, tmp_path / "out.h5", progress=False)) == []
+
+
+def test_converter_arguments_give_one_sentence(tmp_path, capsys):
+    from neuroclips.data.convert_cc2017 import main
+
+    assert main([f"src={tmp_path}", f"out={tmp_path / 'out.h5'}", "chunk=abc"]) == 2
+    assert capsys.readouterr().err.strip() == "neuroclips: error: convert_cc2017: chunk= expected integers such as 64, found 'abc'."
+    assert main([f"src={tmp_path}", f"out={tmp_path / 'out.h5'}", "subjects=4"]) == 2
+    assert "subjects= expected some of 1,2,3, found '4'." in capsys.readouterr().err
+    _no_output(tmp_path)
+
+
+# --------------------------------------------------------------------------------------------- 6. MindEye2
+def _nets():
+    from tests.test_sr_mindeye2 import nets
+
+    return nets()
+
+
+@pytest.mark.parametrize("write, found", [
+    (lambda p: p.write_bytes(np.random.default_rng(0).bytes(4096)), "found a file torch cannot read."),
+    (lambda p: __import__("torch").save({"epoch": 3, "optimizer": {}}, p), "found a dict with keys ['epoch', 'optimizer'] that are not all tensors."),
+    (lambda p: __import__("torch").save({"model_state_dict": {}}, p), "found an empty dict."),
+    (lambda p: __import__("torch").save([1, 2], p), "found a list."),
+    (lambda p: p.write_bytes(__import__("pickle").dumps(_Harmless())),
+     "found pickled Python objects other than tensors (refused: unpickling can run code)."),
+])
+def test_a_mindeye2_checkpoint_that_is_not_one(tmp_path, write, found):
+    from neuroclips.checkpoints import CheckpointMismatchError
+    from neuroclips.models.mindeye2 import init_from_mindeye2
+
+    path = tmp_path / "last.pth"
+    write(path)
+    with pytest.raises(CheckpointMismatchError) as e:
+        init_from_mindeye2(_nets()[0], str(path), "backbone.")
+    assert str(e.value) == (f"{path}: expected a MindEye2 checkpoint (config field 'init.mindeye2_ckpt'; a dict with "
+                            f"'model_state_dict' of tensors), {found}")
+
+
+def test_mindeye2_checkpoint_key_errors_are_user_errors(tmp_path):
+    import torch
+
+    from neuroclips.errors import USER_ERRORS
+    from neuroclips.models.mindeye2 import init_from_mindeye2
+    from neuroclips.utils.weights import MissingWeightsError
+    from tests.test_sr_mindeye2 import mindeye2_file
+
+    with pytest.raises(MissingWeightsError, match=r"missing.pth: MindEye2 checkpoint not found \(config field 'init.mindeye2_ckpt'\)"):
+        init_from_mindeye2(_nets()[0], str(tmp_path / "missing.pth"), "backbone.")
+    for extra in ({"backbone.unknown_layer.weight": torch.zeros(1)}, {"backbone.backbone_linear.bias": torch.zeros(5)}):
+        with pytest.raises(USER_ERRORS) as e:
+            init_from_mindeye2(_nets()[0], mindeye2_file(tmp_path, extra), "backbone.")
+        assert "config field 'init.mindeye2_ckpt'" in str(e.value) and not str(e.value).startswith("'")
+    torch.save({"model_state_dict": {"other.weight": torch.zeros(1)}}, tmp_path / "other.pth")
+    with pytest.raises(USER_ERRORS, match=r"other.pth: expected SemanticBackbone weights under 'backbone.' \(config field "
+                                          r"'init.mindeye2_ckpt'\), found none \(top-level prefixes: \['other'\]\)\.$"):
+        init_from_mindeye2(_nets()[0], str(tmp_path / "other.pth"), "backbone.")
+
+
+def test_random_bytes_as_mindeye2_checkpoint_through_the_cli(sim_file, tmp_path):
+    bad = tmp_path / "last.pth"
+    bad.write_bytes(np.random.default_rng(1).bytes(10_000))
+    proc = run_cli(["stage=sr", "logger=none", f"init.mindeye2_ckpt={bad}"], tmp_path, sim_file, check=False)
+    _assert_clean_failure(proc, tmp_path, f"neuroclips: error: {bad}: expected a MindEye2 checkpoint (config field "
+                                          "'init.mindeye2_ckpt'; a dict with 'model_state_dict' of tensors), found a "
+                                          "file torch cannot read.", stage="sr")

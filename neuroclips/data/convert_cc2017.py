@@ -18,6 +18,7 @@ Usage: ``python -m neuroclips.data.convert_cc2017 src=DIR out=FILE [subjects=1,2
 
 from __future__ import annotations
 
+import os
 import pickle
 import sys
 import zipfile
@@ -29,6 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from neuroclips.data import schema
+from neuroclips.evaluation.readers import special_kind
 from neuroclips.utils.atomic import atomic_path
 
 SEGMENT_CLIPS = 240  # 8-minute movie segments at one clip per 2 s TR
@@ -71,13 +73,51 @@ def _as_tensor(obj, path: Path, what: str) -> torch.Tensor:
     return obj
 
 
+def _not_strings(obj) -> str | None:
+    """What ``obj`` holds if it is not a list/tuple/numpy array of strings, else None."""
+    if isinstance(obj, (list, tuple)) or (isinstance(obj, np.ndarray) and obj.dtype.kind == "O"):
+        items = list(obj) if isinstance(obj, (list, tuple)) else obj.reshape(-1).tolist()
+        bad = next((i for i, x in enumerate(items) if not isinstance(x, (str, bytes))), None)
+        return None if bad is None else f"a {type(items[bad]).__name__} at position {bad}"
+    if isinstance(obj, np.ndarray):
+        return None if obj.dtype.kind in "US" else f"a numpy array of {obj.dtype}"
+    if isinstance(obj, torch.Tensor):
+        return f"a {obj.dtype} tensor"
+    return f"a {type(obj).__name__}"
+
+
 def _strings(obj, path: Path, n: int) -> list[str]:
-    if isinstance(obj, (list, tuple)) and not all(isinstance(x, (str, bytes)) for x in obj):
-        raise schema.SchemaError(f"{path}: expected a list or array of caption strings, found other items.")
+    found = _not_strings(obj)
+    if found:
+        raise schema.SchemaError(f"{path}: expected {n} caption strings (a list or numpy array of str), found {found}.")
     arr = np.asarray(obj).reshape(-1)
     if arr.shape[0] != n:
         raise schema.SchemaError(f"{path}: expected {n} captions (one per clip), found {arr.shape[0]}.")
     return [x.decode() if isinstance(x, bytes) else str(x) for x in arr.tolist()]
+
+
+TORCH_MAGIC = (b"PK\x03\x04", b"\x80")  # zip-format torch files; legacy torch files (a pickle, protocol 2+)
+
+
+def _source(p: Path) -> bool:
+    """Whether the source entry ``p`` exists; refuses one that is not a regular .pt file (or a link to one)."""
+    if not os.path.lexists(p):
+        return False
+    kind = special_kind(p)
+    if p.is_symlink():
+        target = Path(os.path.realpath(p))
+        if kind is None and target.is_file():
+            with open(target, "rb") as fh:
+                head = fh.read(4)
+            if target.suffix == ".pt" or head.startswith(TORCH_MAGIC):  # HF caches link to suffix-less blobs
+                return True
+        raise schema.SchemaError(
+            f"{p}: expected a .pt file or a symbolic link to one (src=), found a link to {target} "
+            f"({kind or ('a folder' if target.is_dir() else 'not a torch file')})."
+        )
+    if kind is not None or not p.is_file():
+        raise schema.SchemaError(f"{p}: expected a regular .pt file (src=), found {kind or 'a folder'}.")
+    return True
 
 
 def _frames_to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -96,7 +136,7 @@ def convert(src: str | Path, out: str | Path, subjects: list[int] | None = None,
     frames, n = {}, {}
     for split in schema.SPLITS:
         p = src / f"GT_{split}_3fps.pt"
-        if not p.exists():
+        if not _source(p):
             raise schema.SchemaError(f"{p}: missing (expected the {split} frames, shape (N, 6, 3, H, W)).")
         t = _as_tensor(safe_load(p), p, "frames")
         if t.ndim != 5 or t.shape[1] != schema.FRAMES_PER_CLIP or t.shape[2] != 3:
@@ -108,7 +148,7 @@ def convert(src: str | Path, out: str | Path, subjects: list[int] | None = None,
     for s in subjects:
         for split in schema.SPLITS:
             p = src / f"subj0{s}_{split}_fmri.pt"
-            if not p.exists():
+            if not _source(p):
                 raise schema.SchemaError(f"{p}: missing (subject {s}, {split} fMRI).")
             t = _as_tensor(safe_load(p), p, "fMRI")
             reps, v = schema.REPETITIONS[split], schema.SUBJECT_VOXELS[s]
@@ -135,9 +175,9 @@ def convert(src: str | Path, out: str | Path, subjects: list[int] | None = None,
                 ds["segment"][...] = idx // SEGMENT_CLIPS + (1000 if split == "test" else 0)
                 ds["scene_cut"][...] = False  # not in the release; unknown
                 cap = src / f"GT_{split}_caption.pt"
-                ds["captions"][...] = _strings(safe_load(cap, mmap=False), cap, n[split]) if cap.exists() else [""] * n[split]
+                ds["captions"][...] = _strings(safe_load(cap, mmap=False), cap, n[split]) if _source(cap) else [""] * n[split]
                 emb = src / f"GT_{split}_caption_emb.pt"
-                if emb.exists():
+                if _source(emb):
                     e = _as_tensor(safe_load(emb), emb, "caption embeddings")
                     if e.ndim != 2 or e.shape[0] != n[split]:
                         raise schema.SchemaError(f"{emb}: expected shape ({n[split]}, D), found {tuple(e.shape)}.")
@@ -158,6 +198,16 @@ def convert(src: str | Path, out: str | Path, subjects: list[int] | None = None,
     return out
 
 
+def _int_list(value: str, key: str, example: str) -> list[int]:
+    try:
+        out = [int(v) for v in value.split(",")]
+    except ValueError:
+        raise schema.SchemaError(f"convert_cc2017: {key}= expected integers such as {example}, found {value!r}.") from None
+    if key == "subjects" and any(v not in schema.SUBJECT_VOXELS for v in out):
+        raise schema.SchemaError(f"convert_cc2017: subjects= expected some of 1,2,3, found {value!r}.")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = {}
     for a in sys.argv[1:] if argv is None else argv:
@@ -167,9 +217,12 @@ def main(argv: list[str] | None = None) -> int:
         args[k.lstrip("-")] = v
     if "src" not in args or "out" not in args:
         raise SystemExit("convert_cc2017: usage: python -m neuroclips.data.convert_cc2017 src=DIR out=FILE [subjects=1,2,3]")
-    subjects = [int(s) for s in args["subjects"].split(",")] if "subjects" in args else None
     try:
-        out = convert(args["src"], args["out"], subjects, int(args.get("chunk", 64)))
+        subjects = _int_list(args["subjects"], "subjects", "1,2,3") if "subjects" in args else None
+        chunk = _int_list(args.get("chunk", "64"), "chunk", "64")
+        if len(chunk) != 1 or chunk[0] < 1:
+            raise schema.SchemaError(f"convert_cc2017: chunk= expected one positive integer, found {args['chunk']!r}.")
+        out = convert(args["src"], args["out"], subjects, chunk[0])
     except schema.SchemaError as e:
         print(f"neuroclips: error: {e}", file=sys.stderr)
         return 2

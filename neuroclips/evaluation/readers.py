@@ -19,11 +19,14 @@ Everything returned is uint8, channel-first: a clip is (T, 3, H, W), a keyframe 
 
 from __future__ import annotations
 
+import os
+import pickle
 import re
+import stat
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -41,6 +44,29 @@ class ReconstructionError(ValueError):
     """A reconstruction file or folder does not follow the documented naming convention or format."""
 
 
+_SPECIAL = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+            (stat.S_ISBLK, "a block device"))
+
+
+def special_kind(path: str | Path) -> str | None:
+    """None for a regular file or a folder (links followed); else what ``path`` is. Never opens it (a FIFO blocks)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return f"a dangling symbolic link (to {os.readlink(path)})" if os.path.islink(path) else "missing"
+    except OSError as e:
+        return f"unreadable ({e.strerror})"
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return next((what for test, what in _SPECIAL if test(mode)), "not a regular file")
+
+
+def require_regular(path: str | Path, key: str = "task.source", what: str = "a regular file or a folder of frames") -> None:
+    kind = special_kind(path)
+    if kind is not None:
+        raise ReconstructionError(f"{path}: expected {what} (config key '{key}'), found {kind}.")
+
+
 @dataclass
 class GroundTruth:
     frames: np.ndarray  # uint8 (N, 6, 3, H, W)
@@ -56,7 +82,8 @@ def read_ground_truth(path: str | Path, split: str = "test", clips: list[int] | 
         raise ReconstructionError(
             f"{p}: the data file with the ground truth does not exist (config field 'data.file')."
         )
-    with h5py.File(p, "r") as f:
+    require_regular(p, "data.file", "a regular HDF5 file with the ground truth")
+    with schema._open(p) as f:
         key = schema.stimulus_path(split, "frames")
         if key not in f:
             raise ReconstructionError(f"{p}: dataset '/{key}' is missing; expected uint8 (N, 6, 3, H, W).")
@@ -96,6 +123,8 @@ def to_uint8_chw(array, where: str) -> np.ndarray:
     if a.dtype == np.uint8:
         return np.ascontiguousarray(a)
     if np.issubdtype(a.dtype, np.floating):
+        if not np.isfinite(a).all():
+            raise ReconstructionError(f"{where}: expected float frames in [0, 1], found NaN/Inf values.")
         if a.size and (a.min() < -1e-3 or a.max() > 1 + 1e-3):
             raise ReconstructionError(
                 f"{where}: float frames must be in [0, 1], found range [{a.min():.3g}, {a.max():.3g}]."
@@ -106,20 +135,33 @@ def to_uint8_chw(array, where: str) -> np.ndarray:
 
 def read_entry(path: Path) -> np.ndarray:
     """One per-clip entry (array file, GIF/MP4, or folder of frames) -> uint8 (T, 3, H, W) or (3, H, W)."""
+    try:
+        return _read_entry(Path(path))
+    except ReconstructionError:
+        raise
+    except (OSError, ValueError, SyntaxError, EOFError) as e:  # a truncated or mislabelled image or video
+        raise ReconstructionError(
+            f"{path}: expected a readable {Path(path).suffix or 'frame folder'} clip, found one that cannot be decoded "
+            f"({type(e).__name__}: {e})."
+        ) from None
+
+
+def _read_entry(path: Path) -> np.ndarray:
     import imageio.v3 as iio
 
+    require_regular(path)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
+        for f in files:
+            require_regular(f)
         if not files:
             raise ReconstructionError(
                 f"{path}: a clip folder must hold frame images ({', '.join(FRAME_SUFFIXES)}), found none."
             )
         return to_uint8_chw(np.stack([_rgb(iio.imread(f)) for f in files]), str(path))
     suffix = path.suffix.lower()
-    if suffix == ".npy":
-        return to_uint8_chw(np.load(path, allow_pickle=False), str(path))
-    if suffix == ".pt":
-        return to_uint8_chw(torch.load(path, map_location="cpu", weights_only=True), str(path))
+    if suffix in ARRAY_SUFFIXES:
+        return to_uint8_chw(load_array(path), str(path))
     if suffix == ".gif":
         return to_uint8_chw(_gif_frames(path), str(path))
     if suffix == ".mp4":
@@ -135,6 +177,32 @@ def read_entry(path: Path) -> np.ndarray:
     raise ReconstructionError(
         f"{path}: unsupported file type {suffix!r}; expected .npy, .pt, .gif, .mp4, .png/.jpg or a folder of frames."
     )
+
+
+def load_array(path: Path) -> np.ndarray | torch.Tensor:
+    """A numeric array from ``.npy`` / ``.pt`` without unpickling Python objects (object arrays, pickles refused)."""
+    refused = (f"{path}: expected a numeric array of frames (uint8, or float in [0, 1]), found an object array or "
+               f"pickled Python objects, which evaluate does not load (unpickling can run code).")
+    if path.suffix.lower() == ".npy":
+        try:
+            return np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            if "pickle" in str(e):
+                raise ReconstructionError(refused) from None
+            raise ReconstructionError(f"{path}: expected a .npy array of frames, found a file numpy cannot read ({e}).") from None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        with open(path, "rb") as fh:  # a pickle (legacy torch format) starts with its protocol byte 0x80
+            is_pickle = fh.read(1) == b"\x80" or zipfile.is_zipfile(path)
+        if is_pickle and "weights only" in str(e).lower():
+            raise ReconstructionError(refused) from None
+        raise ReconstructionError(f"{path}: expected a torch .pt file holding one tensor, found a file torch cannot read.") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile):
+        raise ReconstructionError(f"{path}: expected a torch .pt file holding one tensor, found a file torch cannot read.") from None
+    if not isinstance(obj, (torch.Tensor, np.ndarray)):
+        raise ReconstructionError(f"{path}: expected a torch .pt file holding one tensor of frames, found a {type(obj).__name__}.")
+    return obj
 
 
 def _rgb(img: np.ndarray) -> np.ndarray:
@@ -167,6 +235,11 @@ class ReconstructionFolder:
             raise ReconstructionError(
                 f"{self.root}: the reconstruction folder does not exist (config field 'task.source')."
             )
+        if not self.root.is_dir():
+            raise ReconstructionError(
+                f"{self.root}: expected a folder of reconstructions (config key 'task.source'), found "
+                f"{special_kind(self.root) or 'a file'}."
+            )
         self.layout = layout
         self.index_base = index_base
 
@@ -185,13 +258,17 @@ class ReconstructionFolder:
             d = self.root / kind
             if not d.is_dir():
                 return {}
-            return {int(p.stem): p for p in sorted(d.glob("[0-9][0-9][0-9][0-9][0-9].npy"))}
+            found = sorted(d.glob("[0-9][0-9][0-9][0-9][0-9].npy"))
+            for p in found:
+                require_regular(p)
+            return {int(p.stem): p for p in found}
         d = self.root / kind if (self.root / kind).is_dir() else self.root
         suffixes = (".gif",) if layout == "side_by_side" else ARRAY_SUFFIXES + VIDEO_SUFFIXES + FRAME_SUFFIXES
         out: dict[int, Path] = {}
         for p in sorted(d.iterdir()):
             if p.name.startswith(".") or p.name.endswith(".json"):
                 continue
+            require_regular(p)  # before any is_file/open: a FIFO would block the reader
             if (p.is_dir() and layout != "per_clip") or (p.is_file() and p.suffix.lower() not in suffixes):
                 continue
             idx = clip_number(p.name, self.index_base)

@@ -9,13 +9,24 @@ mismatches raise; the report lists loaded, missing and skipped keys. Files are r
 from __future__ import annotations
 
 import logging
+import pickle
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from neuroclips.checkpoints import CheckpointMismatchError
+from neuroclips.utils.weights import require_file
+
 log = logging.getLogger(__name__)
+
+
+class MindEye2KeyError(CheckpointMismatchError, KeyError):
+    """Keys of a MindEye2 checkpoint that our nets do not have (a KeyError too, as before)."""
+
+    __str__ = BaseException.__str__  # one sentence, not KeyError's quoted repr
 
 # MindEye2's blurry branch (not built by the SR backbone): 100 keys under these sub-prefixes of ``backbone.``
 BLURRY_BRANCH_PREFIXES = ("blin1.", "bnorm.", "bupsampler.", "b_maps_projector.")
@@ -38,18 +49,28 @@ class LoadReport:
 
 def read_mindeye2_state(path: str | Path, config_field: str = "init.mindeye2_ckpt") -> dict[str, Tensor]:
     """The ``model_state_dict`` of an upstream checkpoint (or the dict itself if it is a plain state dict)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"MindEye2 checkpoint not found: {path} (set `{config_field}` or leave it null)")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    path = require_file(path, config_field, "MindEye2 checkpoint")
+    expected = f"expected a MindEye2 checkpoint (config field '{config_field}'; a dict with 'model_state_dict' of tensors)"
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        with open(path, "rb") as fh:  # a pickle (legacy torch format) starts with its protocol byte 0x80
+            is_pickle = fh.read(1) == b"\x80" or zipfile.is_zipfile(path)
+        found = "pickled Python objects other than tensors (refused: unpickling can run code)" if (
+            is_pickle and "weights only" in str(e).lower()) else "a file torch cannot read"
+        raise CheckpointMismatchError(f"{path}: {expected}, found {found}.") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile):
+        raise CheckpointMismatchError(f"{path}: {expected}, found a file torch cannot read.") from None
     state = checkpoint.get("model_state_dict", checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ValueError(f"{path}: expected a state dict or a dict with 'model_state_dict' of tensors")
+    if not isinstance(state, dict) or not state or not all(isinstance(v, Tensor) for v in state.values()):
+        found = f"a {type(checkpoint).__name__}" if state is None else (
+            "an empty dict" if not state else f"a dict with keys {sorted(map(str, state))[:5]} that are not all tensors")
+        raise CheckpointMismatchError(f"{path}: {expected}, found {found}.")
     return state
 
 
 def load_mindeye2_state(module: nn.Module, state: dict[str, Tensor], prefix: str, path: str = "<state>",
-                        skip_prefixes: tuple[str, ...] = ()) -> LoadReport:
+                        skip_prefixes: tuple[str, ...] = (), config_field: str = "init.mindeye2_ckpt") -> LoadReport:
     """Copy ``state[prefix + key]`` into ``module``; keys of other prefixes are ignored (they belong to other nets).
 
     ``skip_prefixes`` (relative to ``prefix``) are dropped on purpose and reported as skipped.
@@ -67,13 +88,17 @@ def load_mindeye2_state(module: nn.Module, state: dict[str, Tensor], prefix: str
         elif key not in own:
             unexpected.append(full_key)
         elif tuple(value.shape) != tuple(own[key].shape):
-            raise ValueError(
-                f"{path}: key '{full_key}' expected shape {tuple(own[key].shape)}, found {tuple(value.shape)}"
+            raise CheckpointMismatchError(
+                f"{path}: key '{full_key}' expected shape {tuple(own[key].shape)}, found {tuple(value.shape)} "
+                f"(config field '{config_field}': a checkpoint of another model size?)."
             )
         else:
             picked[key] = value
     if unexpected:
-        raise KeyError(f"{path}: unexpected keys for {type(module).__name__} under '{prefix}': {unexpected[:8]}")
+        raise MindEye2KeyError(
+            f"{path}: expected only {type(module).__name__} keys under '{prefix}' (config field '{config_field}'), found {len(unexpected)} unexpected "
+            f"keys such as {unexpected[:8]}."
+        )
     module.load_state_dict(picked, strict=False)
     report.loaded = sorted(prefix + k for k in picked)
     report.missing = sorted(prefix + k for k in own if k not in picked)
@@ -90,9 +115,13 @@ def init_from_mindeye2(module: nn.Module, checkpoint: str | None, prefix: str,
         return module
     state = read_mindeye2_state(checkpoint, config_field)
     skip = BLURRY_BRANCH_PREFIXES if prefix == "backbone." else ()
-    report = load_mindeye2_state(module, state, prefix, path=str(checkpoint), skip_prefixes=skip)
+    report = load_mindeye2_state(module, state, prefix, path=str(checkpoint), skip_prefixes=skip,
+                                 config_field=config_field)
     ignored = sorted({k.split(".")[0] for k in state if not k.startswith(prefix)})
     log.info("MindEye2 init: %s; other top-level prefixes left for other nets: %s", report.summary(), ignored)
     if not report.loaded:
-        raise ValueError(f"{checkpoint}: no keys under '{prefix}' matched {type(module).__name__}")
+        raise CheckpointMismatchError(
+            f"{checkpoint}: expected {type(module).__name__} weights under '{prefix}' (config field '{config_field}'), "
+            f"found none (top-level prefixes: {ignored[:8]})."
+        )
     return module
