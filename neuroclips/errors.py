@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 from omegaconf.errors import MissingMandatoryValue
 
 from neuroclips.checkpoints import CheckpointMismatchError
@@ -29,7 +31,17 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+DISK_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+               errno.EROFS: "read-only file system"}
+
+
 def format_user_error(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.errno in DISK_ERRNOS:
+        return (
+            f"neuroclips: error: {e.filename or 'a file of this run'}: cannot be written ({DISK_ERRNOS[e.errno]}); "
+            f"free space or point paths.runs_dir (NEUROCLIPS_RUNS_DIR) at another disk, then rerun: writes are "
+            f"atomic, so no partial file was left."
+        )
     return f"neuroclips: error: {e}"
 
 
@@ -37,7 +49,7 @@ def user_error_in_chain(e: BaseException | None) -> BaseException | None:
     """The user error behind ``e`` (Hydra wraps errors raised while instantiating), or None."""
     seen = set()
     while e is not None and id(e) not in seen:
-        if isinstance(e, USER_ERRORS):
+        if isinstance(e, USER_ERRORS) or (isinstance(e, OSError) and e.errno in DISK_ERRNOS):
             return e
         seen.add(id(e))
         e = e.__cause__ or e.__context__

@@ -26,6 +26,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from neuroclips.callbacks.checkpointing import AtomicCheckpointIO, CheckpointMetadata, EpochToData
+from neuroclips.callbacks.finite_loss import FiniteLossGuard
 from neuroclips.callbacks.prediction_writer import PredictionWriter
 from neuroclips.data import schema
 from neuroclips.errors import ConfigError, StageError
@@ -41,7 +42,8 @@ from neuroclips.provenance import (
     target_fingerprints,
     upstream_summary,
 )
-from neuroclips.utils.atomic import write_json
+from neuroclips.utils.atomic import format_bytes, remove_orphan_tmp, write_json
+from neuroclips.utils.run_lock import acquire_run_lock
 
 log = logging.getLogger("neuroclips")
 
@@ -271,7 +273,8 @@ def run_fit(cfg: DictConfig, run_dir: Path, prov: Provenance, begin) -> tuple[St
     last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, every_n_epochs=1,
                               auto_insert_metric_name=False, enable_version_counter=False)
     epoch_cb = EpochToData(int(cfg.seed))
-    callbacks = [best_cb, last_cb, CheckpointMetadata(_meta(cfg, prov)), epoch_cb] + _extra_callbacks(cfg)
+    guard = FiniteLossGuard(str(cfg.stage.name), monitor)  # before the checkpoints: no save of a NaN state
+    callbacks = [guard, best_cb, last_cb, CheckpointMetadata(_meta(cfg, prov)), epoch_cb] + _extra_callbacks(cfg)
     trainer = build_trainer(cfg, run_dir, callbacks)
     if resume:
         log.info("resuming from %s at epoch %d", resume, start_epoch)
@@ -459,8 +462,34 @@ def run(cfg: DictConfig) -> dict:
         raise StageError(f"conf/stage/{cfg.stage.name}.yaml: stage.mode expected fit, predict or task, found {mode!r}.")
     run_dir = Path(cfg.paths.run_dir)
     make_run_dir(cfg, run_dir)
-    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    lock = acquire_run_lock(run_dir)  # one run per run dir; DDP ranks and stage subprocesses share their launch's
+    try:
+        return _run_locked(cfg, run_dir, mode, runners, t0)
+    finally:
+        lock.release()
+
+
+def remove_orphans(cfg: DictConfig, run_dir: Path) -> None:
+    """Temporary files of atomic writes that a kill interrupted: in the run dir, and in the outputs-store folders
+    only this stage writes (another stage may be writing its own folders of the store right now)."""
+    roots = [run_dir]
+    outputs = Path(cfg.paths.outputs_dir)
+    for kind in OmegaConf.select(cfg, "stage.outputs") or []:
+        roots += [outputs / str(kind), outputs / "media" / str(kind)]
+    count = size = 0
+    for root in roots:
+        if root.is_dir():
+            n, b = remove_orphan_tmp(root)
+            count, size = count + n, size + b
+    if count:
+        log.info("removed %d temporary files of interrupted writes (%s)", count, format_bytes(size))
+
+
+def _run_locked(cfg: DictConfig, run_dir: Path, mode: str, runners: dict, t0: float) -> dict:
     rank, _ = env_rank()
+    if rank == 0:
+        remove_orphans(cfg, run_dir)
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     begin = _beginner(cfg, run_dir, rank)
     prov = None
     if cfg.get("dry_run"):

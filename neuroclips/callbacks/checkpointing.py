@@ -17,8 +17,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """torch.save into a temporary file beside the target, fsync, then rename: a kill never truncates a checkpoint."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
-        with atomic_path(path) as tmp:
-            torch.save(checkpoint, tmp)
+        try:
+            with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+                # through a Python file: a full disk then raises OSError(ENOSPC), not torch's opaque RuntimeError
+                torch.save(checkpoint, fh)
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, str(path)) from e
 
     def remove_checkpoint(self, path) -> None:
         if os.path.exists(path):

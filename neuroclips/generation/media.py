@@ -78,6 +78,18 @@ class MediaWriter(Callback):
         self.enabled, self.mp4 = enabled, mp4
         self.first_frame, self.play_fps = int(first_frame), fps if play_fps is None else play_fps
 
+    def paths(self, clip: int) -> list[Path]:
+        """The media files one clip has once written (GIF, and MP4 where imageio-ffmpeg exists)."""
+        base = self.root / self.kind / f"{int(clip):05d}"
+        mp4 = self.mp4 and importlib.util.find_spec("imageio_ffmpeg") is not None
+        return [base.with_suffix(".gif")] + ([base.with_suffix(".mp4")] if mp4 else [])
+
+    def missing(self, clips) -> list[int]:
+        """Clips whose media are not all on disk: the runtime predicts them again, so nothing viewable is lost."""
+        if not self.enabled:
+            return []
+        return [int(c) for c in clips if not all(p.exists() for p in self.paths(c))]
+
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         if not self.enabled or not outputs or self.kind not in outputs:
             return
