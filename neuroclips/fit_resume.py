@@ -48,6 +48,15 @@ def next_epoch(ckpt: dict) -> int:
         return int(ckpt.get("epoch", -1)) + 1
 
 
+def mid_epoch_batches(ckpt: dict) -> int:
+    """Batches of the unfinished epoch a checkpoint saved every N steps has done (0: saved at an epoch's end)."""
+    try:
+        progress = ckpt["loops"]["fit_loop"]["epoch_loop.batch_progress"]
+        return 0 if progress["is_last_batch"] else int(progress["current"]["processed"])
+    except (KeyError, TypeError):
+        return 0
+
+
 def check_weights(path: Path, ckpt: dict, system: nn.Module, frozen: tuple[str, ...]) -> None:
     """The checkpoint's weights are exactly the system's trainable ones (names and shapes): strict, as for init."""
     expected = {k: tuple(v.shape) for k, v in system.state_dict().items() if not k.startswith(frozen)}

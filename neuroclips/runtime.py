@@ -30,7 +30,13 @@ from neuroclips.callbacks.finite_loss import FiniteLossGuard
 from neuroclips.callbacks.prediction_writer import PredictionWriter
 from neuroclips.data import schema
 from neuroclips.errors import ConfigError, StageError
-from neuroclips.fit_resume import RESUME_MODES, last_checkpoint, next_epoch, resume_checkpoint
+from neuroclips.fit_resume import (
+    RESUME_MODES,
+    last_checkpoint,
+    mid_epoch_batches,
+    next_epoch,
+    resume_checkpoint,
+)
 from neuroclips.outputs import OutputStore
 from neuroclips.provenance import (
     Provenance,
@@ -237,6 +243,16 @@ def target_encoder_fingerprints(cfg: DictConfig, prov: Provenance) -> dict[str, 
 
 
 # ----------------------------------------------------------------------------------------------- fit
+def _every_n_train_steps(cfg: DictConfig) -> int | None:
+    steps = OmegaConf.select(cfg, "checkpoint.every_n_train_steps")
+    if steps is None:
+        return None
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ConfigError(f"conf/config.yaml: checkpoint.every_n_train_steps expected a positive integer or null, "
+                          f"found {steps!r}.")
+    return steps
+
+
 def _previous_summary(run_dir: Path) -> dict | None:
     summary = upstream_summary(run_dir.parent, run_dir.name)
     return summary if summary and summary.get("status") == "finished" else None
@@ -251,6 +267,8 @@ def run_fit(cfg: DictConfig, run_dir: Path, prov: Provenance, begin) -> tuple[St
     resume, ckpt = resume_checkpoint(run_dir, mode, str(cfg.stage.name), int(cfg.subj.id), prov, system,
                                      frozen_prefixes(system))
     start_epoch = next_epoch(ckpt) if ckpt is not None else 0
+    done_batches = mid_epoch_batches(ckpt) if ckpt is not None else 0
+    rng_states = ckpt.get("neuroclips_rng") if done_batches else None
     max_epochs = int(OmegaConf.select(cfg, "trainer.max_epochs", default=1))
     previous = _previous_summary(run_dir)
     if ckpt is not None and start_epoch >= max_epochs and previous and previous.get("fingerprint") == prov.fingerprint:
@@ -259,6 +277,7 @@ def run_fit(cfg: DictConfig, run_dir: Path, prov: Provenance, begin) -> tuple[St
                              outputs=dict(previous.get("outputs") or {}))
         return result, None
     del ckpt
+    every_steps = _every_n_train_steps(cfg)
     begin()
     monitor = OmegaConf.select(cfg, "stage.monitor")
     from pytorch_lightning.callbacks import ModelCheckpoint
@@ -275,12 +294,22 @@ def run_fit(cfg: DictConfig, run_dir: Path, prov: Provenance, begin) -> tuple[St
     epoch_cb = EpochToData(int(cfg.seed))
     guard = FiniteLossGuard(str(cfg.stage.name), monitor)  # before the checkpoints: no save of a NaN state
     callbacks = [guard, best_cb, last_cb, CheckpointMetadata(_meta(cfg, prov)), epoch_cb] + _extra_callbacks(cfg)
+    if every_steps:  # long epochs: last.ckpt also every N optimizer steps, resumable mid-epoch exactly
+        callbacks.insert(3, ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
+                                            every_n_train_steps=every_steps, auto_insert_metric_name=False,
+                                            enable_version_counter=False))
     trainer = build_trainer(cfg, run_dir, callbacks)
     if resume:
-        log.info("resuming from %s at epoch %d", resume, start_epoch)
+        log.info("resuming from %s at epoch %d%s", resume, start_epoch,
+                 f", after its first {done_batches} batches" if done_batches else "")
     dm.setup("fit")
     dm.set_epoch(start_epoch)
-    epoch_cb.start(start_epoch, env_rank()[0])  # reseed for the first epoch now: Lightning creates its iterator before any hook
+    # reseed for the first epoch now: Lightning creates its iterator before any hook
+    if done_batches:
+        dm.skip_first_train_batches(done_batches)
+        epoch_cb.start_mid_epoch(start_epoch, env_rank()[0], rng_states)
+    else:
+        epoch_cb.start(start_epoch, env_rank()[0])
     trainer.fit(system, datamodule=dm, ckpt_path=resume)
     best = best_cb.best_model_path or ""
     last = last_checkpoint(run_dir)

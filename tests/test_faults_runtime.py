@@ -158,3 +158,39 @@ def test_a_full_disk_is_one_sentence_and_leaves_no_partial_file(sim_file, tmp_pa
         assert not leftovers, leftovers
         for ckpt in small.rglob("*.ckpt"):
             torch.load(ckpt, map_location="cpu", weights_only=True)  # complete, or not there at all
+
+
+@pytest.mark.slow
+def test_kill_mid_epoch_then_resume_from_the_step_checkpoint_is_bit_identical(sim_file, tmp_path):
+    common = ["stage=toy_fit", "deterministic=true", "stage.max_epochs=3", "logger=none", "+system.noise=0.5",
+              "checkpoint.every_n_train_steps=2",
+              "+stage.callbacks.slow={_target_: tests.toy.system.SlowDown, seconds: 0.3}"]
+    a = tmp_path / "a"
+    run_cli(common, a, sim_file)
+    ref = torch.load(a / RUN / "toy_fit/checkpoints/last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+
+    b = tmp_path / "b"
+    env = {**os.environ, "NEUROCLIPS_RUNS_DIR": str(b / "runs"), "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "neuroclips.train", *common, f"data.file={sim_file}",
+           f"hydra.searchpath=[file://{REPO}/tests/conf]"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = b / RUN / "toy_fit/checkpoints/last.ckpt"
+    steps_per_epoch = 7  # 108 training clips / batch 16
+    deadline, killed_at = time.time() + 300, None
+    while time.time() < deadline and proc.poll() is None:
+        if last.exists():
+            with contextlib.suppress(Exception):
+                step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+                if step > steps_per_epoch and step % steps_per_epoch:  # a step checkpoint inside epoch 1
+                    proc.kill()
+                    killed_at = step
+                    break
+        time.sleep(0.05)
+    proc.wait()
+    assert killed_at is not None, "the run ended before it could be killed mid-epoch"
+    out = run_cli([*common, "resume=must"], b, sim_file)
+    assert f"after its first {killed_at - steps_per_epoch} batches" in out.stdout + out.stderr
+    got = torch.load(last, map_location="cpu", weights_only=True)["state_dict"]
+    assert read_summary(b, "toy_fit")["metrics"]["global_step"] == 3 * steps_per_epoch
+    for k in ref:
+        assert torch.equal(ref[k], got[k]), k

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
+import torch.distributed as dist
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from neuroclips.utils.atomic import atomic_path
@@ -67,9 +70,57 @@ class EpochToData(pl.Callback):
         """Called by the runtime right before ``fit``: the first epoch's iterator is created before any hook."""
         self._reseed(epoch, rank)
 
+    def start_mid_epoch(self, epoch: int, rank: int, rng_states: list[dict] | None) -> None:
+        """A resume from a mid-epoch (every-N-steps) checkpoint: the epoch's seed as usual (its iterator draws
+        from it), then, at the first batch, every RNG exactly as it was when the checkpoint was written."""
+        self._reseed(epoch, rank)
+        self._restore = rng_states[rank] if rng_states and rank < len(rng_states) else None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        state = getattr(self, "_restore", None)
+        if state is not None:
+            _set_rng_state(state)
+            self._restore = None
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        # every rank's RNG state (all ranks build the checkpoint; rank 0 writes it): a mid-epoch resume replays
+        state = _rng_state()
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            states: list = [None] * dist.get_world_size()
+            dist.all_gather_object(states, state)
+        else:
+            states = [state]
+        checkpoint["neuroclips_rng"] = states
+
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         dm = trainer.datamodule
         if dm is not None and hasattr(dm, "set_epoch"):
             dm.set_epoch(trainer.current_epoch)
         if self._seeded_epoch != trainer.current_epoch:
             self._reseed(trainer.current_epoch, trainer.global_rank)
+
+
+def _rng_state() -> dict:
+    """torch, numpy, Python (and CUDA) RNG states as tensors and plain containers (loadable with weights_only)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "python": {"version": int(version), "internal": torch.tensor(internal, dtype=torch.int64),
+                   "gauss": gauss},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(v) for v in py["internal"].tolist()), py["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])

@@ -82,6 +82,7 @@ class EpochSampler(Sampler[int]):
             raise ValueError(f"datamodule.shard: expected 'strided' or 'contiguous', found {shard!r}.")
         self.dataset, self.shuffle, self.seed, self.pad, self.shard = dataset, shuffle, seed, pad, shard
         self.block = block
+        self.skip = 0  # items of the next epoch to leave out (set once by a mid-epoch resume)
 
     @staticmethod
     def _dist() -> tuple[int, int]:
@@ -112,7 +113,10 @@ class EpochSampler(Sampler[int]):
             idx = torch.randperm(n, generator=g).tolist()
         else:
             idx = list(range(n))
-        return iter(self._shard(idx, rank, world))
+        idx = self._shard(idx, rank, world)
+        if self.skip:  # resumed in the middle of this epoch: its first items were trained on before the kill
+            idx, self.skip = idx[self.skip :], 0
+        return iter(idx)
 
     def __len__(self) -> int:
         rank, world = self._dist()
@@ -370,6 +374,7 @@ class CC2017DataModule(pl.LightningDataModule):
         self.validate_deep = validate_deep
         self.seed = seed
         self._sets: dict[str, ClipDataset] = {}
+        self._skip_train_batches = 0
 
     # -- setup -----------------------------------------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -440,6 +445,11 @@ class CC2017DataModule(pl.LightningDataModule):
         for ds in self._sets.values():
             ds.set_epoch(epoch)
 
+    def skip_first_train_batches(self, batches: int) -> None:
+        """A fit resumed from a mid-epoch checkpoint: the next training epoch starts after its first ``batches``
+        (per process); the epoch's order is a function of (seed, epoch), so these are exactly the ones done."""
+        self._skip_train_batches = int(batches)
+
     # -- loaders ---------------------------------------------------------------------------------------------
     def world_size(self) -> int:
         """DDP processes: torch.distributed when initialised (as EpochSampler shards), else the trainer's, else 1."""
@@ -457,6 +467,8 @@ class CC2017DataModule(pl.LightningDataModule):
         # our own sampler (the runtime turns Lightning's distributed-sampler replacement off): it shards over
         # ranks and derives the order from (seed, epoch) alone, which makes resumed runs replay exactly
         sampler = EpochSampler(ds, shuffle, self.seed, pad, self.shard, block=block)
+        if ds.role == "train" and self._skip_train_batches:
+            sampler.skip, self._skip_train_batches = self._skip_train_batches * batch_size, 0
         return DataLoader(
             ds, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
             num_workers=self.num_workers, persistent_workers=False, pin_memory=False,

@@ -10,8 +10,9 @@ from torch import nn
 class ToyRegressor(pl.LightningModule):
     frozen_prefixes = ("frozen.",)
 
-    def __init__(self, voxels: int, lr: float = 1e-3, net: nn.Module | None = None):
+    def __init__(self, voxels: int, lr: float = 1e-3, net: nn.Module | None = None, noise: float = 0.0):
         super().__init__()
+        self.noise = noise  # > 0: training draws from the global RNG (like dropout), for exact-resume tests
         self.net = net if net is not None else nn.Linear(voxels, 3)
         self.frozen = nn.Linear(3, 3).requires_grad_(False)  # stands in for a frozen encoder
         self.lr = lr
@@ -21,6 +22,8 @@ class ToyRegressor(pl.LightningModule):
         return nn.functional.mse_loss(self.net(batch["fmri"]), target)
 
     def training_step(self, batch, batch_idx):
+        if self.noise:
+            batch = {**batch, "fmri": batch["fmri"] + self.noise * torch.randn_like(batch["fmri"])}
         loss = self._loss(batch)
         self.log("train/loss", loss, prog_bar=True, sync_dist=True)
         return loss
