@@ -5,8 +5,10 @@ the processes, so 2 processes with global batch B train the 1-process experiment
 Stated tolerance: final weights agree to atol 1e-5 / rtol 1e-3 when the run has no per-process randomness
 (dropout 0, MixCo off, PR teacher augmentation neutral) and every batch-level term sees the global batch, as by
 default (SR: system.gather_negatives=true; PR: system.gather_contrastive=true gathers the soft contrastive term,
-which stays on here). The PR's `batch` temporal window cannot cross processes, so the PR runs use
-temporal_window=clip; its default contiguous sharding is kept (each rank a consecutive piece of each global batch).
+which stays on here, weighted 1.0 instead of 0.1 so that a per-process term would show: with
+gather_contrastive=false the weights differ beyond the tolerance). The PR's `batch` temporal window cannot cross
+processes, so the PR runs use temporal_window=clip; its default contiguous sharding is kept (each rank gets a
+consecutive piece of each global batch).
 The comparison uses SGD: AdamW turns the last-bit differences of a different summation order into lr-sized steps
 for parameters whose gradients are near zero (sign-like updates), which says nothing about DDP correctness, while
 with SGD a wrong gradient reduction (e.g. a factor of 2) would show at the size of the update itself. The predict
@@ -56,7 +58,8 @@ def test_pr_ddp_equals_one_process(sim_copy, tmp_path):
     run_cli(["stage=standins", "logger=none", "scale.pr.standin.max_seconds=5"], tmp_path, sim_copy)
     run_cli(["stage=targets", "logger=none", "task.encoders.clip_tokens=null", "task.encoders.caption_emb=null"], tmp_path, sim_copy)
     common = ["stage=pr", "logger=none", "scale.pr.max_epochs=1", "++system.net.dropout=0", "++system.net.low_level_dropout=0",
-              NEUTRAL_AUGMENTATION, "system.temporal_window=clip", "scale.pr.batch_size=8", "trainer.enable_progress_bar=false",
+              NEUTRAL_AUGMENTATION, "system.cont_weight=1.0", "system.temporal_window=clip", "scale.pr.batch_size=8",
+              "trainer.enable_progress_bar=false",
               "scale.pr.max_lr=0.05", *SGD]
     run_cli([*common, "name=one"], tmp_path, sim_copy)
     run_cli([*common, "trainer=ddp_cpu", "name=two"], tmp_path, sim_copy)  # 4 consecutive clips per process
