@@ -111,3 +111,14 @@ def test_memory_plan_per_gpu_batch_is_global_over_gpus():
     bad = memory_plan(OmegaConf.create({"datamodule": {"batch_size": 90}}), {"trainable": 20, "frozen": 0},
                       {"system": module})["plans"]["ddp_x4"]
     assert bad["per_gpu_batch"] is None and "expected a multiple of the 4 processes, found 90" in bad["refused"]
+
+
+@pytest.mark.slow
+def test_ddp_run_refuses_an_uneven_global_batch(sim_file, tmp_path):
+    from tests.conftest import run_cli
+
+    proc = run_cli(["stage=toy_fit", "logger=none", "trainer=ddp_cpu", "datamodule.batch_size=15"], tmp_path, sim_file,
+                   check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "datamodule.batch_size: expected a multiple of the 2 processes, found 15" in proc.stderr
+    assert not (tmp_path / "runs/default/subj1/toy_fit/checkpoints/last.ckpt").exists()

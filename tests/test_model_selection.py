@@ -97,13 +97,14 @@ def test_report_line_for_validation_selection(tmp_path):
 
 @pytest.mark.slow
 def test_sr_reference_selection_end_to_end(sim_copy, tmp_path):
-    """recipe=reference: sr validates on the test clips, best.ckpt and summary record it, the report line appears."""
+    """stage.selection=reference_test (what recipe=reference sets, without the recipe's weight files): sr validates
+    on the test clips, best.ckpt and summary record it, the report line appears."""
     import torch
 
     from neuroclips.report import render_markdown
 
     run_cli(["stage=targets", "logger=none", "task.encoders.vae_latents=null"], tmp_path, sim_copy)
-    run_cli(["stage=sr", "logger=none", "recipe=reference", "scale.sr.train.epochs=2", "trainer.enable_progress_bar=false"],
+    run_cli(["stage=sr", "logger=none", "stage.selection=reference_test", "scale.sr.train.epochs=2", "trainer.enable_progress_bar=false"],
             tmp_path, sim_copy)
     s = read_summary(tmp_path, "sr")
     assert s["config"]["stage"]["selection"] == "reference_test" and s["config"]["datamodule"]["val_split"] == "test"
