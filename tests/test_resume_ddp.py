@@ -59,7 +59,7 @@ def test_ddp_two_cpu_ranks_equal_one_process(sim_file, tmp_path):
     one = tmp_path / "one"
     run_cli([*common, "datamodule.batch_size=16"], one, sim_file)
     two = tmp_path / "two"
-    run_cli([*common, "datamodule.batch_size=8", "trainer=ddp_cpu"], two, sim_file)
+    run_cli([*common, "datamodule.batch_size=16", "trainer=ddp_cpu"], two, sim_file)  # global batch: 8 per process
     w1 = _weights(one / "runs/default/subj1/toy_fit/checkpoints/last.ckpt")
     w2 = _weights(two / "runs/default/subj1/toy_fit/checkpoints/last.ckpt")
     for k in w1:
