@@ -225,7 +225,7 @@ def model_selection_line(doc: dict) -> str | None:
     on_test = {s: v for s, v in sel.items() if v.get("val_split") == "test"}
     if on_test:
         how = [
-            f"{s} kept its last epoch (its validation scored the test clips)" if not v.get("monitor")
+            f"{s} kept its last epoch (its validation scored the test clips)" if v.get("monitor") in (None, "epoch")
             else f"{s} kept the epoch of {'maximum' if v.get('monitor_mode') == 'max' else 'minimum'} {v['monitor']} "
             f"on the test clips"
             for s, v in on_test.items()

@@ -28,7 +28,7 @@ def _cfg(*overrides):
     "stage, default, reference",
     [
         ("sr", ("val/top1_fwd", "max"), ("val/loss", "min")),
-        ("sr_prior", ("val/loss_prior", "min"), (None, "min")),
+        ("sr_prior", ("val/loss_prior", "min"), ("epoch", "max")),  # the last epoch
         ("pr", ("val/pixcorr", "max"), ("val/pixcorr", "max")),
     ],
 )
@@ -76,7 +76,7 @@ def _write_summary(root: Path, stage: str, selection: str, val_split: str, monit
 
 def test_report_line_says_selection_looked_at_the_test_set(tmp_path):
     _write_summary(tmp_path, "sr", "reference_test", "test", "val/loss")
-    _write_summary(tmp_path, "sr_prior", "reference_test", "test", None)
+    _write_summary(tmp_path, "sr_prior", "reference_test", "test", "epoch", "max")
     _write_summary(tmp_path, "pr", "validation", "val", "val/pixcorr", "max")
     sel = model_selection(tmp_path)
     assert set(sel) == {"sr", "sr_prior", "pr"} and sel["sr"]["val_split"] == "test"
