@@ -41,7 +41,7 @@ def _assert_close(a, b, atol=1e-5, rtol=1e-3):
 SGD = ["system.optimizer._target_=torch.optim.SGD"]
 # the teacher's augmented view draws per-process random numbers; with every probability 0 and the full crop it is
 # the same deterministic view in both runs, and the soft contrastive term is still computed (and gathered)
-NEUTRAL_AUGMENTATION = ("+system.teacher_augmentation={_target_:neuroclips.models.convnext_teacher.TeacherAugmentation,"
+NEUTRAL_AUGMENTATION = ("++system.teacher_augmentation={_target_:neuroclips.models.convnext_teacher.TeacherAugmentation,"
                         "jitter_p:0,grayscale_p:0,solarize_p:0,crop_area:1.0}")
 
 
