@@ -46,6 +46,7 @@ def _compose(stage: str, overrides: list[str]):
     """The configuration ``python -m neuroclips.train stage=<stage> <overrides>`` would run with."""
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
 
     import neuroclips.utils.resolvers  # noqa: F401
 
@@ -53,6 +54,8 @@ def _compose(stage: str, overrides: list[str]):
     with initialize_config_dir(config_dir=conf, version_base="1.3"):
         cfg = compose("config", overrides=[f"stage={stage}", *overrides], return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)
+        with open_dict(cfg):
+            del cfg["hydra"]  # as a job sees it (the sweep keys do not resolve outside a sweep)
         return cfg
 
 

@@ -13,6 +13,7 @@ stage's modules on the meta device and reports parameter counts and the memory p
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -293,9 +294,11 @@ def run_fit(cfg: DictConfig, run_dir: Path, prov: Provenance, begin) -> tuple[St
                               auto_insert_metric_name=False, enable_version_counter=False)
     epoch_cb = EpochToData(int(cfg.seed))
     guard = FiniteLossGuard(str(cfg.stage.name), monitor)  # before the checkpoints: no save of a NaN state
-    callbacks = [guard, best_cb, last_cb, CheckpointMetadata(_meta(cfg, prov)), epoch_cb] + _extra_callbacks(cfg)
+    # without a monitor there is no best: best.ckpt is then a copy of the last epoch (below)
+    callbacks = [guard, *([best_cb] if monitor else []), last_cb, CheckpointMetadata(_meta(cfg, prov)), epoch_cb]
+    callbacks += _extra_callbacks(cfg)
     if every_steps:  # long epochs: last.ckpt also every N optimizer steps, resumable mid-epoch exactly
-        callbacks.insert(3, ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
+        callbacks.insert(callbacks.index(last_cb) + 1, ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
                                             every_n_train_steps=every_steps, auto_insert_metric_name=False,
                                             enable_version_counter=False))
     trainer = build_trainer(cfg, run_dir, callbacks)
@@ -490,10 +493,17 @@ def run(cfg: DictConfig) -> dict:
     if mode not in runners:
         raise StageError(f"conf/stage/{cfg.stage.name}.yaml: stage.mode expected fit, predict or task, found {mode!r}.")
     run_dir = Path(cfg.paths.run_dir)
+    created = [d for d in (run_dir, *run_dir.parents) if not d.exists()]
     make_run_dir(cfg, run_dir)
     lock = acquire_run_lock(run_dir)  # one run per run dir; DDP ranks and stage subprocesses share their launch's
     try:
         return _run_locked(cfg, run_dir, mode, runners, t0)
+    except BaseException:
+        lock.release()
+        for d in created:  # a run refused before it wrote anything leaves no empty folders behind either
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise
     finally:
         lock.release()
 

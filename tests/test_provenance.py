@@ -140,4 +140,12 @@ def test_bad_resume_and_outputs_values_are_one_sentence(sim_file, tmp_path):
                       ("seed=abc", "seed expected an integer, found 'abc'")):
         proc = run_cli(["stage=toy_fit", "logger=none", arg], tmp_path, sim_file, check=False)
         assert proc.returncode == 2 and text in proc.stderr and "Traceback" not in proc.stderr, (arg, proc.stderr[-800:])
-        assert not (tmp_path / RUN / "toy_fit" / "config.yaml").exists()
+        assert not (tmp_path / "runs").exists(), "a refused run leaves nothing, not even empty folders"
+
+
+def test_a_run_refused_by_data_validation_writes_nothing(sim_file, tmp_path):
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(sim_file.read_bytes()[:5000])  # truncated
+    proc = run_cli(["stage=toy_fit", "logger=none", "data.auto_create=false"], tmp_path, bad, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-1500:]
+    assert not (tmp_path / "runs").exists()

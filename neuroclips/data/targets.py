@@ -116,8 +116,9 @@ class ComputeTargets:
     @torch.no_grad()
     def _encode_split(
         self, file: str, enc: nn.Module, name: str, split: str, device: torch.device,
-        fingerprint: str | None = None, overwrite: bool = False,
+        fingerprint: str | None = None, overwrite: bool | None = None,
     ) -> int:
+        overwrite = self.overwrite if overwrite is None else overwrite
         with h5py.File(file, "a") as f:
             frames_ds = f[schema.stimulus_path(split, "frames")]
             n = frames_ds.shape[0]
