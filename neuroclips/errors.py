@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 
-from omegaconf.errors import MissingMandatoryValue
+from omegaconf.errors import InterpolationKeyError, MissingMandatoryValue
 
 from neuroclips.checkpoints import CheckpointMismatchError
 from neuroclips.data.schema import SchemaError
@@ -27,6 +27,7 @@ def _reader_error() -> type[BaseException]:
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
     SchemaError, MissingWeightsError, CheckpointMismatchError, ConfigError, StageError, MissingMandatoryValue,
+    InterpolationKeyError,
     _reader_error(),
 )
 
@@ -42,6 +43,9 @@ def format_user_error(e: BaseException) -> str:
             f"free space or point paths.runs_dir (NEUROCLIPS_RUNS_DIR) at another disk, then rerun: writes are "
             f"atomic, so no partial file was left."
         )
+    if isinstance(e, InterpolationKeyError):  # e.g. stage.selection=foo: a value that names no option
+        first = str(e).splitlines()[0]
+        return f"neuroclips: error: config key '{e.full_key}': {first}; check the value given for it or for the key it names."
     return f"neuroclips: error: {e}"
 
 

@@ -194,3 +194,10 @@ def test_kill_mid_epoch_then_resume_from_the_step_checkpoint_is_bit_identical(si
     assert read_summary(b, "toy_fit")["metrics"]["global_step"] == 3 * steps_per_epoch
     for k in ref:
         assert torch.equal(ref[k], got[k]), k
+
+
+def test_a_value_that_names_no_option_is_one_sentence(tmp_path):
+    proc = run_cli(["stage=sr", "stage.selection=foo", "dry_run=true"], tmp_path, check=False)
+    assert proc.returncode == 2
+    assert "config key 'stage.monitor': Interpolation key 'selections.foo.monitor' not found" in _last_sentence(proc)
+    assert not (tmp_path / "runs").exists()
