@@ -155,10 +155,10 @@ def test_empty_training_split(sim_file, tmp_path):
                                                    "optimizer step), found 0."),
     (["stage=sr", "scale.sr.train.batch_size=-3"], "scale.sr.train.batch_size: expected a positive integer (clips "
                                                    "per optimizer step), found -3."),
-    (["stage=pr", "datamodule.eval_batch_size=0"], "datamodule.eval_batch_size: expected a positive integer (clips "
-                                                   "per batch), found 0."),
-    (["stage=toy_fit", "data.val_fraction=abc"], "data.val_fraction: expected a number in [0, 1) (share of training "
-                                                 "clips held out), found 'abc'."),
+    pytest.param(["stage=pr", "datamodule.eval_batch_size=0"], "datamodule.eval_batch_size: expected a positive "
+                 "integer (clips per batch), found 0.", marks=pytest.mark.slow),  # in-process twin below
+    pytest.param(["stage=toy_fit", "data.val_fraction=abc"], "data.val_fraction: expected a number in [0, 1) (share "
+                 "of training clips held out), found 'abc'.", marks=pytest.mark.slow),
 ])
 def test_bad_datamodule_arguments(sim_file, tmp_path, args, needle):
     proc = run_cli([*args, "logger=none"], tmp_path, sim_file, check=False)

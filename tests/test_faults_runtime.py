@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -17,6 +18,18 @@ import torch
 from tests.conftest import REPO, read_summary, run_cli
 
 RUN = "runs/default/subj1"
+
+
+@pytest.fixture(scope="module")
+def fitted(sim_file, tmp_path_factory):
+    """One finished toy_fit run (2 epochs), trained once for the module; tests copy it."""
+    root = tmp_path_factory.mktemp("fitted")
+    run_cli(["stage=toy_fit", "logger=none"], root, sim_file)
+    return root / "runs"
+
+
+def _copy_run(fitted, tmp_path):
+    shutil.copytree(fitted, tmp_path / "runs")
 
 
 def _last_sentence(proc) -> str:
@@ -48,8 +61,8 @@ def test_a_nan_loss_stops_the_fit_in_one_sentence_and_keeps_finite_checkpoints(s
 
 
 @pytest.mark.parametrize("content", [b"", b"\x00garbage" * 100, "truncate", "foreign"])
-def test_an_unreadable_or_foreign_last_ckpt_is_refused_in_one_sentence(sim_file, tmp_path, content):
-    run_cli(["stage=toy_fit", "logger=none"], tmp_path, sim_file)
+def test_an_unreadable_or_foreign_last_ckpt_is_refused_in_one_sentence(sim_file, tmp_path, fitted, content):
+    _copy_run(fitted, tmp_path)
     last = tmp_path / RUN / "toy_fit/checkpoints/last.ckpt"
     (tmp_path / RUN / "toy_fit/summary.json").unlink()
     if content == "truncate":
@@ -66,8 +79,8 @@ def test_an_unreadable_or_foreign_last_ckpt_is_refused_in_one_sentence(sim_file,
     assert str(last) in err and "resume=never" in err, err
 
 
-def test_a_last_ckpt_whose_weights_do_not_fit_is_refused(sim_file, tmp_path):
-    run_cli(["stage=toy_fit", "logger=none"], tmp_path, sim_file)
+def test_a_last_ckpt_whose_weights_do_not_fit_is_refused(sim_file, tmp_path, fitted):
+    _copy_run(fitted, tmp_path)
     last = tmp_path / RUN / "toy_fit/checkpoints/last.ckpt"
     (tmp_path / RUN / "toy_fit/summary.json").unlink()
     ckpt = torch.load(last, map_location="cpu", weights_only=True)
@@ -77,8 +90,8 @@ def test_a_last_ckpt_whose_weights_do_not_fit_is_refused(sim_file, tmp_path):
     assert proc.returncode == 2 and "unexpected net.extra" in _last_sentence(proc)
 
 
-def test_orphan_temporary_files_are_removed_at_the_next_start(sim_file, tmp_path):
-    run_cli(["stage=toy_fit", "logger=none"], tmp_path, sim_file)
+def test_orphan_temporary_files_are_removed_at_the_next_start(sim_file, tmp_path, fitted):
+    _copy_run(fitted, tmp_path)
     orphan = tmp_path / RUN / "toy_fit/checkpoints/.last.ckpt.ab12cd34.tmp"
     orphan.write_bytes(b"x" * 5000)
     keep = tmp_path / RUN / "toy_fit/notes.tmp"  # not an atomic write's temporary: never touched
@@ -88,6 +101,7 @@ def test_orphan_temporary_files_are_removed_at_the_next_start(sim_file, tmp_path
     assert "removed 1 temporary files of interrupted writes (5.0 kB)" in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_a_second_run_into_a_locked_run_dir_is_refused_and_the_first_unharmed(sim_file, tmp_path):
     env = {**os.environ, "NEUROCLIPS_RUNS_DIR": str(tmp_path / "runs"), "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     args = ["stage=toy_fit", "logger=csv", "stage.max_epochs=3", f"data.file={sim_file}",

@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import h5py
 import numpy as np
+import pytest
 import torch
 
 from neuroclips.provenance import data_identity, describe_difference, differing_keys, result_config
 from tests.conftest import read_summary, run_cli
 
 RUN = "runs/default/subj1"
+
+
+@pytest.fixture(scope="module")
+def fitted(sim_file, tmp_path_factory):
+    """One finished toy_fit run (2 epochs), trained once for the module; tests copy it."""
+    root = tmp_path_factory.mktemp("fitted")
+    run_cli(["stage=toy_fit", "logger=none"], root, sim_file)
+    return root / "runs"
+
+
+def _copy_run(fitted, tmp_path):
+    shutil.copytree(fitted, tmp_path / "runs")
 
 
 # ------------------------------------------------------------------------------------------- pure functions
@@ -50,8 +64,8 @@ def test_data_identity_follows_the_stimuli_and_fmri_not_the_targets(sim_file, tm
 
 
 # ------------------------------------------------------------------------------------------- fit stages
-def test_fit_rerun_under_another_config_is_refused_and_the_old_run_untouched(sim_file, tmp_path):
-    run_cli(["stage=toy_fit", "logger=none"], tmp_path, sim_file)
+def test_fit_rerun_under_another_config_is_refused_and_the_old_run_untouched(sim_file, tmp_path, fitted):
+    _copy_run(fitted, tmp_path)
     run_dir = tmp_path / RUN / "toy_fit"
     config_before = (run_dir / "config.yaml").read_text()
     last_before = (run_dir / "checkpoints/last.ckpt").read_bytes()
@@ -64,10 +78,14 @@ def test_fit_rerun_under_another_config_is_refused_and_the_old_run_untouched(sim
     assert (run_dir / "checkpoints/last.ckpt").read_bytes() == last_before
     ckpt = torch.load(run_dir / "checkpoints/last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["neuroclips"]["fingerprint"] == read_summary(tmp_path, "toy_fit")["fingerprint"]
+    # raising max_epochs changes the LR schedule: a new run, refused in one sentence (not a OneCycle traceback)
+    proc = run_cli(["stage=toy_fit", "logger=none", "stage.max_epochs=3"], tmp_path, sim_file, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "trainer.max_epochs: 2 -> 3" in proc.stderr
 
 
-def test_fit_rerun_with_a_cosmetic_change_resumes_and_a_finished_run_trains_nothing(sim_file, tmp_path):
-    run_cli(["stage=toy_fit", "logger=none"], tmp_path, sim_file)
+def test_fit_rerun_with_a_cosmetic_change_resumes_and_a_finished_run_trains_nothing(sim_file, tmp_path, fitted):
+    _copy_run(fitted, tmp_path)
     run_dir = tmp_path / RUN / "toy_fit"
     last = run_dir / "checkpoints/last.ckpt"
     mtime = last.stat().st_mtime_ns
@@ -81,18 +99,12 @@ def test_fit_rerun_with_a_cosmetic_change_resumes_and_a_finished_run_trains_noth
     assert read_summary(tmp_path, "toy_fit")["status"] == "finished"
 
 
-def test_raising_max_epochs_of_a_finished_run_is_refused_in_one_sentence(sim_file, tmp_path):
-    run_cli(["stage=toy_fit", "logger=none"], tmp_path, sim_file)
-    proc = run_cli(["stage=toy_fit", "logger=none", "stage.max_epochs=3"], tmp_path, sim_file, check=False)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "trainer.max_epochs: 2 -> 3" in proc.stderr
-
-
 # ------------------------------------------------------------------------------------------- predict stages
 def _mtimes(out, clips):
     return {c: (out / "keyframe" / f"{c:05d}.npy").stat().st_mtime_ns for c in clips}
 
 
+@pytest.mark.slow
 def test_predict_clips_of_another_config_are_refused_and_overwrite_recomputes_only_them(sim_file, tmp_path):
     out = tmp_path / RUN / "outputs"
     run_cli(["stage=toy_predict", "logger=none", "data.predict_clips=[0,1,2,3,4]"], tmp_path, sim_file)
@@ -123,8 +135,9 @@ def test_predict_clips_of_another_config_are_refused_and_overwrite_recomputes_on
     assert {json.loads((out / f"caption/{c:05d}.json").read_text())["fingerprint"] for c in range(5)} == {s["fingerprint"]}
 
 
-def test_a_new_upstream_checkpoint_changes_the_downstream_fingerprint(sim_file, tmp_path):
-    run_cli(["stage=toy_fit", "logger=none"], tmp_path, sim_file)
+@pytest.mark.slow
+def test_a_new_upstream_checkpoint_changes_the_downstream_fingerprint(sim_file, tmp_path, fitted):
+    _copy_run(fitted, tmp_path)
     run_cli(["stage=toy_from_fit", "logger=none", "data.predict_clips=[0,1]"], tmp_path, sim_file)
     before = read_summary(tmp_path, "toy_from_fit")
     run_cli(["stage=toy_fit", "logger=none", "system.lr=0.01", "resume=never"], tmp_path, sim_file)
@@ -134,13 +147,31 @@ def test_a_new_upstream_checkpoint_changes_the_downstream_fingerprint(sim_file, 
     assert read_summary(tmp_path, "toy_from_fit")["fingerprint"] != before["fingerprint"]
 
 
-def test_bad_resume_and_outputs_values_are_one_sentence(sim_file, tmp_path):
-    for arg, text in (("resume=sometimes", "resume expected one of auto, never, must, found 'sometimes'"),
-                      ("outputs=maybe", "outputs expected keep or overwrite, found 'maybe'"),
-                      ("seed=abc", "seed expected an integer, found 'abc'")):
-        proc = run_cli(["stage=toy_fit", "logger=none", arg], tmp_path, sim_file, check=False)
-        assert proc.returncode == 2 and text in proc.stderr and "Traceback" not in proc.stderr, (arg, proc.stderr[-800:])
-        assert not (tmp_path / "runs").exists(), "a refused run leaves nothing, not even empty folders"
+@pytest.mark.parametrize("arg, text", [
+    ("resume=sometimes", "resume expected one of auto, never, must, found 'sometimes'"),
+    ("outputs=maybe", "outputs expected keep or overwrite, found 'maybe'"),
+    ("seed=abc", "seed expected an integer, found 'abc'"),
+    ("seed=true", "seed expected an integer, found True"),
+])
+def test_bad_resume_outputs_and_seed_values_are_one_sentence(arg, text):
+    from omegaconf import OmegaConf
+
+    from neuroclips.errors import ConfigError
+    from neuroclips.runtime import check_top_level
+
+    key, value = arg.split("=")
+    cfg = OmegaConf.create({"resume": "auto", "outputs": "keep", "seed": 1})
+    cfg[key] = {"abc": "abc", "true": True}.get(value, value)
+    with pytest.raises(ConfigError) as e:
+        check_top_level(cfg)
+    assert text in str(e.value)
+
+
+def test_a_bad_top_level_value_exits_2_and_writes_nothing(sim_file, tmp_path):
+    proc = run_cli(["stage=toy_fit", "logger=none", "resume=sometimes"], tmp_path, sim_file, check=False)
+    assert proc.returncode == 2 and "resume expected one of auto, never, must" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists(), "a refused run leaves nothing, not even empty folders"
 
 
 def test_a_run_refused_by_data_validation_writes_nothing(sim_file, tmp_path):
