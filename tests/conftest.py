@@ -37,6 +37,21 @@ def sim_copy(sim_file, tmp_path) -> Path:
     return dst
 
 
+@pytest.fixture(scope="session")
+def fitted_toy_runs(sim_file, tmp_path_factory) -> Path:
+    """A runs folder with one finished toy_fit run (2 epochs), trained once per session; copy it (copy_runs)."""
+    root = tmp_path_factory.mktemp("fitted")
+    run_cli(["stage=toy_fit", "logger=none"], root, sim_file)
+    return root / "runs"
+
+
+def copy_runs(runs: Path, tmp_path: Path) -> None:
+    """Give a test its own copy of a runs folder (the fingerprints do not depend on where runs live)."""
+    import shutil
+
+    shutil.copytree(runs, tmp_path / "runs")
+
+
 def run_cli(args: list[str], tmp_path: Path, data_file: Path | None = None, module: str = "neuroclips.train",
             timeout: int = 600, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
     """Run ``python -m <module> <args>`` from the repo root with runs under ``tmp_path``."""

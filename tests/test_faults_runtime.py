@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -15,21 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import REPO, read_summary, run_cli
+from tests.conftest import REPO, copy_runs, read_summary, run_cli
 
 RUN = "runs/default/subj1"
-
-
-@pytest.fixture(scope="module")
-def fitted(sim_file, tmp_path_factory):
-    """One finished toy_fit run (2 epochs), trained once for the module; tests copy it."""
-    root = tmp_path_factory.mktemp("fitted")
-    run_cli(["stage=toy_fit", "logger=none"], root, sim_file)
-    return root / "runs"
-
-
-def _copy_run(fitted, tmp_path):
-    shutil.copytree(fitted, tmp_path / "runs")
 
 
 def _last_sentence(proc) -> str:
@@ -61,8 +48,8 @@ def test_a_nan_loss_stops_the_fit_in_one_sentence_and_keeps_finite_checkpoints(s
 
 
 @pytest.mark.parametrize("content", [b"", b"\x00garbage" * 100, "truncate", "foreign"])
-def test_an_unreadable_or_foreign_last_ckpt_is_refused_in_one_sentence(sim_file, tmp_path, fitted, content):
-    _copy_run(fitted, tmp_path)
+def test_an_unreadable_or_foreign_last_ckpt_is_refused_in_one_sentence(sim_file, tmp_path, fitted_toy_runs, content):
+    copy_runs(fitted_toy_runs, tmp_path)
     last = tmp_path / RUN / "toy_fit/checkpoints/last.ckpt"
     (tmp_path / RUN / "toy_fit/summary.json").unlink()
     if content == "truncate":
@@ -79,8 +66,8 @@ def test_an_unreadable_or_foreign_last_ckpt_is_refused_in_one_sentence(sim_file,
     assert str(last) in err and "resume=never" in err, err
 
 
-def test_a_last_ckpt_whose_weights_do_not_fit_is_refused(sim_file, tmp_path, fitted):
-    _copy_run(fitted, tmp_path)
+def test_a_last_ckpt_whose_weights_do_not_fit_is_refused(sim_file, tmp_path, fitted_toy_runs):
+    copy_runs(fitted_toy_runs, tmp_path)
     last = tmp_path / RUN / "toy_fit/checkpoints/last.ckpt"
     (tmp_path / RUN / "toy_fit/summary.json").unlink()
     ckpt = torch.load(last, map_location="cpu", weights_only=True)
@@ -90,8 +77,8 @@ def test_a_last_ckpt_whose_weights_do_not_fit_is_refused(sim_file, tmp_path, fit
     assert proc.returncode == 2 and "unexpected net.extra" in _last_sentence(proc)
 
 
-def test_orphan_temporary_files_are_removed_at_the_next_start(sim_file, tmp_path, fitted):
-    _copy_run(fitted, tmp_path)
+def test_orphan_temporary_files_are_removed_at_the_next_start(sim_file, tmp_path, fitted_toy_runs):
+    copy_runs(fitted_toy_runs, tmp_path)
     orphan = tmp_path / RUN / "toy_fit/checkpoints/.last.ckpt.ab12cd34.tmp"
     orphan.write_bytes(b"x" * 5000)
     keep = tmp_path / RUN / "toy_fit/notes.tmp"  # not an atomic write's temporary: never touched
@@ -151,23 +138,25 @@ def _tmpfs(path: Path, options: str):
         subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True)
 
 
+def _fit_on(fs: Path, tmp_path: Path, sim_file: Path) -> str:
+    """toy_fit with its runs dir on the file system ``fs``: it must fail with exit 2 and one sentence."""
+    proc = run_cli(["stage=toy_fit", "logger=none"], tmp_path, sim_file, check=False,
+                   env={"NEUROCLIPS_RUNS_DIR": str(fs / "runs")})
+    assert proc.returncode == 2
+    err = _last_sentence(proc)
+    assert "paths.runs_dir" in err, err
+    return err
+
+
 def test_a_read_only_runs_dir_is_one_sentence_and_nothing_written(sim_file, tmp_path):
     with _tmpfs(tmp_path / "ro", "ro,size=1m") as ro:
-        proc = run_cli(["stage=toy_fit", "logger=none"], tmp_path, sim_file, check=False,
-                       env={"NEUROCLIPS_RUNS_DIR": str(ro / "runs")})
-        assert proc.returncode == 2
-        err = _last_sentence(proc)
-        assert "cannot be written" in err and "paths.runs_dir" in err, err
+        assert "cannot be written" in _fit_on(ro, tmp_path, sim_file)
         assert not any(ro.iterdir())
 
 
 def test_a_full_disk_is_one_sentence_and_leaves_no_partial_file(sim_file, tmp_path):
     with _tmpfs(tmp_path / "small", "size=400k") as small:
-        proc = run_cli(["stage=toy_fit", "logger=none"], tmp_path, sim_file, check=False,
-                       env={"NEUROCLIPS_RUNS_DIR": str(small / "runs")})
-        assert proc.returncode == 2
-        err = _last_sentence(proc)
-        assert "no space left on the device" in err and "paths.runs_dir" in err, err
+        assert "no space left on the device" in _fit_on(small, tmp_path, sim_file)
         leftovers = [p for p in small.rglob("*") if p.name.endswith(".tmp")]
         assert not leftovers, leftovers
         for ckpt in small.rglob("*.ckpt"):

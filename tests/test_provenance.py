@@ -11,21 +11,10 @@ import pytest
 import torch
 
 from neuroclips.provenance import data_identity, describe_difference, differing_keys, result_config
-from tests.conftest import read_summary, run_cli
+from tests.conftest import copy_runs, read_summary, run_cli
 
 RUN = "runs/default/subj1"
 
-
-@pytest.fixture(scope="module")
-def fitted(sim_file, tmp_path_factory):
-    """One finished toy_fit run (2 epochs), trained once for the module; tests copy it."""
-    root = tmp_path_factory.mktemp("fitted")
-    run_cli(["stage=toy_fit", "logger=none"], root, sim_file)
-    return root / "runs"
-
-
-def _copy_run(fitted, tmp_path):
-    shutil.copytree(fitted, tmp_path / "runs")
 
 
 # ------------------------------------------------------------------------------------------- pure functions
@@ -48,7 +37,6 @@ def test_differing_keys_names_changed_added_and_removed_keys():
 
 
 def test_data_identity_follows_the_stimuli_and_fmri_not_the_targets(sim_file, tmp_path):
-    import shutil
 
     a, b = tmp_path / "a.h5", tmp_path / "b.h5"
     shutil.copyfile(sim_file, a)
@@ -64,8 +52,8 @@ def test_data_identity_follows_the_stimuli_and_fmri_not_the_targets(sim_file, tm
 
 
 # ------------------------------------------------------------------------------------------- fit stages
-def test_fit_rerun_under_another_config_is_refused_and_the_old_run_untouched(sim_file, tmp_path, fitted):
-    _copy_run(fitted, tmp_path)
+def test_fit_rerun_under_another_config_is_refused_and_the_old_run_untouched(sim_file, tmp_path, fitted_toy_runs):
+    copy_runs(fitted_toy_runs, tmp_path)
     run_dir = tmp_path / RUN / "toy_fit"
     config_before = (run_dir / "config.yaml").read_text()
     last_before = (run_dir / "checkpoints/last.ckpt").read_bytes()
@@ -84,8 +72,8 @@ def test_fit_rerun_under_another_config_is_refused_and_the_old_run_untouched(sim
     assert "trainer.max_epochs: 2 -> 3" in proc.stderr
 
 
-def test_fit_rerun_with_a_cosmetic_change_resumes_and_a_finished_run_trains_nothing(sim_file, tmp_path, fitted):
-    _copy_run(fitted, tmp_path)
+def test_fit_rerun_with_a_cosmetic_change_resumes_and_a_finished_run_trains_nothing(sim_file, tmp_path, fitted_toy_runs):
+    copy_runs(fitted_toy_runs, tmp_path)
     run_dir = tmp_path / RUN / "toy_fit"
     last = run_dir / "checkpoints/last.ckpt"
     mtime = last.stat().st_mtime_ns
@@ -136,8 +124,8 @@ def test_predict_clips_of_another_config_are_refused_and_overwrite_recomputes_on
 
 
 @pytest.mark.slow
-def test_a_new_upstream_checkpoint_changes_the_downstream_fingerprint(sim_file, tmp_path, fitted):
-    _copy_run(fitted, tmp_path)
+def test_a_new_upstream_checkpoint_changes_the_downstream_fingerprint(sim_file, tmp_path, fitted_toy_runs):
+    copy_runs(fitted_toy_runs, tmp_path)
     run_cli(["stage=toy_from_fit", "logger=none", "data.predict_clips=[0,1]"], tmp_path, sim_file)
     before = read_summary(tmp_path, "toy_from_fit")
     run_cli(["stage=toy_fit", "logger=none", "system.lr=0.01", "resume=never"], tmp_path, sim_file)
