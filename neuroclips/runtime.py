@@ -32,24 +32,16 @@ from neuroclips.callbacks.prediction_writer import PredictionWriter
 from neuroclips.data import schema
 from neuroclips.errors import ConfigError, StageError
 from neuroclips.fit_resume import (
-    RESUME_MODES,
     last_checkpoint,
     mid_epoch_batches,
     next_epoch,
     resume_checkpoint,
 )
 from neuroclips.outputs import OutputStore
-from neuroclips.provenance import (
-    Provenance,
-    data_identity,
-    describe_difference,
-    digest,
-    file_inputs,
-    result_config,
-    target_fingerprints,
-    upstream_summary,
-)
-from neuroclips.utils.atomic import format_bytes, remove_orphan_tmp, write_json
+from neuroclips.provenance import Provenance, describe_difference, upstream_summary
+from neuroclips.run_setup import RunFiles, check_top_level, make_run_dir, remove_orphans
+from neuroclips.stage_fingerprint import provenance_of_stage, target_encoder_fingerprints
+from neuroclips.utils.atomic import write_json
 from neuroclips.utils.run_lock import acquire_run_lock
 
 log = logging.getLogger("neuroclips")
@@ -190,10 +182,6 @@ def _scalar_metrics(metrics: dict) -> dict[str, float]:
 
 
 # ----------------------------------------------------------------------------------------------- provenance
-def _ignored(cfg: DictConfig) -> list[str]:
-    return [str(k) for k in (OmegaConf.select(cfg, "provenance.ignore") or [])]
-
-
 def _cached_target_names(cfg: DictConfig) -> list[str]:
     names = OmegaConf.select(cfg, "datamodule.targets")
     if isinstance(names, DictConfig) and "_target_" in names:
@@ -201,46 +189,9 @@ def _cached_target_names(cfg: DictConfig) -> list[str]:
     return [str(n) for n in (names or [])]
 
 
-def _skipped_paths(cfg: DictConfig) -> set[str]:
-    """Paths that are not inputs: the data file (identified by content), the outputs store and this run's own dir
-    (upstream outputs are identified through ``stage.inputs``), and what the stage writes (``stage.writes``)."""
-    skip = {data_file(cfg), str(cfg.paths.outputs_dir), str(cfg.paths.run_dir)}
-    for key in OmegaConf.select(cfg, "stage.writes") or []:
-        value = OmegaConf.select(cfg, str(key))
-        if value is not None:
-            skip.add(str(value))
-    return skip
-
-
 def stage_provenance(cfg: DictConfig) -> Provenance:
-    """The fingerprint of what this stage would produce now: result config, data identity, inputs."""
-    config = result_config(OmegaConf.to_container(cfg, resolve=True), _ignored(cfg))
-    inputs: dict[str, str] = {}
-    file = data_file(cfg)
-    if Path(file).is_file():
-        try:
-            inputs["data"] = data_identity(file)
-            inputs.update(target_fingerprints(file, _cached_target_names(cfg)))
-        except OSError:  # not HDF5: the stage's own validation says so in one sentence
-            inputs["data"] = "unreadable"
-    inputs.update(file_inputs(config, _skipped_paths(cfg)))
-    run_root = Path(cfg.paths.run_root)
-    for upstream, used in (OmegaConf.select(cfg, "stage.inputs") or {}).items():
-        if used:
-            summary = upstream_summary(run_root, str(upstream))
-            ok = summary is not None and summary.get("status") == "finished"
-            inputs[f"stage {upstream}"] = str(summary.get("fingerprint")) if ok else "not finished"
-    return Provenance(digest({"config": config, "inputs": inputs}), config, inputs)
-
-
-def target_encoder_fingerprints(cfg: DictConfig, prov: Provenance) -> dict[str, str]:
-    """stage=targets: one fingerprint per cached target, so that changing one encoder invalidates only its readers."""
-    encoders = (prov.config.get("task") or {}).get("encoders") or {}
-    skip = _skipped_paths(cfg)
-    return {
-        name: digest({"encoder": enc, "data": prov.inputs.get("data"), "files": file_inputs(enc, skip)})
-        for name, enc in encoders.items() if enc is not None
-    }
+    """The fingerprint of what this stage would produce now (neuroclips/stage_fingerprint.py)."""
+    return provenance_of_stage(cfg, _cached_target_names(cfg))
 
 
 # ----------------------------------------------------------------------------------------------- fit
@@ -434,47 +385,6 @@ def _finish_loggers(trainer: pl.Trainer) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- entry
-def check_top_level(cfg: DictConfig) -> None:
-    """Top-level keys that are read as they are: one sentence each when they are not what they must be."""
-    mode = str(cfg.get("resume", "auto"))
-    if mode not in RESUME_MODES:
-        raise ConfigError(f"conf/config.yaml: resume expected one of {', '.join(RESUME_MODES)}, found {mode!r}.")
-    outputs = str(cfg.get("outputs", "keep"))
-    if outputs not in ("keep", "overwrite"):
-        raise ConfigError(f"conf/config.yaml: outputs expected keep or overwrite, found {outputs!r}.")
-    seed = cfg.get("seed")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConfigError(f"conf/config.yaml: seed expected an integer, found {seed!r}.")
-
-
-def make_run_dir(cfg: DictConfig, run_dir: Path) -> None:
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / f".write-probe-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise StageError(
-            f"{run_dir}: the run directory cannot be written (config field 'paths.runs_dir', "
-            f"env NEUROCLIPS_RUNS_DIR): {e.strerror or e}."
-        ) from e
-
-
-def _beginner(cfg: DictConfig, run_dir: Path, rank: int):
-    """What a run writes once its checks passed: the resolved config and a log file (never before: a refused
-    run leaves the old run's config.yaml and train.log as they were)."""
-
-    def begin() -> None:
-        if rank != 0:
-            return
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        handler = logging.FileHandler(run_dir / "train.log")
-        handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
-        logging.getLogger().addHandler(handler)
-
-    return begin
-
-
 def _ensure_data_file(cfg: DictConfig) -> None:
     """Write the simulated file if asked to (``data.auto_create``), so that its identity can be taken."""
     if not Path(data_file(cfg)).exists() and OmegaConf.select(cfg, "data.auto_create") and cfg.stage.mode != "task":
@@ -494,34 +404,18 @@ def run(cfg: DictConfig) -> dict:
         raise StageError(f"conf/stage/{cfg.stage.name}.yaml: stage.mode expected fit, predict or task, found {mode!r}.")
     run_dir = Path(cfg.paths.run_dir)
     created = [d for d in (run_dir, *run_dir.parents) if not d.exists()]
-    make_run_dir(cfg, run_dir)
+    make_run_dir(run_dir)
     lock = acquire_run_lock(run_dir)  # one run per run dir; DDP ranks and stage subprocesses share their launch's
+    failed = True
     try:
-        return _run_locked(cfg, run_dir, mode, runners, t0)
-    except BaseException:
-        lock.release()
-        for d in created:  # a run refused before it wrote anything leaves no empty folders behind either
-            with contextlib.suppress(OSError):
-                d.rmdir()
-        raise
+        summary = _run_locked(cfg, run_dir, mode, runners, t0)
+        failed = False
+        return summary
     finally:
         lock.release()
-
-
-def remove_orphans(cfg: DictConfig, run_dir: Path) -> None:
-    """Temporary files of atomic writes that a kill interrupted: in the run dir, and in the outputs-store folders
-    only this stage writes (another stage may be writing its own folders of the store right now)."""
-    roots = [run_dir]
-    outputs = Path(cfg.paths.outputs_dir)
-    for kind in OmegaConf.select(cfg, "stage.outputs") or []:
-        roots += [outputs / str(kind), outputs / "media" / str(kind)]
-    count = size = 0
-    for root in roots:
-        if root.is_dir():
-            n, b = remove_orphan_tmp(root)
-            count, size = count + n, size + b
-    if count:
-        log.info("removed %d temporary files of interrupted writes (%s)", count, format_bytes(size))
+        for d in created if failed else []:  # a refused run leaves no empty folders behind either
+            with contextlib.suppress(OSError):
+                d.rmdir()
 
 
 def _run_locked(cfg: DictConfig, run_dir: Path, mode: str, runners: dict, t0: float) -> dict:
@@ -529,7 +423,14 @@ def _run_locked(cfg: DictConfig, run_dir: Path, mode: str, runners: dict, t0: fl
     if rank == 0:
         remove_orphans(cfg, run_dir)
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    begin = _beginner(cfg, run_dir, rank)
+    files = RunFiles(cfg, run_dir, rank)
+    try:
+        return _run_stage(cfg, run_dir, mode, runners, t0, rank, files.begin)
+    finally:
+        files.close()
+
+
+def _run_stage(cfg: DictConfig, run_dir: Path, mode: str, runners: dict, t0: float, rank: int, begin) -> dict:
     prov = None
     if cfg.get("dry_run"):
         begin()

@@ -145,7 +145,7 @@ def test_bad_resume_outputs_and_seed_values_are_one_sentence(arg, text):
     from omegaconf import OmegaConf
 
     from neuroclips.errors import ConfigError
-    from neuroclips.runtime import check_top_level
+    from neuroclips.run_setup import check_top_level
 
     key, value = arg.split("=")
     cfg = OmegaConf.create({"resume": "auto", "outputs": "keep", "seed": 1})
