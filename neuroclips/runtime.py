@@ -387,8 +387,8 @@ def _finish_loggers(trainer: pl.Trainer) -> None:
 # ----------------------------------------------------------------------------------------------- entry
 def _ensure_data_file(cfg: DictConfig) -> None:
     """Write the simulated file if asked to (``data.auto_create``), so that its identity can be taken."""
-    if not Path(data_file(cfg)).exists() and OmegaConf.select(cfg, "data.auto_create") and cfg.stage.mode != "task":
-        build_datamodule(cfg)
+    if not Path(data_file(cfg)).exists() and OmegaConf.select(cfg, "data.auto_create"):
+        build_datamodule(cfg)  # task stages too: a fingerprint taken before the file existed would not match again
 
 
 def run(cfg: DictConfig) -> dict:

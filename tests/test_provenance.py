@@ -51,6 +51,17 @@ def test_data_identity_follows_the_stimuli_and_fmri_not_the_targets(sim_file, tm
     assert data_identity(b) != base
 
 
+def test_a_task_stage_that_creates_the_data_file_has_the_same_fingerprint_on_rerun(tmp_path):
+    # what `make demo` does on a fresh clone: stage=standins/targets write the simulated file (data.auto_create)
+    args = ["stage=targets", "logger=none", "task.encoders.clip_tokens=null", "task.encoders.caption_emb=null",
+            "task.encoders.vae_latents=null"]
+    run_cli(args, tmp_path)
+    first = read_summary(tmp_path, "targets")
+    assert "data" in first["provenance"]["inputs"], "the data file's identity must be taken once it exists"
+    run_cli(args, tmp_path)
+    assert read_summary(tmp_path, "targets")["fingerprint"] == first["fingerprint"]
+
+
 # ------------------------------------------------------------------------------------------- fit stages
 def test_fit_rerun_under_another_config_is_refused_and_the_old_run_untouched(sim_file, tmp_path, fitted_toy_runs):
     copy_runs(fitted_toy_runs, tmp_path)
