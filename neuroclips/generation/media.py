@@ -78,9 +78,12 @@ class MediaWriter(Callback):
         self.enabled, self.mp4 = enabled, mp4
         self.first_frame, self.play_fps = int(first_frame), fps if play_fps is None else play_fps
 
+    def _base(self, clip: int) -> Path:
+        return self.root / self.kind / f"{int(clip):05d}"
+
     def paths(self, clip: int) -> list[Path]:
         """The media files one clip has once written (GIF, and MP4 where imageio-ffmpeg exists)."""
-        base = self.root / self.kind / f"{int(clip):05d}"
+        base = self._base(clip)
         mp4 = self.mp4 and importlib.util.find_spec("imageio_ffmpeg") is not None
         return [base.with_suffix(".gif")] + ([base.with_suffix(".mp4")] if mp4 else [])
 
@@ -102,4 +105,4 @@ class MediaWriter(Callback):
                 self.fps,
                 self.first_frame,
             )
-            write_media(self.root / self.kind / f"{int(clip):05d}", frames, self.play_fps, self.mp4)
+            write_media(self._base(clip), frames, self.play_fps, self.mp4)
