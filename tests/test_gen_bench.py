@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 
 import pytest
 
@@ -42,9 +43,11 @@ def test_gpu_recipe_script_runs_on_cpu_at_tiny_scale(tmp_path):
 
 @pytest.mark.slow
 def test_cpu_benchmark_reports_throughput_and_overhead():
+    # The numbers themselves belong in the README's benchmark table, not in a timed assert: a shared 2-core CI
+    # machine makes any bound either flaky or meaningless. This checks the script runs and reports every figure.
     bench = load(REPO / "experiments/benchmarks/generation_bench.py")
     out = bench.main(["--clips", "4", "--steps", "1", "--repeats", "1"])
-    assert out["clips_per_s_batch1"] > 0 and out["clips_per_s_batch4"] > 0
-    assert (
-        out["overhead_wrapper_pct"] < 25
-    )  # loose: a shared 2-core machine is noisy; the README has the numbers
+    for key in ("clips_per_s_batch1", "clips_per_s_batch4", "direct_s", "ours_s", "wrapper_s"):
+        assert math.isfinite(out[key]) and out[key] > 0, key
+    for key in ("overhead_total_pct", "overhead_wrapper_pct"):
+        assert math.isfinite(out[key]), key
