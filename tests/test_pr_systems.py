@@ -32,6 +32,13 @@ def modules():
     return net, vae, teacher
 
 
+@torch.no_grad()
+def reference_latents(vae: VaeLatentEncoder, frames: torch.Tensor) -> torch.Tensor:
+    """The reference's target, written out here independently of `VaeLatentEncoder.encode` (what `stage=targets`
+    caches): encode(2x - 1).latent_dist.mode() x scaling factor, on the diffusers AutoencoderKL itself."""
+    return (vae.vae.encode(2 * frames - 1).latent_dist.mode() * vae.scaling_factor).float()
+
+
 def batches(n_clips: int, vae: VaeLatentEncoder, with_targets: bool = True) -> list[dict]:
     torch.manual_seed(1)
     items = []
@@ -39,7 +46,7 @@ def batches(n_clips: int, vae: VaeLatentEncoder, with_targets: bool = True) -> l
         frames = torch.rand(6, 3, 16, 16)
         item = {"fmri": torch.randn(V), "frames": frames, "clip_index": torch.tensor(i)}
         if with_targets:
-            item["targets"] = {"vae_latents": vae.encode(frames)}
+            item["targets"] = {"vae_latents": reference_latents(vae, frames)}
         items.append(item)
     return items
 
@@ -83,7 +90,10 @@ def test_cached_and_online_targets_agree():
     batch = {k: torch.stack([i[k] for i in items]) for k in ("fmri", "frames")}
     batch["targets"] = {"vae_latents": torch.stack([i["targets"]["vae_latents"] for i in items])}
     cached = model.target_latents(batch)
+    torch.testing.assert_close(cached, batch["targets"]["vae_latents"])  # cached mode reads the cache as is
     model.hparams.latent_source = "online"
+    torch.testing.assert_close(model.target_latents(batch), cached)  # online encoding equals the reference formula
+    batch["targets"]["vae_latents"] = cached + 1.0  # and online mode ignores the cache
     torch.testing.assert_close(model.target_latents(batch), cached)
     model.hparams.latent_source = "cached"
     with pytest.raises(KeyError, match="latent_source=online"):

@@ -130,8 +130,8 @@ def load_caption_bank(
     with h5py.File(path, "r") as f:
         key = schema.target_path(target, split)
         if key not in f:
-            raise KeyError(
-                f"{path}: caption bank needs '/{key}' (cache it with stage=targets) for gen.caption.source=nearest_train."
+            raise schema.SchemaError(
+                f"{path}: caption bank needs '/{key}' (cache it with stage=targets) for keyframe.caption_source=nearest_train."
             )
         ds = f[key]
         rows = []
