@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from tests.conftest import read_summary, run_cli
 
@@ -47,3 +48,60 @@ def test_pr_paper_parameters(tmp_path):
     run_cli(["stage=pr", "scale=paper", "subj=1", "dry_run=true"], tmp_path)
     p = read_summary(tmp_path, "pr")["metrics"]["parameters"]
     assert 0.2e9 < p["trainable"] < 0.26e9  # method.md 4.1: about 0.23 B for subject 1
+
+
+class _TinySystem(torch.nn.Module):
+    """A trainable MLP and a frozen encoder, big enough that the plan's 3-decimal GiB rounding is below 1 %."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(4096, 2048), torch.nn.ReLU(), torch.nn.Linear(2048, 16))
+        self.frozen = torch.nn.Linear(4096, 1024).requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x) + self.frozen(x)[:, :16]
+
+    def dry_run_forward(self, batch_size: int) -> torch.Tensor:
+        return self(torch.zeros(batch_size, 4096))
+
+
+def _bytes(tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def test_memory_plan_matches_the_tensors_a_real_training_step_allocates():
+    """The plan against what one fp32 AdamW step really holds: parameters, gradients, optimizer moments and the
+    outputs of the leaf modules of a forward pass (measured here on real tensors, not restated from the formula)."""
+    from omegaconf import OmegaConf
+
+    from neuroclips.memory_plan import memory_plan, parameter_report
+
+    system = _TinySystem()
+    batch = 8
+    outputs: list[torch.Tensor] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, o: outputs.append(o)) for m in system.modules()
+             if not list(m.children())]
+    optimizer = torch.optim.AdamW([p for p in system.parameters() if p.requires_grad])
+    system(torch.randn(batch, 4096)).square().mean().backward()
+    optimizer.step()
+    for h in hooks:
+        h.remove()
+    trainable = [p for p in system.parameters() if p.requires_grad]
+    frozen = [p for p in system.parameters() if not p.requires_grad]
+    moments = [v for state in optimizer.state.values() for k, v in state.items() if k in ("exp_avg", "exp_avg_sq")]
+    real = {
+        "weights": _bytes(trainable) + _bytes(frozen),
+        "gradients": _bytes(p.grad for p in trainable),
+        "optimizer": _bytes(moments),
+        "activations": _bytes(outputs),
+    }
+    assert all(p.grad is None for p in frozen)
+
+    cfg = OmegaConf.create({"trainer": {"precision": "32-true"}, "datamodule": {"batch_size": batch}})
+    with torch.device("meta"):  # as dry_run builds a paper-scale system
+        meta_system = _TinySystem()
+    full = memory_plan(cfg, parameter_report({"system": meta_system}), {"system": meta_system})
+    plan = full["plans"]["ddp_x1"]
+    for part in ("weights", "gradients", "optimizer"):
+        assert plan[f"{part}_gib"] == pytest.approx(real[part] / GIB, rel=0.01, abs=0.0006), part
+    assert full["activations_per_sample_bytes"] * batch == real["activations"]
