@@ -65,7 +65,15 @@ def test_random_and_mean_policies(sim_file):
     seen_reps = {ds[i]["rep"] for i in range(30)}
     seen_kf = {ds[i]["keyframe_index"] for i in range(30)}
     assert seen_reps == {0, 1} and len(seen_kf) > 2
-    assert ds[5]["rep"] == ds[5]["rep"], "seeded per (seed, epoch, row)"
+    # seeded per (seed, epoch, row): a fresh DataModule replays the draws; another epoch or seed draws anew
+    def draws(dm, epoch):
+        dm.set_epoch(epoch)
+        return [(d["rep"], d["keyframe_index"]) for d in (dm.dataset("train")[i] for i in range(30))]
+
+    first = draws(dm, 0)
+    assert draws(make_dm(sim_file, rep_policy="random", keyframe_policy="random"), 0) == first
+    assert draws(dm, 1) != first
+    assert draws(make_dm(sim_file, rep_policy="random", keyframe_policy="random", seed=1), 0) != first
     dm = make_dm(sim_file, rep_policy="mean", keyframe_policy=4)
     item = dm.dataset("train")[0]
     assert item["rep"] == -1 and item["keyframe_index"] == 4
