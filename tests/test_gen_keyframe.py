@@ -151,7 +151,7 @@ def test_real_size_unclip_layout_on_meta():
 
 
 def test_missing_unclip_file_and_tiny_captioner(tmp_path):
-    with pytest.raises(MissingWeightsError, match="gen.keyframe.unclip_file"):
+    with pytest.raises(MissingWeightsError, match="scale.gen.keyframe.unclip_file"):
         build_unclip("local", "tiny", unclip_file=str(tmp_path / "unclip6.ckpt"))
     captions = build_captioner("random", "tiny", max_new_tokens=4)(torch.rand(2, 3, 40, 40))
     assert len(captions) == 2 and all(isinstance(c, str) for c in captions)

@@ -8,6 +8,7 @@ import pytest
 import torch
 from diffusers import DDIMScheduler
 
+from neuroclips.data.schema import SchemaError
 from neuroclips.generation.caption import NearestCaptionBank, load_caption_bank
 from neuroclips.generation.fusion import decide_links, fusion_groups, neighbour_pairs, train_pair_classifier
 from neuroclips.generation.guidance import initial_latents, plan_alpha, sampling_scheduler
@@ -129,5 +130,5 @@ def test_nearest_caption_bank(tmp_path):
         ).astype("f2")
         f.create_dataset("stimuli/train/captions", data=["x", "y", "z"], dtype=h5py.string_dtype())
     assert load_caption_bank(str(path))(tokens) == ["z", "x"]
-    with pytest.raises(KeyError, match="stage=targets"):
+    with pytest.raises(SchemaError, match="stage=targets.*keyframe.caption_source"):
         load_caption_bank(str(path), target="missing")

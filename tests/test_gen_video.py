@@ -182,7 +182,7 @@ def test_domain_lora_merge_is_w_plus_up_down(pipe):
 
 
 def test_missing_weight_file_names_file_and_field(tmp_path):
-    with pytest.raises(MissingWeightsError, match="gen.video.dreambooth_file"):
+    with pytest.raises(MissingWeightsError, match="scale.gen.video.dreambooth_file"):
         build_video_pipeline("local", "tiny", dreambooth_file=str(tmp_path / "rv.safetensors"))
 
 

@@ -67,7 +67,7 @@ def set_motion_norm(module: nn.Module, mode: str) -> int:
     Returns how many norms were set. Parameters are shared with the replaced norm, so weights stay loaded.
     """
     if mode not in MOTION_NORMS:
-        raise ValueError(f"gen.video.motion_norm: expected one of {MOTION_NORMS}, found {mode!r}.")
+        raise ValueError(f"video.motion_norm: expected one of {MOTION_NORMS}, found {mode!r}.")
     cls = PerFrameGroupNorm if mode == "per_frame" else nn.GroupNorm
     count = 0
     for sub in module.modules():

@@ -99,11 +99,11 @@ def build_captioner(
 
     from neuroclips.generation.caption import Blip2Captioner
 
-    check_choice("gen.caption.pretrained", pretrained, ("random", "local"))
-    check_choice("gen.caption.size", size, BLIP2_CONFIGS)
+    check_choice("scale.pretrained", pretrained, ("random", "local"))
+    check_choice("scale.gen.size", size, BLIP2_CONFIGS)
     if pretrained == "local" and not building_on_meta():
         folder = require_file(
-            Path(str(blip2_dir)) / "config.json", "gen.caption.blip2_dir", "BLIP-2 folder"
+            Path(str(blip2_dir)) / "config.json", "scale.gen.caption.blip2_dir", "BLIP-2 folder"
         ).parent
         model = Blip2ForConditionalGeneration.from_pretrained(
             folder, local_files_only=True, dtype=getattr(torch, dtype)

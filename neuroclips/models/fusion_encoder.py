@@ -30,11 +30,11 @@ def build_clip_image_encoder(
 
     from neuroclips.generation.fusion import ClipImageEmbedder
 
-    check_choice("gen.fusion.pretrained", pretrained, ("random", "local"))
-    check_choice("gen.fusion.size", size, CLIP_VISION_CONFIGS)
+    check_choice("scale.pretrained", pretrained, ("random", "local"))
+    check_choice("scale.gen.size", size, CLIP_VISION_CONFIGS)
     if pretrained == "local" and not building_on_meta():
         folder = require_file(
-            Path(str(clip_dir)) / "config.json", "gen.fusion.clip_dir", "CLIP folder"
+            Path(str(clip_dir)) / "config.json", "scale.gen.fusion.clip_dir", "CLIP folder"
         ).parent
         model = CLIPVisionModelWithProjection.from_pretrained(folder, local_files_only=True)
     else:

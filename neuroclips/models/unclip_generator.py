@@ -103,7 +103,7 @@ class UnclipComponents:
 
 
 def unclip_configs(size: str, context_dim: int | None = None) -> dict:
-    check_choice("gen.keyframe.size", size, UNCLIP_CONFIGS)
+    check_choice("scale.gen.size", size, UNCLIP_CONFIGS)
     cfg = copy.deepcopy(UNCLIP_CONFIGS[size])
     if context_dim is not None:
         cfg["unet"]["cross_attention_dim"] = int(context_dim)
@@ -121,13 +121,13 @@ def build_unclip(
     """unclip6 UNet + SDXL VAE + Euler scheduler; ``local`` reads both nets from the unclip6 Lightning file."""
     from neuroclips.generation.unclip_keys import load_unclip_unet, load_unclip_vae
 
-    check_choice("gen.keyframe.pretrained", pretrained, ("random", "local"))
+    check_choice("scale.pretrained", pretrained, ("random", "local"))
     cfg = unclip_configs(size, context_dim)
     with seeded_init(init_seed):
         unet = UNet2DConditionModel(**cfg["unet"])
         vae = AutoencoderKL(**cfg["vae"])
     if pretrained == "local" and not building_on_meta():
-        state = load_checkpoint_dict(unclip_file, "gen.keyframe.unclip_file", trust_pickle=trust_pickle)
+        state = load_checkpoint_dict(unclip_file, "scale.gen.keyframe.unclip_file", trust_pickle=trust_pickle)
         load_unclip_unet(unet, state, source=str(unclip_file))
         load_unclip_vae(vae, state, source=str(unclip_file))
     for module in (unet, vae):

@@ -190,8 +190,8 @@ def build_video_pipeline(
     """
     from neuroclips.generation.video import NeuroClipsVideoPipeline, set_motion_norm
 
-    check_choice("gen.video.pretrained", pretrained, ("random", "local"))
-    check_choice("gen.video.size", size, VIDEO_CONFIGS)
+    check_choice("scale.pretrained", pretrained, ("random", "local"))
+    check_choice("scale.gen.size", size, VIDEO_CONFIGS)
     cfg = VIDEO_CONFIGS[size]
     scheduler = DDIMScheduler(**VIDEO_SCHEDULER)
     tokenizer = clip_tokenizer()
@@ -206,10 +206,10 @@ def build_video_pipeline(
     else:
         unet, vae, text_encoder = _load_dreambooth(dreambooth_file, cfg, tokenizer)
         adapter = _load_animatediff_module(
-            MotionAdapter, motion_module_file, "gen.video.motion_module_file", cfg["motion_adapter"]
+            MotionAdapter, motion_module_file, "scale.gen.video.motion_module_file", cfg["motion_adapter"]
         )
         controlnet = _load_animatediff_module(
-            SparseControlNetModel, sparsectrl_file, "gen.video.sparsectrl_file", cfg["controlnet"]
+            SparseControlNetModel, sparsectrl_file, "scale.gen.video.sparsectrl_file", cfg["controlnet"]
         )
     pipe = NeuroClipsVideoPipeline(
         vae=vae,
@@ -221,7 +221,7 @@ def build_video_pipeline(
         scheduler=scheduler,
     )
     if pretrained == "local" and domain_lora_file is not None and not building_on_meta():
-        lora = load_checkpoint_dict(domain_lora_file, "gen.video.domain_lora_file")
+        lora = load_checkpoint_dict(domain_lora_file, "scale.gen.video.domain_lora_file")
         merge_domain_lora(pipe.unet, lora, domain_lora_scale)
     set_motion_norm(pipe.unet, motion_norm)
     set_motion_norm(pipe.controlnet, motion_norm)
@@ -257,7 +257,7 @@ def _load_dreambooth(path, cfg: dict, tokenizer: CLIPTokenizer):
     """UNet, VAE and text encoder of an SD-1.5 LDM single file (RealisticVision), via a config-only folder."""
     from diffusers import StableDiffusionPipeline
 
-    require_file(path, "gen.video.dreambooth_file", "SD-1.5 DreamBooth single file (RealisticVision)")
+    require_file(path, "scale.gen.video.dreambooth_file", "SD-1.5 DreamBooth single file (RealisticVision)")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         index = {

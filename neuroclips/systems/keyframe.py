@@ -65,7 +65,7 @@ class KeyframeGenerator(pl.LightningModule):
         super().__init__()
         if caption_source not in CAPTION_SOURCES:
             raise ValueError(
-                f"gen.caption.source: expected one of {CAPTION_SOURCES}, found {caption_source!r}."
+                f"keyframe.caption_source: expected one of {CAPTION_SOURCES}, found {caption_source!r}."
             )
         check_seeding("keyframe.seeding", seeding)
         if autocast_scope not in AUTOCAST_SCOPES:
