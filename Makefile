@@ -12,7 +12,7 @@ SUBJ ?= 1
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: learning-check paper help install demo test test-fast test-slow test-full lint format smoke simulate convert benchmarks clean clean-logs
+.PHONY: learning-check paper help install demo test test-fast test-slow lint format simulate convert clean clean-logs
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -29,17 +29,15 @@ demo: $(VENV)/.installed ## run the whole pipeline on the simulated dataset and 
 	$(PY) -m neuroclips.pipeline experiment=demo subj=$(SUBJ)
 
 test: $(VENV)/.installed ## the test suite: fast tests, then the slow ones (DDP, resume, end-to-end)
-	$(PY) -m pytest -q -m "not slow and not gpu" $(PYTEST_ARGS)
-	$(PY) -m pytest -q -m "slow and not gpu" $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m slow $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 test-fast: $(VENV)/.installed ## only the fast tests
-	$(PY) -m pytest -q -m "not slow and not gpu" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 test-slow: $(VENV)/.installed ## only the slow tests (DDP, resume, end-to-end)
-	$(PY) -m pytest -q -m "slow and not gpu" $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(PY) -m pytest -q -m slow $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
-test-gpu: $(VENV)/.installed ## tests that need a CUDA device (never in CI)
-	$(PY) -m pytest -q -m gpu $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed ## ruff lint
 	$(VENV)/bin/ruff check neuroclips tests experiments
