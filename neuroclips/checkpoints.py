@@ -7,10 +7,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from neuroclips.errors import UserError
 from neuroclips.utils.weights import is_meta, require_file
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(UserError, ValueError):
     """A checkpoint from another stage or subject than the configuration expects."""
 
 

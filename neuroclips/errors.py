@@ -6,30 +6,23 @@ import errno
 
 from omegaconf.errors import InterpolationKeyError, MissingMandatoryValue
 
-from neuroclips.checkpoints import CheckpointMismatchError
-from neuroclips.data.schema import SchemaError
-from neuroclips.utils.weights import MissingWeightsError
+
+class UserError(Exception):
+    """Base of every error a user can cause and fix (bad data file, missing weights, wrong checkpoint, bad config):
+    the entry points print its one-sentence message and exit with 2. The modules that detect such faults subclass
+    it (`data.schema.SchemaError`, `utils.weights.MissingWeightsError`, `checkpoints.CheckpointMismatchError`,
+    `evaluation.readers.ReconstructionError`), so this module imports nothing of ours."""
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration value is missing or of the wrong kind."""
 
 
-class StageError(RuntimeError):
+class StageError(UserError, RuntimeError):
     """A stage cannot run as configured."""
 
 
-def _reader_error() -> type[BaseException]:
-    from neuroclips.evaluation.readers import ReconstructionError
-
-    return ReconstructionError
-
-
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    SchemaError, MissingWeightsError, CheckpointMismatchError, ConfigError, StageError, MissingMandatoryValue,
-    InterpolationKeyError,
-    _reader_error(),
-)
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError, MissingMandatoryValue, InterpolationKeyError)
 
 
 DISK_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",

@@ -17,9 +17,8 @@ import contextlib
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -41,41 +40,11 @@ from neuroclips.outputs import OutputStore
 from neuroclips.provenance import Provenance, describe_difference, upstream_summary
 from neuroclips.run_setup import RunFiles, check_top_level, make_run_dir, remove_orphans
 from neuroclips.stage_fingerprint import provenance_of_stage, target_encoder_fingerprints
+from neuroclips.stage_types import StageContext, StageResult  # noqa: F401  (re-exported)
 from neuroclips.utils.atomic import write_json
 from neuroclips.utils.run_lock import acquire_run_lock
 
 log = logging.getLogger("neuroclips")
-
-@dataclass
-class StageResult:
-    metrics: dict[str, Any] = field(default_factory=dict)
-    outputs: dict[str, str] = field(default_factory=dict)
-    checkpoint: str | None = None
-
-
-@dataclass
-class StageContext:
-    cfg: DictConfig
-    run_dir: Path
-    outputs_dir: Path
-    data_file: str
-    subj: int
-    scale: str
-    device: torch.device
-    rank: int = 0
-    world_size: int = 1
-    progress: bool = True
-    provenance: Provenance | None = None
-    overwrite_outputs: bool = False  # outputs=overwrite: recompute what was made under another fingerprint
-    target_fingerprints: dict[str, str] = field(default_factory=dict)  # stage=targets: per cached target
-
-    @property
-    def is_global_zero(self) -> bool:
-        return self.rank == 0
-
-    def datamodule(self, **overrides):
-        """A DataModule over the configured file (tasks that iterate clips use this; the seam stays here)."""
-        return build_datamodule(self.cfg, **overrides)
 
 
 def setup_environment(cfg: DictConfig) -> None:
@@ -348,6 +317,7 @@ def run_task(cfg: DictConfig, run_dir: Path, prov: Provenance, begin) -> tuple[S
         subj=int(cfg.subj.id), scale=str(cfg.scale.name), device=device, rank=rank, world_size=world,
         provenance=prov, overwrite_outputs=str(cfg.get("outputs", "keep")) == "overwrite",
         target_fingerprints=target_encoder_fingerprints(cfg, prov),
+        build_datamodule=partial(build_datamodule, cfg),
     )
     begin()
     result = task.run(ctx)

@@ -27,6 +27,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from neuroclips.errors import UserError
+
 SCHEMA_VERSION = 1
 FRAMES_PER_CLIP = 6
 FPS = 3
@@ -38,7 +40,7 @@ STIMULUS_FIELDS = ("frames", "captions", "clip_index", "segment", "scene_cut")
 STR_DTYPE = h5py.string_dtype(encoding="utf-8")
 
 
-class SchemaError(ValueError):
+class SchemaError(UserError, ValueError):
     """A data file does not follow the neuroclips HDF5 schema. The message lists every violation."""
 
 

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from neuroclips.data import schema, validate
 from neuroclips.errors import ConfigError
+from neuroclips.stage_types import StageResult
 
 log = logging.getLogger("neuroclips")
 
@@ -50,9 +51,7 @@ class ComputeTargets:
         return dict(self.encoders)
 
     def run(self, ctx) -> Any:
-        from neuroclips.runtime import StageResult, build_datamodule
-
-        build_datamodule(ctx.cfg)  # validates the file (and writes the simulated one if asked to)
+        ctx.datamodule()  # validates the file (and writes the simulated one if asked to)
         metrics: dict[str, Any] = {}
         for name, enc in self.encoders.items():
             if getattr(enc, "name", name) != name:

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from neuroclips.data import schema
+from neuroclips.errors import UserError
 
 LAYOUTS = ("auto", "store", "per_clip", "side_by_side")
 ARRAY_SUFFIXES = (".npy", ".pt")
@@ -40,7 +41,7 @@ FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
 _LAST_INT = re.compile(r"(\d+)(?!.*\d)")
 
 
-class ReconstructionError(ValueError):
+class ReconstructionError(UserError, ValueError):
     """A reconstruction file or folder does not follow the documented naming convention or format."""
 
 

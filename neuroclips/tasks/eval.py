@@ -34,6 +34,7 @@ from neuroclips.models.frozen_classifiers import (
     build_frame_classifier,
     build_video_classifier,
 )
+from neuroclips.stage_types import StageResult
 from neuroclips.utils.atomic import write_json
 
 log = logging.getLogger("neuroclips")
@@ -175,8 +176,6 @@ class EvalTask:
     # ------------------------------------------------------------------------------------------------ run
     def run(self, ctx):
         from neuroclips.report import write_reports
-        from neuroclips.runtime import StageResult
-
         if not ctx.is_global_zero:  # evaluation is cheap next to generation: rank 0 does it all
             return StageResult()
         run_dir = Path(ctx.run_dir)

@@ -25,6 +25,7 @@ from neuroclips.generation.fusion import (
 )
 from neuroclips.generation.video import VideoRecipe, generate_videos
 from neuroclips.outputs import OutputStore, to_uint8
+from neuroclips.stage_types import StageResult
 from neuroclips.utils.atomic import write_json, write_npy
 
 log = logging.getLogger(__name__)
@@ -103,8 +104,6 @@ class FusionTask:
 
     # ---- run -------------------------------------------------------------------------------------------------
     def run(self, ctx):
-        from neuroclips.runtime import StageResult
-
         if not ctx.is_global_zero:
             return StageResult(metrics={"skipped_rank": ctx.rank})
         store = OutputStore(ctx.outputs_dir)

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from neuroclips.models.frozen_vae import build_autoencoder_kl
+from neuroclips.stage_types import StageResult
 
 log = logging.getLogger("neuroclips")
 
@@ -167,8 +168,6 @@ class TinyVaeStandin:
 
     def run(self, ctx):
         from neuroclips.data.datamodule import validation_rows
-        from neuroclips.runtime import StageResult
-
         if not self.enabled:
             return StageResult(metrics={"skipped": "scale uses local pretrained weights (enabled=false)"})
         if not ctx.is_global_zero:  # one process fits; others have nothing to do in this task

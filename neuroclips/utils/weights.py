@@ -7,8 +7,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from neuroclips.errors import UserError
 
-class MissingWeightsError(FileNotFoundError):
+
+class MissingWeightsError(UserError, FileNotFoundError):
     """A weight file that the configuration names is not on disk."""
 
 
