@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_inprocess
 
 
 def _variant(src, tmp_path, fn):
@@ -67,14 +67,14 @@ def _assert_clean_failure(proc, tmp_path, needle, stage="toy_fit"):
 def test_bad_data_file(sim_file, tmp_path, case):
     fn, needle = CASES[case]
     bad = _variant(sim_file, tmp_path, fn)
-    proc = run_cli(["stage=toy_fit", "logger=none"], tmp_path, bad, check=False)
+    proc = run_inprocess(["stage=toy_fit", "logger=none"], tmp_path, bad, check=False)
     _assert_clean_failure(proc, tmp_path, needle)
 
 
 def test_truncated_file(sim_file, tmp_path):
     bad = tmp_path / "trunc.h5"
     bad.write_bytes(sim_file.read_bytes()[:100_000])
-    proc = run_cli(["stage=toy_fit", "logger=none"], tmp_path, bad, check=False)
+    proc = run_inprocess(["stage=toy_fit", "logger=none"], tmp_path, bad, check=False)
     _assert_clean_failure(proc, tmp_path, "cannot be opened as HDF5")
 
 
@@ -84,20 +84,20 @@ def test_missing_data_file(tmp_path):
 
 
 def test_checkpoint_from_another_subject_or_stage(sim_file, tmp_path):
-    run_cli(["stage=toy_fit", "logger=none", "stage.max_epochs=1", "subj=2"], tmp_path, sim_file)
+    run_inprocess(["stage=toy_fit", "logger=none", "stage.max_epochs=1", "subj=2"], tmp_path, sim_file)
     ckpt = tmp_path / "runs/default/subj2/toy_fit/checkpoints/best.ckpt"
-    proc = run_cli(["stage=toy_from_fit", "logger=none", f"init_ckpt={ckpt}"], tmp_path, sim_file, check=False)
+    proc = run_inprocess(["stage=toy_from_fit", "logger=none", f"init_ckpt={ckpt}"], tmp_path, sim_file, check=False)
     _assert_clean_failure(proc, tmp_path, "checkpoint of subject 2, expected subject 1 (subj=1)", stage="toy_from_fit")
-    proc = run_cli(["stage=toy_from_fit", "logger=none", "subj=2", f"init_ckpt={ckpt}", "system.net.expected_stage=sr"],
+    proc = run_inprocess(["stage=toy_from_fit", "logger=none", "subj=2", f"init_ckpt={ckpt}", "system.net.expected_stage=sr"],
                    tmp_path, sim_file, check=False)
     assert proc.returncode == 2 and "checkpoint of stage 'toy_fit', expected stage 'sr'" in proc.stderr
     # the right subject chains by path with no hand-edited paths
-    run_cli(["stage=toy_from_fit", "logger=none", "subj=2"], tmp_path, sim_file)
+    run_inprocess(["stage=toy_from_fit", "logger=none", "subj=2"], tmp_path, sim_file)
     assert len(list((tmp_path / "runs/default/subj2/outputs/keyframe").glob("*.npy"))) == 20
 
 
 def test_missing_checkpoint(sim_file, tmp_path):
-    proc = run_cli(["stage=toy_from_fit", "logger=none"], tmp_path, sim_file, check=False)
+    proc = run_inprocess(["stage=toy_from_fit", "logger=none"], tmp_path, sim_file, check=False)
     _assert_clean_failure(proc, tmp_path, "checkpoint of an earlier stage not found (config field 'checkpoint')", stage="toy_from_fit")
 
 

@@ -9,7 +9,7 @@ import pytest
 from neuroclips.data import schema
 from neuroclips.data.datamodule import CC2017DataModule
 from neuroclips.errors import ConfigError
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_inprocess
 from tests.test_bad_input import _assert_clean_failure, _variant
 
 TOKENS = ["+datamodule.targets=[clip_tokens]"]  # toy_fit reads a cached target, as sr does
@@ -46,7 +46,7 @@ def _duplicate_clip_index(split):
 
 def test_duplicate_clip_index_is_refused(sim_file, tmp_path):
     bad = _variant(sim_file, tmp_path, _duplicate_clip_index("train"))
-    proc = run_cli(["stage=toy_fit", "logger=none"], tmp_path, bad, check=False)
+    proc = run_inprocess(["stage=toy_fit", "logger=none"], tmp_path, bad, check=False)
     _assert_clean_failure(proc, tmp_path, "dataset '/stimuli/train/clip_index' expected a distinct clip index per clip, "
                                           "found 1 duplicated value(s), e.g. 3 appears 2 times.")
     test_bad = _variant(sim_file, tmp_path, _duplicate_clip_index("test"))
@@ -59,7 +59,7 @@ def test_duplicate_clip_index_is_refused(sim_file, tmp_path):
 # --------------------------------------------------------------------------------------------- 2. cached targets
 def test_half_cached_targets_are_refused(sim_file, tmp_path):
     bad = _variant(sim_file, tmp_path, lambda f: _cache_tokens(f, done_rows=50))
-    proc = run_cli(["stage=toy_fit", "logger=none", *TOKENS], tmp_path, bad, check=False)
+    proc = run_inprocess(["stage=toy_fit", "logger=none", *TOKENS], tmp_path, bad, check=False)
     # 120 train clips, one block of 20 held out for val (data.val_fraction 0.1): training reads 100, 50 not cached
     _assert_clean_failure(proc, tmp_path, "dataset '/targets/clip_tokens/train_done' marks 50 of the 100 rows read "
                                           "for train as not cached (first: row 50); finish the cache with "
@@ -68,14 +68,14 @@ def test_half_cached_targets_are_refused(sim_file, tmp_path):
 
 def test_nonfinite_targets_are_refused(sim_file, tmp_path):
     bad = _variant(sim_file, tmp_path, lambda f: _cache_tokens(f, value=np.inf))
-    proc = run_cli(["stage=toy_fit", "logger=none", *TOKENS], tmp_path, bad, check=False)
+    proc = run_inprocess(["stage=toy_fit", "logger=none", *TOKENS], tmp_path, bad, check=False)
     _assert_clean_failure(proc, tmp_path, "dataset '/targets/clip_tokens/train' expected finite values, found NaN/Inf "
                                           "in 1 of the 100 rows read for train (first: row 7); re-encode them with "
                                           "`python -m neuroclips.train stage=targets subj=1")
 
 
 def test_missing_target_dataset_is_refused(sim_file, tmp_path):
-    proc = run_cli(["stage=toy_fit", "logger=none", *TOKENS], tmp_path, sim_file, check=False)
+    proc = run_inprocess(["stage=toy_fit", "logger=none", *TOKENS], tmp_path, sim_file, check=False)
     _assert_clean_failure(proc, tmp_path, "dataset '/targets/clip_tokens/train' is missing (datamodule.targets lists "
                                           "'clip_tokens'); cache it first with `python -m neuroclips.train stage=targets")
 
@@ -138,9 +138,9 @@ def _empty_train(f):
 
 
 def test_empty_training_split(sim_file, tmp_path):
-    proc = run_cli(["stage=toy_fit", "logger=none", "data.limit_clips=0"], tmp_path, sim_file, check=False)
+    proc = run_inprocess(["stage=toy_fit", "logger=none", "data.limit_clips=0"], tmp_path, sim_file, check=False)
     _assert_clean_failure(proc, tmp_path, "data.limit_clips: expected a positive integer (clips per split, or null), found 0.")
-    proc = run_cli(["stage=toy_fit", "logger=none", "data.val_fraction=0.95"], tmp_path, sim_file, check=False)
+    proc = run_inprocess(["stage=toy_fit", "logger=none", "data.val_fraction=0.95"], tmp_path, sim_file, check=False)
     _assert_clean_failure(proc, tmp_path, "data.val_fraction=0.95 with data.val_block=20 would hold out 6 of 6 blocks "
                                           "of the 120 training clips; expected fewer")
     bad = _variant(sim_file, tmp_path, _empty_train)
@@ -161,7 +161,7 @@ def test_empty_training_split(sim_file, tmp_path):
                  "of training clips held out), found 'abc'.", marks=pytest.mark.slow),
 ])
 def test_bad_datamodule_arguments(sim_file, tmp_path, args, needle):
-    proc = run_cli([*args, "logger=none"], tmp_path, sim_file, check=False)
+    proc = run_inprocess([*args, "logger=none"], tmp_path, sim_file, check=False)
     stage = args[0].split("=")[1]
     _assert_clean_failure(proc, tmp_path, needle, stage=stage)
     assert not (tmp_path / "runs/default/subj1" / stage / "lightning_logs").exists()
