@@ -41,7 +41,7 @@ def sim_copy(sim_file, tmp_path) -> Path:
 def fitted_toy_runs(sim_file, tmp_path_factory) -> Path:
     """A runs folder with one finished toy_fit run (2 epochs), trained once per session; copy it (copy_runs)."""
     root = tmp_path_factory.mktemp("fitted")
-    run_cli(["stage=toy_fit", "logger=none"], root, sim_file)
+    run_inprocess(["stage=toy_fit", "logger=none"], root, sim_file)
     return root / "runs"
 
 

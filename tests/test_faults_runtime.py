@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import REPO, copy_runs, read_summary, run_cli
+from tests.conftest import REPO, copy_runs, read_summary, run_cli, run_inprocess
 
 RUN = "runs/default/subj1"
 
@@ -27,7 +27,7 @@ def _last_sentence(proc) -> str:
 
 def test_last_ckpt_is_the_last_epoch_even_when_the_monitor_never_improves(sim_file, tmp_path):
     # val/loss mostly falls, so with monitor_mode=max the best is an early epoch: last.ckpt must still be epoch 2
-    run_cli(["stage=toy_fit", "logger=none", "stage.max_epochs=3", "stage.monitor_mode=max"], tmp_path, sim_file)
+    run_inprocess(["stage=toy_fit", "logger=none", "stage.max_epochs=3", "stage.monitor_mode=max"], tmp_path, sim_file)
     ckpts = tmp_path / RUN / "toy_fit/checkpoints"
     last = torch.load(ckpts / "last.ckpt", map_location="cpu", weights_only=True)
     best = torch.load(ckpts / "best.ckpt", map_location="cpu", weights_only=True)
@@ -36,7 +36,7 @@ def test_last_ckpt_is_the_last_epoch_even_when_the_monitor_never_improves(sim_fi
 
 
 def test_a_nan_loss_stops_the_fit_in_one_sentence_and_keeps_finite_checkpoints(sim_file, tmp_path):
-    proc = run_cli(["stage=toy_fit", "logger=none", "stage.max_epochs=3", "system.lr=1e30"], tmp_path, sim_file,
+    proc = run_inprocess(["stage=toy_fit", "logger=none", "stage.max_epochs=3", "system.lr=1e30"], tmp_path, sim_file,
                    check=False)
     assert proc.returncode == 2
     err = _last_sentence(proc)
@@ -60,7 +60,7 @@ def test_an_unreadable_or_foreign_last_ckpt_is_refused_in_one_sentence(sim_file,
         torch.save(ckpt, last)
     else:
         last.write_bytes(content)
-    proc = run_cli(["stage=toy_fit", "logger=none"], tmp_path, sim_file, check=False)
+    proc = run_inprocess(["stage=toy_fit", "logger=none"], tmp_path, sim_file, check=False)
     assert proc.returncode == 2
     err = _last_sentence(proc)
     assert str(last) in err and "resume=never" in err, err
@@ -73,7 +73,7 @@ def test_a_last_ckpt_whose_weights_do_not_fit_is_refused(sim_file, tmp_path, fit
     ckpt = torch.load(last, map_location="cpu", weights_only=True)
     ckpt["state_dict"]["net.extra"] = torch.zeros(2)
     torch.save(ckpt, last)
-    proc = run_cli(["stage=toy_fit", "logger=none"], tmp_path, sim_file, check=False)
+    proc = run_inprocess(["stage=toy_fit", "logger=none"], tmp_path, sim_file, check=False)
     assert proc.returncode == 2 and "unexpected net.extra" in _last_sentence(proc)
 
 
@@ -83,7 +83,7 @@ def test_orphan_temporary_files_are_removed_at_the_next_start(sim_file, tmp_path
     orphan.write_bytes(b"x" * 5000)
     keep = tmp_path / RUN / "toy_fit/notes.tmp"  # not an atomic write's temporary: never touched
     keep.write_text("mine")
-    proc = run_cli(["stage=toy_fit", "logger=none"], tmp_path, sim_file)
+    proc = run_inprocess(["stage=toy_fit", "logger=none"], tmp_path, sim_file)
     assert not orphan.exists() and keep.exists()
     assert "removed 1 temporary files of interrupted writes (5.0 kB)" in proc.stdout + proc.stderr
 
@@ -114,14 +114,14 @@ def test_a_second_run_into_a_locked_run_dir_is_refused_and_the_first_unharmed(si
 
 
 def test_media_missing_after_a_kill_are_written_on_resume_and_npy_comes_last(sim_file, tmp_path):
-    run_cli(["stage=toy_video", "logger=none", "data.predict_clips=[0,1,2,3]"], tmp_path, sim_file)
+    run_inprocess(["stage=toy_video", "logger=none", "data.predict_clips=[0,1,2,3]"], tmp_path, sim_file)
     out = tmp_path / RUN / "outputs"
     for c in range(4):  # the writer runs after the media callback: the .npy that marks a clip done is last
         assert (out / f"media/video/{c:05d}.gif").stat().st_mtime_ns <= (out / f"video/{c:05d}.npy").stat().st_mtime_ns
     gif = out / "media/video/00002.gif"
     gif.unlink()  # what a kill between a clip's .npy and its GIF left under the old order
     others = {c: (out / f"video/{c:05d}.npy").stat().st_mtime_ns for c in (0, 1, 3)}
-    run_cli(["stage=toy_video", "logger=none", "data.predict_clips=[0,1,2,3]"], tmp_path, sim_file)
+    run_inprocess(["stage=toy_video", "logger=none", "data.predict_clips=[0,1,2,3]"], tmp_path, sim_file)
     assert gif.exists()
     assert {c: (out / f"video/{c:05d}.npy").stat().st_mtime_ns for c in (0, 1, 3)} == others
     assert read_summary(tmp_path, "toy_video")["metrics"]["clips_written"] == 1
@@ -200,7 +200,7 @@ def test_kill_mid_epoch_then_resume_from_the_step_checkpoint_is_bit_identical(si
 
 
 def test_a_value_that_names_no_option_is_one_sentence(tmp_path):
-    proc = run_cli(["stage=sr", "stage.selection=foo", "dry_run=true"], tmp_path, check=False)
+    proc = run_inprocess(["stage=sr", "stage.selection=foo", "dry_run=true"], tmp_path, check=False)
     assert proc.returncode == 2
     assert "config key 'stage.monitor': Interpolation key 'selections.foo.monitor' not found" in _last_sentence(proc)
     assert not (tmp_path / "runs").exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.conftest import read_summary, run_cli
+from tests.conftest import read_summary, run_inprocess
 
 GIB = 1024**3
 
@@ -13,7 +13,7 @@ GIB = 1024**3
 @pytest.fixture(scope="module")
 def sr_paper(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dry")
-    run_cli(["stage=sr", "scale=paper", "subj=1", "dry_run=true"], tmp)
+    run_inprocess(["stage=sr", "scale=paper", "subj=1", "dry_run=true"], tmp)
     return read_summary(tmp, "sr")["metrics"]
 
 
@@ -45,7 +45,7 @@ def test_sr_stage1_memory_by_hand(sr_paper):
 
 
 def test_pr_paper_parameters(tmp_path):
-    run_cli(["stage=pr", "scale=paper", "subj=1", "dry_run=true"], tmp_path)
+    run_inprocess(["stage=pr", "scale=paper", "subj=1", "dry_run=true"], tmp_path)
     p = read_summary(tmp_path, "pr")["metrics"]["parameters"]
     assert 0.2e9 < p["trainable"] < 0.26e9  # method.md 4.1: about 0.23 B for subject 1
 

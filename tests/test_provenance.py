@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from neuroclips.provenance import data_identity, describe_difference, differing_keys, result_config
-from tests.conftest import copy_runs, read_summary, run_cli
+from tests.conftest import SMALL, copy_runs, read_summary, run_cli, run_inprocess
 
 RUN = "runs/default/subj1"
 
@@ -51,14 +51,19 @@ def test_data_identity_follows_the_stimuli_and_fmri_not_the_targets(sim_file, tm
     assert data_identity(b) != base
 
 
-def test_a_task_stage_that_creates_the_data_file_has_the_same_fingerprint_on_rerun(tmp_path):
-    # what `make demo` does on a fresh clone: stage=standins/targets write the simulated file (data.auto_create)
+def test_a_task_stage_that_creates_the_data_file_has_the_same_fingerprint_on_rerun(tmp_path, monkeypatch):
+    # what `make demo` does on a fresh clone: stage=standins/targets write the simulated file (data.auto_create),
+    # here at the small test size (the demo-size file takes a minute to simulate)
+    from neuroclips.data import simulate
+
+    full = simulate.config_for
+    monkeypatch.setattr(simulate, "config_for", lambda scale, **kw: full(scale, **{**SMALL, **kw}))
     args = ["stage=targets", "logger=none", "task.encoders.clip_tokens=null", "task.encoders.caption_emb=null",
             "task.encoders.vae_latents=null"]
-    run_cli(args, tmp_path)
+    run_inprocess(args, tmp_path)
     first = read_summary(tmp_path, "targets")
     assert "data" in first["provenance"]["inputs"], "the data file's identity must be taken once it exists"
-    run_cli(args, tmp_path)
+    run_inprocess(args, tmp_path)
     assert read_summary(tmp_path, "targets")["fingerprint"] == first["fingerprint"]
 
 
@@ -68,7 +73,7 @@ def test_fit_rerun_under_another_config_is_refused_and_the_old_run_untouched(sim
     run_dir = tmp_path / RUN / "toy_fit"
     config_before = (run_dir / "config.yaml").read_text()
     last_before = (run_dir / "checkpoints/last.ckpt").read_bytes()
-    proc = run_cli(["stage=toy_fit", "logger=none", "system.lr=0.002"], tmp_path, sim_file, check=False)
+    proc = run_inprocess(["stage=toy_fit", "logger=none", "system.lr=0.002"], tmp_path, sim_file, check=False)
     assert proc.returncode == 2, proc.stderr[-2000:]
     err = proc.stderr.strip().splitlines()[-1]
     assert "system.lr: 0.001 -> 0.002" in err and "name=" in err and "resume=never" in err, err
@@ -78,7 +83,7 @@ def test_fit_rerun_under_another_config_is_refused_and_the_old_run_untouched(sim
     ckpt = torch.load(run_dir / "checkpoints/last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["neuroclips"]["fingerprint"] == read_summary(tmp_path, "toy_fit")["fingerprint"]
     # raising max_epochs changes the LR schedule: a new run, refused in one sentence (not a OneCycle traceback)
-    proc = run_cli(["stage=toy_fit", "logger=none", "stage.max_epochs=3"], tmp_path, sim_file, check=False)
+    proc = run_inprocess(["stage=toy_fit", "logger=none", "stage.max_epochs=3"], tmp_path, sim_file, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "trainer.max_epochs: 2 -> 3" in proc.stderr
 
@@ -88,13 +93,13 @@ def test_fit_rerun_with_a_cosmetic_change_resumes_and_a_finished_run_trains_noth
     run_dir = tmp_path / RUN / "toy_fit"
     last = run_dir / "checkpoints/last.ckpt"
     mtime = last.stat().st_mtime_ns
-    proc = run_cli(["stage=toy_fit", "logger=csv", "trainer.enable_progress_bar=false", "data.num_workers=1"],
+    proc = run_inprocess(["stage=toy_fit", "logger=csv", "trainer.enable_progress_bar=false", "data.num_workers=1"],
                    tmp_path, sim_file)
     assert "already finished" in proc.stdout + proc.stderr
     assert last.stat().st_mtime_ns == mtime, "a finished stage must not train again"
     # a crash after the last epoch (no summary): a cosmetic change still accepts the checkpoint
     (run_dir / "summary.json").unlink()
-    run_cli(["stage=toy_fit", "logger=none", "trainer.enable_progress_bar=false"], tmp_path, sim_file)
+    run_inprocess(["stage=toy_fit", "logger=none", "trainer.enable_progress_bar=false"], tmp_path, sim_file)
     assert read_summary(tmp_path, "toy_fit")["status"] == "finished"
 
 
@@ -106,26 +111,26 @@ def _mtimes(out, clips):
 @pytest.mark.slow
 def test_predict_clips_of_another_config_are_refused_and_overwrite_recomputes_only_them(sim_file, tmp_path):
     out = tmp_path / RUN / "outputs"
-    run_cli(["stage=toy_predict", "logger=none", "data.predict_clips=[0,1,2,3,4]"], tmp_path, sim_file)
+    run_inprocess(["stage=toy_predict", "logger=none", "data.predict_clips=[0,1,2,3,4]"], tmp_path, sim_file)
     fp_old = json.loads((out / "keyframe/00000.json").read_text())["fingerprint"]
     assert fp_old == read_summary(tmp_path, "toy_predict")["fingerprint"]
     first = _mtimes(out, range(5))
 
-    proc = run_cli(["stage=toy_predict", "logger=none", "+system.lr=0.5", "data.predict_clips=[0,1,2,3,4]"],
+    proc = run_inprocess(["stage=toy_predict", "logger=none", "+system.lr=0.5", "data.predict_clips=[0,1,2,3,4]"],
                    tmp_path, sim_file, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "5 of 5 clips" in proc.stderr and "outputs=overwrite" in proc.stderr and "system.lr" in proc.stderr
     assert _mtimes(out, range(5)) == first, "a refused run must not touch the old clips"
 
-    run_cli(["stage=toy_predict", "logger=none", "+system.lr=0.5", "data.predict_clips=[0,1,2]", "outputs=overwrite"],
+    run_inprocess(["stage=toy_predict", "logger=none", "+system.lr=0.5", "data.predict_clips=[0,1,2]", "outputs=overwrite"],
             tmp_path, sim_file)
     second = _mtimes(out, range(5))
     assert all(second[c] != first[c] for c in (0, 1, 2)) and all(second[c] == first[c] for c in (3, 4))
 
-    proc = run_cli(["stage=toy_predict", "logger=none", "+system.lr=0.5", "data.predict_clips=[0,1,2,3,4]"],
+    proc = run_inprocess(["stage=toy_predict", "logger=none", "+system.lr=0.5", "data.predict_clips=[0,1,2,3,4]"],
                    tmp_path, sim_file, check=False)
     assert proc.returncode == 2 and "2 of 5 clips" in proc.stderr
-    run_cli(["stage=toy_predict", "logger=none", "+system.lr=0.5", "data.predict_clips=[0,1,2,3,4]", "outputs=overwrite"],
+    run_inprocess(["stage=toy_predict", "logger=none", "+system.lr=0.5", "data.predict_clips=[0,1,2,3,4]", "outputs=overwrite"],
             tmp_path, sim_file)
     third = _mtimes(out, range(5))
     assert all(third[c] == second[c] for c in (0, 1, 2)) and all(third[c] != second[c] for c in (3, 4))
@@ -137,12 +142,12 @@ def test_predict_clips_of_another_config_are_refused_and_overwrite_recomputes_on
 @pytest.mark.slow
 def test_a_new_upstream_checkpoint_changes_the_downstream_fingerprint(sim_file, tmp_path, fitted_toy_runs):
     copy_runs(fitted_toy_runs, tmp_path)
-    run_cli(["stage=toy_from_fit", "logger=none", "data.predict_clips=[0,1]"], tmp_path, sim_file)
+    run_inprocess(["stage=toy_from_fit", "logger=none", "data.predict_clips=[0,1]"], tmp_path, sim_file)
     before = read_summary(tmp_path, "toy_from_fit")
-    run_cli(["stage=toy_fit", "logger=none", "system.lr=0.01", "resume=never"], tmp_path, sim_file)
-    proc = run_cli(["stage=toy_from_fit", "logger=none", "data.predict_clips=[0,1]"], tmp_path, sim_file, check=False)
+    run_inprocess(["stage=toy_fit", "logger=none", "system.lr=0.01", "resume=never"], tmp_path, sim_file)
+    proc = run_inprocess(["stage=toy_from_fit", "logger=none", "data.predict_clips=[0,1]"], tmp_path, sim_file, check=False)
     assert proc.returncode == 2 and "input system.net.path changed" in proc.stderr, proc.stderr[-1500:]
-    run_cli(["stage=toy_from_fit", "logger=none", "data.predict_clips=[0,1]", "outputs=overwrite"], tmp_path, sim_file)
+    run_inprocess(["stage=toy_from_fit", "logger=none", "data.predict_clips=[0,1]", "outputs=overwrite"], tmp_path, sim_file)
     assert read_summary(tmp_path, "toy_from_fit")["fingerprint"] != before["fingerprint"]
 
 
@@ -176,6 +181,6 @@ def test_a_bad_top_level_value_exits_2_and_writes_nothing(sim_file, tmp_path):
 def test_a_run_refused_by_data_validation_writes_nothing(sim_file, tmp_path):
     bad = tmp_path / "bad.h5"
     bad.write_bytes(sim_file.read_bytes()[:5000])  # truncated
-    proc = run_cli(["stage=toy_fit", "logger=none", "data.auto_create=false"], tmp_path, bad, check=False)
+    proc = run_inprocess(["stage=toy_fit", "logger=none", "data.auto_create=false"], tmp_path, bad, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-1500:]
     assert not (tmp_path / "runs").exists()

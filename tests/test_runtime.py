@@ -7,7 +7,7 @@ import json
 import numpy as np
 import torch
 
-from tests.conftest import read_summary, run_cli
+from tests.conftest import read_summary, run_cli, run_inprocess
 
 
 def test_fit_writes_summary_checkpoints_and_config(sim_file, tmp_path):
@@ -26,21 +26,21 @@ def test_fit_writes_summary_checkpoints_and_config(sim_file, tmp_path):
 
 
 def test_predict_writes_each_clip_once_and_resumes(sim_file, tmp_path):
-    run_cli(["stage=toy_predict", "logger=none", "data.predict_clips=[0,1,2,3,4]"], tmp_path, sim_file)
+    run_inprocess(["stage=toy_predict", "logger=none", "data.predict_clips=[0,1,2,3,4]"], tmp_path, sim_file)
     out = tmp_path / "runs/default/subj1/outputs"
     assert sorted(p.name for p in (out / "keyframe").glob("*.npy")) == [f"{i:05d}.npy" for i in range(5)]
     kf = np.load(out / "keyframe/00003.npy")
     assert kf.dtype == np.uint8 and kf.shape == (3, 8, 8)
     assert json.loads((out / "caption/00003.json").read_text())["text"] == "clip 3"
     before = (out / "keyframe/00000.npy").stat().st_mtime_ns
-    run_cli(["stage=toy_predict", "logger=none"], tmp_path, sim_file)  # all 20 test clips: 15 new
+    run_inprocess(["stage=toy_predict", "logger=none"], tmp_path, sim_file)  # all 20 test clips: 15 new
     s = read_summary(tmp_path, "toy_predict")
     assert s["metrics"]["clips_done_before"] == 5 and s["metrics"]["clips_written"] == 15
     assert (out / "keyframe/00000.npy").stat().st_mtime_ns == before, "finished clips must not be recomputed"
 
 
 def test_dry_run_counts_parameters_on_meta(sim_file, tmp_path):
-    run_cli(["stage=toy_fit", "dry_run=true"], tmp_path, sim_file)
+    run_inprocess(["stage=toy_fit", "dry_run=true"], tmp_path, sim_file)
     s = read_summary(tmp_path, "toy_fit")
     p = s["metrics"]["parameters"]
     assert p["trainable"] == 13447 * 3 + 3 and p["frozen"] == 12
