@@ -20,8 +20,9 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("WANDB_MODE", "offline")
+from neuroclips.utils.environment import apply_environment_defaults  # noqa: E402
+
+apply_environment_defaults()  # before the heavy imports read them
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402

@@ -42,19 +42,14 @@ from neuroclips.run_setup import RunFiles, check_top_level, make_run_dir, remove
 from neuroclips.stage_fingerprint import provenance_of_stage, target_encoder_fingerprints
 from neuroclips.stage_types import StageContext, StageResult  # noqa: F401  (re-exported)
 from neuroclips.utils.atomic import write_json
+from neuroclips.utils.environment import apply_environment_defaults
 from neuroclips.utils.run_lock import acquire_run_lock
 
 log = logging.getLogger("neuroclips")
 
 
 def setup_environment(cfg: DictConfig) -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("WANDB_MODE", "offline")
-    os.environ.setdefault("WANDB_SILENT", "true")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    apply_environment_defaults()
     threads = cfg.get("num_threads")
     devices = OmegaConf.select(cfg, "trainer.devices", default=1)
     if threads is None and OmegaConf.select(cfg, "trainer.accelerator") == "cpu" and devices not in (1, None):

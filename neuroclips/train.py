@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("WANDB_MODE", "offline")
+from neuroclips.utils.environment import apply_environment_defaults  # noqa: E402
+
+apply_environment_defaults()  # before the heavy imports read them
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402

@@ -20,7 +20,6 @@ Usage: ``python -m neuroclips.data.simulate out=data/simulated_tiny.h5 scale=tin
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -366,5 +365,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from neuroclips.utils.environment import apply_environment_defaults
+
+    apply_environment_defaults()
     raise SystemExit(main())
