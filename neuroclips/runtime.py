@@ -80,7 +80,8 @@ def datamodule_kwargs(cfg: DictConfig, **overrides) -> dict:
     kw.setdefault("voxels", int(cfg.subj.voxels))
     kw.setdefault("seed", int(cfg.seed))
     kw.setdefault("scale_name", str(cfg.scale.name))
-    kw.setdefault("_target_", "neuroclips.data.datamodule.CC2017DataModule")
+    if "_target_" not in kw:
+        raise ConfigError("data._target_: expected the DataModule class to build (conf/data/*.yaml), found none.")
     return kw
 
 
