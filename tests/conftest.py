@@ -85,6 +85,8 @@ def run_inprocess(args: list[str], tmp_path: Path, data_file: Path | None = None
     from neuroclips.runtime import run
     from neuroclips.utils.cli import quote_numeric_group_overrides
 
+    if any(a.startswith(("trainer=ddp", "trainer=fsdp")) for a in args):
+        raise ValueError("run_inprocess: a DDP/FSDP launcher re-runs this process's command line; use run_cli.")
     extra = [f"data.file={data_file}"] if data_file else []
     overrides = quote_numeric_group_overrides([*args, *extra, f"hydra.searchpath=[file://{REPO}/tests/conf]"])
     new_env = {"NEUROCLIPS_RUNS_DIR": str(tmp_path / "runs"), "NEUROCLIPS_DATA_DIR": str(tmp_path / "data"),

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from neuroclips.utils.atomic import is_atomic_tmp_name
-from tests.conftest import REPO, read_summary, run_cli
+from tests.conftest import REPO, read_summary, run_cli, run_inprocess
 
 pytestmark = pytest.mark.slow
 CLIPS = [0, 1, 2, 3, 4, 5]
@@ -86,10 +86,17 @@ def load_all(outputs: Path, kind: str, clips=CLIPS) -> np.ndarray:
 
 
 def test_keyframe_stage_writes_keyframes_captions_tokens_batch_independent(sim_copy, tmp_path):
+    # For the cheap caption option (the caption of the nearest training clip in CLIP-token space): cached tokens,
+    # what stage=targets would cache, written before any run opens the file, so that branch always runs below.
+    with h5py.File(sim_copy, "a") as f:
+        raw = f["stimuli/train/captions"][:]
+        train_captions = {c.decode() if isinstance(c, bytes) else str(c) for c in raw}
+        rng = np.random.default_rng(0)
+        f["targets/clip_tokens/train"] = rng.standard_normal((len(raw), 16, 32)).astype(np.float16)
     ckpt = write_sr_prior_checkpoint(tmp_path / "sr_prior.ckpt")
     common = ["stage=keyframe", "logger=none", "data.predict_clips=[0,1,2]", f"init.sr_prior_ckpt={ckpt}"]
-    run_cli([*common, "name=b1", "scale.gen.batch_size=1"], tmp_path, sim_copy)
-    run_cli([*common, "name=b3", "scale.gen.batch_size=3"], tmp_path, sim_copy)
+    run_inprocess([*common, "name=b1", "scale.gen.batch_size=1"], tmp_path, sim_copy)
+    run_inprocess([*common, "name=b3", "scale.gen.batch_size=3"], tmp_path, sim_copy)
     out1, out3 = (tmp_path / f"runs/{n}/subj1/outputs" for n in ("b1", "b3"))
     kf = np.load(out1 / "keyframe/00001.npy")
     assert kf.dtype == np.uint8 and kf.shape == (3, 32, 32)
@@ -99,14 +106,7 @@ def test_keyframe_stage_writes_keyframes_captions_tokens_batch_independent(sim_c
     assert isinstance(meta["text"], str) and meta["seed"] == 42 and meta["clip_index"] == 1
     assert np.abs(load_all(out1, "keyframe", [0, 1, 2]) - load_all(out3, "keyframe", [0, 1, 2])).max() <= 1
 
-    # The cheap caption option: the caption of the nearest training clip in CLIP-token space. Cached tokens are
-    # written here (what stage=targets would cache) so the branch always runs.
-    with h5py.File(sim_copy, "a") as f:
-        raw = f["stimuli/train/captions"][:]
-        train_captions = {c.decode() if isinstance(c, bytes) else str(c) for c in raw}
-        rng = np.random.default_rng(0)
-        f["targets/clip_tokens/train"] = rng.standard_normal((len(raw), 16, 32)).astype(np.float16)
-    run_cli([*common, "name=nn", "keyframe.caption_source=nearest_train"], tmp_path, sim_copy)
+    run_inprocess([*common, "name=nn", "keyframe.caption_source=nearest_train"], tmp_path, sim_copy)
     texts = [
         json.loads((tmp_path / f"runs/nn/subj1/outputs/caption/{c:05d}.json").read_text())["text"]
         for c in (0, 1, 2)
@@ -154,7 +154,7 @@ def test_video_stage_resumes_after_a_kill_without_recomputing(sim_file, tmp_path
     before = {p.name: p.stat().st_mtime_ns for p in done}
     for p in done:  # a kill mid-write leaves at most a temporary file: every final name holds a whole clip
         assert np.load(p).shape == (16, 3, 32, 32), p.name
-    run_cli(args[:1] + args[1:2] + args[3:], tmp_path, sim_file)
+    run_inprocess(args[:1] + args[1:2] + args[3:], tmp_path, sim_file)
     s = read_summary(tmp_path, "video")
     assert s["metrics"]["clips_done_before"] == len(before)
     assert s["metrics"]["clips_written"] == len(CLIPS) - len(before)
@@ -170,12 +170,12 @@ def test_video_same_frames_with_batch_1_4_and_two_ranks_then_fusion(sim_file, tm
     for name in ("b1", "b4", "ddp"):
         write_video_inputs(tmp_path / f"runs/{name}/subj1/outputs", sim_file)
     clips = f"data.predict_clips={CLIPS}".replace(" ", "")
-    run_cli(
+    run_inprocess(
         ["stage=video", "logger=none", clips, "name=b1", "scale.gen.batch_size=1", "video.write_media=false"],
         tmp_path,
         sim_file,
     )
-    run_cli(
+    run_inprocess(
         ["stage=video", "logger=none", clips, "name=b4", "scale.gen.batch_size=4", "video.write_media=false"],
         tmp_path,
         sim_file,
@@ -192,7 +192,7 @@ def test_video_same_frames_with_batch_1_4_and_two_ranks_then_fusion(sim_file, tm
     assert meta["seed"] == 12099779162349365895 and meta["alpha_mode"] == "code_t0"
 
     # fusion on b1: threshold -1 links every neighbour pair in the same segment
-    run_cli(["stage=fusion", "logger=none", "name=b1", "fusion.threshold=-1"], tmp_path, sim_file)
+    run_inprocess(["stage=fusion", "logger=none", "name=b1", "fusion.threshold=-1"], tmp_path, sim_file)
     s = read_summary(tmp_path, "fusion", name="b1")
     out = tmp_path / "runs/b1/subj1/outputs"
     fused = load_all(out, "fused_video")
@@ -205,13 +205,13 @@ def test_video_same_frames_with_batch_1_4_and_two_ranks_then_fusion(sim_file, tm
         if len(g) > 1:
             assert not np.array_equal(fused[g[1]], vids["b1"][g[1]])  # chained clips are generated again
             assert (tmp_path / f"runs/b1/subj1/fusion/fused_long/{g[0]:05d}-{g[-1]:05d}.npy").exists()
-    run_cli(["stage=fusion", "logger=none", "name=b1", "fusion.threshold=-1"], tmp_path, sim_file)
+    run_inprocess(["stage=fusion", "logger=none", "name=b1", "fusion.threshold=-1"], tmp_path, sim_file)
     assert read_summary(tmp_path, "fusion", name="b1")["metrics"]["regenerated"] == 0  # resumable
 
 
 @pytest.mark.parametrize("stage", ["keyframe", "video", "fusion"])
 def test_paper_scale_dry_run_builds_real_architectures_on_meta(sim_file, tmp_path, stage):
-    run_cli([f"stage={stage}", "scale=paper", "dry_run=true", "logger=none"], tmp_path, sim_file)
+    run_inprocess([f"stage={stage}", "scale=paper", "dry_run=true", "logger=none"], tmp_path, sim_file)
     params = read_summary(tmp_path, stage)["metrics"]["parameters"]
     assert params["trainable"] == 0
     if stage == "keyframe":

@@ -16,7 +16,7 @@ from neuroclips.data.datamodule import CC2017DataModule
 from neuroclips.errors import ConfigError
 from neuroclips.report import model_selection_line
 from neuroclips.tasks.eval import model_selection
-from tests.conftest import REPO, read_summary, run_cli
+from tests.conftest import REPO, read_summary, run_inprocess
 
 
 def _cfg(*overrides):
@@ -103,8 +103,8 @@ def test_sr_reference_selection_end_to_end(sim_copy, tmp_path):
 
     from neuroclips.report import render_markdown
 
-    run_cli(["stage=targets", "logger=none", "task.encoders.vae_latents=null"], tmp_path, sim_copy)
-    run_cli(["stage=sr", "logger=none", "stage.selection=reference_test", "scale.sr.train.epochs=2", "trainer.enable_progress_bar=false"],
+    run_inprocess(["stage=targets", "logger=none", "task.encoders.vae_latents=null"], tmp_path, sim_copy)
+    run_inprocess(["stage=sr", "logger=none", "stage.selection=reference_test", "scale.sr.train.epochs=2", "trainer.enable_progress_bar=false"],
             tmp_path, sim_copy)
     s = read_summary(tmp_path, "sr")
     assert s["config"]["stage"]["selection"] == "reference_test" and s["config"]["datamodule"]["val_split"] == "test"

@@ -15,7 +15,7 @@ from neuroclips.models.semantic import RidgeAdapters, SemanticBackbone
 from neuroclips.models.text_projector import TextProjector
 from neuroclips.systems.semantic import SemanticReconstructor, cached_target_names, retrieval_top1
 from neuroclips.systems.semantic_prior import SemanticPriorReconstructor
-from tests.conftest import read_summary, run_cli
+from tests.conftest import read_summary, run_cli, run_inprocess
 
 V, T, D, TEXT = 40, 4, 8, 6
 
@@ -105,18 +105,18 @@ def test_retrieval_chunks_and_target_names():
 @pytest.mark.slow
 def test_tiny_chain_targets_sr_sr_prior_and_online(sim_copy, tmp_path):
     common = ["scale=tiny", "trainer.enable_progress_bar=false"]  # subj 1 is the default
-    run_cli(["stage=targets", *common, "task.encoders.vae_latents=null"], tmp_path, sim_copy)  # SR targets only
-    run_cli(["stage=sr", *common, "scale.sr.train.epochs=3"], tmp_path, sim_copy)
+    run_inprocess(["stage=targets", *common, "task.encoders.vae_latents=null"], tmp_path, sim_copy)  # SR targets only
+    run_inprocess(["stage=sr", *common, "scale.sr.train.epochs=3"], tmp_path, sim_copy)
     sr = read_summary(tmp_path, "sr")
     assert sr["checkpoint"].endswith("best.ckpt") and "val/top1_fwd" in sr["metrics"]
     ckpt = torch.load(sr["checkpoint"], map_location="cpu", weights_only=True)
     assert ckpt["neuroclips"]["stage"] == "sr"
     assert {k.split(".")[0] for k in ckpt["state_dict"]} == {"ridge", "backbone", "clipproj"}
-    run_cli(["stage=sr_prior", *common, "scale.sr.prior_train.epochs=2", "scale.sr.prior_train.sample_every=1"],
+    run_inprocess(["stage=sr_prior", *common, "scale.sr.prior_train.epochs=2", "scale.sr.prior_train.sample_every=1"],
             tmp_path, sim_copy)
     prior = read_summary(tmp_path, "sr_prior")
     assert "val/prior_top1_fwd" in prior["metrics"]
-    run_cli(["stage=sr", *common, "scale.sr.train.epochs=1", "targets.online=true", "name=online"], tmp_path, sim_copy)
+    run_inprocess(["stage=sr", *common, "scale.sr.train.epochs=1", "targets.online=true", "name=online"], tmp_path, sim_copy)
     online = torch.load(read_summary(tmp_path, "sr", name="online")["checkpoint"], weights_only=True)
     assert not any(k.startswith("image_encoder.") for k in online["state_dict"])  # frozen encoder not saved
 
