@@ -126,10 +126,22 @@ def fmt(value: float | None, std: float | None = None) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ tables
+def fmt_ci(e: dict | None) -> str:
+    if not e or e.get("ci_low") is None:
+        return "–"
+    return f"[{e['ci_low']:.3f}, {e['ci_high']:.3f}]"
+
+
 def table1_rows(doc: dict, kind: str, table_rows: dict | None) -> tuple[list[str], list[list[str]]]:
+    """Our rows (one per preset, or the configured ``table_rows``) beside the paper's Table 1."""
     metrics = doc["kinds"].get(kind, {}).get("metrics", {})
+    presets = doc["kinds"].get(kind, {}).get("presets")
     rows = []
-    for name, mapping in (table_rows or DEFAULT_TABLE_ROWS).items():
+    if table_rows is None and presets:
+        for p in presets.values():
+            cells = [fmt(e["value"], e["std"]) if e else "–" for e in (p["columns"].get(c) for c in COLUMNS)]
+            rows.append([f"ours: {p['title']} (± by {p['aggregation']}), subj {doc['subject']}, {kind}"] + cells)
+    for name, mapping in ({} if table_rows is None and presets else (table_rows or DEFAULT_TABLE_ROWS)).items():
         cells = [
             fmt(metrics[m]["value"], metrics[m]["std"]) if m in metrics else "–"
             for m in (mapping.get(c) for c in COLUMNS)
@@ -142,9 +154,24 @@ def table1_rows(doc: dict, kind: str, table_rows: dict | None) -> tuple[list[str
 
 def metric_rows(doc: dict, kind: str) -> tuple[list[str], list[list[str]]]:
     metrics = doc["kinds"][kind]["metrics"]
-    return ["Metric", "Value ± std", "Clips", "How it was computed"], [
-        [name, fmt(e["value"], e["std"]), str(e["n"]), e["label"]] for name, e in metrics.items()
+    return ["Metric", "Value ± std", "95% CI (clips)", "Clips", "Aggregation", "How it was computed"], [
+        [name, fmt(e["value"], e["std"]), fmt_ci(e), _clips(e), e.get("aggregation", "–"), e["label"]]
+        for name, e in metrics.items()
     ]
+
+
+def _clips(e: dict) -> str:
+    return str(e["n"]) + (f" ({e['undefined']} undefined pairs left out)" if e.get("undefined") else "")
+
+
+def preset_rows(doc: dict, kind: str) -> tuple[list[str], list[list[str]]]:
+    """Every column of every preset with its 95 % bootstrap interval and the aggregation that made it."""
+    rows = []
+    for p in doc["kinds"][kind].get("presets", {}).values():
+        for col, e in p["columns"].items():
+            if e:
+                rows.append([p["title"], col, fmt(e["value"], e["std"]), fmt_ci(e), p["aggregation"], e["label"]])
+    return ["Preset", "Column", "Value ± std", "95% CI (clips)", "Aggregation", "How it was computed"], rows
 
 
 def subject_rows(docs: list[dict], kind: str) -> tuple[list[str], list[list[str]]]:
@@ -158,8 +185,8 @@ def subject_rows(docs: list[dict], kind: str) -> tuple[list[str], list[list[str]
     rows = []
     for n in names:
         vals = [d["kinds"][kind]["metrics"][n]["value"] for d in docs]
-        rows.append([n] + [fmt(v) for v in vals] + [fmt(float(np.mean(vals)))])
-    return ["Metric"] + [f"subj {d['subject']}" for d in docs] + ["mean"], rows
+        rows.append([n] + [fmt(v) for v in vals] + [fmt(float(np.mean(vals))), fmt(float(np.std(vals)))])
+    return ["Metric"] + [f"subj {d['subject']}" for d in docs] + ["mean", "std across subjects"], rows
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
@@ -201,6 +228,8 @@ def _sections(doc: dict, table_rows: dict | None, subject_docs: list[dict]) -> l
                 metric_rows(doc, kind),
             )
         )
+        if doc["kinds"][kind].get("presets"):
+            out.append(("wrap-last", f"Peer protocols (presets): {kind}", preset_rows(doc, kind)))
     if "retrieval" in doc and "forward" in doc["retrieval"]:
         r = doc["retrieval"]
         out.append(
@@ -250,6 +279,12 @@ def _settings_lines(doc: dict) -> list[str]:
         f"N-way: protocols {nw['protocols']}, N in {nw['n_ways']}, top-{nw['top_k']}, {nw['num_trials']} trials, "
         f"seed {nw['seed']}, sampler {nw['sampler']}.",
         "Models: " + "; ".join(f"{k}: {v}" for k, v in doc["models"].items()) + ".",
+        *[f"Preset {d}." for d in (doc.get("presets") or {}).values()],
+        *(
+            [f"Intervals: percentile bootstrap {b['level']:.0%} over clips (clips resampled, not frames), "
+             f"{b['reps']} resamples, seed {b['seed']}."]
+            if (b := doc.get("bootstrap")) else []
+        ),
         "Paper rows: NeuroClips Table 1 as published (N-way by the MinD-Video code; SSIM/PSNR settings unstated).",
     ]
     if doc["scale"] == "tiny":

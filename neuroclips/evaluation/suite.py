@@ -1,29 +1,44 @@
 """Score one set of reconstructions against ground truth under every configured protocol.
 
-Aggregation follows the published runners (evaluation.md 3.9-3.10):
+Every metric is kept per pair first (``Scorer.values[name]``: (clips, pairs per clip), see
+``neuroclips.metrics.aggregate``) and reported under its default aggregation, which follows the published runners
+(evaluation.md 3.9-3.10):
 
-* frame-level metrics (N-way, SSIM, PSNR ``skimage``, PixCorr) are computed per frame position: mean over clips
-  and std over clips per position, then both averaged over the positions;
-* N-way: the +- is the mean binomial std (MinD-Video); video-level N-way is per clip;
-* PSNR ``mind_animator``: per-clip mean over frames, then mean and std over clips (Mind-Animator ``PSNR.py``);
-* CLIP-pcc ``adjacent``: mean and std over all adjacent pairs of all clips (NEURONS); ``all_pairs``: over clips.
+* frame-level metrics (N-way, SSIM, PSNR ``skimage``, PixCorr, MSE, Hue-pcc) ``per_position``: mean over clips and
+  std over clips per position, both averaged over the positions;
+* N-way: the +- is the mean binomial std (MinD-Video, copied by every peer) under every aggregation;
+* PSNR ``mind_animator`` and CLIP-pcc ``all_pairs``: ``per_clip`` (Mind-Animator ``PSNR.py``; NEURONS
+  ``clip_score_frame``); CLIP-pcc ``adjacent``: ``all_pairs`` (NEURONS' former ``compute_clip_pcc``);
+* VIFI-score per clip, EPE per consecutive frame pair: ``per_clip`` (Mind-Animator).
+
+Undefined values (PixCorr or Hue-pcc of a constant frame) are left out of the means (NeuroClips uses ``nanmean``) and
+counted in the entry's ``undefined``. Every entry carries a seeded bootstrap 95 % interval over clips
+(``ci_low``/``ci_high``, ``neuroclips.metrics.stats``) and its ``aggregation``. ``presets.py`` re-aggregates the same
+values into each peer's row.
 
 Each result carries a label that names its protocol, model and frame selection, so every number says how it was made.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
-from neuroclips.metrics.clip_pcc import clip_pcc_per_clip, clip_pcc_score
+from neuroclips.evaluation.flow_model import clip_epe
+from neuroclips.evaluation.vifi_clip import vifi_score
+from neuroclips.metrics.aggregate import aggregate, per_clip_values
+from neuroclips.metrics.clip_pcc import MIND_ANIMATOR_VIFI_GATE, pair_similarities
+from neuroclips.metrics.hue import hue_pcc
+from neuroclips.metrics.mse import mse
 from neuroclips.metrics.nway import NWAY_PROTOCOLS, nway_topk, nway_topk_frames
 from neuroclips.metrics.pixcorr import pixcorr
 from neuroclips.metrics.psnr import psnr
 from neuroclips.metrics.ssim import ssim
+from neuroclips.metrics.stats import bootstrap_ci
 
 
 @dataclass
@@ -34,6 +49,15 @@ class NWaySettings:
     num_trials: int = 100
     sampler: str = "reference"
     seed: int = 0
+    ties: str = "distractor_wins"  # neuroclips.metrics.nway: who wins an exact tie
+    softmax_dtype: str = "float32"  # float32 | logits (the classifier's dtype, fp16 on GPU as MinD-Video)
+
+
+@dataclass
+class Bootstrap:
+    reps: int = 1000
+    level: float = 0.95
+    seed: int = 0
 
 
 @dataclass
@@ -43,6 +67,8 @@ class EvalModels:
     frame_classifier: nn.Module | None = None
     video_classifier: nn.Module | None = None
     clip_embedders: dict[str, nn.Module] = field(default_factory=dict)  # CLIP-pcc variant -> embedder
+    flow: nn.Module | None = None  # EPE (evaluation/flow_model.py)
+    vifi: nn.Module | None = None  # VIFI-score and the Mind-Animator gate (evaluation/vifi_clip.py)
     names: dict[str, str] = field(
         default_factory=dict
     )  # 'frame_classifier' | 'video_classifier' | variant -> label
@@ -72,13 +98,27 @@ class Scorer:
         batch_size: int = 32,
         device: torch.device | str = "cpu",
         frame_selection: str = "",
+        extra_metrics: list[str] = ("mse", "hue_pcc", "epe", "vifi"),
+        bootstrap: Bootstrap | None = None,
     ):
         self.models, self.nway = models, nway
         self.ssim_variants, self.psnr_variants = list(ssim_variants), list(psnr_variants)
         self.clip_pcc_variants, self.with_pixcorr = list(clip_pcc_variants), with_pixcorr
         self.batch_size, self.device = batch_size, torch.device(device)
         self.frame_selection = frame_selection
+        self.extra_metrics = list(extra_metrics)
+        self.bootstrap = bootstrap or Bootstrap()
         self._gt_cache: dict[tuple, torch.Tensor] = {}
+        self._dtype_copies: dict[tuple, nn.Module] = {}
+        self._reset()
+
+    def _reset(self) -> None:
+        self.values: dict[str, np.ndarray] = {}  # name -> (clips, pairs) per-pair values
+        self.default_aggregation: dict[str, str] = {}
+        self.binomial_std: dict[str, np.ndarray] = {}  # N-way name -> (clips, pairs) binomial stds
+        self._logits: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._ci: dict[tuple, tuple[float, float]] = {}
+        self._labels: dict[str, tuple[str, dict]] = {}
 
     # -------------------------------------------------------------------------------------------- public
     def score(
@@ -89,131 +129,196 @@ class Scorer:
             raise ValueError(
                 f"evaluation: ground truth {tuple(gt.shape)} and reconstruction {tuple(recon.shape)} differ in shape."
             )
+        self._reset()
+        self._cache_key = cache_key
         clips = gt if gt.ndim == 5 else gt.unsqueeze(1)
         preds = recon if recon.ndim == 5 else recon.unsqueeze(1)
-        metrics: dict[str, dict] = {}
-        per_clip: dict[str, np.ndarray] = {}
-        self._pixel_metrics(clips, preds, metrics, per_clip)
+        self._clips, self._preds = clips, preds
+        self.is_video = gt.ndim == 5
+        self._pixel_metrics(clips, preds)
         if self.models.frame_classifier is not None:
-            self._frame_nway(clips, preds, metrics, per_clip, cache_key)
+            self._frame_nway(clips, preds)
         if gt.ndim == 5 and self.models.video_classifier is not None:
-            self._video_nway(clips, preds, metrics, per_clip, cache_key)
+            self._video_nway(clips, preds)
         if gt.ndim == 5 and preds.shape[1] > 1:
-            self._clip_pcc(preds, metrics, per_clip)
+            self._clip_pcc(preds)
+            self._video_metrics(clips, preds)
+        metrics = {name: self.entry(name) for name in self._labels}
+        per_clip = {name: per_clip_values(self.values[name]) for name in self._labels}
         return metrics, per_clip
 
-    # -------------------------------------------------------------------------------------------- parts
-    def _positionwise(
-        self, values: np.ndarray, name: str, label: str, metrics: dict, per_clip: dict, **extra
-    ) -> None:
-        """values (N, F): per-position mean and std over clips, averaged over positions."""
-        with np.errstate(invalid="ignore"):  # PSNR of identical frames is +inf (as scikit-image): std is nan
-            metrics[name] = entry(
-                values.mean(0).mean(), values.std(0).mean(), values.shape[0], label, **extra
-            )
-        per_clip[name] = values.mean(1)
+    def ci(self, name: str, how: str, values: np.ndarray | None = None) -> tuple[float, float]:
+        key = (name, how)
+        if key not in self._ci or values is not None:
+            b = self.bootstrap
+            v = self.values[name] if values is None else values
+            ci = bootstrap_ci(v, how, b.reps, b.level, b.seed)
+            if values is not None:
+                return ci
+            self._ci[key] = ci
+        return self._ci[key]
 
-    def _pixel_metrics(self, clips, preds, metrics, per_clip) -> None:
+    def entry(self, name: str, how: str | None = None, label_suffix: str = "") -> dict:
+        """The reported entry of metric ``name`` under aggregation ``how`` (default: the metric's own)."""
+        how = how or self.default_aggregation[name]
+        v = self.values[name]
+        value, std = aggregate(v, how)
+        if name in self.binomial_std:  # N-way: the +- is the mean binomial std (MinD-Video)
+            std = float(np.nanmean(self.binomial_std[name]))
+        label, extra = self._labels[name]
+        lo, hi = self.ci(name, how)
+        e = entry(value, std, v.shape[0], f"{label}{label_suffix}", aggregation=how, ci_low=lo, ci_high=hi, **extra)
+        undefined = int(np.isnan(v).sum())
+        if undefined or name in ("pixcorr", "hue_pcc"):
+            e["undefined"] = undefined  # pairs left out of the means (constant frames)
+        return e
+
+    # -------------------------------------------------------------------------------------------- parts
+    def add(self, name: str, values, how: str, label: str, **extra) -> None:
+        self.values[name] = np.asarray(values, dtype=np.float64).reshape(self._n, -1)
+        self.default_aggregation[name] = how
+        self._labels[name] = (label, extra)
+
+    @property
+    def _n(self) -> int:
+        return self._clips.shape[0]
+
+    def _pixel_metrics(self, clips, preds) -> None:
         n, f = clips.shape[:2]
         flat_gt, flat_pred = clips.flatten(0, 1), preds.flatten(0, 1)
         sel = self.frame_selection
         for v in self.ssim_variants:
-            vals = ssim(flat_pred, flat_gt, variant=v, device=self.device).numpy().reshape(n, f)
-            self._positionwise(
-                vals, f"ssim_{v}", f"SSIM {v}, per frame position, {sel}", metrics, per_clip, variant=v
-            )
+            vals = ssim(flat_pred, flat_gt, variant=v, device=self.device).numpy()
+            self.add(f"ssim_{v}", vals, "per_position", f"SSIM {v}, per frame position, {sel}", variant=v)
         for v in self.psnr_variants:
-            vals = psnr(flat_pred, flat_gt, variant=v, device=self.device).numpy().reshape(n, f)
+            vals = psnr(flat_pred, flat_gt, variant=v, device=self.device).numpy()
             if v == "mind_animator":  # per clip first, then over clips
-                clip_means = vals.mean(1)
-                metrics[f"psnr_{v}"] = entry(
-                    clip_means.mean(),
-                    clip_means.std(),
-                    n,
-                    f"PSNR {v} (20 log10(255/sqrt(MSE)), per-clip mean), {sel}",
-                    variant=v,
-                )
-                per_clip[f"psnr_{v}"] = clip_means
+                label = f"PSNR {v} (20 log10(255/sqrt(MSE)), per-clip mean), {sel}"
+                self.add(f"psnr_{v}", vals, "per_clip", label, variant=v)
             else:
-                self._positionwise(
-                    vals,
-                    f"psnr_{v}",
-                    f"PSNR {v} (data range 255), per frame position, {sel}",
-                    metrics,
-                    per_clip,
-                    variant=v,
-                )
+                label = f"PSNR {v} (data range 255), per frame position, {sel}"
+                self.add(f"psnr_{v}", vals, "per_position", label, variant=v)
         if self.with_pixcorr:
-            vals = pixcorr(flat_pred, flat_gt, device=self.device).numpy().reshape(n, f)
-            self._positionwise(
-                vals, "pixcorr", f"PixCorr (Pearson, bilinear 425x425), {sel}", metrics, per_clip
+            vals = pixcorr(flat_pred, flat_gt, device=self.device).numpy()
+            label = f"PixCorr (Pearson, bilinear 425x425; nanmean: constant frames left out), {sel}"
+            self.add("pixcorr", vals, "per_position", label)
+        if "mse" in self.extra_metrics:
+            vals = mse(flat_pred, flat_gt, device=self.device).numpy()
+            self.add("mse", vals, "per_position", f"MSE (frames in [0, 1], MinD-Video), per frame position, {sel}")
+        if "hue_pcc" in self.extra_metrics:
+            vals = hue_pcc(flat_pred, flat_gt).numpy()
+            label = f"Hue-pcc (Pearson of OpenCV 8-bit hue, Mind-Animator; constant hue left out), {sel}"
+            self.add("hue_pcc", vals, "per_position", label)
+
+    def classifier(self, which: str, dtype: str | None = None) -> nn.Module:
+        """The frame or video classifier, in ``dtype`` on CUDA (a cast copy, built once); fp32 on CPU."""
+        model = getattr(self.models, which)
+        if dtype is None or self.device.type != "cuda":
+            return model
+        want = torch.float16 if dtype == "float16" else torch.float32
+        if next(model.parameters()).dtype == want:
+            return model
+        key = (which, dtype)
+        if key not in self._dtype_copies:
+            self._dtype_copies[key] = copy.deepcopy(model).to(want)
+        return self._dtype_copies[key]
+
+    def logits(self, level: str, dtype: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(gt, pred) logits of ``level`` ('frame' (N, F, C) or 'video' (N, C)) in the classifier's dtype."""
+        key = (level, dtype)
+        if key in self._logits:
+            return self._logits[key]
+        model = self.classifier(f"{level}_classifier", dtype)
+        clips, preds = self._clips, self._preds
+        gt_in, pred_in = (clips.flatten(0, 1), preds.flatten(0, 1)) if level == "frame" else (clips, preds)
+        ck = None if self._cache_key is None else (*self._cache_key, level, dtype)
+        if ck is not None and ck in self._gt_cache:
+            gt_l = self._gt_cache[ck]
+        else:
+            gt_l = run_batched(model, gt_in, self.batch_size, self.device)
+            if ck is not None:
+                self._gt_cache[ck] = gt_l
+        pred_l = run_batched(model, pred_in, self.batch_size, self.device)
+        # the wrappers return float32; casting back to the model's dtype is exact (fp16 -> fp32 -> fp16)
+        model_dtype = next(model.parameters()).dtype
+        gt_l, pred_l = gt_l.to(model_dtype), pred_l.to(model_dtype)
+        if level == "frame":
+            n, f = clips.shape[:2]
+            gt_l, pred_l = gt_l.view(n, f, -1), pred_l.view(n, f, -1)
+        self._logits[key] = (gt_l, pred_l)
+        return gt_l, pred_l
+
+    def nway_values(
+        self, level: str, protocol: str, n_way: int, dtype: str | None, softmax_dtype: str, ties: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(accuracy, binomial std), each (clips, positions), for one N-way setting."""
+        gt_l, pred_l = self.logits(level, dtype)
+        if softmax_dtype == "float32":
+            gt_l, pred_l = gt_l.float(), pred_l.float()
+        s = self.nway
+        if level == "frame":
+            _, _, acc, std = nway_topk_frames(
+                gt_l, pred_l, n_way, s.top_k, s.num_trials, protocol, s.sampler, s.seed, ties, return_std=True
             )
+            return acc, std
+        r = nway_topk(gt_l, pred_l, n_way, s.top_k, s.num_trials, protocol, s.sampler, s.seed, ties)
+        return r.accuracy[:, None], r.std[:, None]
 
-    def _logits(self, model: nn.Module, x: torch.Tensor, key: tuple | None) -> torch.Tensor:
-        if key is not None and key in self._gt_cache:
-            return self._gt_cache[key]
-        out = run_batched(model, x, self.batch_size, self.device)
-        if key is not None:
-            self._gt_cache[key] = out
-        return out
-
-    def _nway_label(self, level: str, n_way: int, protocol: str, model: str) -> str:
+    def add_nway(self, name: str, level: str, protocol: str, n_way: int, dtype, softmax_dtype, ties) -> None:
+        acc, std = self.nway_values(level, protocol, n_way, dtype, softmax_dtype, ties)
+        model = self.models.names.get(f"{level}_classifier", "ViT" if level == "frame" else "VideoMAE")
         s = self.nway
-        return (
-            f"{level} {n_way}-way top-{s.top_k}, protocol {protocol} ({NWAY_PROTOCOLS[protocol]} GT class{'es' if NWAY_PROTOCOLS[protocol] > 1 else ''}), "
-            f"{s.num_trials} trials, seed {s.seed}, sampler {s.sampler}, {model}, {self.frame_selection}"
+        precision = "" if dtype is None else f", classifier {dtype if self.device.type == 'cuda' else 'float32 (CPU)'}"
+        label = (
+            f"{level}-level {n_way}-way top-{s.top_k}, protocol {protocol} ({NWAY_PROTOCOLS[protocol]} GT "
+            f"class{'es' if NWAY_PROTOCOLS[protocol] > 1 else ''}), {s.num_trials} trials, seed {s.seed}, sampler "
+            f"{s.sampler}, softmax {softmax_dtype}, ties {ties}{precision}, {model}, {self.frame_selection}"
         )
+        self.add(name, acc, "per_position", label, protocol=protocol, n_way=n_way)
+        self.binomial_std[name] = std
 
-    def _frame_nway(self, clips, preds, metrics, per_clip, cache_key) -> None:
-        n, f = clips.shape[:2]
-        model = self.models.frame_classifier
-        gt_logits = self._logits(
-            model, clips.flatten(0, 1), None if cache_key is None else (*cache_key, "frame")
-        ).view(n, f, -1)
-        pred_logits = run_batched(model, preds.flatten(0, 1), self.batch_size, self.device).view(n, f, -1)
+    def _frame_nway(self, clips, preds) -> None:
         s = self.nway
         for protocol in s.protocols:
             for n_way in s.n_ways:
-                value, std, acc = nway_topk_frames(
-                    gt_logits, pred_logits, n_way, s.top_k, s.num_trials, protocol, s.sampler, s.seed
-                )
-                name = f"frame_{n_way}way_{protocol}"
-                label = self._nway_label(
-                    "frame-level", n_way, protocol, self.models.names.get("frame_classifier", "ViT")
-                )
-                metrics[name] = entry(value, std, n, label, protocol=protocol, n_way=n_way)
-                per_clip[name] = acc.mean(1)
+                self.add_nway(f"frame_{n_way}way_{protocol}", "frame", protocol, n_way, None, s.softmax_dtype, s.ties)
 
-    def _video_nway(self, clips, preds, metrics, per_clip, cache_key) -> None:
-        model = self.models.video_classifier
-        gt_logits = self._logits(model, clips, None if cache_key is None else (*cache_key, "video"))
-        pred_logits = run_batched(model, preds, self.batch_size, self.device)
+    def _video_nway(self, clips, preds) -> None:
         s = self.nway
         for protocol in s.protocols:
             for n_way in s.n_ways:
-                r = nway_topk(
-                    gt_logits, pred_logits, n_way, s.top_k, s.num_trials, protocol, s.sampler, s.seed
-                )
-                name = f"video_{n_way}way_{protocol}"
-                label = self._nway_label(
-                    "video-level", n_way, protocol, self.models.names.get("video_classifier", "VideoMAE")
-                )
-                metrics[name] = entry(
-                    r.mean, r.mean_std, len(r.accuracy), label, protocol=protocol, n_way=n_way
-                )
-                per_clip[name] = r.accuracy
+                self.add_nway(f"video_{n_way}way_{protocol}", "video", protocol, n_way, None, s.softmax_dtype, s.ties)
 
-    def _clip_pcc(self, preds, metrics, per_clip) -> None:
+    def _clip_pcc(self, preds) -> None:
         n, f = preds.shape[:2]
         for variant in self.clip_pcc_variants:
             model = self.models.clip_embedders.get(variant)
             if model is None:
                 continue
             emb = run_batched(model, preds.flatten(0, 1), self.batch_size, self.device).view(n, f, -1)
-            name = f"clip_pcc_{variant}"
-            clip_values = clip_pcc_per_clip(emb, variant).numpy()
-            value, std = clip_pcc_score(emb, variant)
+            pairs = pair_similarities(emb, variant).numpy()
+            how = "all_pairs" if variant == "adjacent" else "per_clip"
             over = "over all adjacent pairs of all clips" if variant == "adjacent" else "mean over clips"
             label = f"CLIP-pcc {variant}, {self.models.names.get(variant, 'CLIP')}, {over}, {self.frame_selection}"
-            metrics[name] = entry(value, std, n, label, variant=variant)
-            per_clip[name] = clip_values
+            self.add(f"clip_pcc_{variant}", pairs, how, label, variant=variant)
+
+    def _video_metrics(self, clips, preds) -> None:
+        sel = self.frame_selection
+        if "vifi" in self.extra_metrics and self.models.vifi is not None:
+            vals = vifi_score(self.models.vifi, clips, preds, self.batch_size).numpy()
+            label = f"VIFI-score (ViFi-CLIP video cosine), {self.models.names.get('vifi', 'ViFi-CLIP')}, {sel}"
+            self.add("vifi", vals, "per_clip", label)
+        if "epe" in self.extra_metrics and self.models.flow is not None:
+            vals = clip_epe(self.models.flow, clips, preds, max(1, self.batch_size // 4)).numpy()
+            label = f"EPE (optical flow end-point error, px; lower is better), {self.models.names.get('flow', 'RAFT')}, {sel}"
+            self.add("epe", vals, "per_clip", label)
+
+    def gated_clip_pcc(self, variant: str) -> np.ndarray | None:
+        """Mind-Animator's CLIP-pcc pairs: a clip whose VIFI-score is <= 0.6 scores 0 (None without VIFI-scores)."""
+        name = f"clip_pcc_{variant}"
+        if name not in self.values or "vifi" not in self.values:
+            return None
+        gate = self.values["vifi"][:, 0] <= MIND_ANIMATOR_VIFI_GATE
+        out = self.values[name].copy()
+        out[gate] = 0.0
+        return out

@@ -3,9 +3,10 @@
 * ``adjacent`` -- NEURONS ``compute_clip_pcc`` and the NeuroClips paper text: cosine similarity of each adjacent pair
   of frames (i, i+1). NEURONS reports the mean and std over *all pairs of all clips*; Mind-Animator averages per clip
   first (same mean when every clip has the same frame count, different std). Mind-Animator additionally forces a
-  clip's score to 0 when its ViFi-CLIP video similarity is <= 0.6 (``gate``; needs externally computed ViFi-CLIP
-  scores, which this project does not compute).
-* ``all_pairs`` -- NEURONS ``clip_score_frame``: per clip, the mean cosine over all ordered off-diagonal pairs
+  clip's score to 0 when its ViFi-CLIP video similarity (VIFI-score, ``neuroclips.evaluation.vifi_clip``) is <= 0.6
+  (``gate_scores``; the ``mind_animator`` preset passes the suite's VIFI-scores).
+* ``all_pairs`` -- NEURONS ``clip_score_frame`` (CLIP ViT-L/14; the NEURONS runner reports it, and only it, since
+  its commit 79f9346 of 2025-04-29): per clip, the mean cosine over all ordered off-diagonal pairs
   (diagonal set to 0, sum divided by F*(F-1)); mean and std over clips.
 """
 
@@ -33,6 +34,21 @@ def all_pairs_similarity(embeddings: torch.Tensor) -> torch.Tensor:
     num_frames = e.shape[1]
     off_diagonal = sim.sum((1, 2)) - sim.diagonal(dim1=1, dim2=2).sum(-1)
     return off_diagonal / (num_frames * (num_frames - 1))
+
+
+def pair_similarities(embeddings: torch.Tensor, variant: str = "adjacent") -> torch.Tensor:
+    """(B, P) the cosine of every pair a variant averages: ``adjacent`` (B, F-1) pairs (i, i+1); ``all_pairs``
+    (B, F*(F-1)) every ordered pair i != j (row-major). Aggregations (``aggregate.py``) start from these."""
+    if variant == "adjacent":
+        return adjacent_pair_similarity(embeddings)
+    if variant != "all_pairs":
+        raise ValueError(f"CLIP-pcc variant: expected one of {CLIP_PCC_VARIANTS}, found {variant!r}.")
+    _check(embeddings)
+    e = F.normalize(embeddings.double(), dim=-1)
+    sim = e @ e.transpose(1, 2)
+    num_frames = e.shape[1]
+    off = ~torch.eye(num_frames, dtype=torch.bool)
+    return sim[:, off]
 
 
 def clip_pcc_per_clip(

@@ -7,8 +7,13 @@ A frozen classifier scores the ground-truth (GT) and the reconstructed frame or 
    does in fp16 on GPU).
 3. One trial draws N-1 distinct distractor classes uniformly from the classes that are not GT classes; the trial is
    correct if, for any GT class, that class's score is among the K highest of [GT score, N-1 distractor scores].
-   Ties count against the GT class (a stable ascending sort puts the GT candidate, listed first, below equal
-   distractors), i.e. correct iff fewer than K distractors score >= the GT score.
+   Exact ties (``ties``): ``distractor_wins`` (default) counts a tie against the GT class -- a stable ascending
+   sort puts the GT candidate, listed first, below equal distractors, so a trial is correct iff fewer than K
+   distractors score >= the GT score; this is the rule the reference loop in tests/test_eval_metrics.py restates.
+   ``gt_wins`` gives exact ties to the GT candidate (correct iff fewer than K distractors score > it): what an
+   ``argmax``/``topk`` that returns the first of equal maxima does with the GT listed first, as torchmetrics'
+   top-1 ``accuracy`` call in the MinD-Video code resolves them. Ties are rare with fp32 softmax scores and common
+   with fp16 ones (many near-zero probabilities round to the same half-precision value).
 4. Sample accuracy = correct trials / trials; sample std = sqrt(p(1-p)/trials) (binomial). The reported value is the
    mean over samples and the reported +- is the mean of the sample stds.
 
@@ -31,6 +36,7 @@ from scipy.stats import hypergeom
 # protocol name -> number of ground-truth classes accepted as correct
 NWAY_PROTOCOLS = {"mindvideo": 3, "strict": 1}
 NWAY_SAMPLERS = ("reference", "vectorized", "exact")
+NWAY_TIES = ("distractor_wins", "gt_wins")
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,7 @@ def nway_topk(
     protocol: str = "mindvideo",
     sampler: str = "reference",
     rng: np.random.RandomState | int | None = 0,
+    ties: str = "distractor_wins",
 ) -> NWayResult:
     """N-way top-K accuracy per sample from classifier logits (B, C) of the GT and of the reconstruction.
 
@@ -74,6 +81,8 @@ def nway_topk(
         raise ValueError(f"N-way protocol: expected one of {sorted(NWAY_PROTOCOLS)}, found {protocol!r}.")
     if sampler not in NWAY_SAMPLERS:
         raise ValueError(f"N-way sampler: expected one of {NWAY_SAMPLERS}, found {sampler!r}.")
+    if ties not in NWAY_TIES:
+        raise ValueError(f"N-way ties: expected one of {NWAY_TIES}, found {ties!r}.")
     if gt_logits.ndim != 2 or gt_logits.shape != pred_logits.shape:
         raise ValueError(
             f"N-way: expected gt and pred logits of the same shape (B, C), found {tuple(gt_logits.shape)} "
@@ -89,11 +98,11 @@ def nway_topk(
     gt_cls = ground_truth_classes(gt_logits.detach().cpu(), num_gt)
     scores = pred_logits.detach().softmax(dim=-1).cpu()
     if sampler == "reference":
-        acc = _reference_trials(scores, gt_cls, n_way, top_k, num_trials, _as_random_state(rng))
+        acc = _reference_trials(scores, gt_cls, n_way, top_k, num_trials, _as_random_state(rng), ties)
     elif sampler == "vectorized":
-        acc = _vectorized_trials(scores, gt_cls, n_way, top_k, num_trials, rng)
+        acc = _vectorized_trials(scores, gt_cls, n_way, top_k, num_trials, rng, ties)
     else:
-        acc = _exact_probability(scores, gt_cls, n_way, top_k)
+        acc = _exact_probability(scores, gt_cls, n_way, top_k, ties)
     std = np.sqrt(acc * (1.0 - acc) / num_trials)
     return NWayResult(accuracy=acc, std=std, gt_classes=gt_cls.numpy())
 
@@ -111,17 +120,24 @@ def _pool_mask(num_samples: int, num_classes: int, gt_cls: torch.Tensor) -> torc
     return mask
 
 
+def _beats(d: torch.Tensor, g: torch.Tensor, ties: str) -> torch.Tensor:
+    """Distractor scores that rank above a GT score under the tie rule."""
+    return d >= g if ties == "distractor_wins" else d > g
+
+
 def _count_correct(
-    scores_b: torch.Tensor, gt_b: torch.Tensor, distractors: torch.Tensor, top_k: int
+    scores_b: torch.Tensor, gt_b: torch.Tensor, distractors: torch.Tensor, top_k: int, ties: str = "distractor_wins"
 ) -> torch.Tensor:
-    """Trials (T,) correct for one sample: any GT class with fewer than K distractors scoring >= it."""
+    """Trials (T,) correct for one sample: any GT class with fewer than K distractors ranking above it."""
     d = scores_b[distractors]  # (T, N-1)
     g = scores_b[gt_b]  # (G,)
-    beaten_by = (d.unsqueeze(1) >= g.view(1, -1, 1)).sum(-1)  # (T, G)
+    beaten_by = _beats(d.unsqueeze(1), g.view(1, -1, 1), ties).sum(-1)  # (T, G)
     return (beaten_by < top_k).any(dim=1)
 
 
-def _reference_trials(scores, gt_cls, n_way, top_k, num_trials, rs: np.random.RandomState) -> np.ndarray:
+def _reference_trials(
+    scores, gt_cls, n_way, top_k, num_trials, rs: np.random.RandomState, ties: str = "distractor_wins"
+) -> np.ndarray:
     num_samples, num_classes = scores.shape
     pool_mask = _pool_mask(num_samples, num_classes, gt_cls)
     acc = np.empty(num_samples)
@@ -131,13 +147,13 @@ def _reference_trials(scores, gt_cls, n_way, top_k, num_trials, rs: np.random.Ra
         picks = pick_range[
             np.stack([rs.permutation(len(pick_range))[: n_way - 1] for _ in range(num_trials)])
         ]
-        correct = _count_correct(scores[b], gt_cls[b], torch.from_numpy(picks), top_k)
+        correct = _count_correct(scores[b], gt_cls[b], torch.from_numpy(picks), top_k, ties)
         acc[b] = correct.sum().item() / num_trials
     return acc
 
 
 def _vectorized_trials(
-    scores, gt_cls, n_way, top_k, num_trials, seed: np.random.RandomState | int | None
+    scores, gt_cls, n_way, top_k, num_trials, seed: np.random.RandomState | int | None, ties: str = "distractor_wins"
 ) -> np.ndarray:
     num_samples, num_classes = scores.shape
     if isinstance(seed, np.random.RandomState):
@@ -150,17 +166,17 @@ def _vectorized_trials(
         pool = pool_mask[b].nonzero().squeeze(1)
         keys = torch.rand(num_trials, pool.numel(), generator=gen)
         picks = pool[keys.topk(n_way - 1, dim=1).indices]  # N-1 distinct uniform picks per trial
-        acc[b] = _count_correct(scores[b], gt_cls[b], picks, top_k).float().mean().item()
+        acc[b] = _count_correct(scores[b], gt_cls[b], picks, top_k, ties).float().mean().item()
     return acc
 
 
-def _exact_probability(scores, gt_cls, n_way, top_k) -> np.ndarray:
+def _exact_probability(scores, gt_cls, n_way, top_k, ties: str = "distractor_wins") -> np.ndarray:
     """P(trial correct). The sets {distractors >= GT score} are nested, so success for any GT class is success for
     the GT class with the highest score: fewer than K of the N-1 draws come from the M' pool classes scoring >= it."""
     num_samples, num_classes = scores.shape
     pool_mask = _pool_mask(num_samples, num_classes, gt_cls)
     best_gt = scores.gather(1, gt_cls).max(dim=1, keepdim=True).values
-    beating = ((scores >= best_gt) & pool_mask).sum(1).numpy()
+    beating = (_beats(scores, best_gt, ties) & pool_mask).sum(1).numpy()
     pool_size = int(num_classes - gt_cls.shape[1])
     return hypergeom.cdf(top_k - 1, pool_size, beating, n_way - 1).astype(np.float64)
 
@@ -174,10 +190,13 @@ def nway_topk_frames(
     protocol: str = "mindvideo",
     sampler: str = "reference",
     seed: int | None = 0,
-) -> tuple[float, float, np.ndarray]:
+    ties: str = "distractor_wins",
+    return_std: bool = False,
+):
     """Frame-level N-way as the reference runner reports it, from logits (N, F, C): each frame position is scored
     over the clips (one RNG stream continued across positions), the value is the mean over positions of the mean
-    over clips, the +- the mean over positions of the mean binomial std. Also returns accuracies (N, F)."""
+    over clips, the +- the mean over positions of the mean binomial std. Also returns accuracies (N, F) (and, with
+    ``return_std``, the binomial stds (N, F))."""
     if gt_logits.ndim != 3:
         raise ValueError(
             f"N-way frames: expected logits (clips, frames, classes), found {tuple(gt_logits.shape)}."
@@ -188,7 +207,9 @@ def nway_topk_frames(
     for pos in range(gt_logits.shape[1]):
         stream = rng if sampler == "reference" else (None if seed is None else seed + pos)
         r = nway_topk(
-            gt_logits[:, pos], pred_logits[:, pos], n_way, top_k, num_trials, protocol, sampler, stream
+            gt_logits[:, pos], pred_logits[:, pos], n_way, top_k, num_trials, protocol, sampler, stream, ties
         )
         acc[:, pos], std[:, pos] = r.accuracy, r.std
+    if return_std:
+        return float(acc.mean(0).mean()), float(std.mean(0).mean()), acc, std
     return float(acc.mean(0).mean()), float(std.mean(0).mean()), acc

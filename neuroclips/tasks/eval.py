@@ -19,6 +19,8 @@ import torch
 from torch import nn
 
 from neuroclips.data import schema
+from neuroclips.evaluation.flow_model import build_flow_estimator
+from neuroclips.evaluation.presets import preset_row, resolve_presets
 from neuroclips.evaluation.readers import (
     GroundTruth,
     ReconstructionError,
@@ -27,7 +29,8 @@ from neuroclips.evaluation.readers import (
     resize_frames,
     select_frames,
 )
-from neuroclips.evaluation.suite import EvalModels, NWaySettings, Scorer
+from neuroclips.evaluation.suite import Bootstrap, EvalModels, NWaySettings, Scorer
+from neuroclips.evaluation.vifi_clip import build_vifi_clip
 from neuroclips.metrics.retrieval import retrieval_top1
 from neuroclips.models.frozen_classifiers import (
     build_clip_embedder,
@@ -98,6 +101,10 @@ class EvalTask:
         retrieval: dict | None = None,
         report: dict | None = None,
         table_rows: dict | None = None,
+        presets: list[str] = ("mindvideo", "neurons", "mind_animator", "strict"),
+        preset_options: dict | None = None,
+        extra_metrics: list[str] = ("mse", "hue_pcc", "epe", "vifi"),
+        bootstrap: dict | None = None,
     ):
         self.source, self.layout, self.kinds, self.split = str(source), layout, list(kinds), split
         self.index_base, self.frame_indices = int(index_base), [int(i) for i in frame_indices]
@@ -115,6 +122,9 @@ class EvalTask:
         self.retrieval_cfg = retrieval or {}
         self.report_cfg = report or {}
         self.table_rows = table_rows
+        self.presets = resolve_presets(list(presets), **{k: v for k, v in (preset_options or {}).items()})
+        self.extra_metrics = list(extra_metrics)
+        self.bootstrap = Bootstrap(**(bootstrap or {}))
 
     # ------------------------------------------------------------------------------------------------ models
     def build_models(self, device: torch.device, meta: bool = False) -> EvalModels:
@@ -161,8 +171,19 @@ class EvalTask:
             out.names[variant] = (
                 c.get("label") or f"CLIP {c.get('arch', 'vit-b-32')} ({c.get('source', 'tiny')})"
             )
+        flow = spec(m.get("flow")) if "epe" in self.extra_metrics else {}
+        if flow:
+            out.flow = build_flow_estimator(
+                flow.get("source", "tiny"), flow.get("path"), flow.get("arch", "large"), int(flow.get("size", 256)),
+                int(flow.get("num_flow_updates", 12)), field="scale.eval.models.flow.path",
+            )
+            out.names["flow"] = flow.get("label") or f"RAFT {flow.get('arch', 'small')} ({flow.get('source', 'tiny')})"
+        vifi = spec(m.get("vifi")) if "vifi" in self.extra_metrics else {}
+        if vifi:
+            out.vifi = build_vifi_clip(vifi.get("source", "tiny"), vifi.get("path"), field="scale.eval.models.vifi.path")
+            out.names["vifi"] = vifi.get("label") or f"ViFi-CLIP ViT-B/16 ({vifi.get('source', 'tiny')})"
         if not meta:
-            for mod in [out.frame_classifier, out.video_classifier, *out.clip_embedders.values()]:
+            for mod in [out.frame_classifier, out.video_classifier, *out.clip_embedders.values(), out.flow, out.vifi]:
                 if mod is not None:
                     mod.to(device)
         return out
@@ -171,6 +192,7 @@ class EvalTask:
         models = self.build_models(torch.device("meta"), meta=True)
         mods = {"frame_classifier": models.frame_classifier, "video_classifier": models.video_classifier}
         mods.update({f"clip_{k}": v for k, v in models.clip_embedders.items()})
+        mods.update({"flow": models.flow, "vifi": models.vifi})
         return {k: v for k, v in mods.items() if v is not None}
 
     # ------------------------------------------------------------------------------------------------ run
@@ -182,7 +204,8 @@ class EvalTask:
         folder = ReconstructionFolder(self.source, self.layout, self.index_base)
         models = self.build_models(ctx.device)
         scorer = Scorer(
-            models, self.nway, self.ssim, self.psnr, self.clip_pcc, self.pixcorr, self.batch_size, ctx.device
+            models, self.nway, self.ssim, self.psnr, self.clip_pcc, self.pixcorr, self.batch_size, ctx.device,
+            extra_metrics=self.extra_metrics, bootstrap=self.bootstrap,
         )
         doc = {
             "subject": ctx.subj,
@@ -195,6 +218,8 @@ class EvalTask:
             "keyframe_gt_index": self.keyframe_gt_index,
             "drop_scene_cuts": self.drop_scene_cuts,
             "nway": asdict(self.nway),
+            "bootstrap": asdict(self.bootstrap),
+            "presets": {p.name: p.describe() for p in self.presets},
             "models": models.names,
             "kinds": {},
             "model_selection": model_selection(run_dir.parent),
@@ -211,7 +236,10 @@ class EvalTask:
             scorer.frame_selection = selection
             log.info("eval: scoring %d '%s' clips (%s)", len(clips), kind, selection)
             metrics, per_clip = scorer.score(gt, recon, cache_key=(tuple(clips), tuple(gt.shape)))
-            doc["kinds"][kind] = {"n_clips": len(clips), "frame_selection": selection, "metrics": metrics}
+            rows = {p.name: preset_row(scorer, p) for p in self.presets}
+            doc["kinds"][kind] = {
+                "n_clips": len(clips), "frame_selection": selection, "metrics": metrics, "presets": rows,
+            }
             for i, c in enumerate(clips):
                 per_clip_rows.append(
                     {"kind": kind, "clip_index": c, **{k: float(v[i]) for k, v in per_clip.items()}}

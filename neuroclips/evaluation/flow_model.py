@@ -1,0 +1,84 @@
+"""Optical flow for EPE: torchvision's RAFT, never downloaded.
+
+* ``local`` -- ``raft_large(weights=None)`` (or ``raft_small`` with ``arch: small``) with the state dict at ``path``
+  (torchvision's ``Raft_Large_Weights.C_T_SKHT_V2`` file, saved locally);
+* ``tiny``  -- ``raft_small(weights=None)`` with seeded random weights: a stand-in with RAFT's interface (shapes and
+  code path, not meaningful flow).
+
+Frames are resized to ``size`` (a multiple of 8, as RAFT needs; the 256x256 GT frames already are), scaled to
+[-1, 1] as torchvision's RAFT transforms do, and flow is estimated for each consecutive pair.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neuroclips.metrics.flow import endpoint_error
+from neuroclips.utils.weights import MissingWeightsError
+
+TINY_SEED = 1234
+MIN_SIZE = 128  # RAFT's correlation pyramid (4 levels on the 1/8 feature map) needs at least 128 px
+
+
+class FlowEstimator(nn.Module):
+    """uint8 clips (B, T, 3, H, W) -> flow of each consecutive pair (B, T-1, 2, size, size) float32."""
+
+    def __init__(self, raft: nn.Module, size: int, num_flow_updates: int = 12):
+        super().__init__()
+        if size % 8 or size < MIN_SIZE:
+            raise ValueError(f"scale.eval.models.flow.size: expected a multiple of 8 >= {MIN_SIZE}, found {size}.")
+        self.raft, self.size, self.num_flow_updates = raft, int(size), int(num_flow_updates)
+
+    @torch.no_grad()
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        b, t = clips.shape[:2]
+        dev = next(self.raft.parameters()).device
+        x = clips.flatten(0, 1).to(dev, torch.float32) / 255.0
+        if tuple(x.shape[-2:]) != (self.size, self.size):
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
+        x = (x * 2.0 - 1.0).view(b, t, 3, self.size, self.size)
+        first, second = x[:, :-1].flatten(0, 1), x[:, 1:].flatten(0, 1)
+        flows = self.raft(first, second, num_flow_updates=self.num_flow_updates)[-1]
+        return flows.view(b, t - 1, 2, self.size, self.size).float()
+
+
+def build_flow_estimator(
+    source: str = "tiny",
+    path: str | None = None,
+    arch: str = "large",
+    size: int = 256,
+    num_flow_updates: int = 12,
+    field: str = "scale.eval.models.flow.path",
+) -> FlowEstimator:
+    from torchvision.models.optical_flow import raft_large, raft_small
+
+    if source == "tiny":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(TINY_SEED)
+            raft = raft_small(weights=None)
+    elif source in ("local", "random"):
+        raft = (raft_large if arch == "large" else raft_small)(weights=None)
+        if source == "local":
+            p = Path(str(path)) if path else None
+            if p is None or not p.is_file():
+                raise MissingWeightsError(
+                    f"{p}: RAFT weights not found (config field '{field}'); save torchvision's "
+                    f"Raft_{arch.capitalize()}_Weights state dict there or point '{field}' at it."
+                )
+            state = torch.load(p, map_location="cpu", weights_only=True)
+            raft.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+    else:
+        raise ValueError(f"scale.eval.models.flow.source: expected local, random or tiny, found {source!r}.")
+    return FlowEstimator(raft.eval().requires_grad_(False), size, num_flow_updates)
+
+
+def clip_epe(estimator: FlowEstimator, gt: torch.Tensor, pred: torch.Tensor, batch_size: int = 8) -> torch.Tensor:
+    """(N, T-1) EPE of each consecutive frame pair between GT and reconstructed clips (N, T, 3, H, W) uint8."""
+    out = []
+    for s in range(0, gt.shape[0], batch_size):
+        out.append(endpoint_error(estimator(gt[s : s + batch_size]), estimator(pred[s : s + batch_size])).cpu())
+    return torch.cat(out) if out else torch.zeros(0, max(gt.shape[1] - 1, 0), dtype=torch.float64)
