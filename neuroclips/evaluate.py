@@ -7,6 +7,11 @@ A thin front door to ``stage=eval`` (same config, same runtime). Short keys:
 * ``out=DIR``      where metrics.json / metrics.md / report.html go (``paths.run_dir``);
 * ``layout=``, ``kinds=``, ``index_base=``, ``frame_indices=``, ``eval_size=``, ``max_clips=`` (``task.*``).
 
+Paired comparison of two systems on the same clips (mean difference, paired bootstrap 95 % interval, sign-flip
+permutation p-value per metric; ``comparison.md``/``comparison.json`` and a section of the report in ``out``)::
+
+    python -m neuroclips.evaluate compare a=runs/default/subj1/outputs b=runs/other/subj1/outputs gt=data/cc2017.h5
+
 Any other ``key=value`` is a Hydra override as for ``neuroclips.train`` (``scale=paper``, ``subj=2``,
 ``trainer=gpu``, ``task.nway.sampler=exact`` ...). Examples::
 
@@ -35,6 +40,7 @@ CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 SHORT_KEYS = {
     "source": "task.source",
+    "compare_with": "task.compare_with",
     "gt": "data.file",
     "out": "paths.run_dir",
     "layout": "task.layout",
@@ -47,12 +53,19 @@ SHORT_KEYS = {
 
 
 def translate(argv: list[str]) -> list[str]:
-    """Map the short keys onto config keys and make sure the stage is eval."""
+    """Map the short keys onto config keys and make sure the stage is eval; ``compare a= b=`` -> source + compare_with."""
     out = []
+    if argv and argv[0] == "compare":
+        keys = {a.partition("=")[0] for a in argv[1:]}
+        if not {"a", "b"} <= keys:
+            raise SystemExit("evaluate compare: expected a=DIR b=DIR (two folders of reconstructions of the same clips) "
+                             f"and gt=FILE.h5, found {' '.join(argv[1:]) or 'nothing'}.")
+        argv = [("source=" + a[2:]) if a.startswith("a=") else
+                ("compare_with=" + a[2:]) if a.startswith("b=") else a for a in argv[1:]]
     for a in argv:
         key, sep, value = a.partition("=")
         if sep and key in SHORT_KEYS:
-            if key in ("source", "gt", "out"):
+            if key in ("source", "gt", "out", "compare_with"):
                 value = os.path.abspath(os.path.expanduser(value))
             a = f"{SHORT_KEYS[key]}={value}"
         elif sep and key == "stage" and value != "eval":

@@ -230,6 +230,12 @@ def _sections(doc: dict, table_rows: dict | None, subject_docs: list[dict]) -> l
         )
         if doc["kinds"][kind].get("presets"):
             out.append(("wrap-last", f"Peer protocols (presets): {kind}", preset_rows(doc, kind)))
+    if doc.get("comparison"):
+        from neuroclips.evaluation.comparison import comparison_rows
+
+        for kind in doc["comparison"]["kinds"]:
+            out.append(("wrap-last", f"Paired comparison: {kind} (A = this source, B = {doc['comparison']['b']})",
+                        comparison_rows(doc["comparison"], kind)))
     if "retrieval" in doc and "forward" in doc["retrieval"]:
         r = doc["retrieval"]
         out.append(

@@ -228,14 +228,18 @@ def _processor_json(folder: Path | None) -> dict:
     return json.loads(f.read_text()) if f is not None and f.exists() else {}
 
 
-def _size_from(proc: dict, default: int) -> tuple[int, bool]:
-    """(pixels, shortest_edge?) from a processor 'size' entry."""
+def _size_from(proc: dict, default: int, default_to_square: bool = True) -> tuple[int, bool]:
+    """(pixels, shortest_edge?) from a processor 'size' entry.
+
+    An int ``size`` (older processor files: ``"size": 224``) means what transformers' ``get_size_dict`` makes of it
+    for that processor class: a square for ViTImageProcessor (``default_to_square=True``), the shortest edge (then
+    the centre crop) for CLIPImageProcessor and VideoMAEImageProcessor (``default_to_square=False``)."""
     size = proc.get("size", default)
     if isinstance(size, dict):
         if "shortest_edge" in size:
             return int(size["shortest_edge"]), True
         return int(size.get("height", default)), False
-    return int(size), False
+    return int(size), not default_to_square
 
 
 def _crop_from(proc: dict, default: int | None) -> int | None:
@@ -311,7 +315,7 @@ def build_video_classifier(
     )
     proc = _processor_json(folder)
     image = model.config.image_size
-    size, shortest = _size_from(proc, image)
+    size, shortest = _size_from(proc, image, default_to_square=False)
     pre = Preprocess(
         size,
         _crop_from(proc, image),
@@ -339,7 +343,7 @@ def build_clip_embedder(
     )
     proc = _processor_json(folder)
     image = model.config.image_size
-    size, shortest = _size_from(proc, image)
+    size, shortest = _size_from(proc, image, default_to_square=False)
     pre = Preprocess(
         size,
         _crop_from(proc, image),

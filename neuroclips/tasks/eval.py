@@ -105,6 +105,8 @@ class EvalTask:
         preset_options: dict | None = None,
         extra_metrics: list[str] = ("mse", "hue_pcc", "epe", "vifi"),
         bootstrap: dict | None = None,
+        compare_with: str | None = None,
+        comparison: dict | None = None,
     ):
         self.source, self.layout, self.kinds, self.split = str(source), layout, list(kinds), split
         self.index_base, self.frame_indices = int(index_base), [int(i) for i in frame_indices]
@@ -125,6 +127,8 @@ class EvalTask:
         self.presets = resolve_presets(list(presets), **{k: v for k, v in (preset_options or {}).items()})
         self.extra_metrics = list(extra_metrics)
         self.bootstrap = Bootstrap(**(bootstrap or {}))
+        self.compare_with = None if compare_with in (None, "") else str(compare_with)
+        self.comparison_cfg = {"permutations": 10000, **(comparison or {})}
 
     # ------------------------------------------------------------------------------------------------ models
     def build_models(self, device: torch.device, meta: bool = False) -> EvalModels:
@@ -227,8 +231,11 @@ class EvalTask:
         per_clip_rows: list[dict] = []
         visuals: dict[str, dict[int, np.ndarray]] = {}
         gt_visual: dict[int, np.ndarray] = {}
+        other = ReconstructionFolder(self.compare_with, self.layout, self.index_base) if self.compare_with else None
+        comparison = self._comparison_doc() if other else None
         for kind in self.kinds:
-            loaded = self._load_kind(folder, kind, ctx.data_file)
+            only = self._common_clips(folder, other, kind) if other else None
+            loaded = self._load_kind(folder, kind, ctx.data_file, only)
             if loaded is None:
                 doc["kinds"][kind] = {"skipped": f"no '{kind}' reconstructions in {self.source}"}
                 continue
@@ -245,6 +252,8 @@ class EvalTask:
                     {"kind": kind, "clip_index": c, **{k: float(v[i]) for k, v in per_clip.items()}}
                 )
             visuals[kind] = raw
+            if other:
+                self._compare_kind(scorer, other, kind, ctx.data_file, only, per_clip, comparison)
             if gt.ndim == 5:
                 gt_visual.update({c: gt[i].numpy() for i, c in enumerate(clips) if c in raw})
         retrieval = self._retrieval(folder, ctx.data_file)
@@ -257,6 +266,16 @@ class EvalTask:
                 f"naming convention in neuroclips/evaluation/readers.py."
             )
         run_dir.mkdir(parents=True, exist_ok=True)
+        extra_outputs = {}
+        if comparison is not None:
+            from neuroclips.evaluation.comparison import render_comparison_markdown
+            from neuroclips.report import write_text
+
+            doc["comparison"] = comparison
+            write_json(run_dir / "comparison.json", comparison)
+            write_text(run_dir / "comparison.md", render_comparison_markdown(comparison))
+            extra_outputs = {"comparison": str(run_dir / "comparison.json"),
+                             "comparison_md": str(run_dir / "comparison.md")}
         write_json(run_dir / "metrics.json", doc)
         _write_csv(run_dir / "per_clip.csv", per_clip_rows)
         paths = write_reports(
@@ -273,12 +292,12 @@ class EvalTask:
             "metrics": str(run_dir / "metrics.json"),
             "per_clip": str(run_dir / "per_clip.csv"),
             **paths,
+            **extra_outputs,
         }
         return StageResult(metrics=flat, outputs=outputs)
 
     # ------------------------------------------------------------------------------------------------ loading
-    def _load_kind(self, folder: ReconstructionFolder, kind: str, data_file: str):
-        """(gt, recon, clips, frame-selection label, {clip: raw recon for the report}) or None if nothing found."""
+    def _entries(self, folder: ReconstructionFolder, kind: str) -> dict:
         layout = folder.resolved_layout(kind)
         has_kind_dirs = any((folder.root / k).is_dir() for k in self.kinds)
         if (
@@ -286,11 +305,17 @@ class EvalTask:
             and not (folder.root / kind).is_dir()
             and (has_kind_dirs or kind != self.kinds[0])
         ):
-            return None  # a flat foreign folder holds one kind: the first one listed
-        entries = folder.entries(kind)
-        if not entries:
+            return {}  # a flat foreign folder holds one kind: the first one listed
+        return folder.entries(kind)
+
+    def _load_kind(self, folder: ReconstructionFolder, kind: str, data_file: str, only: list[int] | None = None):
+        """(gt, recon, clips, frame-selection label, {clip: raw recon for the report}) or None if nothing found;
+        ``only``: score just these clips (a paired comparison's common clips)."""
+        layout = folder.resolved_layout(kind)
+        entries = self._entries(folder, kind)
+        clips = sorted(entries) if only is None else [c for c in only if c in entries]
+        if not clips:
             return None
-        clips = sorted(entries)
         if self.max_clips is not None:
             clips = clips[: int(self.max_clips)]
         if layout == "side_by_side":
@@ -326,6 +351,33 @@ class EvalTask:
         gt_frames, recon = resize_frames(gt_frames, size), resize_frames(recon, size)
         selection += f", scored at {size[0]}x{size[1]}"
         return gt_frames, recon, clips, selection, dict(zip(clips, raws))
+
+    # ------------------------------------------------------------------------------------------------ compare
+    def _comparison_doc(self) -> dict:
+        b = self.bootstrap
+        return {"a": self.source, "b": self.compare_with, "reps": b.reps, "level": b.level, "seed": b.seed,
+                "permutations": int(self.comparison_cfg["permutations"]), "kinds": {}}
+
+    def _common_clips(self, a: ReconstructionFolder, b: ReconstructionFolder, kind: str) -> list[int]:
+        ea, eb = self._entries(a, kind), self._entries(b, kind)
+        if ea and eb and set(ea) != set(eb):
+            log.warning("compare: '%s' has %d clips in a and %d in b; scoring the %d both have",
+                        kind, len(ea), len(eb), len(set(ea) & set(eb)))
+        return sorted(set(ea) & set(eb))
+
+    def _compare_kind(self, scorer, other, kind, data_file, only, per_clip_a, comparison) -> None:
+        from neuroclips.evaluation.comparison import compare_per_clip
+
+        loaded = self._load_kind(other, kind, data_file, only)
+        if loaded is None:
+            return
+        labels = {n: scorer._labels[n][0] for n in per_clip_a if n in scorer._labels}
+        gt, recon, clips, _, _ = loaded
+        _, per_clip_b = scorer.score(gt, recon, cache_key=(tuple(clips), tuple(gt.shape)))
+        b = self.bootstrap
+        metrics = compare_per_clip(per_clip_a, per_clip_b, labels, b.reps, int(self.comparison_cfg["permutations"]),
+                                   b.level, b.seed)
+        comparison["kinds"][kind] = {"n_clips": len(clips), "metrics": metrics}
 
     def _retrieval(self, folder: ReconstructionFolder, data_file: str) -> dict | None:
         """Top-1 retrieval of SR outputs (``clip_voxels`` in the store) against the cached keyframe CLIP tokens."""
