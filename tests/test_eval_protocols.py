@@ -14,7 +14,11 @@ from neuroclips.evaluation.presets import PRESETS, preset_row, resolve_presets
 from neuroclips.evaluation.suite import Bootstrap, EvalModels, NWaySettings, Scorer
 from neuroclips.evaluation.vifi_clip import build_vifi_clip
 from neuroclips.metrics.nway import nway_topk
-from neuroclips.models.frozen_classifiers import build_clip_embedder, build_frame_classifier, build_video_classifier
+from neuroclips.models.frozen_classifiers import (
+    build_clip_embedder,
+    build_frame_classifier,
+    build_video_classifier,
+)
 
 
 def _clips(seed=0, n=6, f=6, size=32):
@@ -113,3 +117,46 @@ def test_int_size_is_the_shortest_edge_for_clip_and_a_square_for_vit(tmp_path):
     vit.model.save_pretrained(tmp_path / "vit")
     (tmp_path / "vit" / "preprocessor_config.json").write_text(json.dumps({"size": 32}))
     assert build_frame_classifier("local", str(tmp_path / "vit")).preprocess(frames).shape[-2:] == (32, 32)
+
+
+def test_compare_two_systems_on_the_same_clips(tmp_path):
+    from types import SimpleNamespace
+
+    from neuroclips.data.simulate import config_for, simulate
+    from neuroclips.evaluate import translate
+    from neuroclips.tasks.eval import EvalTask
+
+    sim = tmp_path / "sim.h5"
+    simulate(sim, config_for("tiny", n_train=4, n_test=10, image_size=32, subjects=(1,), segment_len=4), progress=False)
+    import h5py
+
+    with h5py.File(sim, "r") as f:
+        gt = f["stimuli/test/frames"][:]
+    rng = np.random.default_rng(0)
+    for name, noise in (("a", 60), ("b", 5)):  # b is clearly closer to the ground truth
+        (tmp_path / name / "blurry").mkdir(parents=True)
+        for c, clip in enumerate(gt):
+            noisy = np.clip(clip.astype(int) + rng.integers(-noise, noise + 1, clip.shape), 0, 255).astype(np.uint8)
+            np.save(tmp_path / name / "blurry" / f"{c:05d}.npy", noisy)
+    task = EvalTask(
+        source=str(tmp_path / "a"), compare_with=str(tmp_path / "b"), kinds=["blurry"], models={},
+        ssim=["rgb255"], psnr=["skimage"], clip_pcc=[], extra_metrics=["mse"], presets=["mindvideo"],
+        bootstrap={"reps": 200}, comparison={"permutations": 500}, report={"clips": 2, "combine_subjects": False},
+    )
+    ctx = SimpleNamespace(run_dir=tmp_path / "eval", data_file=str(sim), subj=1, scale="tiny",
+                          device=torch.device("cpu"), is_global_zero=True)
+    task.run(ctx)
+    comp = json.loads((tmp_path / "eval" / "comparison.json").read_text())
+    ssim_r = comp["kinds"]["blurry"]["metrics"]["ssim_rgb255"]
+    assert ssim_r["n"] == len(gt) and ssim_r["diff"] > 0 and ssim_r["ci_low"] > 0 and ssim_r["p_value"] < 0.01
+    assert comp["kinds"]["blurry"]["metrics"]["mse"]["diff"] < 0 and not comp["kinds"]["blurry"]["metrics"]["mse"][
+        "higher_is_better"]
+    md = (tmp_path / "eval" / "comparison.md").read_text()
+    assert "| ssim_rgb255 |" in md and "p (sign-flip)" in md
+    report = (tmp_path / "eval" / "metrics.md").read_text()
+    assert "Paired comparison: blurry" in report and "95% CI (clips)" in report
+    # the CLI form maps onto the same task keys
+    args = translate(["compare", f"a={tmp_path / 'a'}", f"b={tmp_path / 'b'}", f"gt={sim}"])
+    assert f"task.source={tmp_path / 'a'}" in args and f"task.compare_with={tmp_path / 'b'}" in args
+    with pytest.raises(SystemExit, match="a=DIR b=DIR"):
+        translate(["compare", f"a={tmp_path / 'a'}"])
