@@ -4,8 +4,8 @@ Usage (from the repo root)::
 
     OMP_NUM_THREADS=1 python experiments/benchmarks/pixel_metrics_bench.py [--frames 7200] [--size 256] [--threads 1]
 
-For each metric it times the scikit-image loop the published runners use (one call per frame) and our batched
-torch implementation on the same frames, checks that the values agree (max |difference|), and prints a Markdown
+For each metric it times the scikit-image loop the published runners use (one call per frame) and our torch
+implementation on the same frames, side by side in one run, checks that the values agree (max |difference|), and prints a Markdown
 table. Frames: smooth random RGB images and a noisy, shifted copy of each (uint8), generated with a fixed seed.
 """
 
@@ -17,9 +17,11 @@ import time
 import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
-from skimage.color import rgb2gray
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from skimage.color import rgb2gray, rgb2hsv
+from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
+from neuroclips.metrics.hue import hue_pcc
+from neuroclips.metrics.mse import mse
 from neuroclips.metrics.psnr import psnr
 from neuroclips.metrics.ssim import ssim
 
@@ -31,12 +33,18 @@ SKIMAGE = {
         rgb2gray(g), rgb2gray(p), channel_axis=-1, **GRAY_KW
     ),
     "psnr_skimage": lambda g, p: peak_signal_noise_ratio(g, p, data_range=255),
+    "mse": lambda g, p: mean_squared_error(g, p),
+    # Hue-pcc with continuous hue (skimage's rgb2hsv, hue in [0, 1)): Pearson's r is scale-free, so it equals ours
+    # with quantize=False; the suite's default rounds hue to OpenCV's 8-bit units as Mind-Animator's cv2 call does
+    "hue_pcc": lambda g, p: np.corrcoef(rgb2hsv(g)[..., 0].ravel(), rgb2hsv(p)[..., 0].ravel())[0, 1],
 }
 OURS = {
     "ssim_rgb255": lambda g, p: ssim(p, g, "rgb255"),
     "ssim_gray_gauss": lambda g, p: ssim(p, g, "gray_gauss"),
     "ssim_gray_gauss_columns": lambda g, p: ssim(p, g, "gray_gauss_columns"),
     "psnr_skimage": lambda g, p: psnr(p, g, "skimage"),
+    "mse": lambda g, p: mse(p, g, scale=255.0),
+    "hue_pcc": lambda g, p: hue_pcc(p, g, quantize=False),
 }
 
 
@@ -60,15 +68,19 @@ def main() -> None:
         "--threads", type=int, default=1, help="torch threads (the scikit-image loop is single-threaded)"
     )
     ap.add_argument(
-        "--metrics", nargs="+", default=["ssim_rgb255", "ssim_gray_gauss", "psnr_skimage"], choices=list(OURS)
+        "--metrics", nargs="+", default=list(OURS), choices=list(OURS)
     )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     gt, pred = make_frames(args.frames, args.size)
     gt_t = torch.from_numpy(gt).permute(0, 3, 1, 2).contiguous()  # our layout: (N, 3, H, W)
     pred_t = torch.from_numpy(pred).permute(0, 3, 1, 2).contiguous()
+    import os
+    import skimage
+
     print(
-        f"{args.frames} frames at {args.size}x{args.size}, torch threads {args.threads}, torch {torch.__version__}"
+        f"{args.frames} frames at {args.size}x{args.size}, torch threads {args.threads}, torch {torch.__version__}, "
+        f"scikit-image {skimage.__version__}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     rows = []
     total_sk = total_ours = 0.0

@@ -74,6 +74,16 @@ def _gaussian_mean_valid(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor
     return x
 
 
+def _window_sum7(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sum over every window of 7 along ``dim``, valid part only: 4 adds of shifted views (1+1, 2+2, 4+2+1), exact
+    for integers, and ~2x faster on CPU than cumulative sums along the inner dimension."""
+    n = x.shape[dim]
+    s2 = x.narrow(dim, 0, n - 1) + x.narrow(dim, 1, n - 1)
+    s4 = s2.narrow(dim, 0, n - 3) + s2.narrow(dim, 2, n - 3)
+    m = n - 6
+    return s4.narrow(dim, 0, m).add_(s2.narrow(dim, 4, m)).add_(x.narrow(dim, 6, m))
+
+
 def _ssim_rgb255(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """rgb255 SSIM per frame from exact integer window sums; x, y uint8 (N, 3, H, W).
 
@@ -82,28 +92,34 @@ def _ssim_rgb255(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     summed in float64: within 1e-7 of scikit-image's float64 value).
     Every term is multiplied by n^2 (n = 49 window pixels), which leaves the ratio unchanged.
     """
+    n = UNIFORM_WINDOW**2
     xi = x.to(torch.int32)
     yi = y.to(torch.int32)
-    s = xi + yi
-    d = xi - yi
-    sums = torch.stack([s, d, s * s, d * d])
-    sums = _box_sum_valid(_box_sum_valid(sums, UNIFORM_WINDOW, 4), UNIFORM_WINDOW, 3)
-    sum_s, sum_d, sum_ss, sum_dd = sums.unbind(0)
-    n = UNIFORM_WINDOW**2
+    q = torch.empty((4, *x.shape), dtype=torch.int32, device=x.device)  # s, d, s^2, d^2 written in place
+    torch.add(xi, yi, out=q[0])
+    torch.sub(xi, yi, out=q[1])
+    torch.mul(q[0], q[0], out=q[2])
+    torch.mul(q[1], q[1], out=q[3])
+    sums = _window_sum7(_window_sum7(q, 4), 3) if UNIFORM_WINDOW == 7 else _box_sum_valid(
+        _box_sum_valid(q, UNIFORM_WINDOW, 4), UNIFORM_WINDOW, 3
+    )
+    sq = sums[:2] * sums[:2]  # (sum s)^2, (sum d)^2
+    var = sums[2:].mul_(n).sub_(sq)  # n^2 * (biased) local variances of s and d
+    # 2 mu_x mu_y, mu_x^2 + mu_y^2, 2 cov_xy, var_x + var_y, as exact integers (times 2 n^2)
+    t = torch.empty((4, *sq.shape[1:]), dtype=torch.int32, device=x.device)
+    torch.sub(sq[0], sq[1], out=t[0])
+    torch.sub(var[0], var[1], out=t[1])
+    torch.add(sq[0], sq[1], out=t[2])
+    torch.add(var[0], var[1], out=t[3])
     cov_norm = n / (n - 1)  # sample covariance, scikit-image's default
     c1 = (K1 * 255.0) ** 2 * n * n
     c2 = (K2 * 255.0) ** 2 * n * n
-    sq_s = sum_s * sum_s
-    sq_d = sum_d * sum_d
-    var_s = n * sum_ss - sq_s  # n^2 * (biased) local variance of s
-    var_d = n * sum_dd - sq_d
     # the differences that cancel are exact integers already, so a float32 ratio costs < 1e-7 in the mean
-    f32 = torch.float32
-    a1 = (sq_s - sq_d).to(f32).mul_(0.5).add_(c1)
-    b1 = (sq_s + sq_d).to(f32).mul_(0.5).add_(c1)
-    a2 = (var_s - var_d).to(f32).mul_(0.5 * cov_norm).add_(c2)
-    b2 = (var_s + var_d).to(f32).mul_(0.5 * cov_norm).add_(c2)
-    ssim_map = a1.mul_(a2).div_(b1.mul_(b2))
+    f = t.to(torch.float32)
+    shape = (4,) + (1,) * (f.ndim - 1)
+    f.mul_(torch.tensor([0.5, 0.5 * cov_norm, 0.5, 0.5 * cov_norm], device=x.device).view(shape))
+    f.add_(torch.tensor([c1, c2, c1, c2], device=x.device).view(shape))
+    ssim_map = f[0].mul_(f[1]).div_(f[2].mul_(f[3]))
     # per channel then mean over channels: channels share H*W, so this is the mean over (C, H', W')
     return ssim_map.flatten(1).sum(1, dtype=torch.float64) / ssim_map[0].numel()
 
