@@ -63,22 +63,28 @@ def test_endpoint_error_on_known_flows():
 
 
 def test_raft_path_shapes_identical_clips_and_local_weights(tmp_path):
-    est = build_flow_estimator("tiny", size=128, num_flow_updates=1)
+    est = build_flow_estimator("tiny", size=32, num_flow_updates=2)
     g = torch.Generator().manual_seed(0)
     clips = torch.randint(0, 256, (2, 3, 3, 32, 32), generator=g, dtype=torch.uint8)
     flows = est(clips)
-    assert flows.shape == (2, 2, 2, 128, 128) and torch.isfinite(flows).all()
-    other = torch.roll(clips, 4, dims=-1)
-    epe = clip_epe(est, clips, other)
-    assert epe.shape == (2, 2) and torch.isfinite(epe).all()
+    assert flows.shape == (2, 2, 2, 32, 32) and torch.isfinite(flows).all()
+    epe = clip_epe(est, clips, torch.roll(clips, 4, dims=-1))
+    assert epe.shape == (2, 2) and torch.isfinite(epe).all() and (epe > 0).all()
     assert clip_epe(est, clips, clips).abs().max() == 0  # identical clips: identical flow
-    torch.save(est.raft.state_dict(), tmp_path / "raft.pth")
+    # paper path: torchvision's raft_small/raft_large with a local state dict (here a random raft_small's)
+    from torchvision.models.optical_flow import raft_small
+
+    torch.manual_seed(0)
+    torch.save(raft_small(weights=None).state_dict(), tmp_path / "raft.pth")
     local = build_flow_estimator("local", str(tmp_path / "raft.pth"), arch="small", size=128, num_flow_updates=1)
-    torch.testing.assert_close(local(clips), flows)
+    again = build_flow_estimator("local", str(tmp_path / "raft.pth"), arch="small", size=128, num_flow_updates=1)
+    one = clips[:1, :2]
+    assert local(one).shape == (1, 1, 2, 128, 128)
+    torch.testing.assert_close(local(one), again(one))
     with pytest.raises(MissingWeightsError, match="scale.eval.models.flow.path"):
         build_flow_estimator("local", str(tmp_path / "none.pth"))
     with pytest.raises(ValueError, match="multiple of 8"):
-        build_flow_estimator("tiny", size=100)
+        build_flow_estimator("local", str(tmp_path / "raft.pth"), arch="small", size=64)
 
 
 def test_vifi_score_identical_and_checkpoint_keys():
@@ -90,3 +96,12 @@ def test_vifi_score_identical_and_checkpoint_keys():
     # a ViFi-CLIP checkpoint holds the whole model: only image_encoder.* reaches the vision tower
     state = {"module.image_encoder.conv1.weight": 1, "module.text_encoder.x": 2, "module.prompt_learner.ctx": 3}
     assert _strip(state) == {"conv1.weight": 1}
+
+
+def test_paper_flow_and_vifi_architectures_on_meta():
+    with torch.device("meta"):
+        raft = build_flow_estimator("random", arch="large")
+        vifi = build_vifi_clip("random")
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert 5_200_000 < count(raft) < 5_300_000  # torchvision raft_large (5.26 M)
+    assert 86_000_000 < count(vifi) < 86_500_000  # CLIP ViT-B/16 vision tower + projection to 512

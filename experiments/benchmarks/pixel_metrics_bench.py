@@ -76,6 +76,7 @@ def main() -> None:
     gt_t = torch.from_numpy(gt).permute(0, 3, 1, 2).contiguous()  # our layout: (N, 3, H, W)
     pred_t = torch.from_numpy(pred).permute(0, 3, 1, 2).contiguous()
     import os
+
     import skimage
 
     print(

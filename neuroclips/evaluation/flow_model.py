@@ -2,8 +2,9 @@
 
 * ``local`` -- ``raft_large(weights=None)`` (or ``raft_small`` with ``arch: small``) with the state dict at ``path``
   (torchvision's ``Raft_Large_Weights.C_T_SKHT_V2`` file, saved locally);
-* ``tiny``  -- ``raft_small(weights=None)`` with seeded random weights: a stand-in with RAFT's interface (shapes and
-  code path, not meaningful flow).
+* ``tiny``  -- torchvision's RAFT class built small (8-16 channels, a 2-level correlation pyramid, so 32-pixel
+  frames suffice) with seeded random weights: RAFT's code path and shapes at a fraction of ``raft_small``'s cost
+  (which needs >= 128 px and took ~1.7 s per clip on the 2-core CI box), not meaningful flow.
 
 Frames are resized to ``size`` (a multiple of 8, as RAFT needs; the 256x256 GT frames already are), scaled to
 [-1, 1] as torchvision's RAFT transforms do, and flow is estimated for each consecutive pair.
@@ -21,16 +22,18 @@ from neuroclips.metrics.flow import endpoint_error
 from neuroclips.utils.weights import MissingWeightsError
 
 TINY_SEED = 1234
-MIN_SIZE = 128  # RAFT's correlation pyramid (4 levels on the 1/8 feature map) needs at least 128 px
+# RAFT's correlation pyramid needs feature maps (1/8 of the frame) of at least 2^levels: 128 px for the published
+# 4-level models, 32 px for the tiny 2-level stand-in
+MIN_SIZE = {"tiny": 32, "small": 128, "large": 128}
 
 
 class FlowEstimator(nn.Module):
     """uint8 clips (B, T, 3, H, W) -> flow of each consecutive pair (B, T-1, 2, size, size) float32."""
 
-    def __init__(self, raft: nn.Module, size: int, num_flow_updates: int = 12):
+    def __init__(self, raft: nn.Module, size: int, num_flow_updates: int = 12, min_size: int = 128):
         super().__init__()
-        if size % 8 or size < MIN_SIZE:
-            raise ValueError(f"scale.eval.models.flow.size: expected a multiple of 8 >= {MIN_SIZE}, found {size}.")
+        if size % 8 or size < min_size:
+            raise ValueError(f"scale.eval.models.flow.size: expected a multiple of 8 >= {min_size}, found {size}.")
         self.raft, self.size, self.num_flow_updates = raft, int(size), int(num_flow_updates)
 
     @torch.no_grad()
@@ -59,7 +62,8 @@ def build_flow_estimator(
     if source == "tiny":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(TINY_SEED)
-            raft = raft_small(weights=None)
+            raft = _tiny_raft()
+        arch = "tiny"
     elif source in ("local", "random"):
         raft = (raft_large if arch == "large" else raft_small)(weights=None)
         if source == "local":
@@ -73,7 +77,24 @@ def build_flow_estimator(
             raft.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
     else:
         raise ValueError(f"scale.eval.models.flow.source: expected local, random or tiny, found {source!r}.")
-    return FlowEstimator(raft.eval().requires_grad_(False), size, num_flow_updates)
+    return FlowEstimator(raft.eval().requires_grad_(False), size, num_flow_updates, MIN_SIZE.get(arch, 128))
+
+
+def _tiny_raft() -> nn.Module:
+    """torchvision's RAFT with tiny widths (the builder raft_small uses, other numbers)."""
+    from torchvision.models.optical_flow.raft import BottleneckBlock, _raft
+
+    return _raft(
+        weights=None, progress=False,
+        feature_encoder_layers=(8, 8, 16, 16, 16), feature_encoder_block=BottleneckBlock,
+        feature_encoder_norm_layer=nn.InstanceNorm2d,
+        context_encoder_layers=(8, 8, 16, 16, 24), context_encoder_block=BottleneckBlock,
+        context_encoder_norm_layer=None,
+        corr_block_num_levels=2, corr_block_radius=1,
+        motion_encoder_corr_layers=(16,), motion_encoder_flow_layers=(16, 8), motion_encoder_out_channels=14,
+        recurrent_block_hidden_state_size=16, recurrent_block_kernel_size=(3,), recurrent_block_padding=(1,),
+        flow_head_hidden_size=16, use_mask_predictor=False,
+    )
 
 
 def clip_epe(estimator: FlowEstimator, gt: torch.Tensor, pred: torch.Tensor, batch_size: int = 8) -> torch.Tensor:

@@ -181,7 +181,8 @@ class EvalTask:
                 flow.get("source", "tiny"), flow.get("path"), flow.get("arch", "large"), int(flow.get("size", 256)),
                 int(flow.get("num_flow_updates", 12)), field="scale.eval.models.flow.path",
             )
-            out.names["flow"] = flow.get("label") or f"RAFT {flow.get('arch', 'small')} ({flow.get('source', 'tiny')})"
+            src = flow.get('source', 'tiny')
+            out.names["flow"] = flow.get("label") or f"RAFT {'tiny' if src == 'tiny' else flow.get('arch', 'large')} ({src})"
         vifi = spec(m.get("vifi")) if "vifi" in self.extra_metrics else {}
         if vifi:
             out.vifi = build_vifi_clip(vifi.get("source", "tiny"), vifi.get("path"), field="scale.eval.models.vifi.path")
