@@ -28,10 +28,10 @@ def _clips(seed=0, n=6, f=6, size=32):
     return gt, (gt.int() + noise).clamp(0, 255).to(torch.uint8)
 
 
-def _scorer(**kw):
+def _scorer(classifiers: bool = True, **kw):
     models = EvalModels(
-        frame_classifier=build_frame_classifier("tiny"),
-        video_classifier=build_video_classifier("tiny"),
+        frame_classifier=build_frame_classifier("tiny") if classifiers else None,
+        video_classifier=build_video_classifier("tiny") if classifiers else None,
         clip_embedders={"adjacent": build_clip_embedder("tiny", arch="tiny"),
                         "all_pairs": build_clip_embedder("tiny", arch="tiny")},
         vifi=build_vifi_clip("tiny"),
@@ -44,7 +44,7 @@ def _scorer(**kw):
 def test_pixcorr_constant_frames_are_left_out_and_counted():
     gt, pred = _clips(n=4)
     gt[1, 2] = 90  # a constant ground-truth frame: Pearson's r is undefined
-    scorer = _scorer()
+    scorer = _scorer(classifiers=False)
     metrics, per_clip = scorer.score(gt, pred)
     v = scorer.values["pixcorr"]
     assert np.isnan(v[1, 2]) and np.isfinite(metrics["pixcorr"]["value"])
@@ -77,7 +77,7 @@ def test_presets_pick_their_peers_variants_and_aggregation():
 
 def test_mind_animator_gate_zeroes_clips_below_the_vifi_bar():
     gt, pred = _clips()
-    scorer = _scorer()
+    scorer = _scorer(classifiers=False)
     scorer.score(gt, pred)
     scorer.values["vifi"] = np.array([[0.9], [0.6], [0.2], [0.7], [0.61], [0.0]])
     row = preset_row(scorer, PRESETS["mind_animator"])
