@@ -1,7 +1,9 @@
 """Evaluation metrics with named protocols (see docs in each module and shared/design/evaluation.md).
 
 Pure functions live in their modules: ``neuroclips.metrics.ssim.ssim``, ``.psnr.psnr``, ``.pixcorr.pixcorr``,
-``.nway.nway_topk``, ``.clip_pcc.clip_pcc_per_clip``, ``.retrieval.retrieval_top1`` (the package does not re-export
+``.nway.nway_topk``, ``.clip_pcc.clip_pcc_per_clip``, ``.retrieval.retrieval_top1``, ``.mse.mse``, ``.hue.hue_pcc``,
+``.flow.endpoint_error``; aggregations in ``.aggregate`` (``per_position``, ``per_clip``, ``all_pairs``); bootstrap
+intervals and paired comparisons in ``.stats`` (the package does not re-export
 ``ssim``/``psnr``/``pixcorr`` so that those names keep meaning the modules). torchmetrics wrappers for batching/DDP:
 ``FrameSSIM``, ``FramePSNR``, ``FramePixCorr``.
 """
