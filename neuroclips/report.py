@@ -74,7 +74,8 @@ PAPER_TABLE1: dict[str, tuple] = {
     ),
 }
 
-# Our rows of the Table-1 comparison: which of our metrics fills each column (config: task.table_rows).
+# Our rows of the Table-1 comparison when a metrics.json has no preset rows (written before presets existed) or
+# task.table_rows is set: which of our metrics fills each column. New runs show one row per preset instead.
 DEFAULT_TABLE_ROWS: dict[str, dict[str, str]] = {
     "ours: MinD-Video protocol (top-3 GT, SSIM rgb255, PSNR skimage, CLIP-pcc adjacent)": {
         "video_2way": "video_2way_mindvideo",
@@ -85,10 +86,11 @@ DEFAULT_TABLE_ROWS: dict[str, dict[str, str]] = {
         "ssim": "ssim_rgb255",
         "psnr": "psnr_skimage",
     },
-    "ours: NEURONS runner (top-3 GT, SSIM gray_gauss_columns, PSNR skimage, CLIP-pcc adjacent)": {
+    # NEURONS' runner reports all-pairs ViT-L/14 CLIP-pcc since its commit 79f9346 (evaluation/presets.py)
+    "ours: NEURONS runner (top-3 GT, SSIM gray_gauss_columns, PSNR skimage, CLIP-pcc all_pairs)": {
         "video_2way": "video_2way_mindvideo",
         "video_50way": "video_50way_mindvideo",
-        "clip_pcc": "clip_pcc_adjacent",
+        "clip_pcc": "clip_pcc_all_pairs",
         "frame_2way": "frame_2way_mindvideo",
         "frame_50way": "frame_50way_mindvideo",
         "ssim": "ssim_gray_gauss_columns",
