@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from neuroclips.evaluation.comparison import comparison_rows
 from neuroclips.utils.atomic import atomic_path
 
 COLUMNS = ("video_2way", "video_50way", "clip_pcc", "frame_2way", "frame_50way", "ssim", "psnr")
@@ -191,6 +192,23 @@ def subject_rows(docs: list[dict], kind: str) -> tuple[list[str], list[list[str]
     return ["Metric"] + [f"subj {d['subject']}" for d in docs] + ["mean", "std across subjects"], rows
 
 
+def render_comparison_markdown(comparison: dict) -> str:
+    """comparison.md of ``python -m neuroclips.evaluate compare`` (evaluation/comparison.py)."""
+    parts = [
+        "# Paired comparison",
+        "",
+        f"- A: {comparison['a']}",
+        f"- B: {comparison['b']}",
+        f"- Same clips in both (clip = unit); {comparison['reps']} paired bootstrap resamples, "
+        f"{comparison['permutations']} sign-flip permutations, seed {comparison['seed']}; p is two-sided, "
+        "(1 + #as extreme) / (1 + permutations).",
+    ]
+    for kind in comparison["kinds"]:
+        header, rows = comparison_rows(comparison, kind)
+        parts += ["", f"## {kind} ({comparison['kinds'][kind]['n_clips']} clips)", "", markdown_table(header, rows)]
+    return "\n".join(parts) + "\n"
+
+
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     esc = [[c.replace("|", "\\|") for c in r] for r in [header] + rows]
     lines = ["| " + " | ".join(esc[0]) + " |", "|" + "---|" * len(header)]
@@ -233,8 +251,6 @@ def _sections(doc: dict, table_rows: dict | None, subject_docs: list[dict]) -> l
         if doc["kinds"][kind].get("presets"):
             out.append(("wrap-last", f"Peer protocols (presets): {kind}", preset_rows(doc, kind)))
     if doc.get("comparison"):
-        from neuroclips.evaluation.comparison import comparison_rows
-
         for kind in doc["comparison"]["kinds"]:
             out.append(("wrap-last", f"Paired comparison: {kind} (A = this source, B = {doc['comparison']['b']})",
                         comparison_rows(doc["comparison"], kind)))

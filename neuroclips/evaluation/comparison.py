@@ -46,21 +46,3 @@ def comparison_rows(comparison: dict, kind: str) -> tuple[list[str], list[list[s
     header = ["Metric", "A", "B", "B − A", f"{comparison['level']:.0%} CI (paired bootstrap)", "p (sign-flip)",
               "Clips", "Direction"]
     return header, rows
-
-
-def render_comparison_markdown(comparison: dict) -> str:
-    from neuroclips.report import markdown_table
-
-    parts = [
-        "# Paired comparison",
-        "",
-        f"- A: {comparison['a']}",
-        f"- B: {comparison['b']}",
-        f"- Same clips in both (clip = unit); {comparison['reps']} paired bootstrap resamples, "
-        f"{comparison['permutations']} sign-flip permutations, seed {comparison['seed']}; p is two-sided, "
-        "(1 + #as extreme) / (1 + permutations).",
-    ]
-    for kind in comparison["kinds"]:
-        header, rows = comparison_rows(comparison, kind)
-        parts += ["", f"## {kind} ({comparison['kinds'][kind]['n_clips']} clips)", "", markdown_table(header, rows)]
-    return "\n".join(parts) + "\n"

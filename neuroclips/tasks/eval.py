@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from neuroclips.data import schema
+from neuroclips.evaluation.comparison import compare_per_clip
 from neuroclips.evaluation.flow_model import build_flow_estimator
 from neuroclips.evaluation.presets import preset_row, resolve_presets
 from neuroclips.evaluation.readers import (
@@ -269,8 +270,7 @@ class EvalTask:
         run_dir.mkdir(parents=True, exist_ok=True)
         extra_outputs = {}
         if comparison is not None:
-            from neuroclips.evaluation.comparison import render_comparison_markdown
-            from neuroclips.report import write_text
+            from neuroclips.report import render_comparison_markdown, write_text  # as write_reports above
 
             doc["comparison"] = comparison
             write_json(run_dir / "comparison.json", comparison)
@@ -367,8 +367,6 @@ class EvalTask:
         return sorted(set(ea) & set(eb))
 
     def _compare_kind(self, scorer, other, kind, data_file, only, per_clip_a, comparison) -> None:
-        from neuroclips.evaluation.comparison import compare_per_clip
-
         loaded = self._load_kind(other, kind, data_file, only)
         if loaded is None:
             return
