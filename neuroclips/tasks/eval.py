@@ -38,6 +38,7 @@ from neuroclips.models.frozen_classifiers import (
     build_frame_classifier,
     build_video_classifier,
 )
+from neuroclips.report import render_comparison_markdown, write_reports, write_text
 from neuroclips.stage_types import StageResult
 from neuroclips.utils.atomic import write_json
 
@@ -203,7 +204,6 @@ class EvalTask:
 
     # ------------------------------------------------------------------------------------------------ run
     def run(self, ctx):
-        from neuroclips.report import write_reports
         if not ctx.is_global_zero:  # evaluation is cheap next to generation: rank 0 does it all
             return StageResult()
         run_dir = Path(ctx.run_dir)
@@ -270,8 +270,6 @@ class EvalTask:
         run_dir.mkdir(parents=True, exist_ok=True)
         extra_outputs = {}
         if comparison is not None:
-            from neuroclips.report import render_comparison_markdown, write_text  # as write_reports above
-
             doc["comparison"] = comparison
             write_json(run_dir / "comparison.json", comparison)
             write_text(run_dir / "comparison.md", render_comparison_markdown(comparison))
