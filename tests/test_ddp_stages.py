@@ -55,7 +55,7 @@ def test_sr_ddp_equals_one_process(sim_copy, tmp_path):
 
 
 def test_pr_ddp_equals_one_process(sim_copy, tmp_path):
-    run_cli(["stage=standins", "logger=none", "scale.pr.standin.max_seconds=5"], tmp_path, sim_copy)
+    run_cli(["stage=standins", "logger=none", "scale.pr.standin.steps=20"], tmp_path, sim_copy)
     run_cli(["stage=targets", "logger=none", "task.encoders.clip_tokens=null", "task.encoders.caption_emb=null"], tmp_path, sim_copy)
     common = ["stage=pr", "logger=none", "scale.pr.max_epochs=1", "++system.net.dropout=0", "++system.net.low_level_dropout=0",
               NEUTRAL_AUGMENTATION, "system.cont_weight=1.0", "system.temporal_window=clip", "scale.pr.batch_size=8",

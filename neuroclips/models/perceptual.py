@@ -1,7 +1,7 @@
 """Perceptual Reconstructor network (method.md §4.1, mindeye2-layout.md §9).
 
 voxels (B, V) -> InceptionExtension -> (B·F, V) pseudo-fMRIs -> ridge (V -> hidden) -> residual-MLP
-backbone -> low-level head (hidden -> C×s×s maps, GroupNorm) -> two outputs per frame:
+backbone -> low-level head (hidden -> C×s×s maps, GroupNorm or BatchNorm: `low_level_norm`) -> two outputs per frame:
   * `latents`: TemporalVideoDecoder -> (B, F, 4, s·2^k, s·2^k) SD-VAE latents (paper: 4×28×28);
   * `aux_tokens`: 1×1-conv projector -> (B, F, s², aux_dim) (paper: 49×512), the student of the soft
     contrastive loss against the ConvNeXt teacher.
@@ -89,19 +89,37 @@ class PerceptualBackbone(nn.Module):
         return x.flatten(1)
 
 
-class LowLevelHead(nn.Module):
-    """hidden -> (channels, size, size) maps: Linear -> Dropout(0.3) -> reshape -> GroupNorm(1, channels)."""
+LOW_LEVEL_NORMS = ("group", "batch")
 
-    def __init__(self, *, hidden: int, channels: int = 64, size: int = 7, dropout: float = 0.3) -> None:
+
+class LowLevelHead(nn.Module):
+    """hidden -> (channels, size, size) maps: Linear -> Dropout(0.3) -> reshape -> norm.
+
+    `norm="group"` (reference): GroupNorm(1, channels), per sample over all channels and positions. At small widths
+    the linear layer's output is dominated by a part that is the same for every clip (its bias and the weights times
+    the backbone's mean output), which GroupNorm normalises: the clip-dependent part of the maps stays small, the
+    decoder fits the mean latent and the PR sits on a predict-the-mean plateau (experiments/simulated_benchmark/
+    pr_plateau.md). `norm="batch"`: BatchNorm1d over the channels × size² features of the linear output, which
+    removes that clip-independent part (the mean over the batch's frames) and scales each feature to unit variance
+    over the batch, so the maps vary across clips from the first step; running statistics at evaluation.
+    """
+
+    def __init__(
+        self, *, hidden: int, channels: int = 64, size: int = 7, dropout: float = 0.3, norm: str = "group"
+    ) -> None:
         super().__init__()
-        self.channels, self.size = channels, size
+        if norm not in LOW_LEVEL_NORMS:
+            raise ValueError(f"scale.pr.net.low_level_norm: expected one of {LOW_LEVEL_NORMS}, found {norm!r}.")
+        self.channels, self.size, self.norm_kind = channels, size, norm
         self.linear = nn.Linear(hidden, channels * size * size)
         self.dropout = nn.Dropout(dropout)
-        self.norm = nn.GroupNorm(1, channels)
+        self.norm = nn.GroupNorm(1, channels) if norm == "group" else nn.BatchNorm1d(channels * size * size)
 
     def forward(self, features: Tensor) -> Tensor:
-        maps = self.dropout(self.linear(features)).reshape(-1, self.channels, self.size, self.size)
-        return self.norm(maps)
+        maps = self.dropout(self.linear(features))
+        if self.norm_kind == "batch":
+            return self.norm(maps).reshape(-1, self.channels, self.size, self.size)
+        return self.norm(maps.reshape(-1, self.channels, self.size, self.size))
 
 
 class AuxTokenHead(nn.Module):
@@ -139,6 +157,7 @@ class PerceptualNet(nn.Module):
         low_level_channels: int = 64,
         low_level_size: int = 7,
         low_level_dropout: float = 0.3,
+        low_level_norm: str = "group",
         aux_dim: int = 512,
         decoder_channels: Sequence[int] = (32, 64, 128),
         decoder_layers_per_block: int = 1,
@@ -154,7 +173,8 @@ class PerceptualNet(nn.Module):
         self.ridge = SubjectRidge(voxels=voxels, hidden=hidden)
         self.backbone = PerceptualBackbone(hidden=hidden, n_blocks=n_blocks, dropout=dropout)
         self.low_level = LowLevelHead(
-            hidden=hidden, channels=low_level_channels, size=low_level_size, dropout=low_level_dropout
+            hidden=hidden, channels=low_level_channels, size=low_level_size, dropout=low_level_dropout,
+            norm=low_level_norm,
         )
         self.aux_head = AuxTokenHead(in_channels=low_level_channels, dim=aux_dim)
         self.decoder = TemporalVideoDecoder(

@@ -1,0 +1,179 @@
+"""Fitted tiny N-way classifiers for `stage=standins`: a frame ViT and a clip VideoMAE that know the simulated scenes.
+
+Why: the N-way top-K protocols score a reconstruction by a frozen classifier's opinion of its class. Random tiny
+classifiers give every clip the same top classes, so N-way accuracy at tiny scale measured nothing (every clip
+"matched"). These stand-ins are fitted, on the training clips only (validation blocks held out, test clips never
+read), to the simulated *scene class* = shape × colour (8 × 8 = 64 classes, enough distractors for 50-way with 3
+ground-truth classes), so N-way accuracy at tiny scale measures whether a reconstruction shows the right object.
+
+Layout: each is saved as a Hugging Face model folder (`save_pretrained`: config.json + model.safetensors, plus a
+preprocessor_config.json) — the layout `build_frame_classifier` / `build_video_classifier` read at paper scale with
+`source=local` — and fitted *through* those loaders (the loaded wrapper's own preprocessing is what is trained), so
+training and evaluation see identical inputs. A `standin.json` marker records the data fingerprint and settings;
+a later run re-uses the folders while they match (see TinyVaeStandin.is_current).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from neuroclips.models.frozen_classifiers import (
+    HALF_MEAN,
+    HALF_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    VIDEOMAE_EVAL_FRAMES,
+    build_frame_classifier,
+    build_video_classifier,
+    videomae_config,
+    vit_config,
+)
+
+log = logging.getLogger("neuroclips")
+
+MARKER = "standin.json"
+
+
+def scene_classes(labels: np.ndarray, colours: np.ndarray, n_colours: int) -> np.ndarray:
+    """Scene class of each clip: shape × n_colours + colour (the simulation's class of frame 2 and its colour)."""
+    return labels.astype(np.int64) * n_colours + colours.astype(np.int64)
+
+
+def read_labelled_clips(data_file: str | Path, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """uint8 frames (N, 6, 3, H, W), scene classes (N,) and the class count of these training-split rows.
+
+    Clips with a scene cut are dropped: their label (frame 2's scene) does not hold for every frame."""
+    with h5py.File(data_file, "r") as f:
+        train = f["stimuli/train"]
+        n_colours = len(f.attrs["colours"])
+        n_classes = len(f.attrs["classes"]) * n_colours
+        keep = np.sort(rows)
+        keep = keep[~train["scene_cut"][:][keep]]
+        frames = train["frames"][:][keep]
+        classes = scene_classes(train["labels"][:][keep], train["colours"][:][keep], n_colours)
+    return frames, classes, n_classes
+
+
+def _fit(wrapper: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *, steps: int, batch_size: int,
+         lr: float, seed: int, what: str) -> dict:
+    """Cross-entropy fit of a loaded classifier wrapper (its preprocessing included), exactly `steps` steps."""
+    generator = torch.Generator().manual_seed(seed)
+    model = wrapper.model.requires_grad_(True).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=lr * 0.05)
+    start, loss = time.time(), torch.tensor(float("nan"))
+    for step in range(steps):
+        index = torch.randint(0, inputs.shape[0], (batch_size,), generator=generator)
+        batch = inputs[index]
+        if torch.rand((), generator=generator) < 0.5:  # horizontal flip: shapes and colours keep their class
+            batch = batch.flip(-1)
+        pixels = wrapper.preprocess(batch.flatten(0, batch.dim() - 4)).reshape(*batch.shape[:-3], 3, *_side(wrapper))
+        loss = F.cross_entropy(model(pixel_values=pixels).logits, targets[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        if (step + 1) % max(1, steps // 5) == 0:
+            log.info("standins: %s step %d/%d, cross-entropy %.3f", what, step + 1, steps, float(loss))
+    model.eval().requires_grad_(False)
+    with torch.no_grad():
+        accuracy = float((wrapper(inputs[:512]).argmax(-1) == targets[:512]).float().mean())
+    return {"steps": steps, "loss": float(loss.detach()), "train_accuracy": accuracy,
+            "seconds": round(time.time() - start, 1)}
+
+
+def _side(wrapper: torch.nn.Module) -> tuple[int, int]:
+    size = wrapper.preprocess.crop or wrapper.preprocess.resize
+    return size, size
+
+
+class TinyClassifierStandins:
+    """Fits and saves the frame and video N-way classifiers (see module docstring); called by TinyVaeStandin.run."""
+
+    def __init__(self, *, enabled: bool = True, frame_dir: str, video_dir: str, steps: int = 400,
+                 batch_size: int = 32, lr: float = 2e-3, seed: int = 0) -> None:
+        self.enabled = enabled
+        self.frame_dir, self.video_dir = Path(frame_dir), Path(video_dir)
+        self.training = dict(steps=steps, batch_size=batch_size, lr=lr)
+        self.seed = seed
+
+    def settings(self) -> dict:
+        return {"training": self.training, "seed": self.seed}
+
+    def is_current(self, fingerprint: dict) -> bool:
+        for folder in (self.frame_dir, self.video_dir):
+            marker = folder / MARKER
+            if not marker.exists():
+                return False
+            recorded = json.loads(marker.read_text())
+            if recorded.get("fingerprint") != fingerprint or recorded.get("settings") != self.settings():
+                return False
+        return True
+
+    def fit_and_save(self, data_file: str, held_out_rows: np.ndarray, fingerprint: dict) -> dict:
+        """Fit on the training rows without `held_out_rows`; report accuracy on the held-out (validation) rows."""
+        with h5py.File(data_file, "r") as f:
+            n_train = f["stimuli/train/frames"].shape[0]
+        frames, classes, n_classes = read_labelled_clips(data_file, np.setdiff1d(np.arange(n_train), held_out_rows))
+        val_frames, val_classes, _ = read_labelled_clips(data_file, held_out_rows)
+        targets, val_targets = torch.from_numpy(classes), torch.from_numpy(val_classes)
+        clips, val_clips = torch.from_numpy(frames), torch.from_numpy(val_frames)
+        stats = {}
+        # frame classifier: every frame of the uncut clips, each with its clip's class
+        frame_targets = targets.repeat_interleave(clips.shape[1])
+        config = vit_config("tiny")
+        config.num_labels = n_classes
+        preprocessor = {"size": {"height": config.image_size, "width": config.image_size}, "resample": 2,
+                        "image_mean": list(HALF_MEAN), "image_std": list(HALF_STD)}
+        stats["frame_classifier"] = self._fit_one(
+            "frame_classifier", self.frame_dir, "ViTForImageClassification", config, preprocessor,
+            lambda path: build_frame_classifier(source="local", path=path), clips.flatten(0, 1), frame_targets,
+            fingerprint, (val_clips.flatten(0, 1), val_targets.repeat_interleave(val_clips.shape[1])),
+        )
+        config = videomae_config("tiny", VIDEOMAE_EVAL_FRAMES)
+        config.num_labels = n_classes
+        preprocessor = {"size": {"shortest_edge": config.image_size}, "do_center_crop": True,
+                        "crop_size": {"height": config.image_size, "width": config.image_size}, "resample": 2,
+                        "image_mean": list(IMAGENET_MEAN), "image_std": list(IMAGENET_STD)}
+        stats["video_classifier"] = self._fit_one(
+            "video_classifier", self.video_dir, "VideoMAEForVideoClassification", config, preprocessor,
+            lambda path: build_video_classifier(source="local", path=path), clips[:, :VIDEOMAE_EVAL_FRAMES], targets,
+            fingerprint, (val_clips[:, :VIDEOMAE_EVAL_FRAMES], val_targets),
+        )
+        stats["classes"], stats["clips"] = n_classes, int(clips.shape[0])
+        return stats
+
+    def _fit_one(self, what, out_dir: Path, model_cls: str, config, preprocessor: dict, load, inputs, targets,
+                 fingerprint: dict, validation: tuple) -> dict:
+        import transformers
+
+        # Write into a temporary sibling folder, then swap it in: a killed run never leaves a half-written model.
+        tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            getattr(transformers, model_cls)(config).save_pretrained(str(tmp))
+        (tmp / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2))
+        wrapper = load(str(tmp))  # fitted through the paper-scale loader: the preprocessing evaluation uses
+        stats = _fit(wrapper, inputs, targets, seed=self.seed, what=what, **self.training)
+        with torch.no_grad():
+            stats["val_accuracy"] = float((wrapper(validation[0]).argmax(-1) == validation[1]).float().mean())
+        wrapper.model.save_pretrained(str(tmp))
+        marker = {"fingerprint": fingerprint, "settings": self.settings(), "fit": stats}
+        (tmp / MARKER).write_text(json.dumps(marker, indent=2))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp.rename(out_dir)
+        log.info("standins: fitted %s %s -> %s", what, stats, out_dir)
+        return stats
