@@ -135,8 +135,20 @@ def fmt_ci(e: dict | None) -> str:
     return f"[{e['ci_low']:.3f}, {e['ci_high']:.3f}]"
 
 
+def on_simulated_data(doc: dict) -> bool:
+    """True when the ground truth is a `neuroclips.data.simulate` file (its `source` attribute says so)."""
+    try:
+        import h5py
+
+        with h5py.File(doc["data_file"], "r") as f:
+            return str(f.attrs.get("source", "")) == "simulated"
+    except (OSError, KeyError, TypeError):
+        return False
+
+
 def table1_rows(doc: dict, kind: str, table_rows: dict | None) -> tuple[list[str], list[list[str]]]:
-    """Our rows (one per preset, or the configured ``table_rows``) beside the paper's Table 1."""
+    """Our rows in the paper's Table-1 columns, then the paper's rows — except on simulated data, where the paper's
+    cc2017 numbers are not comparable and are left out (the same-run baselines are the comparison there)."""
     metrics = doc["kinds"].get(kind, {}).get("metrics", {})
     presets = doc["kinds"].get(kind, {}).get("presets")
     rows = []
@@ -150,8 +162,9 @@ def table1_rows(doc: dict, kind: str, table_rows: dict | None) -> tuple[list[str
             for m in (mapping.get(c) for c in COLUMNS)
         ]
         rows.append([f"{name}, subj {doc['subject']}, {kind}"] + cells)
-    for name, values in PAPER_TABLE1.items():
-        rows.append([name] + [fmt(v, s) for v, s in values])
+    if not on_simulated_data(doc):
+        for name, values in PAPER_TABLE1.items():
+            rows.append([name] + [fmt(v, s) for v, s in values])
     return ["Method"] + list(COLUMN_TITLES), rows
 
 
@@ -237,7 +250,9 @@ def _sections(doc: dict, table_rows: dict | None, subject_docs: list[dict]) -> l
     scored = [k for k, v in doc["kinds"].items() if "metrics" in v]
     out: list[tuple[str, str, tuple]] = []
     main = "video" if "video" in scored else scored[0]
-    out.append(("wrap-first", f"Table 1 comparison ({main})", table1_rows(doc, main, table_rows)))
+    title = (f"Our scores in the paper's Table 1 columns ({main}; simulated data: the paper's cc2017 rows are not "
+             "comparable and are not shown)" if on_simulated_data(doc) else f"Table 1 comparison ({main})")
+    out.append(("wrap-first", title, table1_rows(doc, main, table_rows)))
     if len(subject_docs) > 1:
         out.append(("", f"Across subjects ({main})", subject_rows(subject_docs, main)))
     for kind in scored:
@@ -291,6 +306,29 @@ def model_selection_line(doc: dict) -> str | None:
     return None
 
 
+CAPTION_SOURCES_TEXT = {
+    "blip2": "the BLIP-2 captioner (random at scale tiny)",
+    "nearest_train": "the caption of the nearest training clip in CLIP-token space (no captioner model)",
+    "none": "none (no captions)",
+}
+
+
+def standins_line(doc: dict, caption_source: str | None = None) -> str:
+    """Scale tiny: which frozen models were fitted stand-ins and which are random (fitted ones are labelled so)."""
+    fitted = {k: v for k, v in doc["models"].items() if "stand-in" in str(v)}
+    random = [k for k in doc["models"] if k not in fitted]
+    captions = CAPTION_SOURCES_TEXT.get(caption_source or "blip2", str(caption_source))
+    return (
+        "Scale tiny, frozen models. Fitted stand-ins (stage=standins, on the simulated training clips only): the VAE"
+        + "".join(f"; {k}: {v}" for k, v in fitted.items())
+        + ". Random (untrained) stand-ins: the unCLIP keyframe generator, the AnimateDiff video generator"
+        + "".join(f", {k}" for k in random)
+        + f". Captions: {captions}. The keyframe and video columns therefore show that the pipeline runs end to "
+        "end, not reconstruction quality, and scores of random models measure nothing; the blurry column comes "
+        "from the trained Perceptual Reconstructor."
+    )
+
+
 def _settings_lines(doc: dict) -> list[str]:
     nw = doc["nway"]
     skipped = {k: v["skipped"] for k, v in doc["kinds"].items() if "skipped" in v}
@@ -312,11 +350,11 @@ def _settings_lines(doc: dict) -> list[str]:
         "Paper rows: NeuroClips Table 1 as published (N-way by the MinD-Video code; SSIM/PSNR settings unstated).",
     ]
     if doc["scale"] == "tiny":
-        lines.append(
-            "Scale tiny: the frozen generators (unCLIP, AnimateDiff) and the evaluation classifiers are random stand-ins, "
-            "so the keyframe and video columns and the N-way/CLIP-pcc numbers show that the pipeline runs end to end, "
-            "not reconstruction quality; the blurry column comes from the trained Perceptual Reconstructor."
-        )
+        sidecars = stored_captions(doc)
+        lines.append(standins_line(doc, next((m.get("caption_source") for m in sidecars.values()), None)))
+    if on_simulated_data(doc):
+        lines[[i for i, line in enumerate(lines) if line.startswith("Paper rows")][0]] = ("Paper rows: not shown — the ground truth here is simulated (neuroclips.data.simulate), so "
+                    "NeuroClips' cc2017 numbers are not comparable with these.")
     if skipped:
         lines.append("Not scored: " + "; ".join(f"{k} ({v})" for k, v in skipped.items()) + ".")
     selection = model_selection_line(doc)
@@ -330,6 +368,35 @@ def render_markdown(doc: dict, table_rows: dict | None = None, subject_docs: lis
     for _, title, (header, rows) in _sections(doc, table_rows, subject_docs or []):
         parts += ["", f"## {title}", "", markdown_table(header, rows)]
     return "\n".join(parts) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------ captions
+def stored_captions(doc: dict, clips=None) -> dict[int, dict]:
+    """Caption sidecars ({"text", "caption_source", ...}) of our outputs store (`<source>/caption/<clip>.json`)."""
+    folder = Path(str(doc.get("source", ""))) / "caption"
+    if not folder.is_dir():
+        return {}
+    out = {}
+    for path in sorted(folder.glob("*.json")):
+        if path.stem.isdigit() and (clips is None or int(path.stem) in clips):
+            try:
+                out[int(path.stem)] = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+    return out
+
+
+def ground_truth_captions(doc: dict) -> dict[int, str]:
+    """The data file's captions of the evaluated split, by clip index ({} when the file has none)."""
+    try:
+        import h5py
+
+        with h5py.File(doc["data_file"], "r") as f:
+            group = f[f"stimuli/{doc['split']}"]
+            texts = [t.decode() if isinstance(t, bytes) else str(t) for t in group["captions"][:]]
+            return dict(zip((int(c) for c in group["clip_index"][:]), texts))
+    except (OSError, KeyError, TypeError):
+        return {}
 
 
 # ------------------------------------------------------------------------------------------------ GIFs
@@ -364,7 +431,24 @@ def choose_clips(available: list[int], wanted) -> list[int]:
     return [available[i] for i in np.linspace(0, len(available) - 1, n).round().astype(int)] if n else []
 
 
-def _grid_html(gt: dict, visuals: dict, per_clip_rows: list[dict], cfg: dict) -> str:
+KIND_TITLES = {
+    "keyframe": "keyframe: unCLIP image from the SR's predicted CLIP tokens (its caption below)",
+    "blurry": "blurry video: the PR's 6 frames, decoded by the VAE",
+    "video": "final video: AnimateDiff + SparseCtrl from keyframe, blurry video (α) and caption",
+}
+HEADER_SCORES = {"ssim_rgb255": "SSIM", "pixcorr": "PixCorr", "frame_2way_mindvideo": "frame 2-way",
+                 "video_2way_mindvideo": "video 2-way"}
+
+
+def column_header(kind: str, doc: dict | None) -> str:
+    """What a picture column shows and its scores over all evaluated clips (HTML)."""
+    metrics = ((doc or {}).get("kinds", {}).get(kind) or {}).get("metrics", {})
+    scores = ", ".join(f"{label} {metrics[m]['value']:.3f}" for m, label in HEADER_SCORES.items() if m in metrics)
+    title = html.escape(KIND_TITLES.get(kind, kind))
+    return title + (f"<div class='scores'>all clips: {html.escape(scores)}</div>" if scores else "")
+
+
+def _grid_html(gt: dict, visuals: dict, per_clip_rows: list[dict], cfg: dict, doc: dict | None = None) -> str:
     kinds = [k for k in ("keyframe", "blurry", "video") if k in visuals] + [
         k for k in visuals if k not in ("keyframe", "blurry", "video")
     ]
@@ -375,12 +459,17 @@ def _grid_html(gt: dict, visuals: dict, per_clip_rows: list[dict], cfg: dict) ->
     size = int(cfg.get("display_size", 160))
     fps = cfg.get("fps", {"gt": 3, "blurry": 3, "video": 8})
     scores = {(r["kind"], r["clip_index"]): r for r in per_clip_rows}
-    head = "<th>clip</th><th>ground truth</th>" + "".join(f"<th>{html.escape(k)}</th>" for k in kinds)
+    head = "<th>clip</th><th>ground truth (its simulated caption below)</th>" + "".join(
+        f"<th>{column_header(k, doc)}</th>" for k in kinds
+    )
+    gt_captions = ground_truth_captions(doc) if doc else {}
+    captions = {c: m.get("text", "") for c, m in (stored_captions(doc, set(clips)) if doc else {}).items()}
     rows = []
     for c in clips:
+        gt_caption = f"<div class='caption'>{html.escape(gt_captions[c])}</div>" if c in gt_captions else ""
         cells = [
             f"<td class='idx'>{c}</td>",
-            f"<td><img src='{gif_base64(gt[c], fps.get('gt', 3), size)}'></td>",
+            f"<td><img src='{gif_base64(gt[c], fps.get('gt', 3), size)}'>{gt_caption}</td>",
         ]
         for k in kinds:
             frames = visuals[k].get(c)
@@ -392,7 +481,9 @@ def _grid_html(gt: dict, visuals: dict, per_clip_rows: list[dict], cfg: dict) ->
             caption = "<br>".join(
                 f"{html.escape(short)} {r[m]:.3f}" for m, short in PER_CLIP_COLUMNS.items() if m in r
             )
-            cells.append(f"<td><img src='{img}'><div class='scores'>{caption}</div></td>")
+            said = (f"<div class='caption'>“{html.escape(captions[c])}”</div>"
+                    if k == "keyframe" and captions.get(c) else "")
+            cells.append(f"<td><img src='{img}'>{said}<div class='scores'>{caption}</div></td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table class='grid'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
@@ -401,6 +492,7 @@ CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:
 table{border-collapse:collapse;margin:8px 0 24px;font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px;
 vertical-align:top;text-align:left}td{white-space:nowrap}table.wrap-first td:first-child,table.wrap-last td:last-child{white-space:normal}th{background:#f0f0f0}tbody tr:nth-child(even){background:#fafafa}
 .grid img{image-rendering:pixelated;display:block}.scores{font-size:12px;margin-top:4px;white-space:normal}.idx{font-weight:bold}
+.grid th{max-width:200px;white-space:normal}.caption{font-size:12px;font-style:italic;max-width:180px;white-space:normal;margin-top:4px}
 ul.settings li{margin:2px 0;font-size:13px}"""
 
 
@@ -425,7 +517,7 @@ def render_html(
     grid = (
         "<h2>Ground truth and reconstructions</h2><p>GIFs loop; ground truth and blurry clips at 3 fps, videos at "
         "8 fps (all generated frames). Scores are per clip (mean over frames; N-way = fraction of trials won).</p>"
-        + _grid_html(gt, visuals, per_clip_rows, cfg)
+        + _grid_html(gt, visuals, per_clip_rows, cfg, doc)
     )
     grid_after = 1 if len(sections) > 1 and sections[1][1].startswith("Across subjects") else 0
     for i, (css, title, (header, rows)) in enumerate(sections):

@@ -11,7 +11,8 @@ from tests.conftest import run_cli
 pytestmark = pytest.mark.slow
 
 SMALLEST = ["experiment=demo", "scale.sr.train.epochs=1", "scale.sr.prior_train.epochs=1", "scale.sr.prior_train.sample_every=1",
-            "scale.pr.max_epochs=1", "scale.pr.standin.steps=20", "data.predict_clips=[0,1,2,3]",
+            "scale.pr.max_epochs=1", "scale.pr.standin.steps=20", "scale.standins.classifiers.steps=5",
+            "data.predict_clips=[0,1,2,3]",
             "trainer.enable_progress_bar=false"]
 
 

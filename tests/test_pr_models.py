@@ -217,3 +217,41 @@ def test_teacher_augmentation_range_and_seed():
     assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1
     torch.testing.assert_close(a, b)
     assert (a - x).abs().mean() > 1e-3
+
+
+def test_low_level_head_group_is_the_reference_and_batch_removes_the_clip_independent_part():
+    from torch import nn
+
+    from neuroclips.models.perceptual import LowLevelHead
+
+    torch.manual_seed(0)
+    features = torch.randn(12, 16) * 0.05 + torch.randn(16)  # a large part shared by every sample, as in the PR
+    group = LowLevelHead(hidden=16, channels=4, size=2, dropout=0.0).eval()
+    reference = nn.Sequential(group.linear, nn.Unflatten(1, (4, 2, 2)), nn.GroupNorm(1, 4))
+    reference[2].load_state_dict(group.norm.state_dict())
+    torch.testing.assert_close(group(features), reference(features), rtol=0, atol=0)
+    batch = LowLevelHead(hidden=16, channels=4, size=2, dropout=0.0, norm="batch")
+    batch.linear.load_state_dict(group.linear.state_dict())
+    maps = batch.train()(features)
+    assert maps.shape == (12, 4, 2, 2)
+    assert maps.mean(0).abs().max() < 1e-5  # the shared part is gone: the maps vary across samples only
+    assert group(features).mean(0).abs().mean() > 10 * group(features).std(0).mean()  # group keeps it: nearly flat
+    with pytest.raises(ValueError, match="scale.pr.net.low_level_norm"):
+        LowLevelHead(hidden=16, norm="layer")
+
+
+def test_low_level_norm_is_batch_at_tiny_and_the_reference_group_at_paper_and_in_recipe_reference():
+    from tests.test_recipe_reference import config
+
+    for stage in ("pr", "blurry"):
+        net = (lambda cfg: cfg.system.net) if stage == "pr" else (lambda cfg: cfg.system.net.module)  # noqa: E731
+        assert net(config(f"stage={stage}", "scale=tiny")).low_level_norm == "batch"
+        assert net(config(f"stage={stage}", "scale=paper")).low_level_norm == "group"
+        assert net(config(f"stage={stage}", "scale=tiny", "recipe=reference")).low_level_norm == "group"
+
+
+def test_reference_checkpoint_needs_the_group_head():
+    torch.manual_seed(0)
+    ours = PerceptualNet(**TINY_NET).state_dict()
+    with pytest.raises(RuntimeError, match="low_level.norm"):
+        PerceptualNet(**TINY_NET, low_level_norm="batch").load_state_dict(ours)

@@ -108,6 +108,8 @@ def main() -> None:
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
     parser.add_argument("--out", default="experiments/simulated_benchmark/pr_plateau.md")
+    parser.add_argument("--skip-standins", action="store_true",
+                        help="use the stand-in VAE and cached latents already beside the data file as they are")
     parser.add_argument("--tag", default="", help="suffix of the run names (keeps runs with other overrides apart)")
     args, extra = parser.parse_known_args()
     extra = [a for a in extra if a != "--"]
@@ -117,7 +119,8 @@ def main() -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled", "PYTHONPATH": str(REPO),
            "NEUROCLIPS_RUNS_DIR": str(runs_dir)}
     common = ["experiment=demo", "subj=1", f"data.file={data_file}", f"paths.data_dir={data_file.parent}"]
-    cli("neuroclips.pipeline", [*common, "stages=standins,targets"], env)
+    if not args.skip_standins:
+        cli("neuroclips.pipeline", [*common, "stages=standins,targets"], env)
     rows, baseline, epochs = [], None, None
     for seed in args.seeds:
         name = f"pr_plateau_seed{seed}" + (f"_{args.tag}" if args.tag else "")

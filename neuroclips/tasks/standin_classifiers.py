@@ -77,6 +77,8 @@ def _fit(wrapper: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, 
         batch = inputs[index]
         if torch.rand((), generator=generator) < 0.5:  # horizontal flip: shapes and colours keep their class
             batch = batch.flip(-1)
+        shift = torch.randint(-6, 7, (2,), generator=generator).tolist()  # objects appear anywhere in a frame
+        batch = batch.roll(shift, dims=(-2, -1))
         pixels = wrapper.preprocess(batch.flatten(0, batch.dim() - 4)).reshape(*batch.shape[:-3], 3, *_side(wrapper))
         loss = F.cross_entropy(model(pixel_values=pixels).logits, targets[index])
         optimizer.zero_grad(set_to_none=True)

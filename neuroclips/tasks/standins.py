@@ -1,4 +1,5 @@
-"""Stage `standins`: fit the small tiny-scale AutoencoderKL to the simulated training frames, once.
+"""Stage `standins`: fit the small tiny-scale AutoencoderKL (and, when configured, the tiny N-way classifiers of
+neuroclips.tasks.standin_classifiers) to the simulated training frames, once.
 
 Why: a randomly initialised VAE makes the PR's pixel-space results meaningless (its decoder maps any latent to
 noise), so at `scale=tiny` the frozen SD-VAE is replaced by a small AutoencoderKL fitted here to the training
@@ -29,6 +30,7 @@ from torch import nn
 
 from neuroclips.models.frozen_vae import build_autoencoder_kl
 from neuroclips.stage_types import StageResult
+from neuroclips.tasks.standin_classifiers import TinyClassifierStandins
 
 log = logging.getLogger("neuroclips")
 
@@ -136,8 +138,10 @@ class TinyVaeStandin:
         kl_weight: float = 1e-4,
         overwrite: bool = False,
         seed: int = 0,
+        classifiers: TinyClassifierStandins | None = None,
     ) -> None:
         self.out_dir = Path(out_dir)
+        self.classifiers = classifiers if classifiers is not None and classifiers.enabled else None
         self.enabled = enabled
         self.architecture = dict(
             block_out_channels=list(block_out_channels), layers_per_block=layers_per_block,
@@ -167,29 +171,44 @@ class TinyVaeStandin:
 
     def run(self, ctx):
         from neuroclips.data.datamodule import validation_rows
+
         if not self.enabled:
             return StageResult(metrics={"skipped": "scale uses local pretrained weights (enabled=false)"})
         if not ctx.is_global_zero:  # one process fits; others have nothing to do in this task
             return StageResult(metrics={"skipped": "not rank 0"})
         ctx.datamodule()  # writes the simulated file if it is missing (data.auto_create) and validates it
         run_fingerprint = ctx.provenance.fingerprint if getattr(ctx, "provenance", None) else None
-        if self.is_current(ctx.data_file, run_fingerprint) and not self.overwrite:
-            log.info("standins: %s is up to date for %s", self.out_dir, ctx.data_file)
-            return StageResult(metrics={"reused": True}, outputs={"tiny_vae": str(self.out_dir)})
         with h5py.File(ctx.data_file, "r") as f:
             n_train = f["stimuli/train/frames"].shape[0]
         data_cfg = ctx.cfg.data
         held_out = validation_rows(n_train, float(data_cfg.val_fraction), int(data_cfg.val_block), int(data_cfg.val_seed))
-        frames = read_training_frames(ctx.data_file, held_out)
+        outputs = {"tiny_vae": str(self.out_dir)}
+        if self.is_current(ctx.data_file, run_fingerprint) and not self.overwrite:
+            log.info("standins: %s is up to date for %s", self.out_dir, ctx.data_file)
+            metrics = {"reused": True}
+        else:
+            metrics = self._fit_vae(ctx.data_file, held_out, run_fingerprint)
+        if self.classifiers is not None:
+            outputs.update(frame_classifier=str(self.classifiers.frame_dir), video_classifier=str(self.classifiers.video_dir))
+            fingerprint = {**data_fingerprint(ctx.data_file), "held_out_rows": [int(r) for r in np.sort(held_out)]}
+            if self.classifiers.is_current(fingerprint) and not self.overwrite:
+                log.info("standins: N-way classifiers are up to date for %s", ctx.data_file)
+                metrics["classifiers_reused"] = True
+            else:
+                metrics["classifiers"] = self.classifiers.fit_and_save(ctx.data_file, held_out, fingerprint)
+        return StageResult(metrics=metrics, outputs=outputs)
+
+    def _fit_vae(self, data_file: str, held_out: np.ndarray, run_fingerprint: str | None) -> dict:
+        frames = read_training_frames(data_file, held_out)
         torch.manual_seed(self.seed)
         vae = build_autoencoder_kl(**self.architecture)
         stats = fit_autoencoder(vae, frames, seed=self.seed, **self.training)
         scale = latent_scaling_factor(vae, frames)
         vae.register_to_config(scaling_factor=scale)
         stats.update(scaling_factor=scale, recon_mae=reconstruction_error(vae, frames), frames=int(frames.shape[0]))
-        self._save(vae, ctx.data_file, stats, run_fingerprint)
+        self._save(vae, data_file, stats, run_fingerprint)
         log.info("standins: fitted tiny VAE %s -> %s", stats, self.out_dir)
-        return StageResult(metrics=stats, outputs={"tiny_vae": str(self.out_dir)})
+        return stats
 
     def _save(self, vae: nn.Module, data_file: str, stats: dict, run_fingerprint: str | None = None) -> None:
         # Write into a temporary sibling folder, then swap it in: a killed run never leaves a half-written VAE.
