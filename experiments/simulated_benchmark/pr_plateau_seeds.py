@@ -110,6 +110,8 @@ def main() -> None:
     parser.add_argument("--out", default="experiments/simulated_benchmark/pr_plateau.md")
     parser.add_argument("--skip-standins", action="store_true",
                         help="use the stand-in VAE and cached latents already beside the data file as they are")
+    parser.add_argument("--collect-only", action="store_true",
+                        help="train nothing: tabulate the finished runs of these seeds (e.g. from parallel invocations)")
     parser.add_argument("--tag", default="", help="suffix of the run names (keeps runs with other overrides apart)")
     args, extra = parser.parse_known_args()
     extra = [a for a in extra if a != "--"]
@@ -119,14 +121,20 @@ def main() -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled", "PYTHONPATH": str(REPO),
            "NEUROCLIPS_RUNS_DIR": str(runs_dir)}
     common = ["experiment=demo", "subj=1", f"data.file={data_file}", f"paths.data_dir={data_file.parent}"]
-    if not args.skip_standins:
+    if not (args.skip_standins or args.collect_only):
         cli("neuroclips.pipeline", [*common, "stages=standins,targets"], env)
     rows, baseline, epochs = [], None, None
     for seed in args.seeds:
         name = f"pr_plateau_seed{seed}" + (f"_{args.tag}" if args.tag else "")
-        seconds = cli("neuroclips.train", ["stage=pr", *common, f"name={name}", f"seed={seed}", "logger=csv",
-                                           "trainer.enable_progress_bar=false", "resume=never", *extra], env)
         run_dir = runs_dir / name / "subj1" / "pr"
+        if args.collect_only:
+            if not (run_dir / "summary.json").exists():
+                print(f"seed {seed}: no finished run in {run_dir}, left out", flush=True)
+                continue
+            seconds = float(json.loads((run_dir / "summary.json").read_text()).get("wall_s", float("nan")))
+        else:
+            seconds = cli("neuroclips.train", ["stage=pr", *common, f"name={name}", f"seed={seed}", "logger=csv",
+                                               "trainer.enable_progress_bar=false", "resume=never", *extra], env)
         config = json.loads((run_dir / "summary.json").read_text())["config"]
         if baseline is None:
             baseline = mean_frame_val_pixcorr(data_file, config["data"])
