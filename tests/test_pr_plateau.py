@@ -2,8 +2,8 @@
 
 Three PR seeds at the demo's PR settings (experiment=demo: scale=tiny, lr, batch, `batch` window, cached latents,
 the default `scale.pr.net.low_level_norm`) on the small simulated file, each for a few epochs: every seed's final
-validation PixCorr must beat the mean training frame's. The full record (10 seeds, 6 epochs, the demo's data) is
-experiments/simulated_benchmark/pr_plateau.md. With `scale.pr.net.low_level_norm=group` seeds do stick.
+validation PixCorr must beat the mean training frame's. The record at the demo's data and 6 epochs is
+experiments/simulated_benchmark/pr_plateau.md.
 """
 
 from __future__ import annotations

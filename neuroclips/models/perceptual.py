@@ -101,7 +101,8 @@ class LowLevelHead(nn.Module):
     decoder fits the mean latent and the PR sits on a predict-the-mean plateau (experiments/simulated_benchmark/
     pr_plateau.md). `norm="batch"`: BatchNorm1d over the channels × size² features of the linear output, which
     removes that clip-independent part (the mean over the batch's frames) and scales each feature to unit variance
-    over the batch, so the maps vary across clips from the first step; running statistics at evaluation.
+    over the batch, so the maps vary across clips from the first step; running statistics at evaluation. Under
+    DDP its statistics are each process's own (no SyncBatchNorm), like the `batch` temporal window.
     """
 
     def __init__(
