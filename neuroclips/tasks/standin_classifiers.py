@@ -102,10 +102,14 @@ def _side(wrapper: torch.nn.Module) -> tuple[int, int]:
 class TinyClassifierStandins:
     """Fits and saves the frame and video N-way classifiers (see module docstring); called by TinyVaeStandin.run."""
 
-    def __init__(self, *, enabled: bool = True, frame_dir: str, video_dir: str, steps: int = 400,
+    def __init__(self, *, enabled: bool = True, frame_dir: str | None, video_dir: str | None, steps: int = 400,
                  batch_size: int = 32, lr: float = 2e-3, seed: int = 0) -> None:
+        if enabled and not (frame_dir and video_dir):
+            raise ValueError("scale.standins.classifiers: enabled=true needs frame_dir and video_dir, found "
+                             f"{frame_dir!r} and {video_dir!r}.")
         self.enabled = enabled
-        self.frame_dir, self.video_dir = Path(frame_dir), Path(video_dir)
+        self.frame_dir = Path(frame_dir) if frame_dir else None
+        self.video_dir = Path(video_dir) if video_dir else None
         self.training = dict(steps=steps, batch_size=batch_size, lr=lr)
         self.seed = seed
 
