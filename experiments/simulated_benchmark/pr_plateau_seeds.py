@@ -100,7 +100,10 @@ def write_table(rows: list, baseline: float, epochs: int, args: argparse.Namespa
         + " ".join(map(str, args.seeds)) + (" -- " + " ".join(extra) if extra else "") + "`",
         "",
     ]
-    Path(args.out).write_text("\n".join(lines))
+    out = Path(args.out)
+    kept = out.read_text().split("\n## Diagnosis", 1) if out.exists() else [""]
+    tail = "\n## Diagnosis" + kept[1] if len(kept) == 2 else ""  # the hand-written reading is kept
+    out.write_text("\n".join(lines) + tail)
 
 
 def main() -> None:
