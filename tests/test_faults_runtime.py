@@ -101,7 +101,8 @@ def test_a_second_run_into_a_locked_run_dir_is_refused_and_the_first_unharmed(si
     while not lock.exists() and time.time() < deadline and first.poll() is None:
         time.sleep(0.1)
     assert lock.exists(), "the first run never took the lock"
-    second = run_cli(["stage=toy_fit", "logger=csv", "stage.max_epochs=3"], tmp_path, sim_file, check=False)
+    # in process: a second CLI start pays its imports, and on a loaded machine the first run could end meanwhile
+    second = run_inprocess(["stage=toy_fit", "logger=csv", "stage.max_epochs=3"], tmp_path, sim_file, check=False)
     assert second.returncode == 2
     err = _last_sentence(second)
     assert f"pid {first.pid}" in err and "another run holds" in err, err
