@@ -1,8 +1,15 @@
-"""Checkpoints that know which stage and subject made them, and loading them into the next stage's nets."""
+"""Checkpoints that know which stage and subjects made them, and loading them into the next stage's nets.
+
+A multi-subject checkpoint (``subj=all``) records ``subjects`` (its adapter order) in its metadata; loading it for
+one subject (``expected_subj=3``) takes the shared weights and that subject's adapter slice: every key
+``<prefix>...linears.<k>.*`` with k the subject's position becomes ``...linears.0.*``, the other subjects' adapters are
+left out. MindEye2's ``ridge.linears.N`` layout is kept, so both kinds load into the same modules."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import re
 
 import torch
 from torch import nn
@@ -28,7 +35,19 @@ def checkpoint_meta(ckpt: dict) -> dict:
     return dict(ckpt.get("neuroclips") or {})
 
 
-def check_meta(path, ckpt: dict, expected_stage: str | list[str] | None, expected_subj: int | None) -> dict:
+def meta_subjects(meta: dict) -> list[int] | None:
+    """The subjects a checkpoint holds, in adapter order (single-subject checkpoints before this field: [subj])."""
+    if meta.get("subjects") is not None:
+        return [int(s) for s in meta["subjects"]]
+    if meta.get("subj") is not None:
+        return [int(meta["subj"])]
+    return None
+
+
+def check_meta(path, ckpt: dict, expected_stage: str | list[str] | None,
+               expected_subj: int | str | list[int] | None) -> dict:
+    """Refuse a checkpoint of another stage or subject. ``expected_subj``: one subject (held by the checkpoint, alone
+    or among others) or a list of subjects (the checkpoint holds exactly those: a resume)."""
     meta = checkpoint_meta(ckpt)
     if not meta:
         raise CheckpointMismatchError(f"{path}: not a neuroclips checkpoint (no 'neuroclips' metadata: stage, subj).")
@@ -37,11 +56,46 @@ def check_meta(path, ckpt: dict, expected_stage: str | list[str] | None, expecte
         raise CheckpointMismatchError(
             f"{path}: checkpoint of stage '{meta.get('stage')}', expected stage {' or '.join(repr(s) for s in stages)}."
         )
-    if expected_subj is not None and meta.get("subj") is not None and int(meta["subj"]) != int(expected_subj):
+    held = meta_subjects(meta)
+    if expected_subj is None or held is None:
+        return meta
+    wanted = _ids(expected_subj)
+    if len(wanted) == 1 and len(held) == 1 and held != wanted:
         raise CheckpointMismatchError(
-            f"{path}: checkpoint of subject {meta['subj']}, expected subject {expected_subj} (subj={expected_subj})."
+            f"{path}: checkpoint of subject {held[0]}, expected subject {wanted[0]} (subj={wanted[0]})."
         )
+    if len(wanted) == 1 and wanted[0] not in held:
+        raise CheckpointMismatchError(
+            f"{path}: checkpoint of subjects {held}, expected one holding subject {wanted[0]} (subj={wanted[0]})."
+        )
+    if len(wanted) > 1 and held != wanted:
+        raise CheckpointMismatchError(f"{path}: checkpoint of subjects {held}, expected subjects {wanted} (subj).")
     return meta
+
+
+def _ids(subj: int | str | list[int]) -> list[int]:
+    if isinstance(subj, (list, tuple)):
+        return sorted(int(s) for s in subj)
+    return sorted(int(s) for s in str(subj).split("_"))
+
+
+_ADAPTER_KEY = re.compile(r"^(?P<head>(?:.*\.)?linears\.)(?P<k>\d+)(?P<tail>\..*)$")
+
+
+def subject_slice(state: dict, held: list[int], subj: int) -> dict:
+    """The state dict one subject's model holds: shared keys as they are, adapter ``linears.<k>`` of ``subj`` renamed
+    ``linears.0``, other subjects' adapters dropped (``held``: the checkpoint's subjects in adapter order)."""
+    if len(held) == 1:
+        return state
+    k = str(held.index(int(subj)))
+    out = {}
+    for key, value in state.items():
+        m = _ADAPTER_KEY.match(key)
+        if m is None:
+            out[key] = value
+        elif m["k"] == k:
+            out[f"{m['head']}0{m['tail']}"] = value
+    return out
 
 
 def load_into(
@@ -61,8 +115,11 @@ def load_into(
     if is_meta(module):
         return module
     ckpt = read_checkpoint(path, field)
-    check_meta(path, ckpt, expected_stage, expected_subj)
+    meta = check_meta(path, ckpt, expected_stage, expected_subj)
     sd = ckpt.get("state_dict", ckpt)
+    held = meta_subjects(meta)
+    if held and expected_subj is not None and len(_ids(expected_subj)) == 1:  # one subject out of a multi-subject run
+        sd = subject_slice(sd, held, _ids(expected_subj)[0])
     if prefix:
         sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
         if not sd:
@@ -74,3 +131,53 @@ def load_into(
         if missing:
             raise CheckpointMismatchError(f"{path}: {len(missing)} parameters missing, e.g. {missing[:3]}.")
     return module
+
+
+def run_checkpoint(path: str | Path) -> Path:
+    """``init.from_run``: a run directory (its ``checkpoints/best.ckpt``) or a checkpoint file."""
+    p = Path(path)
+    return p / "checkpoints" / "best.ckpt" if p.is_dir() else p
+
+
+def warm_start_from_run(modules: dict[str, nn.Module], path: str | Path, subjects: list[int],
+                        expected_stage: str | list[str], field: str = "init.from_run") -> list[int]:
+    """Load an earlier run's weights into ``modules`` (state-dict prefix -> module) for the subjects ``subjects``.
+
+    Shared modules load whole (strict). ``ridge`` (one adapter per subject) takes the adapters of the subjects the
+    run holds; the others stay freshly initialised. Returns the new subjects (those the run did not hold).
+    """
+    ckpt_path = run_checkpoint(path)
+    ckpt = read_checkpoint(ckpt_path, field)
+    meta = check_meta(ckpt_path, ckpt, expected_stage, None)
+    held = meta_subjects(meta) or []
+    sd = ckpt.get("state_dict", ckpt)
+    new = [s for s in subjects if s not in held]
+    for name, module in modules.items():
+        if module is None:
+            continue
+        if name == "ridge":
+            for j, s in enumerate(subjects):
+                if s not in held:
+                    continue
+                k = held.index(s)
+                for leaf, own in module.linears[j].state_dict().items():
+                    value = sd[f"ridge.linears.{k}.{leaf}"]
+                    if value.shape != own.shape:
+                        raise CheckpointMismatchError(
+                            f"{ckpt_path}: adapter of subject {s} (key 'ridge.linears.{k}.{leaf}') has shape "
+                            f"{tuple(value.shape)}, expected {tuple(own.shape)} (config field '{field}': subject {s}'s "
+                            f"voxel count or scale.sr.hidden differ from that run's)."
+                        )
+                    own.copy_(value)
+            continue
+        part = {k[len(name) + 1:]: v for k, v in sd.items() if k.startswith(name + ".")}
+        if not part:
+            raise CheckpointMismatchError(f"{ckpt_path}: expected weights under '{name}.' (config field '{field}'), "
+                                          f"found none.")
+        try:
+            module.load_state_dict(part, strict=True)
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[-1].strip()
+            raise CheckpointMismatchError(f"{ckpt_path}: '{name}' does not match this run's (config field '{field}'; "
+                                          f"another scale or model size?): {first}") from None
+    return new

@@ -41,6 +41,7 @@ from neuroclips.provenance import Provenance, describe_difference, upstream_summ
 from neuroclips.run_setup import RunFiles, check_top_level, make_run_dir, remove_orphans
 from neuroclips.stage_fingerprint import provenance_of_stage, target_encoder_fingerprints
 from neuroclips.stage_types import StageContext, StageResult  # noqa: F401  (re-exported)
+from neuroclips.subjects import as_ids
 from neuroclips.utils.atomic import write_json
 from neuroclips.utils.environment import apply_environment_defaults
 from neuroclips.utils.run_lock import acquire_run_lock
@@ -76,13 +77,35 @@ def datamodule_kwargs(cfg: DictConfig, **overrides) -> dict:
     stage_dm = cfg.get("datamodule")
     stage_dm = OmegaConf.to_container(stage_dm, resolve=True) if stage_dm is not None else {}
     kw = {**data, **stage_dm, **overrides}
-    kw.setdefault("subj", int(cfg.subj.id))
-    kw.setdefault("voxels", int(cfg.subj.voxels))
+    ids = config_subjects(cfg)
+    kw.setdefault("subj", ids[0] if len(ids) == 1 else ids)  # several: subj=all, one ridge adapter each
+    kw.setdefault("voxels", int(cfg.subj.voxels) if len(ids) == 1 else [int(v) for v in cfg.subj.voxels])
     kw.setdefault("seed", int(cfg.seed))
     kw.setdefault("scale_name", str(cfg.scale.name))
     if "_target_" not in kw:
         raise ConfigError("data._target_: expected the DataModule class to build (conf/data/*.yaml), found none.")
     return kw
+
+
+def config_subjects(cfg: DictConfig) -> list[int]:
+    """The subjects of a run (``subj=1``: [1]; ``subj=all``: [1, 2, 3]), in adapter order."""
+    return as_ids(cfg.subj.id)
+
+
+def one_subject(cfg: DictConfig) -> int:
+    """The subject of a stage that runs one subject at a time; refuses ``subj=all`` in one sentence."""
+    ids = config_subjects(cfg)
+    if len(ids) > 1:
+        raise StageError(
+            f"conf/stage/{cfg.stage.name}.yaml: stage '{cfg.stage.name}' runs one subject at a time, found subj={ids}; "
+            f"pass subj=<n> (a multi-subject checkpoint gives each subject its own adapter), or use sr, sr_prior or pr."
+        )
+    return ids[0]
+
+
+def _subj_value(cfg: DictConfig) -> int | str:
+    ids = config_subjects(cfg)
+    return ids[0] if len(ids) == 1 else str(cfg.subj.id)
 
 
 def build_datamodule(cfg: DictConfig, check: bool = True, **overrides):
@@ -128,7 +151,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list, enable_checkp
 def _meta(cfg: DictConfig, prov: Provenance) -> dict:
     return {
         "stage": str(cfg.stage.name),
-        "subj": int(cfg.subj.id),
+        "subj": _subj_value(cfg),
+        "subjects": config_subjects(cfg),  # adapter order of the ridge (and every per-subject module)
         "scale": str(cfg.scale.name),
         "fingerprint": prov.fingerprint,
         "provenance": {"config": prov.config, "inputs": prov.inputs},
@@ -175,13 +199,27 @@ def _previous_summary(run_dir: Path) -> dict | None:
     return summary if summary and summary.get("status") == "finished" else None
 
 
+def check_adapters(dm, system) -> None:
+    """One ridge adapter per subject of the data, each as wide as that subject's voxels (one sentence otherwise)."""
+    sizes = getattr(getattr(system, "ridge", None), "in_features", None)
+    if sizes is None:
+        return
+    wanted = [dm.voxels_by_subject[s] for s in dm.subjects]
+    if [int(v) for v in sizes] != wanted:
+        raise ConfigError(
+            f"system.ridge.in_features: expected one adapter per subject {dm.subjects} with {wanted} voxels "
+            f"(conf/subj/<n>.yaml roster), found adapters of {[int(v) for v in sizes]} voxels."
+        )
+
+
 def run_fit(cfg: DictConfig, run_dir: Path, prov: Provenance, begin) -> tuple[StageResult, pl.Trainer | None]:
     dm = build_datamodule(cfg)
     system = instantiate(cfg.system, _convert_="partial")
+    check_adapters(dm, system)
     mode = str(cfg.get("resume", "auto"))
     from neuroclips.callbacks.checkpointing import frozen_prefixes
 
-    resume, ckpt = resume_checkpoint(run_dir, mode, str(cfg.stage.name), int(cfg.subj.id), prov, system,
+    resume, ckpt = resume_checkpoint(run_dir, mode, str(cfg.stage.name), config_subjects(cfg), prov, system,
                                      frozen_prefixes(system))
     start_epoch = next_epoch(ckpt) if ckpt is not None else 0
     done_batches = mid_epoch_batches(ckpt) if ckpt is not None else 0
@@ -273,6 +311,7 @@ def _predict_clips(dm) -> list[int]:
 
 
 def run_predict(cfg: DictConfig, run_dir: Path, prov: Provenance, begin) -> tuple[StageResult, pl.Trainer | None]:
+    one_subject(cfg)
     store = OutputStore(cfg.paths.outputs_dir)
     kinds = list(OmegaConf.select(cfg, "stage.outputs") or [])
     dm = build_datamodule(cfg)
@@ -310,7 +349,7 @@ def run_task(cfg: DictConfig, run_dir: Path, prov: Provenance, begin) -> tuple[S
     device = torch.device("cuda" if (torch.cuda.is_available() and OmegaConf.select(cfg, "trainer.accelerator") == "gpu") else "cpu")
     ctx = StageContext(
         cfg=cfg, run_dir=run_dir, outputs_dir=Path(cfg.paths.outputs_dir), data_file=data_file(cfg),
-        subj=int(cfg.subj.id), scale=str(cfg.scale.name), device=device, rank=rank, world_size=world,
+        subj=one_subject(cfg), scale=str(cfg.scale.name), device=device, rank=rank, world_size=world,
         provenance=prov, overwrite_outputs=str(cfg.get("outputs", "keep")) == "overwrite",
         target_fingerprints=target_encoder_fingerprints(cfg, prov),
         build_datamodule=partial(build_datamodule, cfg),
@@ -410,7 +449,8 @@ def _run_stage(cfg: DictConfig, run_dir: Path, mode: str, runners: dict, t0: flo
     is_zero = trainer.is_global_zero if trainer is not None else rank == 0
     summary = {
         "stage": str(cfg.stage.name),
-        "subj": int(cfg.subj.id),
+        "subj": _subj_value(cfg),
+        "subjects": config_subjects(cfg),
         "scale": str(cfg.scale.name),
         "status": "dry_run" if cfg.get("dry_run") else "finished",
         "fingerprint": prov.fingerprint if prov else None,

@@ -10,6 +10,10 @@ each process loads ``batch_size / world_size`` clips, and a batch that does not 
 ``eval_batch_size`` (validation, test, predict) is per process: validation batches keep the reference's size on
 every rank (the PR's temporal window, the SR's in-batch validation loss), and predict outputs do not depend on it.
 
+Several subjects (``subj`` a list, ``subj=all``): one dataset per subject and split; training batches mix the
+subjects (every step holds clips of each, ``neuroclips.data.subject_mix``), validation and test are one loader per
+subject in subject order. ``batch_size`` stays the global batch of one step, over all subjects and processes.
+
 The HDF5 file is opened lazily inside each worker process (never in ``__init__``), dataset handles are cached, and
 items are read one clip at a time (fancy indexing is 15-60x slower in h5py).
 """
@@ -27,6 +31,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from neuroclips.data import schema, validate
+from neuroclips.data.subject_mix import batch_key, split_batch, subject_seed, training_subset
 from neuroclips.errors import ConfigError
 from neuroclips.outputs import TEXT_KINDS, OutputStore
 
@@ -311,8 +316,8 @@ class CC2017DataModule(pl.LightningDataModule):
     def __init__(
         self,
         file: str,
-        subj: int,
-        voxels: int,
+        subj: int | list[int],
+        voxels: int | list[int],
         batch_size: int = 32,
         eval_batch_size: int | None = None,
         batch_size_field: str = "datamodule.batch_size",
@@ -335,6 +340,8 @@ class CC2017DataModule(pl.LightningDataModule):
         val_split: str = "val",
         predict_clips: list[int] | None = None,
         limit_clips: int | None = None,
+        train_fraction: float | None = None,
+        train_segments: list[int] | None = None,
         seed: int = 0,
         kind: str = "simulated",
         auto_create: bool = False,
@@ -352,7 +359,14 @@ class CC2017DataModule(pl.LightningDataModule):
         if rep_policy not in REP_POLICIES:
             raise ValueError(f"data.rep_policy: expected one of {REP_POLICIES}, found {rep_policy!r}.")
         self.file = str(file)
-        self.subj, self.voxels = int(subj), int(voxels)
+        from neuroclips.subjects import as_ids, as_voxels
+
+        self.subjects = as_ids(subj if isinstance(subj, (list, tuple)) else [subj])
+        self.voxels_by_subject = dict(zip(self.subjects, as_voxels(voxels, len(self.subjects))))
+        self.multi = len(self.subjects) > 1
+        self.subj, self.voxels = self.subjects[0], self.voxels_by_subject[self.subjects[0]]  # the one-subject view
+        self.train_fraction = train_fraction
+        self.train_segments = None if train_segments is None else [int(s) for s in train_segments]
         if val_split not in VAL_SPLITS:
             raise ConfigError(f"datamodule.val_split: expected one of {VAL_SPLITS}, found {val_split!r}.")
         self.batch_size = batch_size  # global: one optimizer step over all processes (process_batch_size)
@@ -374,6 +388,7 @@ class CC2017DataModule(pl.LightningDataModule):
         self.validate_deep = validate_deep
         self.seed = seed
         self._sets: dict[str, ClipDataset] = {}
+        self._by_subject: dict[int, dict[str, ClipDataset]] = {}
         self._skip_train_batches = 0
 
     # -- setup -----------------------------------------------------------------------------------------------
@@ -386,7 +401,10 @@ class CC2017DataModule(pl.LightningDataModule):
 
     def check_file(self) -> schema.FileSummary:
         """Validate the file for this subject; raise ``SchemaError`` with one sentence per problem."""
-        summary = schema.check(self.file, subjects=[self.subj], deep=self.validate_deep)
+        if self.multi:  # a missing subject or a voxel count unlike its adapter's: one sentence, before the rest
+            for s in self.subjects:
+                schema.check_subject(self.file, s, self.voxels_by_subject[s])
+        summary = schema.check(self.file, subjects=self.subjects, deep=self.validate_deep)
         schema.check_subject(self.file, self.subj, self.voxels)
         return summary
 
@@ -396,8 +414,12 @@ class CC2017DataModule(pl.LightningDataModule):
             n_test = f[schema.stimulus_path("test", "frames")].shape[0]
             test_clip_index = f[schema.stimulus_path("test", "clip_index")][:]
             train_clip_index = f[schema.stimulus_path("train", "clip_index")][:]
+            restricted = self.train_fraction is not None or self.train_segments is not None
+            segments = f[schema.stimulus_path("train", "segment")][:] if restricted else None
         val = validation_rows(n_train, self.val_fraction, self.val_block, self.val_seed)
         train = np.setdiff1d(np.arange(n_train), val)
+        if restricted:
+            train = training_subset(train, segments, self.train_fraction, self.train_segments, self.file)
         test = np.arange(n_test)
         if self.limit_clips:
             train, val, test = train[: self.limit_clips], val[: self.limit_clips], test[: self.limit_clips]
@@ -419,31 +441,36 @@ class CC2017DataModule(pl.LightningDataModule):
             self._verify(name)
 
     def _verify(self, name: str) -> None:
-        ds = self._sets[name]
-        if name == "train":
-            validate.check_train_not_empty(self.file, len(ds), self.val_fraction, self.val_block, self.limit_clips)
-        ds.verify()
+        for sets in self._by_subject.values():
+            ds = sets[name]
+            if name == "train":
+                validate.check_train_not_empty(self.file, len(ds), self.val_fraction, self.val_block, self.limit_clips)
+            ds.verify()
 
     def _build(self) -> None:
         rows = self.split_rows()
-        mk = lambda split, r, role: ClipDataset(self.file, self.subj, split, r, role, **self.common)  # noqa: E731
         pred_hdf5 = "test" if self.predict_split == "test" else "train"
-        self._sets = {
-            "train": mk("train", rows["train"], "train"),
-            # val_split="test" (reference model selection): the validation loader scores the test clips
-            "val": mk("train", rows["val"], "val") if self.val_split == "val" else mk("test", rows["test"], "test"),
-            "test": mk("test", rows["test"], "test"),
-            "predict": mk(pred_hdf5, rows["predict"], "test" if self.predict_split == "test" else "val"),
-        }
+        for s in self.subjects:
+            mk = lambda split, r, role, s=s: ClipDataset(self.file, s, split, r, role, **self.common)  # noqa: E731
+            self._by_subject[s] = {
+                "train": mk("train", rows["train"], "train"),
+                # val_split="test" (reference model selection): the validation loader scores the test clips
+                "val": mk("train", rows["val"], "val") if self.val_split == "val" else mk("test", rows["test"], "test"),
+                "test": mk("test", rows["test"], "test"),
+                "predict": mk(pred_hdf5, rows["predict"], "test" if self.predict_split == "test" else "val"),
+            }
+        self._sets = self._by_subject[self.subj]
 
-    def dataset(self, name: str) -> ClipDataset:
+    def dataset(self, name: str, subj: int | None = None) -> ClipDataset:
+        """The ``name`` split of one subject (default: the first, the only one of a one-subject run)."""
         self.setup()
         self._verify(name)
-        return self._sets[name]
+        return self._by_subject[self.subj if subj is None else int(subj)][name]
 
     def set_epoch(self, epoch: int) -> None:
-        for ds in self._sets.values():
-            ds.set_epoch(epoch)
+        for sets in self._by_subject.values():
+            for ds in sets.values():
+                ds.set_epoch(epoch)
 
     def skip_first_train_batches(self, batches: int) -> None:
         """A fit resumed from a mid-epoch checkpoint: the next training epoch starts after its first ``batches``
@@ -466,23 +493,44 @@ class CC2017DataModule(pl.LightningDataModule):
                 block: int | None = None) -> DataLoader:
         # our own sampler (the runtime turns Lightning's distributed-sampler replacement off): it shards over
         # ranks and derives the order from (seed, epoch) alone, which makes resumed runs replay exactly
-        sampler = EpochSampler(ds, shuffle, self.seed, pad, self.shard, block=block)
+        seed = subject_seed(self.seed, ds.subj, self.multi)
+        sampler = EpochSampler(ds, shuffle, seed, pad, self.shard, block=block)
         if ds.role == "train" and self._skip_train_batches:
-            sampler.skip, self._skip_train_batches = self._skip_train_batches * batch_size, 0
+            sampler.skip = self._skip_train_batches * batch_size
         return DataLoader(
             ds, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
             num_workers=self.num_workers, persistent_workers=False, pin_memory=False,
         )
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self):
         b = self.train_batch_size()
-        return self._loader(self.dataset("train"), b, self.shuffle_train, self.drop_last, pad=True, block=b)
+        if not self.multi:
+            loader = self._loader(self.dataset("train"), b, self.shuffle_train, self.drop_last, pad=True, block=b)
+            self._skip_train_batches = 0
+            return loader
+        from pytorch_lightning.utilities import CombinedLoader
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("val"), self.eval_batch_size, False)
+        loaders = {}
+        for s, bs in zip(self.subjects, split_batch(b, len(self.subjects), self.batch_size_field)):
+            loaders[batch_key(s)] = self._loader(self.dataset("train", s), bs, self.shuffle_train, self.drop_last,
+                                                 pad=True, block=bs)
+        self._skip_train_batches = 0
+        # every step holds a batch of each subject; the epoch ends with the subject whose loader ends first
+        return CombinedLoader(loaders, mode="min_size")
 
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("test"), self.eval_batch_size, False)
+    def _per_subject(self, name: str):
+        loaders = [self._loader(self.dataset(name, s), self.eval_batch_size, False) for s in self.subjects]
+        return loaders if self.multi else loaders[0]
+
+    def val_dataloader(self):
+        """One loader (one subject) or one per subject in subject order (``dataloader_idx`` = subject position)."""
+        return self._per_subject("val")
+
+    def test_dataloader(self):
+        return self._per_subject("test")
 
     def predict_dataloader(self) -> DataLoader:
+        if self.multi:
+            raise ConfigError(f"subj={self.subjects}: predict stages run one subject at a time; pass subj=<n> and the "
+                              f"multi-subject checkpoint (its adapter for that subject is used).")
         return self._loader(self.dataset("predict"), self.eval_batch_size, False)

@@ -218,7 +218,7 @@ def check_subject(path: str | Path, subj: int, expected_voxels: int) -> None:
         if v != expected_voxels:
             raise SchemaError(
                 f"{path}: dataset '/{p}' has {v} voxels but subj={subj} expects {expected_voxels} "
-                f"(conf/subj/{subj}.yaml field 'voxels'); is this file for another subject?"
+                f"(conf/subj/{subj}.yaml field 'roster'); is this file for another subject?"
             )
 
 

@@ -9,6 +9,13 @@ global batch: every rank's embeddings are gathered with gradients, so N processe
 one-process experiment with batch B. ``gather_negatives=false`` scores each process's own clips (per-GPU
 negatives). Validation losses are per process and per batch (no collective in a step: validation shards may be
 uneven); retrieval gathers all validation rows and puts them back in the one-process order before chunking.
+
+Several subjects (``subj=all``, neuroclips.systems.multi_subject): one ridge adapter per subject, one shared
+backbone; each training batch holds every subject's clips (BiMixCo mixes within a subject), their ridge outputs are
+concatenated and the contrastive terms see the whole batch. Validation metrics per subject and their mean.
+New-subject adaptation: ``init_from_run`` loads an earlier run's shared nets and the adapters of the subjects it
+held; for the first ``adapter_epochs`` (phase ``adapter``) only the new subjects' adapters train, then (phase
+``all``) everything, as MindEye2's fine-tuning does.
 """
 
 from __future__ import annotations
@@ -24,6 +31,14 @@ from neuroclips.losses import contrastive as C
 from neuroclips.models.frozen_clip import ClipImageTokenEncoder
 from neuroclips.models.semantic import RidgeAdapters, SemanticBackbone
 from neuroclips.models.text_projector import TextProjector
+from neuroclips.systems.multi_subject import (
+    SubjectSums,
+    batch_parts,
+    concat_draws,
+    in_adapter_phase,
+    per_subject_and_mean,
+    subject_names,
+)
 
 
 def cached_target_names(online: bool) -> list[str]:
@@ -79,6 +94,9 @@ class SemanticReconstructor(pl.LightningModule):
         final_div_factor: float = 1000.0,
         div_factor: float = 25.0,
         retrieval_k: int = 300,
+        subjects: int | str | list[int] | None = None,
+        init_from_run: str | None = None,
+        adapter_epochs: int = 0,
     ) -> None:
         super().__init__()
         # collects the arguments of subclass constructors too (Lightning walks the __init__ frames)
@@ -90,21 +108,56 @@ class SemanticReconstructor(pl.LightningModule):
         self.image_encoder = image_encoder  # online mode: encode keyframes instead of reading cached targets
         self.optimizer_factory = optimizer
         self._val: dict[str, list[Tensor]] = {"preds": [], "targets": [], "index": []}
+        self._val_by: dict[int, dict[str, list[Tensor]]] = {}  # several subjects: rows per adapter
+        self._val_sums = SubjectSums()
+        self.new_adapters = self.warm_start(subjects, init_from_run, adapter_epochs)
 
+    def warm_start(self, subjects, init_from_run: str | None, adapter_epochs: int) -> list[int]:
+        """Adapter indices that are new (trained in the ``adapter`` phase); loads ``init_from_run`` if given."""
+        from neuroclips.errors import ConfigError
+
+        n = len(self.ridge.linears)
+        if not init_from_run:
+            if adapter_epochs:
+                raise ConfigError(f"adapt.adapter_epochs={adapter_epochs}: expected init.from_run (the run whose shared "
+                                  f"nets stay frozen in the adapter phase), found none.")
+            return list(range(n))
+        from neuroclips.checkpoints import warm_start_from_run
+        from neuroclips.subjects import as_ids
+        from neuroclips.utils.weights import is_meta
+
+        ids = as_ids(subjects) if subjects is not None else list(range(1, n + 1))
+        if len(ids) != n:
+            raise ConfigError(f"system.subjects: expected {n} subjects (one per ridge adapter), found {ids}.")
+        if is_meta(self.backbone):
+            return list(range(n))
+        modules = {"ridge": self.ridge, "backbone": self.backbone, "clipproj": self.clipproj}
+        new = warm_start_from_run(modules, init_from_run, ids, expected_stage=["sr", "sr_prior"])
+        return [ids.index(s) for s in new]
     # ---- pieces -------------------------------------------------------------------------------------------
     def clip_targets(self, batch: dict) -> Tensor:
         if self.image_encoder is not None:
             return self.image_encoder.encode(batch["keyframe"])
         return batch["targets"]["clip_tokens"]
 
-    def encode_voxels(self, voxels: Tensor) -> tuple[Tensor, Tensor]:
-        """fMRI (B, V) -> (backbone tokens, clip_voxels), each (B, T, D)."""
-        return self.backbone(self.ridge(voxels))
+    def encode_voxels(self, voxels: Tensor, subject_index: int = 0) -> tuple[Tensor, Tensor]:
+        """fMRI (B, V) of one subject (adapter ``subject_index``) -> (backbone tokens, clip_voxels), each (B, T, D)."""
+        return self.backbone(self.ridge(voxels, subject_index))
 
     def dry_run_forward(self, batch_size: int):
         """The training forward on zeros, for the memory plan's activation estimate (runs on the meta device)."""
         voxels = next(self.ridge.parameters()).shape[1]
         return self.encode_voxels(torch.zeros(batch_size, voxels))
+
+    def on_train_epoch_start(self) -> None:
+        """Adaptation phases: ``adapter`` (shared nets and known subjects' adapters frozen), then ``all``."""
+        epochs = int(self.hparams.get("adapter_epochs") or 0)
+        if not epochs:
+            return
+        frozen = in_adapter_phase(self.current_epoch, epochs)
+        self.backbone.requires_grad_(not frozen)
+        for k, linear in enumerate(self.ridge.linears):
+            linear.requires_grad_(not frozen or k in self.new_adapters)
 
     def gather(self, x: Tensor) -> Tensor:
         """Concatenate ``x`` over ranks with gradients (``gather_negatives``), else return it unchanged."""
@@ -166,12 +219,20 @@ class SemanticReconstructor(pl.LightningModule):
     # ---- training -----------------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         hp = self.hparams
-        voxels, targets = batch["fmri"], self.clip_targets(batch)
-        draw = None
-        if self.in_mixco_phase():
-            draw = C.draw_mixco(len(voxels), hp.mixco_beta, hp.mixco_select_prob, device=voxels.device)
-            voxels = C.apply_mixco(voxels, draw)
-        _, clip_voxels = self.encode_voxels(voxels)
+        parts = batch_parts(batch, len(self.ridge.linears))
+        adapted, target_parts, draws = [], [], []
+        for k, part in parts:  # one subject: the reference path; several: ridge per subject, one backbone pass
+            voxels = part["fmri"]
+            target_parts.append(self.clip_targets(part))
+            if self.in_mixco_phase():
+                draws.append(C.draw_mixco(len(voxels), hp.mixco_beta, hp.mixco_select_prob, device=voxels.device))
+                voxels = C.apply_mixco(voxels, draws[-1])
+            adapted.append(self.ridge(voxels, k))
+        _, clip_voxels = self.backbone(adapted[0] if len(adapted) == 1 else torch.cat(adapted))
+        targets = target_parts[0] if len(parts) == 1 else torch.cat(target_parts)
+        draw = concat_draws(draws) if draws else None
+        if len(parts) > 1 and self.clipproj is not None:
+            batch = {"targets": {"caption_emb": torch.cat([p["targets"]["caption_emb"] for _, p in parts])}}
         preds, targs = self.gather(flat_normalize(clip_voxels)), self.gather(flat_normalize(targets))
         if draw is not None:
             soft = C.mixco_soft_targets(self.gather_mixco(draw), hp.mixco_fixed_point)
@@ -189,29 +250,66 @@ class SemanticReconstructor(pl.LightningModule):
         return loss
 
     # ---- validation ---------------------------------------------------------------------------------------
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
+    @property
+    def multi_subject(self) -> bool:
+        return len(self.ridge.linears) > 1
+
+    def log_val(self, values: dict[str, Tensor | None], dataloader_idx: int, batch_size: int) -> None:
+        """One subject: log as the reference does; several: summed per subject, logged at the epoch's end."""
+        values = {k: v for k, v in values.items() if v is not None}
+        if not self.multi_subject:
+            self.log_dict(values, sync_dist=True)
+        else:
+            self._val_sums.add(dataloader_idx, values, batch_size)
+
+    def val_rows(self, dataloader_idx: int) -> dict[str, list[Tensor]]:
+        """The validation rows kept for retrieval: one bucket, or one per subject."""
+        if not self.multi_subject:
+            return self._val
+        return self._val_by.setdefault(dataloader_idx, {"preds": [], "targets": [], "index": []})
+
+    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
         hp = self.hparams
-        _, clip_voxels = self.encode_voxels(batch["fmri"])
+        _, clip_voxels = self.encode_voxels(batch["fmri"], dataloader_idx)
         preds, targs = flat_normalize(clip_voxels), flat_normalize(self.clip_targets(batch))
         loss_clip = C.soft_clip_loss(preds, targs, hp.val_tau)
         loss = hp.clip_weight * loss_clip
         loss_text = self.text_loss(clip_voxels, batch, gather=False)
         if loss_text is not None:
             loss = loss + hp.text_weight * loss_text
-            self.log("val/loss_text", loss_text, sync_dist=True)
-        self.log_dict({"val/loss": loss, "val/loss_clip": loss_clip}, sync_dist=True)
-        self._val["preds"].append(preds.half())  # half: K x 426k floats per chunk at paper scale
-        self._val["targets"].append(targs.half())
-        self.keep_index(batch)
+        self.log_val({"val/loss_text": loss_text}, dataloader_idx, len(preds))
+        self.log_val({"val/loss": loss, "val/loss_clip": loss_clip}, dataloader_idx, len(preds))
+        rows = self.val_rows(dataloader_idx)
+        rows["preds"].append(preds.half())  # half: K x 426k floats per chunk at paper scale
+        rows["targets"].append(targs.half())
+        if "split_index" in batch:
+            rows["index"].append(torch.as_tensor(batch["split_index"]).reshape(-1))
+
+    def retrieval_of(self, rows: dict[str, list[Tensor]], prefix: str = "val/top1") -> dict[str, float]:
+        gathered = self.gather_in_order(rows)
+        fwd, bwd = retrieval_top1(gathered["preds" if "preds" in gathered else "samples"], gathered["targets"],
+                                  self.hparams.retrieval_k)
+        return {f"{prefix}_fwd": fwd, f"{prefix}_bwd": bwd}
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val["preds"]:
+        if not self.multi_subject:
+            if not self._val["preds"]:
+                return
+            rows, self._val = self._val, {"preds": [], "targets": [], "index": []}
+            self.log_dict(self.retrieval_of(rows), prog_bar=True, sync_dist=False, rank_zero_only=False)
             return
-        rows = self.gather_in_order(self._val)
-        self._val = {"preds": [], "targets": [], "index": []}
-        preds, targs = rows["preds"], rows["targets"]
-        fwd, bwd = retrieval_top1(preds, targs, self.hparams.retrieval_k)
-        self.log_dict({"val/top1_fwd": fwd, "val/top1_bwd": bwd}, prog_bar=True, sync_dist=False, rank_zero_only=False)
+        self.log_subject_metrics(self._val_by, "val/top1")
+
+    def log_subject_metrics(self, buckets: dict[int, dict[str, list[Tensor]]], prefix: str) -> None:
+        """Several subjects: per-subject retrieval and mean losses, and their means over subjects."""
+        values = self._val_sums.means() if prefix == "val/top1" else {}
+        for k, rows in sorted(buckets.items()):
+            if rows.get("preds") or rows.get("samples"):
+                values.setdefault(k, {}).update(self.retrieval_of(rows, prefix))
+        buckets.clear()
+        if values:
+            out = per_subject_and_mean(values, subject_names(self.trainer, len(self.ridge.linears)))
+            self.log_dict(out, sync_dist=True, rank_zero_only=False)
 
     # ---- optimisation -------------------------------------------------------------------------------------
     def trainable_modules(self) -> list[nn.Module]:
@@ -219,6 +317,9 @@ class SemanticReconstructor(pl.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
+        if hp.get("adapter_epochs"):  # the adapter phase freezes by requires_grad: the optimizer holds everything
+            for m in self.trainable_modules():
+                m.requires_grad_(True)
         params = [(n, p) for m in self.trainable_modules() for n, p in m.named_parameters() if p.requires_grad]
         if hp.decay_biases_and_norms:  # reference: weight decay on every parameter
             groups = [{"params": [p for _, p in params]}]

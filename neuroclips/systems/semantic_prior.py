@@ -5,6 +5,8 @@ trainable weight; kept in the total for parity with the reference's logged loss)
 InfoNCE(text_projector(prior_out), caption embedding). The frozen nets stay in ``train()`` mode by default
 (``frozen_mode="train"``, reference), so the backbone's dropout perturbs the prior's condition.
 Validation: prior loss at seeded timesteps/noise, clip_voxels retrieval, and retrieval of 20-step prior samples.
+Several subjects (a multi-subject ``sr`` checkpoint): each subject's clips go through its frozen adapter, one prior
+for all; validation metrics per subject and their mean (neuroclips.systems.multi_subject).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from neuroclips.models.frozen_clip import ClipImageTokenEncoder
 from neuroclips.models.prior import BrainDiffusionPrior
 from neuroclips.models.semantic import RidgeAdapters, SemanticBackbone
 from neuroclips.models.text_projector import TextProjector
-from neuroclips.systems.semantic import SemanticReconstructor, flat_normalize, retrieval_top1
+from neuroclips.systems.multi_subject import batch_parts
+from neuroclips.systems.semantic import SemanticReconstructor, flat_normalize
 
 
 class SemanticPriorReconstructor(SemanticReconstructor):
@@ -55,6 +58,7 @@ class SemanticPriorReconstructor(SemanticReconstructor):
         ridge.requires_grad_(False)
         backbone.requires_grad_(False)
         self._val_samples: dict[str, list[Tensor]] = {"samples": [], "targets": [], "index": []}
+        self._val_samples_by: dict[int, dict[str, list[Tensor]]] = {}
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -72,17 +76,25 @@ class SemanticPriorReconstructor(SemanticReconstructor):
         cond = self.encode_voxels(torch.zeros(batch_size, voxels))[1]
         return self.diffusion_prior(cond, torch.zeros_like(cond))
 
-    def condition(self, voxels: Tensor) -> tuple[Tensor, Tensor]:
+    def condition(self, voxels: Tensor, subject_index: int = 0) -> tuple[Tensor, Tensor]:
         """(prior condition, clip_voxels) from the frozen nets; NeuroClips conditions on clip_voxels."""
         with torch.no_grad():
-            backbone_tokens, clip_voxels = self.encode_voxels(voxels)
+            backbone_tokens, clip_voxels = self.encode_voxels(voxels, subject_index)
         cond = clip_voxels if self.hparams.condition_on == "clip_voxels" else backbone_tokens
         return cond, clip_voxels
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         hp = self.hparams
-        cond, clip_voxels = self.condition(batch["fmri"])
-        targets = self.clip_targets(batch)
+        parts = batch_parts(batch, len(self.ridge.linears))
+        if len(parts) == 1:
+            cond, clip_voxels = self.condition(batch["fmri"])
+            targets = self.clip_targets(batch)
+        else:  # several subjects: each through its adapter, one prior over the whole batch
+            conds = [self.condition(part["fmri"], k) for k, part in parts]
+            cond, clip_voxels = torch.cat([c for c, _ in conds]), torch.cat([v for _, v in conds])
+            targets = torch.cat([self.clip_targets(part) for _, part in parts])
+            if self.clipproj is not None:
+                batch = {"targets": {"caption_emb": torch.cat([p["targets"]["caption_emb"] for _, p in parts])}}
         loss_prior, prior_out = self.diffusion_prior(cond, targets)
         loss = hp.prior_weight * loss_prior
         with torch.no_grad():  # reference adds it to the loss, but no trainable weight sees it
@@ -97,9 +109,9 @@ class SemanticPriorReconstructor(SemanticReconstructor):
                        "train/tau": float(tau)}, prog_bar=True, sync_dist=True)
         return loss
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
+    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
         hp = self.hparams
-        backbone_tokens, clip_voxels = self.encode_voxels(batch["fmri"])
+        backbone_tokens, clip_voxels = self.encode_voxels(batch["fmri"], dataloader_idx)
         cond = clip_voxels if hp.condition_on == "clip_voxels" else backbone_tokens
         targets = self.clip_targets(batch)
         # seeded timesteps, noise and dropout masks: the validation prior loss is comparable across epochs
@@ -112,17 +124,22 @@ class SemanticPriorReconstructor(SemanticReconstructor):
         loss_text = self.text_loss(prior_out, batch, gather=False)
         if loss_text is not None:
             loss = loss + hp.val_text_weight * loss_text
-            self.log("val/loss_text", loss_text, sync_dist=True)
-        self.log_dict({"val/loss": loss, "val/loss_prior": loss_prior, "val/loss_clip": loss_clip}, sync_dist=True)
-        self._val["preds"].append(preds.half())
-        self._val["targets"].append(targs.half())
-        self.keep_index(batch)
+        self.log_val({"val/loss_text": loss_text}, dataloader_idx, len(preds))
+        self.log_val({"val/loss": loss, "val/loss_prior": loss_prior, "val/loss_clip": loss_clip}, dataloader_idx,
+                     len(preds))
+        rows = self.val_rows(dataloader_idx)
+        rows["preds"].append(preds.half())
+        rows["targets"].append(targs.half())
+        if "split_index" in batch:
+            rows["index"].append(torch.as_tensor(batch["split_index"]).reshape(-1))
         if self.sample_this_epoch():
             samples = self.diffusion_prior.p_sample_loop(cond, timesteps=hp.val_sample_steps, generator=gen)
-            self._val_samples["samples"].append(flat_normalize(samples).half())
-            self._val_samples["targets"].append(targs.half())
+            bucket = self._val_samples if not self.multi_subject else self._val_samples_by.setdefault(
+                dataloader_idx, {"samples": [], "targets": [], "index": []})
+            bucket["samples"].append(flat_normalize(samples).half())
+            bucket["targets"].append(targs.half())
             if "split_index" in batch:
-                self._val_samples["index"].append(torch.as_tensor(batch["split_index"]).reshape(-1))
+                bucket["index"].append(torch.as_tensor(batch["split_index"]).reshape(-1))
 
     def sample_this_epoch(self) -> bool:
         every = self.hparams.val_sample_every_n_epochs
@@ -130,10 +147,10 @@ class SemanticPriorReconstructor(SemanticReconstructor):
 
     def on_validation_epoch_end(self) -> None:
         super().on_validation_epoch_end()
+        if self.multi_subject:
+            self.log_subject_metrics(self._val_samples_by, "val/prior_top1")
+            return
         if not self._val_samples["samples"]:
             return
-        rows = self.gather_in_order(self._val_samples)
-        self._val_samples = {"samples": [], "targets": [], "index": []}
-        samples, targs = rows["samples"], rows["targets"]
-        fwd, bwd = retrieval_top1(samples, targs, self.hparams.retrieval_k)
-        self.log_dict({"val/prior_top1_fwd": fwd, "val/prior_top1_bwd": bwd}, sync_dist=False)
+        rows, self._val_samples = self._val_samples, {"samples": [], "targets": [], "index": []}
+        self.log_dict(self.retrieval_of(rows, "val/prior_top1"), sync_dist=False)

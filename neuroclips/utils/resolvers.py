@@ -6,11 +6,16 @@ import os
 
 from omegaconf import OmegaConf
 
+from neuroclips.subjects import roster_group_id, roster_voxels
+
 
 def register() -> None:
     # the launch directory; unlike ${hydra:runtime.cwd} it also resolves where Hydra's runtime config is not set
     # yet (the multirun sweeper computes hydra.sweep.dir before any job starts)
     OmegaConf.register_new_resolver("nc.cwd", os.getcwd, replace=True)
+    # subj.id / subj.voxels from the merged subject roster (neuroclips/subjects.py)
+    OmegaConf.register_new_resolver("nc.subj_id", roster_group_id, replace=True)
+    OmegaConf.register_new_resolver("nc.subj_voxels", roster_voxels, replace=True)
 
 
 register()
