@@ -7,9 +7,8 @@ left out. MindEye2's ``ridge.linears.N`` layout is kept, so both kinds load into
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import re
+from pathlib import Path
 
 import torch
 from torch import nn

@@ -15,6 +15,9 @@ The formula (bytes per GPU), with P_t trainable and P_f frozen parameters, N GPU
 DDP replicates everything: 16·P_t + b_f·P_f + A·B. Fully sharded data parallel (FSDP FULL_SHARD) splits the
 trainable weights, gradients and optimizer state over N GPUs: 16·P_t/N + b_f·P_f + A·B (frozen encoders kept
 whole on every GPU; the gathered parameters of the largest wrapped layer add a transient, not counted).
+
+Several subjects (``subj=all``): ``ridge_adapters`` lists each subject's ridge (voxels, parameters) and their total;
+the batch stays the global batch of one step over all subjects (each subject gets batch / subjects of it).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from torch import nn
 
 from neuroclips.data.datamodule import process_batch_size
 from neuroclips.errors import ConfigError
+from neuroclips.subjects import as_ids
 
 GIB = 1024**3
 PLAN_GPUS = (1, 2, 4, 8)
@@ -75,6 +79,20 @@ def activation_bytes_per_sample(modules: dict[str, nn.Module], element_bytes: in
     return int(total * element_bytes)
 
 
+def adapter_report(cfg: DictConfig, modules: dict[str, nn.Module]) -> dict[str, Any] | None:
+    """Per-subject ridge adapters of the system (voxels and parameters each, and the total), or None."""
+    linears = getattr(getattr(modules.get("system"), "ridge", None), "linears", None)
+    if linears is None:
+        return None
+    ids = as_ids(OmegaConf.select(cfg, "subj.id", default=1))
+    names = [f"subj{s:02d}" for s in ids] if len(ids) == len(linears) else [f"adapter{k}" for k in range(len(linears))]
+    out: dict[str, Any] = {}
+    for name, lin in zip(names, linears):
+        out[name] = {"voxels": int(lin.in_features), "parameters": sum(p.numel() for p in lin.parameters())}
+    out["total_parameters"] = sum(v["parameters"] for v in out.values())
+    return out
+
+
 def memory_plan(cfg: DictConfig, report: dict, modules: dict[str, nn.Module]) -> dict[str, Any]:
     precision = str(OmegaConf.select(cfg, "trainer.precision", default="32-true"))
     half = precision.startswith(("bf16", "16"))
@@ -107,7 +125,9 @@ def memory_plan(cfg: DictConfig, report: dict, modules: dict[str, nn.Module]) ->
             }
             if refused:  # the DataModule refuses this batch on n processes: no activation estimate, no verdict
                 plans[f"{strategy}_x{n}"].update(refused=refused, fits=None)
+    adapters = adapter_report(cfg, modules)
     return {
+        **({"ridge_adapters": adapters} if adapters else {}),
         "formula": "per GPU = 16*P_trainable/shards + b_frozen*P_frozen + activations_per_sample*batch_per_gpu",
         "precision": precision, "batch_size": batch,
         "batch_size_meaning": "global batch of one optimizer step; per GPU = batch_size / GPUs",
