@@ -78,7 +78,11 @@ def _ids(subj: int | str | list[int]) -> list[int]:
     return sorted(int(s) for s in str(subj).split("_"))
 
 
-_ADAPTER_KEY = re.compile(r"^(?P<head>(?:.*\.)?linears\.)(?P<k>\d+)(?P<tail>\..*)$")
+# per-subject containers of a multi-subject model, and what their k-th entry is called in a one-subject model
+_ADAPTER_KEYS = (
+    (re.compile(r"^(?P<head>(?:.*\.)?linears\.)(?P<k>\d+)(?P<tail>\..*)$"), "0"),  # ridge.linears.<k> -> .0
+    (re.compile(r"^(?P<head>(?:.*\.)?inception\.)(?P<k>\d+)\.(?P<tail>.*)$"), ""),  # PR inception.<k>. -> inception.
+)
 
 
 def subject_slice(state: dict, held: list[int], subj: int) -> dict:
@@ -89,11 +93,14 @@ def subject_slice(state: dict, held: list[int], subj: int) -> dict:
     k = str(held.index(int(subj)))
     out = {}
     for key, value in state.items():
-        m = _ADAPTER_KEY.match(key)
-        if m is None:
+        for pattern, single in _ADAPTER_KEYS:
+            m = pattern.match(key)
+            if m is not None:
+                if m["k"] == k:
+                    out[f"{m['head']}{single}{m['tail']}"] = value
+                break
+        else:
             out[key] = value
-        elif m["k"] == k:
-            out[f"{m['head']}0{m['tail']}"] = value
     return out
 
 

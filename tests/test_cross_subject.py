@@ -151,3 +151,39 @@ def test_bad_input_is_one_sentence(sim_file, tmp_path):
     with pytest.raises(ConfigError) as wrong:
         check_adapters(datamodule(sim_file), system(voxels=[13447, 14828, 9000]))
     assert "9114" in str(wrong.value) and "\n" not in str(wrong.value)
+
+
+def test_three_subject_pr_step_and_its_one_subject_slice(tmp_path):
+    from functools import partial
+
+    from pytorch_lightning.utilities import CombinedLoader
+    from torch.utils.data import DataLoader
+
+    from neuroclips.models.perceptual import PerceptualNet
+    from neuroclips.systems.perceptual import PerceptualReconstructor
+    from tests.test_pr_systems import modules
+
+    _, vae, teacher = modules()
+    kw = dict(inception_hidden=8, hidden=16, n_blocks=1, low_level_channels=8, low_level_size=2, aux_dim=8,
+              decoder_channels=(8, 8), decoder_norm_groups=4)
+    torch.manual_seed(0)
+    net = PerceptualNet(voxels=[40, 30, 20], **kw)
+    pr = PerceptualReconstructor(net=net, vae=vae, teacher=teacher, optimizer=partial(torch.optim.AdamW, lr=1e-3))
+    frames = torch.rand(8, 6, 3, 16, 16)
+    items = {v: [{"fmri": torch.randn(v), "frames": frames[i], "targets": {"vae_latents": vae.encode(frames[i])}}
+                 for i in range(8)] for v in (40, 30, 20)}
+    before = [p.detach().clone() for p in net.inception.parameters()]
+    train = CombinedLoader({f"subj0{s}": DataLoader(items[v], batch_size=4) for s, v in zip(SUBJECTS, (40, 30, 20))},
+                           mode="min_size")
+    t = trainer()
+    t.fit(pr, train_dataloaders=train, val_dataloaders=[DataLoader(items[v], batch_size=4) for v in (40, 30, 20)])
+    m = t.callback_metrics
+    assert float(m["val/pixcorr"]) == pytest.approx(float(sum(m[f"val/adapter{k}/pixcorr"]
+                                                              for k in range(3)) / 3))
+    assert all(not torch.equal(a, b) for a, b in zip(before, net.inception.parameters()))
+    path = tmp_path / "pr.ckpt"
+    torch.save({"state_dict": pr.state_dict(), "neuroclips": {"stage": "pr", "subj": "1_2_3", "subjects": SUBJECTS}},
+               path)
+    one = load_into(PerceptualNet(voxels=20, **kw), str(path), "pr", 3, prefix="net.").eval()
+    x = torch.randn(4, 20)
+    assert torch.equal(one(x, "clip")["latents"], net.eval()(x, "clip", 2)["latents"])

@@ -8,6 +8,10 @@ backbone -> low-level head (hidden -> C×s×s maps, GroupNorm or BatchNorm: `low
 
 The backbone is the PR variant of the MindEye2 BrainNetwork: same two-stream mixer blocks, no CLIP head.
 `reference_state_dict_to_ours` maps a reference `video_subj0X_PR.pth` state dict onto this module.
+
+Several subjects (`voxels` a list, `subj=all`): the subject-specific parts, Inception Extension and ridge, exist
+once per subject (`inception.<k>.*`, `ridge.linears.<k>.*`), everything after the ridge is shared. One subject
+keeps the reference keys (`inception.*`, `ridge.linears.0.*`).
 """
 
 from __future__ import annotations
@@ -50,14 +54,16 @@ def validate_temporal_window(temporal_window: str | int) -> None:
 
 
 class SubjectRidge(nn.Module):
-    """Per-subject linear map V -> hidden (learned by SGD, as in the reference; key `linears.0`)."""
+    """Per-subject linear map V_s -> hidden (learned by SGD, as in the reference; keys `linears.<k>`)."""
 
-    def __init__(self, *, voxels: int, hidden: int) -> None:
+    def __init__(self, *, voxels: int | Sequence[int], hidden: int) -> None:
         super().__init__()
-        self.linears = nn.ModuleList([nn.Linear(voxels, hidden)])
+        sizes = [voxels] if isinstance(voxels, int) else list(voxels)
+        self.in_features = sizes
+        self.linears = nn.ModuleList([nn.Linear(v, hidden) for v in sizes])
 
-    def forward(self, voxels: Tensor) -> Tensor:
-        return self.linears[0](voxels)
+    def forward(self, voxels: Tensor, subject_index: int = 0) -> Tensor:
+        return self.linears[subject_index](voxels)
 
 
 def _two_layer_mlp(width: int, dropout: float) -> nn.Sequential:
@@ -148,7 +154,7 @@ class PerceptualNet(nn.Module):
     def __init__(
         self,
         *,
-        voxels: int,
+        voxels: int | Sequence[int],
         frames_per_clip: int = 6,
         inception_hidden: int = 256,
         inception_blocks: int = 1,
@@ -167,11 +173,12 @@ class PerceptualNet(nn.Module):
     ) -> None:
         super().__init__()
         self.frames_per_clip = frames_per_clip
-        self.inception = InceptionExtension(
-            voxels=voxels, hidden=inception_hidden, frames_per_clip=frames_per_clip, n_blocks=inception_blocks,
-            dropout=dropout,
-        )
-        self.ridge = SubjectRidge(voxels=voxels, hidden=hidden)
+        sizes = [voxels] if isinstance(voxels, int) else [int(v) for v in voxels]
+        inceptions = [InceptionExtension(voxels=v, hidden=inception_hidden, frames_per_clip=frames_per_clip,
+                                         n_blocks=inception_blocks, dropout=dropout) for v in sizes]
+        # one subject: the reference's single module (keys inception.*); several: one per subject (inception.<k>.*)
+        self.inception = inceptions[0] if len(sizes) == 1 else nn.ModuleList(inceptions)
+        self.ridge = SubjectRidge(voxels=sizes if len(sizes) > 1 else sizes[0], hidden=hidden)
         self.backbone = PerceptualBackbone(hidden=hidden, n_blocks=n_blocks, dropout=dropout)
         self.low_level = LowLevelHead(
             hidden=hidden, channels=low_level_channels, size=low_level_size, dropout=low_level_dropout,
@@ -187,11 +194,14 @@ class PerceptualNet(nn.Module):
         )
         self.latent_size = low_level_size * self.decoder.upsample_factor
 
-    def forward(self, voxels: Tensor, temporal_window: str | int = "batch") -> dict[str, Tensor]:
+    def subject_inception(self, subject_index: int = 0) -> InceptionExtension:
+        return self.inception[subject_index] if isinstance(self.inception, nn.ModuleList) else self.inception
+
+    def forward(self, voxels: Tensor, temporal_window: str | int = "batch", subject_index: int = 0) -> dict[str, Tensor]:
         clips = voxels.shape[0]
         frames_per_window = resolve_frames_per_window(temporal_window, clips, self.frames_per_clip)
-        pseudo_fmri = self.inception(voxels)  # (B·F, V), clip-major
-        maps = self.low_level(self.backbone(self.ridge(pseudo_fmri)))
+        pseudo_fmri = self.subject_inception(subject_index)(voxels)  # (B·F, V), clip-major
+        maps = self.low_level(self.backbone(self.ridge(pseudo_fmri, subject_index)))
         latents = self.decoder(maps, frames_per_window)
         tokens = self.aux_head(maps)
         return {

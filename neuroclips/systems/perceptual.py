@@ -20,6 +20,12 @@ one process): the aux tokens (with gradients) and the teacher tokens of every ra
 which is invariant to the row order, so N processes with global batch B compute the one-process term at batch B.
 `gather_contrastive=false` scores each process's own clips (per-GPU, like a multi-GPU run of the reference).
 Validation never gathers inside a step (validation shards may be uneven).
+
+Several subjects (``subj=all``): each subject's part of the batch goes through its own Inception Extension and
+ridge and the shared rest (its temporal window stays within the part: the subject's consecutive clips); the losses
+see the whole batch. The PR loader is unshuffled (the ``batch`` window needs consecutive clips), so every subject's
+part holds the same clips of the movie. Validation metrics per subject (``val/subj01/pixcorr``) and their mean
+(``val/pixcorr``, the monitor).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from neuroclips.metrics.ssim import ssim
 from neuroclips.models.convnext_teacher import ConvNeXtTeacher, TeacherAugmentation
 from neuroclips.models.frozen_vae import VaeLatentEncoder
 from neuroclips.models.perceptual import PerceptualNet, validate_temporal_window
+from neuroclips.systems.multi_subject import SubjectSums, batch_parts, per_subject_and_mean, subject_names
 
 OBJECTIVES = ("reference", "paper_eq1")
 LATENT_SOURCES = ("cached", "online")
@@ -94,6 +101,8 @@ class PerceptualReconstructor(pl.LightningModule):
         if self.uses_teacher and teacher is None:
             raise ValueError("system.teacher: the reference objective with cont_weight > 0 needs a ConvNeXt teacher.")
         self.val_pixcorr, self.val_ssim, self.val_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        self.n_subjects = len(net.ridge.linears)
+        self._val_sums = SubjectSums()  # several subjects: per-subject sums, logged at the epoch's end
 
     # ------------------------------------------------------------------------------------------- pieces
     def _frames(self, batch: dict) -> Tensor:
@@ -171,7 +180,8 @@ class PerceptualReconstructor(pl.LightningModule):
         voxels = next(self.net.inception.parameters()).shape[1]
         return self.net(torch.zeros(batch_size, voxels), self.hparams.temporal_window)
 
-    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+    def subject_step(self, batch: dict, subject_index: int) -> tuple[dict, Tensor, Tensor | None]:
+        """Outputs, target latents and frames of one subject's part of a training batch."""
         voxels = batch["fmri"]
         targets = self.target_latents(batch)
         frames = batch.get("frames")
@@ -181,9 +191,18 @@ class PerceptualReconstructor(pl.LightningModule):
         if mixing:
             voxels, perm, lambdas = mixco_mix(voxels, self.hparams.mixco_beta, self.hparams.mixco_select_prob)
             targets = mix_like(targets, perm, lambdas)
-        outputs = self.net(voxels, self.hparams.temporal_window)
+        return self.net(voxels, self.hparams.temporal_window, subject_index), targets, frames
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        steps = [self.subject_step(part, k) for k, part in batch_parts(batch, self.n_subjects)]
+        if len(steps) == 1:
+            outputs, targets, frames = steps[0]
+        else:  # several subjects: one loss over the whole batch
+            outputs = {key: torch.cat([o[key] for o, _, _ in steps]) for key in steps[0][0]}
+            targets = torch.cat([t for _, t, _ in steps])
+            frames = None if steps[0][2] is None else torch.cat([f for _, _, f in steps])
         losses = self.compute_losses(outputs, targets, frames, gather=True)
-        batch_size = voxels.shape[0]
+        batch_size = targets.shape[0]
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=False, batch_size=batch_size,
                       on_step=True, on_epoch=True, sync_dist=True)
         if self.hparams.log_train_pixcorr and frames is not None:
@@ -193,10 +212,10 @@ class PerceptualReconstructor(pl.LightningModule):
             self.log("train/pixcorr", train_pixcorr.float(), batch_size=batch_size, on_epoch=True, sync_dist=True)
         return losses["loss"]
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
+    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
         frames = self._frames(batch)
         targets = self.target_latents(batch)
-        outputs = self.net(batch["fmri"], self.hparams.temporal_window)
+        outputs = self.net(batch["fmri"], self.hparams.temporal_window, dataloader_idx)
         losses = self.compute_losses(outputs, targets, frames)
         decoded = self.decode_frames(outputs["latents"]).flatten(0, 1)
         truth = frames.flatten(0, 1)
@@ -205,12 +224,24 @@ class PerceptualReconstructor(pl.LightningModule):
         decoded, truth = to_uint8(decoded), to_uint8(truth)
         pixcorr_values = pixcorr(decoded, truth).float().to(self.device)
         ssim_values = ssim(decoded, truth, variant=self.hparams.ssim_variant).float().to(self.device)
+        if self.n_subjects > 1:
+            self._val_sums.add(dataloader_idx, {"val/pixcorr": pixcorr_values.mean(), "val/ssim": ssim_values.mean()},
+                               len(pixcorr_values))
+            self._val_sums.add(dataloader_idx, {"val/loss": losses["loss"].detach()}, frames.shape[0])
+            return
         self.val_pixcorr.update(pixcorr_values)
         self.val_ssim.update(ssim_values)
         self.val_loss.update(losses["loss"].detach(), weight=frames.shape[0])
         self.log("val/pixcorr", self.val_pixcorr, on_epoch=True, prog_bar=True)
         self.log("val/ssim", self.val_ssim, on_epoch=True)
         self.log("val/loss", self.val_loss, on_epoch=True)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.n_subjects > 1:
+            means = self._val_sums.means()
+            if means:
+                names = subject_names(self.trainer, self.n_subjects)
+                self.log_dict(per_subject_and_mean(means, names), prog_bar=False, sync_dist=True)
 
     # ------------------------------------------------------------------------------------------- optimizer
     def configure_optimizers(self):
