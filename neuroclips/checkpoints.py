@@ -145,45 +145,62 @@ def run_checkpoint(path: str | Path) -> Path:
     return p / "checkpoints" / "best.ckpt" if p.is_dir() else p
 
 
-def warm_start_from_run(modules: dict[str, nn.Module], path: str | Path, subjects: list[int],
-                        expected_stage: str | list[str], field: str = "init.from_run") -> list[int]:
-    """Load an earlier run's weights into ``modules`` (state-dict prefix -> module) for the subjects ``subjects``.
+_ONE_SUBJECT_KEY = re.compile(r"(^|\.)(linears\.0\.|inception\.)")  # a one-subject model's per-subject keys
 
-    Shared modules load whole (strict). ``ridge`` (one adapter per subject) takes the adapters of the subjects the
-    run holds; the others stay freshly initialised. Returns the new subjects (those the run did not hold).
+
+def split_subjects(state: dict, held: list[int]) -> tuple[dict, dict[int, dict]]:
+    """A state dict as (shared keys, {subject: its per-subject keys named as in a one-subject model})."""
+    if len(held) == 1:
+        own = {k: v for k, v in state.items() if _ONE_SUBJECT_KEY.search(k)}
+        return {k: v for k, v in state.items() if k not in own}, {held[0]: own}
+    shared = {k: v for k, v in state.items() if not any(p.match(k) for p, _ in _ADAPTER_KEYS)}
+    per = {}
+    for s in held:
+        sliced = subject_slice(state, held, s)
+        per[s] = {k: v for k, v in sliced.items() if k not in shared}
+    return shared, per
+
+
+def _as_adapter(key: str, j: int, multi: bool) -> str:
+    """A one-subject per-subject key as adapter ``j`` of a model of several subjects."""
+    if not multi:
+        return key
+    key = re.sub(r"(^|\.)linears\.0\.", lambda m: f"{m[1]}linears.{j}.", key, count=1)
+    return re.sub(r"(^|\.)inception\.", lambda m: f"{m[1]}inception.{j}.", key, count=1)
+
+
+def warm_start_from_run(system: nn.Module, path: str | Path, subjects: list[int], expected_stage: str | list[str],
+                        prefixes: tuple[str, ...], field: str = "init.from_run") -> list[int]:
+    """Load an earlier run's weights under ``prefixes`` into ``system`` (a model of the subjects ``subjects``).
+
+    Shared weights load whole (every one must be there, with its shape); per-subject adapters (ridge, the PR's
+    Inception Extension) are taken for the subjects that run held, the others stay freshly initialised.
+    Returns the new subjects (those the run did not hold).
     """
     ckpt_path = run_checkpoint(path)
     ckpt = read_checkpoint(ckpt_path, field)
     meta = check_meta(ckpt_path, ckpt, expected_stage, None)
     held = meta_subjects(meta) or []
-    sd = ckpt.get("state_dict", ckpt)
-    new = [s for s in subjects if s not in held]
-    for name, module in modules.items():
-        if module is None:
-            continue
-        if name == "ridge":
-            for j, s in enumerate(subjects):
-                if s not in held:
-                    continue
-                k = held.index(s)
-                for leaf, own in module.linears[j].state_dict().items():
-                    value = sd[f"ridge.linears.{k}.{leaf}"]
-                    if value.shape != own.shape:
-                        raise CheckpointMismatchError(
-                            f"{ckpt_path}: adapter of subject {s} (key 'ridge.linears.{k}.{leaf}') has shape "
-                            f"{tuple(value.shape)}, expected {tuple(own.shape)} (config field '{field}': subject {s}'s "
-                            f"voxel count or scale.sr.hidden differ from that run's)."
-                        )
-                    own.copy_(value)
-            continue
-        part = {k[len(name) + 1:]: v for k, v in sd.items() if k.startswith(name + ".")}
-        if not part:
-            raise CheckpointMismatchError(f"{ckpt_path}: expected weights under '{name}.' (config field '{field}'), "
-                                          f"found none.")
-        try:
-            module.load_state_dict(part, strict=True)
-        except RuntimeError as e:
-            first = str(e).strip().splitlines()[-1].strip()
-            raise CheckpointMismatchError(f"{ckpt_path}: '{name}' does not match this run's (config field '{field}'; "
-                                          f"another scale or model size?): {first}") from None
-    return new
+    source = {k: v for k, v in ckpt.get("state_dict", ckpt).items() if k.startswith(prefixes)}
+    shared, per = split_subjects(source, held)
+    own = {k: v for k, v in system.state_dict().items() if k.startswith(prefixes)}
+    own_shared, _ = split_subjects(own, subjects)
+    picked = dict(shared)
+    for j, s in enumerate(subjects):
+        picked.update({_as_adapter(k, j, len(subjects) > 1): v for k, v in per.get(s, {}).items()})
+    missing = sorted(set(own_shared) - set(shared))
+    if missing or set(picked) - set(own):
+        extra = sorted(set(picked) - set(own))
+        raise CheckpointMismatchError(
+            f"{ckpt_path}: expected the weights of this run's nets under {list(prefixes)} (config field '{field}'), "
+            f"found {len(missing)} missing (e.g. {missing[:2]}) and {len(extra)} unknown (e.g. {extra[:2]}): a run of "
+            f"another stage or model?")
+    for key, value in picked.items():
+        if tuple(value.shape) != tuple(own[key].shape):
+            adapter = key not in own_shared
+            raise CheckpointMismatchError(
+                f"{ckpt_path}: key '{key}' has shape {tuple(value.shape)}, expected {tuple(own[key].shape)} (config "
+                f"field '{field}': " + ("that subject's voxel count differs from this run's)." if adapter else
+                                       "another scale or model size?)."))
+    system.load_state_dict(picked, strict=False)
+    return [s for s in subjects if s not in held]

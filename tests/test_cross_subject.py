@@ -120,8 +120,8 @@ def test_adaptation_warm_starts_shared_nets_and_trains_only_the_new_adapter_firs
     assert not torch.equal(ridge, sr.ridge.linears[0].weight)
     trainer(epochs=2).fit(sr, datamodule=datamodule(sim_file, subjects=[1], train_fraction=0.125))
     assert not torch.equal(shared, sr.backbone.backbone_linear.weight)  # phase 'all' (epoch 1)
-    with pytest.raises(CheckpointMismatchError, match="adapter of subject 2"):
-        warm_start_from_run({"ridge": RidgeAdapters([100], H)}, path, [2], "sr")
+    with pytest.raises(CheckpointMismatchError, match="voxel count"):
+        warm_start_from_run(system(voxels=[100]), path, [2], "sr", ("ridge.", "backbone."))
     with pytest.raises(ConfigError, match="init.from_run"):
         system(adapter_epochs=2)
 
@@ -187,3 +187,12 @@ def test_three_subject_pr_step_and_its_one_subject_slice(tmp_path):
     one = load_into(PerceptualNet(voxels=20, **kw), str(path), "pr", 3, prefix="net.").eval()
     x = torch.randn(4, 20)
     assert torch.equal(one(x, "clip")["latents"], net.eval()(x, "clip", 2)["latents"])
+    adapted = PerceptualReconstructor(net=PerceptualNet(voxels=20, **kw), vae=vae, teacher=teacher, subjects=3,
+                                      init_from_run=str(path), adapter_epochs=1,
+                                      optimizer=partial(torch.optim.AdamW, lr=1e-3))
+    assert adapted.new_adapters == [] and torch.equal(adapted.net.decoder.conv_in.weight, net.decoder.conv_in.weight)
+    assert torch.equal(adapted.net.inception.lin0[0].weight, net.inception[2].lin0[0].weight)
+    shared, own = adapted.net.decoder.conv_in.weight.clone(), adapted.net.inception.lin0[0].weight.clone()
+    trainer().fit(adapted, train_dataloaders=DataLoader(items[20], batch_size=4))
+    assert torch.equal(shared, adapted.net.decoder.conv_in.weight)  # phase 'adapter': shared nets frozen
+    assert not torch.equal(own, adapted.net.inception.lin0[0].weight)

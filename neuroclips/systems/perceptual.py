@@ -25,7 +25,9 @@ Several subjects (``subj=all``): each subject's part of the batch goes through i
 ridge and the shared rest (its temporal window stays within the part: the subject's consecutive clips); the losses
 see the whole batch. The PR loader is unshuffled (the ``batch`` window needs consecutive clips), so every subject's
 part holds the same clips of the movie. Validation metrics per subject (``val/subj01/pixcorr``) and their mean
-(``val/pixcorr``, the monitor).
+(``val/pixcorr``, the monitor). New subject: ``init_from_run`` loads an earlier pr run's shared nets (and the
+adapters of subjects it held); the first ``adapter_epochs`` (phase ``adapter``) train only the Inception Extension
+and ridge (the new subject's), the shared nets frozen, then (phase ``all``) everything.
 """
 
 from __future__ import annotations
@@ -44,7 +46,13 @@ from neuroclips.metrics.ssim import ssim
 from neuroclips.models.convnext_teacher import ConvNeXtTeacher, TeacherAugmentation
 from neuroclips.models.frozen_vae import VaeLatentEncoder
 from neuroclips.models.perceptual import PerceptualNet, validate_temporal_window
-from neuroclips.systems.multi_subject import SubjectSums, batch_parts, per_subject_and_mean, subject_names
+from neuroclips.systems.multi_subject import (
+    SubjectSums,
+    batch_parts,
+    in_adapter_phase,
+    per_subject_and_mean,
+    subject_names,
+)
 
 OBJECTIVES = ("reference", "paper_eq1")
 LATENT_SOURCES = ("cached", "online")
@@ -84,6 +92,9 @@ class PerceptualReconstructor(pl.LightningModule):
         ssim_variant: str = "rgb255",
         log_train_pixcorr: bool = False,
         gather_contrastive: bool = True,
+        subjects: int | str | list[int] | None = None,
+        init_from_run: str | None = None,
+        adapter_epochs: int = 0,
     ) -> None:
         super().__init__()
         if objective not in OBJECTIVES:
@@ -103,6 +114,35 @@ class PerceptualReconstructor(pl.LightningModule):
         self.val_pixcorr, self.val_ssim, self.val_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.n_subjects = len(net.ridge.linears)
         self._val_sums = SubjectSums()  # several subjects: per-subject sums, logged at the epoch's end
+        self.new_adapters = self.warm_start(subjects, init_from_run, adapter_epochs)
+
+    def warm_start(self, subjects, init_from_run: str | None, adapter_epochs: int) -> list[int]:
+        """Adapter indices the warm start did not find (fresh); loads ``init_from_run`` if given."""
+        from neuroclips.errors import ConfigError
+
+        if not init_from_run:
+            if adapter_epochs:
+                raise ConfigError(f"adapt.adapter_epochs={adapter_epochs}: expected init.from_run (the run whose shared "
+                                  f"nets stay frozen in the adapter phase), found none.")
+            return list(range(self.n_subjects))
+        from neuroclips.checkpoints import warm_start_from_run
+        from neuroclips.subjects import as_ids
+        from neuroclips.utils.weights import is_meta
+
+        ids = as_ids(subjects) if subjects is not None else list(range(1, self.n_subjects + 1))
+        if is_meta(self.net):
+            return list(range(self.n_subjects))
+        new = warm_start_from_run(self, init_from_run, ids, expected_stage="pr", prefixes=("net.",))
+        return [ids.index(s) for s in new]
+
+    def on_train_epoch_start(self) -> None:
+        """Adaptation phases: ``adapter`` (shared nets frozen; each subject's Inception Extension and ridge train),
+        then ``all``."""
+        if not self.hparams.adapter_epochs:
+            return
+        self.net.requires_grad_(not in_adapter_phase(self.current_epoch, self.hparams.adapter_epochs))
+        self.net.inception.requires_grad_(True)
+        self.net.ridge.requires_grad_(True)
 
     # ------------------------------------------------------------------------------------------- pieces
     def _frames(self, batch: dict) -> Tensor:

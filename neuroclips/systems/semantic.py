@@ -14,8 +14,8 @@ Several subjects (``subj=all``, neuroclips.systems.multi_subject): one ridge ada
 backbone; each training batch holds every subject's clips (BiMixCo mixes within a subject), their ridge outputs are
 concatenated and the contrastive terms see the whole batch. Validation metrics per subject and their mean.
 New-subject adaptation: ``init_from_run`` loads an earlier run's shared nets and the adapters of the subjects it
-held; for the first ``adapter_epochs`` (phase ``adapter``) only the new subjects' adapters train, then (phase
-``all``) everything, as MindEye2's fine-tuning does.
+held; for the first ``adapter_epochs`` (phase ``adapter``) only the adapters train (the new subject's, in the usual
+case of one subject), the shared backbone frozen, then (phase ``all``) everything, as MindEye2's fine-tuning does.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ class SemanticReconstructor(pl.LightningModule):
         self.new_adapters = self.warm_start(subjects, init_from_run, adapter_epochs)
 
     def warm_start(self, subjects, init_from_run: str | None, adapter_epochs: int) -> list[int]:
-        """Adapter indices that are new (trained in the ``adapter`` phase); loads ``init_from_run`` if given."""
+        """Adapter indices the warm start did not find (fresh); loads ``init_from_run`` if given."""
         from neuroclips.errors import ConfigError
 
         n = len(self.ridge.linears)
@@ -131,8 +131,8 @@ class SemanticReconstructor(pl.LightningModule):
             raise ConfigError(f"system.subjects: expected {n} subjects (one per ridge adapter), found {ids}.")
         if is_meta(self.backbone):
             return list(range(n))
-        modules = {"ridge": self.ridge, "backbone": self.backbone, "clipproj": self.clipproj}
-        new = warm_start_from_run(modules, init_from_run, ids, expected_stage=["sr", "sr_prior"])
+        new = warm_start_from_run(self, init_from_run, ids, expected_stage=["sr", "sr_prior"],
+                                  prefixes=("ridge.", "backbone.", "clipproj."))
         return [ids.index(s) for s in new]
     # ---- pieces -------------------------------------------------------------------------------------------
     def clip_targets(self, batch: dict) -> Tensor:
@@ -150,14 +150,10 @@ class SemanticReconstructor(pl.LightningModule):
         return self.encode_voxels(torch.zeros(batch_size, voxels))
 
     def on_train_epoch_start(self) -> None:
-        """Adaptation phases: ``adapter`` (shared nets and known subjects' adapters frozen), then ``all``."""
+        """Adaptation phases: ``adapter`` (the shared backbone frozen, the subjects' adapters train), then ``all``."""
         epochs = int(self.hparams.get("adapter_epochs") or 0)
-        if not epochs:
-            return
-        frozen = in_adapter_phase(self.current_epoch, epochs)
-        self.backbone.requires_grad_(not frozen)
-        for k, linear in enumerate(self.ridge.linears):
-            linear.requires_grad_(not frozen or k in self.new_adapters)
+        if epochs:
+            self.backbone.requires_grad_(not in_adapter_phase(self.current_epoch, epochs))
 
     def gather(self, x: Tensor) -> Tensor:
         """Concatenate ``x`` over ranks with gradients (``gather_negatives``), else return it unchanged."""
