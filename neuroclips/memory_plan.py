@@ -16,7 +16,8 @@ DDP replicates everything: 16·P_t + b_f·P_f + A·B. Fully sharded data paralle
 trainable weights, gradients and optimizer state over N GPUs: 16·P_t/N + b_f·P_f + A·B (frozen encoders kept
 whole on every GPU; the gathered parameters of the largest wrapped layer add a transient, not counted).
 
-Several subjects (``subj=all``): ``ridge_adapters`` lists each subject's ridge (voxels, parameters) and their total;
+Several subjects (``subj=all``): ``ridge_adapters`` lists each subject's ridge (voxels, parameters; the PR's
+Inception Extension too) and their total;
 the batch stays the global batch of one step over all subjects (each subject gets batch / subjects of it).
 """
 
@@ -81,15 +82,19 @@ def activation_bytes_per_sample(modules: dict[str, nn.Module], element_bytes: in
 
 def adapter_report(cfg: DictConfig, modules: dict[str, nn.Module]) -> dict[str, Any] | None:
     """Per-subject ridge adapters of the system (voxels and parameters each, and the total), or None."""
-    linears = getattr(getattr(modules.get("system"), "ridge", None), "linears", None)
+    system = modules.get("system")
+    net = getattr(system, "net", None)  # the PR keeps its adapters (ridge, Inception Extension) in its net
+    linears = getattr(getattr(system, "ridge", None) or getattr(net, "ridge", None), "linears", None)
     if linears is None:
         return None
     ids = as_ids(OmegaConf.select(cfg, "subj.id", default=1))
     names = [f"subj{s:02d}" for s in ids] if len(ids) == len(linears) else [f"adapter{k}" for k in range(len(linears))]
     out: dict[str, Any] = {}
-    for name, lin in zip(names, linears):
+    for k, (name, lin) in enumerate(zip(names, linears)):
         out[name] = {"voxels": int(lin.in_features), "parameters": sum(p.numel() for p in lin.parameters())}
-    out["total_parameters"] = sum(v["parameters"] for v in out.values())
+        if hasattr(net, "subject_inception"):
+            out[name]["inception_parameters"] = sum(p.numel() for p in net.subject_inception(k).parameters())
+    out["total_parameters"] = sum(v["parameters"] + v.get("inception_parameters", 0) for v in out.values())
     return out
 
 

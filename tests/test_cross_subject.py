@@ -141,7 +141,7 @@ def test_train_fraction_and_segments_restrict_training_clips_only(sim_file):
 def test_bad_input_is_one_sentence(sim_file, tmp_path):
     from neuroclips.data.simulate import config_for, simulate
     from neuroclips.runtime import check_adapters
-    from tests.conftest import SMALL
+    from tests.conftest import SMALL, run_cli
 
     two = simulate(tmp_path / "two.h5", config_for("tiny", **{**SMALL, "subjects": (1, 2), "n_train": 60}),
                    progress=False)
@@ -151,6 +151,19 @@ def test_bad_input_is_one_sentence(sim_file, tmp_path):
     with pytest.raises(ConfigError) as wrong:
         check_adapters(datamodule(sim_file), system(voxels=[13447, 14828, 9000]))
     assert "9114" in str(wrong.value) and "\n" not in str(wrong.value)
+    proc = run_cli(["stage=toy_fit", "subj=all", "logger=none"], tmp_path, two, check=False)  # through the CLI
+    assert proc.returncode == 2 and "subj03" in proc.stderr
+    assert len([line for line in proc.stderr.splitlines() if "error" in line]) == 1
+
+
+def test_dry_run_lists_each_subjects_adapter():
+    from omegaconf import OmegaConf
+
+    from neuroclips.memory_plan import adapter_report
+
+    report = adapter_report(OmegaConf.create({"subj": {"id": "1_2_3"}}), {"system": system()})
+    assert [report[f"subj0{s}"]["voxels"] for s in SUBJECTS] == VOXELS
+    assert report["total_parameters"] == sum((v + 1) * H for v in VOXELS)
 
 
 def test_three_subject_pr_step_and_its_one_subject_slice(tmp_path):
