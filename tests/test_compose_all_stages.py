@@ -31,7 +31,8 @@ def test_every_stage_subject_scale_instantiates_on_meta(tmp_path):
             overrides = [f"stage={stage}", f"subj={subj}", f"scale={scale}", "dry_run=true"]
             cfg = compose("config", overrides=quote_numeric_group_overrides(overrides))
             resolved = OmegaConf.to_container(cfg, resolve=True)  # every interpolation of this combination
-            assert resolved["subj"]["id"] == int(subj) and resolved["scale"]["name"] == scale
+            expected_id = "1_2_3" if subj == "all" else int(subj)  # all: the three subjects, one adapter each
+            assert resolved["subj"]["id"] == expected_id and resolved["scale"]["name"] == scale
             part = "system" if cfg.stage.mode in ("fit", "predict") else "task"
             key = json.dumps(resolved[part], sort_keys=True, default=str)
             if key not in built:

@@ -209,3 +209,18 @@ def test_three_subject_pr_step_and_its_one_subject_slice(tmp_path):
     trainer().fit(adapted, train_dataloaders=DataLoader(items[20], batch_size=4))
     assert torch.equal(shared, adapted.net.decoder.conv_in.weight)  # phase 'adapter': shared nets frozen
     assert not torch.equal(own, adapted.net.inception.lin0[0].weight)
+
+
+def test_a_subjects_simulated_data_do_not_depend_on_the_other_subjects(tmp_path):
+    import h5py
+    import numpy as np
+
+    from neuroclips.data.simulate import config_for, simulate
+
+    small = dict(n_train=20, n_test=10, segment_len=10, image_size=16)
+    one = simulate(tmp_path / "one.h5", config_for("tiny", **small, subjects=(1,)), progress=False)
+    three = simulate(tmp_path / "three.h5", config_for("tiny", **small), progress=False)
+    with h5py.File(one) as a, h5py.File(three) as b:
+        assert np.array_equal(a["fmri/subj01/train"][:], b["fmri/subj01/train"][:])
+        # shared movie, own brains: the subjects' responses to the same clips differ
+        assert not np.allclose(b["fmri/subj01/train"][:, :, :9114], b["fmri/subj03/train"][:])

@@ -15,6 +15,12 @@ The response of clip t mixes in clip t-1 (hemodynamic lag), is z-scored per voxe
 independent Gaussian noise (2 repetitions for training clips, 10 for test clips). Everything derives from one
 seed, so the same arguments always give identical arrays.
 
+Across subjects (what cross-subject training, ``subj=all``, can exploit or not): all subjects watch the same movie,
+so the semantics (class, colour) and the retinotopic features they respond to are shared; each subject draws its
+own brain from its own seed stream (``SeedSequence(seed).spawn``, stream s for subject s): its own voxel count, its
+own assignment of voxels to kinds, its own semantic mixing weights, receptive fields and per-voxel noise levels.
+A subject's data do not depend on which other subjects are simulated.
+
 Usage: ``python -m neuroclips.data.simulate out=data/simulated_tiny.h5 scale=tiny [seed=0] [n_train=...]``
 """
 
