@@ -110,13 +110,14 @@ def main() -> None:
     p.add_argument("--adapter-epochs", type=int, default=30, help="(b): epochs of the adapter-only phase")
     p.add_argument("--fraction", type=float, default=0.125)
     p.add_argument("--k", type=int, default=30)
-    p.add_argument("--work", type=Path, default=Path("/tmp/xsubj_bench"))
+    p.add_argument("--work", type=Path, nargs="+", default=[Path("/tmp/xsubj_bench")],
+                   help="work folder (data, runs); with --table-only, several: seeds run in parallel elsewhere")
     p.add_argument("--out", type=Path, default=Path(__file__).with_name("cross_subject_results.md"))
     p.add_argument("--table-only", action="store_true",
-                   help="rewrite the table from the saved .json (runs kept), recomputing only the ridge baselines")
+                   help="score the finished runs found in the --work folders and write the table (trains nothing)")
     args = p.parse_args()
     t0 = time.time()
-    work = args.work
+    work = args.work[0]
     if not args.table_only:
         cli(["stage=targets", "task.encoders.vae_latents=null"], work)  # writes the 3-subject file, caches targets
     data_file = work / "data" / "simulated_tiny.h5"
@@ -132,12 +133,8 @@ def main() -> None:
                  "ridge all": ridge_baseline(collect(dm.dataset("train"), (0, 1)), splits, args.k)}
     print(json.dumps(baselines), flush=True)
     if args.table_only:
-        saved = json.loads(args.out.with_suffix(".json").read_text())
-        saved["baselines"] = baselines
-        args.out.with_suffix(".json").write_text(json.dumps(saved, indent=1))
-        for key in ("seeds", "epochs", "small_epochs", "adapter_epochs"):
-            setattr(args, key, saved["args"][key])
-        write_table(args, baselines, saved["results"], saved["sizes"], saved["walls"], saved["wall_s"])
+        results, walls = score_runs(args, splits)
+        save(args, baselines, results, sizes, walls, sum(walls.values()))
         return
     results: dict[str, list[dict]] = {c: [] for c in "abcd"}
     walls: dict[str, float] = {c: 0.0 for c in "abcd"}
@@ -150,15 +147,38 @@ def main() -> None:
                            f"adapt.adapter_epochs={args.adapter_epochs}"], work)
         walls["c"] += cli(["stage=sr", "subj=1", f"seed={seed}", f"name=c_s{seed}", *full], work)
         walls["d"] += cli(["stage=sr", "subj=all", f"seed={seed}", f"name=d_s{seed}", *full], work)
-        for c, folder in (("a", "subj1"), ("b", "subj1"), ("c", "subj1"), ("d", "subj1_2_3")):
+        for c, folder in FOLDERS.items():
             results[c].append(subject1_scores(runs / f"{c}_s{seed}" / folder / "sr" / "checkpoints" / "best.ckpt",
                                               splits, args.k))
         print(seed, json.dumps({c: r[-1] for c, r in results.items()}), flush=True)
-    (args.out.with_suffix(".json")).write_text(json.dumps({"baselines": baselines, "results": results,
-                                                           "sizes": sizes, "walls": walls,
-                                                           "wall_s": time.time() - t0, "args": vars(args) | {
-                                                               "work": str(work), "out": str(args.out)}}, indent=1))
-    write_table(args, baselines, results, sizes, walls, time.time() - t0)
+    save(args, baselines, results, sizes, walls, time.time() - t0)
+
+
+FOLDERS = {"a": "subj1", "b": "subj1", "c": "subj1", "d": "subj1_2_3"}
+
+
+def score_runs(args, splits: dict) -> tuple[dict, dict]:
+    """--table-only: subject 1's scores of every seed's finished runs, and the runs' training wall times."""
+    results: dict[str, list[dict]] = {c: [] for c in "abcd"}
+    walls = {c: 0.0 for c in "abcd"}
+    for seed in args.seeds:
+        found = [w / "runs" for w in args.work if (w / "runs" / f"d_s{seed}" / "subj1_2_3" / "sr" / "summary.json").exists()]
+        if not found:
+            raise SystemExit(f"seed {seed}: no finished runs in {args.work}")
+        runs = found[0]
+        for c, folder in FOLDERS.items():
+            results[c].append(subject1_scores(runs / f"{c}_s{seed}" / folder / "sr" / "checkpoints" / "best.ckpt",
+                                              splits, args.k))
+        for c, folder in (*FOLDERS.items(), ("b", "subj2_3")):
+            walls[c] += json.loads((runs / f"{c}_s{seed}" / folder / "sr" / "summary.json").read_text())["wall_s"]
+    return results, walls
+
+
+def save(args, baselines: dict, results: dict, sizes: dict, walls: dict, wall: float) -> None:
+    args.out.with_suffix(".json").write_text(json.dumps(
+        {"baselines": baselines, "results": results, "sizes": sizes, "walls": walls, "wall_s": wall,
+         "args": vars(args) | {"work": [str(w) for w in args.work], "out": str(args.out)}}, indent=1))
+    write_table(args, baselines, results, sizes, walls, wall)
 
 
 LABELS = {
@@ -177,7 +197,7 @@ def write_table(args, baselines: dict, results: dict, sizes: dict, walls: dict, 
         "",
         f"Produced by `python experiments/simulated_benchmark/cross_subject.py --seeds {' '.join(map(str, args.seeds))} "
         f"--epochs {args.epochs} --small-epochs {args.small_epochs} --adapter-epochs {args.adapter_epochs}` "
-        f"(CPU, {wall:.0f} s in all). Data: `neuroclips.data.simulate` scale=tiny, three subjects (13447, 14828, "
+        f"(CPU, {wall:.0f} s of training). Data: `neuroclips.data.simulate` scale=tiny, three subjects (13447, 14828, "
         f"9114 voxels; same movie, own voxel mixing and noise); subject 1 train/val/test = {sizes['train']}/"
         f"{sizes['val']}/{sizes['test']} clips, 12.5 % = the first {sizes['train_small']} training clips. Top-1 "
         f"among chunks of K = {args.k} clips (chance {100 / args.k:.1f} %), forward = fMRI -> image. Mean ± sd over "
