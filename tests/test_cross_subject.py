@@ -141,7 +141,7 @@ def test_train_fraction_and_segments_restrict_training_clips_only(sim_file):
 def test_bad_input_is_one_sentence(sim_file, tmp_path):
     from neuroclips.data.simulate import config_for, simulate
     from neuroclips.runtime import check_adapters
-    from tests.conftest import SMALL, run_cli
+    from tests.conftest import SMALL, run_inprocess
 
     two = simulate(tmp_path / "two.h5", config_for("tiny", **{**SMALL, "subjects": (1, 2), "n_train": 60}),
                    progress=False)
@@ -151,7 +151,7 @@ def test_bad_input_is_one_sentence(sim_file, tmp_path):
     with pytest.raises(ConfigError) as wrong:
         check_adapters(datamodule(sim_file), system(voxels=[13447, 14828, 9000]))
     assert "9114" in str(wrong.value) and "\n" not in str(wrong.value)
-    proc = run_cli(["stage=toy_fit", "subj=all", "logger=none"], tmp_path, two, check=False)  # through the CLI
+    proc = run_inprocess(["stage=toy_fit", "subj=all", "logger=none"], tmp_path, two, check=False)  # as the CLI
     assert proc.returncode == 2 and "subj03" in proc.stderr
     assert len([line for line in proc.stderr.splitlines() if "error" in line]) == 1
 
