@@ -224,3 +224,18 @@ def test_a_subjects_simulated_data_do_not_depend_on_the_other_subjects(tmp_path)
         assert np.array_equal(a["fmri/subj01/train"][:], b["fmri/subj01/train"][:])
         # shared movie, own brains: the subjects' responses to the same clips differ
         assert not np.allclose(b["fmri/subj01/train"][:, :, :9114], b["fmri/subj03/train"][:])
+
+
+def test_mindeye2_loader_with_a_multi_subject_container(tmp_path):
+    from neuroclips.models.mindeye2 import init_from_mindeye2
+
+    torch.manual_seed(1)
+    source = SemanticBackbone(hidden=H, n_blocks=1, clip_tokens=T, clip_dim=D)
+    state = {f"ridge.linears.{k}.{leaf}": torch.randn(H, v) if leaf == "weight" else torch.randn(H)
+             for k, v in enumerate((99, 77, 55)) for leaf in ("weight", "bias")}  # MindEye2's multi-subject ridge
+    state.update({"backbone." + k: v for k, v in source.state_dict().items()})
+    torch.save({"model_state_dict": state}, tmp_path / "last.pth")
+    sr = system()  # our three-subject container: the same ridge.linears.<k> layout
+    assert sorted(sr.ridge.state_dict()) == sorted(k[len("ridge."):] for k in state if k.startswith("ridge."))
+    init_from_mindeye2(sr.backbone, str(tmp_path / "last.pth"), "backbone.")
+    assert torch.equal(sr.backbone.backbone_linear.weight, source.backbone_linear.weight)
