@@ -39,8 +39,9 @@ test-slow: $(VENV)/.installed ## only the slow tests (DDP, resume, end-to-end)
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 
-lint: $(VENV)/.installed ## ruff lint
+lint: $(VENV)/.installed ## ruff lint and the format check (CI runs it; `make format` fixes the format)
 	$(VENV)/bin/ruff check neuroclips tests experiments
+	$(VENV)/bin/ruff format --check neuroclips tests experiments
 
 format: $(VENV)/.installed ## ruff format + import sorting
 	$(VENV)/bin/ruff check --fix --select I neuroclips tests experiments

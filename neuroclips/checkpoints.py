@@ -27,7 +27,9 @@ def read_checkpoint(path: str | Path, field: str = "checkpoint") -> dict:
         # Lightning checkpoints hold plain containers, tensors and our metadata: weights_only is enough
         return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated or foreign file
-        raise CheckpointMismatchError(f"{p}: cannot be read as a neuroclips checkpoint ({type(e).__name__}: {e}).") from e
+        raise CheckpointMismatchError(
+            f"{p}: cannot be read as a neuroclips checkpoint ({type(e).__name__}: {e})."
+        ) from e
 
 
 def checkpoint_meta(ckpt: dict) -> dict:
@@ -43,13 +45,16 @@ def meta_subjects(meta: dict) -> list[int] | None:
     return None
 
 
-def check_meta(path, ckpt: dict, expected_stage: str | list[str] | None,
-               expected_subj: int | str | list[int] | None) -> dict:
+def check_meta(
+    path, ckpt: dict, expected_stage: str | list[str] | None, expected_subj: int | str | list[int] | None
+) -> dict:
     """Refuse a checkpoint of another stage or subject. ``expected_subj``: one subject (held by the checkpoint, alone
     or among others) or a list of subjects (the checkpoint holds exactly those: a resume)."""
     meta = checkpoint_meta(ckpt)
     if not meta:
-        raise CheckpointMismatchError(f"{path}: not a neuroclips checkpoint (no 'neuroclips' metadata: stage, subj).")
+        raise CheckpointMismatchError(
+            f"{path}: not a neuroclips checkpoint (no 'neuroclips' metadata: stage, subj)."
+        )
     stages = [expected_stage] if isinstance(expected_stage, str) else expected_stage
     if stages and meta.get("stage") not in stages:
         raise CheckpointMismatchError(
@@ -68,7 +73,9 @@ def check_meta(path, ckpt: dict, expected_stage: str | list[str] | None,
             f"{path}: checkpoint of subjects {held}, expected one holding subject {wanted[0]} (subj={wanted[0]})."
         )
     if len(wanted) > 1 and held != wanted:
-        raise CheckpointMismatchError(f"{path}: checkpoint of subjects {held}, expected subjects {wanted} (subj).")
+        raise CheckpointMismatchError(
+            f"{path}: checkpoint of subjects {held}, expected subjects {wanted} (subj)."
+        )
     return meta
 
 
@@ -81,7 +88,10 @@ def _ids(subj: int | str | list[int]) -> list[int]:
 # per-subject containers of a multi-subject model, and what their k-th entry is called in a one-subject model
 _ADAPTER_KEYS = (
     (re.compile(r"^(?P<head>(?:.*\.)?linears\.)(?P<k>\d+)(?P<tail>\..*)$"), "0"),  # ridge.linears.<k> -> .0
-    (re.compile(r"^(?P<head>(?:.*\.)?inception\.)(?P<k>\d+)\.(?P<tail>.*)$"), ""),  # PR inception.<k>. -> inception.
+    (
+        re.compile(r"^(?P<head>(?:.*\.)?inception\.)(?P<k>\d+)\.(?P<tail>.*)$"),
+        "",
+    ),  # PR inception.<k>. -> inception.
 )
 
 
@@ -124,10 +134,12 @@ def load_into(
     meta = check_meta(path, ckpt, expected_stage, expected_subj)
     sd = ckpt.get("state_dict", ckpt)
     held = meta_subjects(meta)
-    if held and expected_subj is not None and len(_ids(expected_subj)) == 1:  # one subject out of a multi-subject run
+    if (
+        held and expected_subj is not None and len(_ids(expected_subj)) == 1
+    ):  # one subject out of a multi-subject run
         sd = subject_slice(sd, held, _ids(expected_subj)[0])
     if prefix:
-        sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+        sd = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
         if not sd:
             raise CheckpointMismatchError(f"{path}: no weights under prefix '{prefix}' in this checkpoint.")
     result = module.load_state_dict(sd, strict=strict)
@@ -169,8 +181,14 @@ def _as_adapter(key: str, j: int, multi: bool) -> str:
     return re.sub(r"(^|\.)inception\.", lambda m: f"{m[1]}inception.{j}.", key, count=1)
 
 
-def warm_start_from_run(system: nn.Module, path: str | Path, subjects: list[int], expected_stage: str | list[str],
-                        prefixes: tuple[str, ...], field: str = "init.from_run") -> list[int]:
+def warm_start_from_run(
+    system: nn.Module,
+    path: str | Path,
+    subjects: list[int],
+    expected_stage: str | list[str],
+    prefixes: tuple[str, ...],
+    field: str = "init.from_run",
+) -> list[int]:
     """Load an earlier run's weights under ``prefixes`` into ``system`` (a model of the subjects ``subjects``).
 
     Shared weights load whole (every one must be there, with its shape); per-subject adapters (ridge, the PR's
@@ -194,13 +212,19 @@ def warm_start_from_run(system: nn.Module, path: str | Path, subjects: list[int]
         raise CheckpointMismatchError(
             f"{ckpt_path}: expected the weights of this run's nets under {list(prefixes)} (config field '{field}'), "
             f"found {len(missing)} missing (e.g. {missing[:2]}) and {len(extra)} unknown (e.g. {extra[:2]}): a run of "
-            f"another stage or model?")
+            f"another stage or model?"
+        )
     for key, value in picked.items():
         if tuple(value.shape) != tuple(own[key].shape):
             adapter = key not in own_shared
             raise CheckpointMismatchError(
                 f"{ckpt_path}: key '{key}' has shape {tuple(value.shape)}, expected {tuple(own[key].shape)} (config "
-                f"field '{field}': " + ("that subject's voxel count differs from this run's)." if adapter else
-                                       "another scale or model size?)."))
+                f"field '{field}': "
+                + (
+                    "that subject's voxel count differs from this run's)."
+                    if adapter
+                    else "another scale or model size?)."
+                )
+            )
     system.load_state_dict(picked, strict=False)
     return [s for s in subjects if s not in held]

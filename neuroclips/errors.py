@@ -25,8 +25,11 @@ class StageError(UserError, RuntimeError):
 USER_ERRORS: tuple[type[BaseException], ...] = (UserError, MissingMandatoryValue, InterpolationKeyError)
 
 
-DISK_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
-               errno.EROFS: "read-only file system"}
+DISK_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+}
 
 
 def format_user_error(e: BaseException) -> str:

@@ -58,10 +58,18 @@ def translate(argv: list[str]) -> list[str]:
     if argv and argv[0] == "compare":
         keys = {a.partition("=")[0] for a in argv[1:]}
         if not {"a", "b"} <= keys:
-            raise SystemExit("evaluate compare: expected a=DIR b=DIR (two folders of reconstructions of the same clips) "
-                             f"and gt=FILE.h5, found {' '.join(argv[1:]) or 'nothing'}.")
-        argv = [("source=" + a[2:]) if a.startswith("a=") else
-                ("compare_with=" + a[2:]) if a.startswith("b=") else a for a in argv[1:]]
+            raise SystemExit(
+                "evaluate compare: expected a=DIR b=DIR (two folders of reconstructions of the same clips) "
+                f"and gt=FILE.h5, found {' '.join(argv[1:]) or 'nothing'}."
+            )
+        argv = [
+            ("source=" + a[2:])
+            if a.startswith("a=")
+            else ("compare_with=" + a[2:])
+            if a.startswith("b=")
+            else a
+            for a in argv[1:]
+        ]
     for a in argv:
         key, sep, value = a.partition("=")
         if sep and key in SHORT_KEYS:
@@ -95,7 +103,9 @@ def main(argv: list[str] | None = None) -> None:
     # `subj=1` -> `subj='1'`, as neuroclips.train does
     args = quote_numeric_group_overrides(translate(sys.argv[1:] if argv is None else argv))
     side_by_side = any(a.replace("'", "").replace('"', "") == "task.layout=side_by_side" for a in args)
-    if not side_by_side and not any(a.startswith(("data.file=", "+data.file=", "++data.file=")) for a in args):
+    if not side_by_side and not any(
+        a.startswith(("data.file=", "+data.file=", "++data.file=")) for a in args
+    ):
         print(
             "neuroclips: error: evaluate: no ground truth given (config key 'data.file'); expected gt=FILE.h5, the "
             "HDF5 data file of the reconstructed clips, or layout=side_by_side for GIFs that hold the ground truth.",

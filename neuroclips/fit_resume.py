@@ -35,8 +35,10 @@ def read_last(path: Path) -> dict:
             f"resume=never to start this run over."
         ) from e
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise StageError(f"{path}: not a Lightning checkpoint (expected a dict with 'state_dict'); move it away, or "
-                         f"pass resume=never to start this run over.")
+        raise StageError(
+            f"{path}: not a Lightning checkpoint (expected a dict with 'state_dict'); move it away, or "
+            f"pass resume=never to start this run over."
+        )
     return ckpt
 
 
@@ -75,7 +77,13 @@ def check_weights(path: Path, ckpt: dict, system: nn.Module, frozen: tuple[str, 
 
 
 def resume_checkpoint(
-    run_dir: Path, mode: str, stage: str, subj: int, prov: Provenance, system: nn.Module, frozen: tuple[str, ...]
+    run_dir: Path,
+    mode: str,
+    stage: str,
+    subj: int,
+    prov: Provenance,
+    system: nn.Module,
+    frozen: tuple[str, ...],
 ) -> tuple[str | None, dict | None]:
     """The checkpoint to resume from (or None) and its contents, after every check; raises StageError."""
     last = last_checkpoint(run_dir)

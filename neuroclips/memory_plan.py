@@ -88,7 +88,11 @@ def adapter_report(cfg: DictConfig, modules: dict[str, nn.Module]) -> dict[str, 
     if linears is None:
         return None
     ids = as_ids(OmegaConf.select(cfg, "subj.id", default=1))
-    names = [f"subj{s:02d}" for s in ids] if len(ids) == len(linears) else [f"adapter{k}" for k in range(len(linears))]
+    names = (
+        [f"subj{s:02d}" for s in ids]
+        if len(ids) == len(linears)
+        else [f"adapter{k}" for k in range(len(linears))]
+    )
     out: dict[str, Any] = {}
     for k, (name, lin) in enumerate(zip(names, linears)):
         out[name] = {"voxels": int(lin.in_features), "parameters": sum(p.numel() for p in lin.parameters())}
@@ -102,7 +106,9 @@ def memory_plan(cfg: DictConfig, report: dict, modules: dict[str, nn.Module]) ->
     precision = str(OmegaConf.select(cfg, "trainer.precision", default="32-true"))
     half = precision.startswith(("bf16", "16"))
     act_bytes = 2 if half else 4
-    frozen_bytes = 2 if OmegaConf.select(cfg, "scale.frozen_dtype", default="float32") in ("bfloat16", "float16") else 4
+    frozen_bytes = (
+        2 if OmegaConf.select(cfg, "scale.frozen_dtype", default="float32") in ("bfloat16", "float16") else 4
+    )
     batch = int(OmegaConf.select(cfg, "datamodule.batch_size", default=1) or 1)
     p_t, p_f = int(report["trainable"]), int(report["frozen"])
     per_sample = activation_bytes_per_sample(modules, act_bytes)
@@ -121,23 +127,29 @@ def memory_plan(cfg: DictConfig, report: dict, modules: dict[str, nn.Module]) ->
             optim = 8 * p_t / shard
             total = weights + grads + optim + (act or 0)
             plans[f"{strategy}_x{n}"] = {
-                "gpus": n, "per_gpu_batch": per_gpu_batch,
-                "weights_gib": round(weights / GIB, 3), "gradients_gib": round(grads / GIB, 3),
+                "gpus": n,
+                "per_gpu_batch": per_gpu_batch,
+                "weights_gib": round(weights / GIB, 3),
+                "gradients_gib": round(grads / GIB, 3),
                 "optimizer_gib": round(optim / GIB, 3),
                 "activations_gib": None if act is None else round(act / GIB, 3),
                 "total_gib": round(total / GIB, 3),
                 "fits": {f"{c}GB": bool(total < c * 1e9 * 0.9) for c in CARDS_GB},
             }
-            if refused:  # the DataModule refuses this batch on n processes: no activation estimate, no verdict
+            if (
+                refused
+            ):  # the DataModule refuses this batch on n processes: no activation estimate, no verdict
                 plans[f"{strategy}_x{n}"].update(refused=refused, fits=None)
     adapters = adapter_report(cfg, modules)
     return {
         **({"ridge_adapters": adapters} if adapters else {}),
         "formula": "per GPU = 16*P_trainable/shards + b_frozen*P_frozen + activations_per_sample*batch_per_gpu",
-        "precision": precision, "batch_size": batch,
+        "precision": precision,
+        "batch_size": batch,
         "batch_size_meaning": "global batch of one optimizer step; per GPU = batch_size / GPUs",
         "frozen_bytes_per_param": frozen_bytes,
-        "trainable_state_gib": round(16 * p_t / GIB, 3), "frozen_weights_gib": round(frozen_bytes * p_f / GIB, 3),
+        "trainable_state_gib": round(16 * p_t / GIB, 3),
+        "frozen_weights_gib": round(frozen_bytes * p_f / GIB, 3),
         "activations_per_sample_bytes": per_sample,
         "activations_gib": None if activations is None else round(activations / GIB, 3),
         "plans": plans,

@@ -79,7 +79,9 @@ class OutputStore:
     def load(self, kind: str, clip_index: int) -> np.ndarray:
         p = self.path(kind, clip_index)
         if not p.exists():
-            raise FileNotFoundError(f"{p}: no '{kind}' output for clip {clip_index} (has the stage that writes it run?).")
+            raise FileNotFoundError(
+                f"{p}: no '{kind}' output for clip {clip_index} (has the stage that writes it run?)."
+            )
         return np.load(p, allow_pickle=False)
 
     def load_meta(self, kind: str, clip_index: int) -> dict:

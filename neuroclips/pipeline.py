@@ -30,7 +30,9 @@ def _parse(argv: list[str]) -> tuple[list[str], bool, list[str]]:
     for a in argv:
         if a.startswith("stages="):
             stages = [s for s in a.split("=", 1)[1].split(",") if s]
-            unknown = [s for s in stages if not (Path(__file__).parents[1] / "conf" / "stage" / f"{s}.yaml").exists()]
+            unknown = [
+                s for s in stages if not (Path(__file__).parents[1] / "conf" / "stage" / f"{s}.yaml").exists()
+            ]
             if unknown:
                 raise SystemExit(f"pipeline: unknown stage(s) {unknown}; known: {', '.join(STAGES)}.")
         elif a.startswith("force="):
@@ -108,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as e:  # noqa: BLE001 - the stage itself then reports its configuration error in one sentence
             why, extra = f"its fingerprint could not be taken: {type(e).__name__}", []
         if why is None:
-            print(f"[pipeline] ({i}/{len(stages)}) {stage}: finished with the same fingerprint, skipped", flush=True)
+            print(
+                f"[pipeline] ({i}/{len(stages)}) {stage}: finished with the same fingerprint, skipped",
+                flush=True,
+            )
             continue
         print(f"[pipeline] ({i}/{len(stages)}) {stage}: runs ({why}) ...", flush=True)
         t0 = time.time()
@@ -116,11 +121,16 @@ def main(argv: list[str] | None = None) -> int:
         proc = subprocess.run(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         timings[stage] = round(time.time() - t0, 1)
         if proc.returncode != 0:
-            print(f"[pipeline] stage {stage} failed (exit {proc.returncode}); rerun the same command to resume.", file=sys.stderr)
+            print(
+                f"[pipeline] stage {stage} failed (exit {proc.returncode}); rerun the same command to resume.",
+                file=sys.stderr,
+            )
             return proc.returncode
         print(f"[pipeline] ({i}/{len(stages)}) {stage} done in {timings[stage]}s", flush=True)
     total = round(time.time() - t_all, 1)
-    print(f"[pipeline] finished in {total}s: " + ", ".join(f"{k} {v}s" for k, v in timings.items()), flush=True)
+    print(
+        f"[pipeline] finished in {total}s: " + ", ".join(f"{k} {v}s" for k, v in timings.items()), flush=True
+    )
     eval_summary = root / "eval" / "summary.json"
     if eval_summary.exists():
         outs = json.loads(eval_summary.read_text()).get("outputs", {})

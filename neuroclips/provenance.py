@@ -89,7 +89,9 @@ def describe_difference(old: Provenance | dict, new: Provenance, limit: int = 6)
     a, b = flatten(old_cfg), flatten(new.config)
     for k in differing_keys(old_cfg, new.config)[:limit]:
         parts.append(f"{k}: {_short(a.get(k, '<absent>'))} -> {_short(b.get(k, '<absent>'))}")
-    changed_inputs = sorted(k for k in old_in.keys() | new.inputs.keys() if old_in.get(k) != new.inputs.get(k))
+    changed_inputs = sorted(
+        k for k in old_in.keys() | new.inputs.keys() if old_in.get(k) != new.inputs.get(k)
+    )
     parts += [f"input {k} changed" for k in changed_inputs[: max(1, limit - len(parts))]]
     if not parts and old.get("fingerprint") != new.fingerprint:
         parts.append("the fingerprint recipe changed")
@@ -114,7 +116,11 @@ def data_identity(path: str | Path) -> str:
                 n = obj.shape[0] if obj.shape else 0
                 rows = sorted(set(np.linspace(0, n - 1, SAMPLE_ROWS).astype(int).tolist())) if n else []
                 for r in rows:
-                    h.update(np.ascontiguousarray(obj[r]).tobytes() if obj.dtype.kind != "O" else str(obj[r]).encode())
+                    h.update(
+                        np.ascontiguousarray(obj[r]).tobytes()
+                        if obj.dtype.kind != "O"
+                        else str(obj[r]).encode()
+                    )
 
         f.visititems(visit)
     return h.hexdigest()[:20]

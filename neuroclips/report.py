@@ -155,8 +155,12 @@ def table1_rows(doc: dict, kind: str, table_rows: dict | None) -> tuple[list[str
     if table_rows is None and presets:
         for p in presets.values():
             cells = [fmt(e["value"], e["std"]) if e else "–" for e in (p["columns"].get(c) for c in COLUMNS)]
-            rows.append([f"ours: {p['title']} (± by {p['aggregation']}), subj {doc['subject']}, {kind}"] + cells)
-    for name, mapping in ({} if table_rows is None and presets else (table_rows or DEFAULT_TABLE_ROWS)).items():
+            rows.append(
+                [f"ours: {p['title']} (± by {p['aggregation']}), subj {doc['subject']}, {kind}"] + cells
+            )
+    for name, mapping in (
+        {} if table_rows is None and presets else (table_rows or DEFAULT_TABLE_ROWS)
+    ).items():
         cells = [
             fmt(metrics[m]["value"], metrics[m]["std"]) if m in metrics else "–"
             for m in (mapping.get(c) for c in COLUMNS)
@@ -186,7 +190,9 @@ def preset_rows(doc: dict, kind: str) -> tuple[list[str], list[list[str]]]:
     for p in doc["kinds"][kind].get("presets", {}).values():
         for col, e in p["columns"].items():
             if e:
-                rows.append([p["title"], col, fmt(e["value"], e["std"]), fmt_ci(e), p["aggregation"], e["label"]])
+                rows.append(
+                    [p["title"], col, fmt(e["value"], e["std"]), fmt_ci(e), p["aggregation"], e["label"]]
+                )
     return ["Preset", "Column", "Value ± std", "95% CI (clips)", "Aggregation", "How it was computed"], rows
 
 
@@ -218,7 +224,12 @@ def render_comparison_markdown(comparison: dict) -> str:
     ]
     for kind in comparison["kinds"]:
         header, rows = comparison_rows(comparison, kind)
-        parts += ["", f"## {kind} ({comparison['kinds'][kind]['n_clips']} clips)", "", markdown_table(header, rows)]
+        parts += [
+            "",
+            f"## {kind} ({comparison['kinds'][kind]['n_clips']} clips)",
+            "",
+            markdown_table(header, rows),
+        ]
     return "\n".join(parts) + "\n"
 
 
@@ -250,8 +261,12 @@ def _sections(doc: dict, table_rows: dict | None, subject_docs: list[dict]) -> l
     scored = [k for k, v in doc["kinds"].items() if "metrics" in v]
     out: list[tuple[str, str, tuple]] = []
     main = "video" if "video" in scored else scored[0]
-    title = (f"Our scores in the paper's Table 1 columns ({main}; simulated data: the paper's cc2017 rows are not "
-             "comparable and are not shown)" if on_simulated_data(doc) else f"Table 1 comparison ({main})")
+    title = (
+        f"Our scores in the paper's Table 1 columns ({main}; simulated data: the paper's cc2017 rows are not "
+        "comparable and are not shown)"
+        if on_simulated_data(doc)
+        else f"Table 1 comparison ({main})"
+    )
     out.append(("wrap-first", title, table1_rows(doc, main, table_rows)))
     if len(subject_docs) > 1:
         out.append(("", f"Across subjects ({main})", subject_rows(subject_docs, main)))
@@ -267,8 +282,13 @@ def _sections(doc: dict, table_rows: dict | None, subject_docs: list[dict]) -> l
             out.append(("wrap-last", f"Peer protocols (presets): {kind}", preset_rows(doc, kind)))
     if doc.get("comparison"):
         for kind in doc["comparison"]["kinds"]:
-            out.append(("wrap-last", f"Paired comparison: {kind} (A = this source, B = {doc['comparison']['b']})",
-                        comparison_rows(doc["comparison"], kind)))
+            out.append(
+                (
+                    "wrap-last",
+                    f"Paired comparison: {kind} (A = this source, B = {doc['comparison']['b']})",
+                    comparison_rows(doc["comparison"], kind),
+                )
+            )
     if "retrieval" in doc and "forward" in doc["retrieval"]:
         r = doc["retrieval"]
         out.append(
@@ -293,16 +313,23 @@ def model_selection_line(doc: dict) -> str | None:
     on_test = {s: v for s, v in sel.items() if v.get("val_split") == "test"}
     if on_test:
         how = [
-            f"{s} kept its last epoch (its validation scored the test clips)" if v.get("monitor") in (None, "epoch")
+            f"{s} kept its last epoch (its validation scored the test clips)"
+            if v.get("monitor") in (None, "epoch")
             else f"{s} kept the epoch of {'maximum' if v.get('monitor_mode') == 'max' else 'minimum'} {v['monitor']} "
             f"on the test clips"
             for s, v in on_test.items()
         ]
-        return ("Model selection looked at the TEST set: " + "; ".join(how) + " (stage.selection=reference_test, the "
-                "reference's choice), so these test numbers are not independent of checkpoint selection.")
+        return (
+            "Model selection looked at the TEST set: "
+            + "; ".join(how)
+            + " (stage.selection=reference_test, the "
+            "reference's choice), so these test numbers are not independent of checkpoint selection."
+        )
     if sel:
-        return (f"Model selection: on the validation split carved from the training clips ({', '.join(sel)}); the "
-                "test set was not used to choose checkpoints.")
+        return (
+            f"Model selection: on the validation split carved from the training clips ({', '.join(sel)}); the "
+            "test set was not used to choose checkpoints."
+        )
     return None
 
 
@@ -343,9 +370,12 @@ def _settings_lines(doc: dict) -> list[str]:
         "Models: " + "; ".join(f"{k}: {v}" for k, v in doc["models"].items()) + ".",
         *[f"Preset {d}." for d in (doc.get("presets") or {}).values()],
         *(
-            [f"Intervals: percentile bootstrap {b['level']:.0%} over clips (clips resampled, not frames), "
-             f"{b['reps']} resamples, seed {b['seed']}."]
-            if (b := doc.get("bootstrap")) else []
+            [
+                f"Intervals: percentile bootstrap {b['level']:.0%} over clips (clips resampled, not frames), "
+                f"{b['reps']} resamples, seed {b['seed']}."
+            ]
+            if (b := doc.get("bootstrap"))
+            else []
         ),
         "Paper rows: NeuroClips Table 1 as published (N-way by the MinD-Video code; SSIM/PSNR settings unstated).",
     ]
@@ -353,8 +383,10 @@ def _settings_lines(doc: dict) -> list[str]:
         sidecars = stored_captions(doc)
         lines.append(standins_line(doc, next((m.get("caption_source") for m in sidecars.values()), None)))
     if on_simulated_data(doc):
-        lines[[i for i, line in enumerate(lines) if line.startswith("Paper rows")][0]] = ("Paper rows: not shown — the ground truth here is simulated (neuroclips.data.simulate), so "
-                    "NeuroClips' cc2017 numbers are not comparable with these.")
+        lines[[i for i, line in enumerate(lines) if line.startswith("Paper rows")][0]] = (
+            "Paper rows: not shown — the ground truth here is simulated (neuroclips.data.simulate), so "
+            "NeuroClips' cc2017 numbers are not comparable with these."
+        )
     if skipped:
         lines.append("Not scored: " + "; ".join(f"{k} ({v})" for k, v in skipped.items()) + ".")
     selection = model_selection_line(doc)
@@ -436,14 +468,20 @@ KIND_TITLES = {
     "blurry": "blurry video: the PR's 6 frames, decoded by the VAE",
     "video": "final video: AnimateDiff + SparseCtrl from keyframe, blurry video (α) and caption",
 }
-HEADER_SCORES = {"ssim_rgb255": "SSIM", "pixcorr": "PixCorr", "frame_2way_mindvideo": "frame 2-way",
-                 "video_2way_mindvideo": "video 2-way"}
+HEADER_SCORES = {
+    "ssim_rgb255": "SSIM",
+    "pixcorr": "PixCorr",
+    "frame_2way_mindvideo": "frame 2-way",
+    "video_2way_mindvideo": "video 2-way",
+}
 
 
 def column_header(kind: str, doc: dict | None) -> str:
     """What a picture column shows and its scores over all evaluated clips (HTML)."""
     metrics = ((doc or {}).get("kinds", {}).get(kind) or {}).get("metrics", {})
-    scores = ", ".join(f"{label} {metrics[m]['value']:.3f}" for m, label in HEADER_SCORES.items() if m in metrics)
+    scores = ", ".join(
+        f"{label} {metrics[m]['value']:.3f}" for m, label in HEADER_SCORES.items() if m in metrics
+    )
     title = html.escape(KIND_TITLES.get(kind, kind))
     return title + (f"<div class='scores'>all clips: {html.escape(scores)}</div>" if scores else "")
 
@@ -481,8 +519,11 @@ def _grid_html(gt: dict, visuals: dict, per_clip_rows: list[dict], cfg: dict, do
             caption = "<br>".join(
                 f"{html.escape(short)} {r[m]:.3f}" for m, short in PER_CLIP_COLUMNS.items() if m in r
             )
-            said = (f"<div class='caption'>“{html.escape(captions[c])}”</div>"
-                    if k == "keyframe" and captions.get(c) else "")
+            said = (
+                f"<div class='caption'>“{html.escape(captions[c])}”</div>"
+                if k == "keyframe" and captions.get(c)
+                else ""
+            )
             cells.append(f"<td><img src='{img}'>{said}<div class='scores'>{caption}</div></td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table class='grid'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"

@@ -20,7 +20,9 @@ def check_top_level(cfg: DictConfig) -> None:
     """Top-level keys that are read as they are: one sentence each when they are not what they must be."""
     mode = str(cfg.get("resume", "auto"))
     if mode not in RESUME_MODES:
-        raise ConfigError(f"conf/config.yaml: resume expected one of {', '.join(RESUME_MODES)}, found {mode!r}.")
+        raise ConfigError(
+            f"conf/config.yaml: resume expected one of {', '.join(RESUME_MODES)}, found {mode!r}."
+        )
     outputs = str(cfg.get("outputs", "keep"))
     if outputs not in ("keep", "overwrite"):
         raise ConfigError(f"conf/config.yaml: outputs expected keep or overwrite, found {outputs!r}.")

@@ -83,7 +83,9 @@ def datamodule_kwargs(cfg: DictConfig, **overrides) -> dict:
     kw.setdefault("seed", int(cfg.seed))
     kw.setdefault("scale_name", str(cfg.scale.name))
     if "_target_" not in kw:
-        raise ConfigError("data._target_: expected the DataModule class to build (conf/data/*.yaml), found none.")
+        raise ConfigError(
+            "data._target_: expected the DataModule class to build (conf/data/*.yaml), found none."
+        )
     return kw
 
 
@@ -127,7 +129,9 @@ def data_file(cfg: DictConfig) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- trainer
-def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list, enable_checkpointing: bool = True) -> pl.Trainer:
+def build_trainer(
+    cfg: DictConfig, run_dir: Path, callbacks: list, enable_checkpointing: bool = True
+) -> pl.Trainer:
     logger = False
     if cfg.get("logger") and OmegaConf.select(cfg, "logger._target_"):
         logger = instantiate(cfg.logger)
@@ -189,8 +193,10 @@ def _every_n_train_steps(cfg: DictConfig) -> int | None:
     if steps is None:
         return None
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ConfigError(f"conf/config.yaml: checkpoint.every_n_train_steps expected a positive integer or null, "
-                          f"found {steps!r}.")
+        raise ConfigError(
+            f"conf/config.yaml: checkpoint.every_n_train_steps expected a positive integer or null, "
+            f"found {steps!r}."
+        )
     return steps
 
 
@@ -219,17 +225,31 @@ def run_fit(cfg: DictConfig, run_dir: Path, prov: Provenance, begin) -> tuple[St
     mode = str(cfg.get("resume", "auto"))
     from neuroclips.callbacks.checkpointing import frozen_prefixes
 
-    resume, ckpt = resume_checkpoint(run_dir, mode, str(cfg.stage.name), config_subjects(cfg), prov, system,
-                                     frozen_prefixes(system))
+    resume, ckpt = resume_checkpoint(
+        run_dir, mode, str(cfg.stage.name), config_subjects(cfg), prov, system, frozen_prefixes(system)
+    )
     start_epoch = next_epoch(ckpt) if ckpt is not None else 0
     done_batches = mid_epoch_batches(ckpt) if ckpt is not None else 0
     rng_states = ckpt.get("neuroclips_rng") if done_batches else None
     max_epochs = int(OmegaConf.select(cfg, "trainer.max_epochs", default=1))
     previous = _previous_summary(run_dir)
-    if ckpt is not None and start_epoch >= max_epochs and previous and previous.get("fingerprint") == prov.fingerprint:
-        log.info("%s: already finished (%d epochs, fingerprint %s); nothing to train", run_dir, start_epoch, prov.fingerprint)
-        result = StageResult(metrics=dict(previous.get("metrics") or {}), checkpoint=previous.get("checkpoint"),
-                             outputs=dict(previous.get("outputs") or {}))
+    if (
+        ckpt is not None
+        and start_epoch >= max_epochs
+        and previous
+        and previous.get("fingerprint") == prov.fingerprint
+    ):
+        log.info(
+            "%s: already finished (%d epochs, fingerprint %s); nothing to train",
+            run_dir,
+            start_epoch,
+            prov.fingerprint,
+        )
+        result = StageResult(
+            metrics=dict(previous.get("metrics") or {}),
+            checkpoint=previous.get("checkpoint"),
+            outputs=dict(previous.get("outputs") or {}),
+        )
         return result, None
     del ckpt
     every_steps = _every_n_train_steps(cfg)
@@ -239,26 +259,57 @@ def run_fit(cfg: DictConfig, run_dir: Path, prov: Provenance, begin) -> tuple[St
 
     ckpt_dir = str(run_dir / "checkpoints")
     best_cb = ModelCheckpoint(
-        dirpath=ckpt_dir, filename="best", monitor=monitor,
+        dirpath=ckpt_dir,
+        filename="best",
+        monitor=monitor,
         mode=str(OmegaConf.select(cfg, "stage.monitor_mode", default="min")),
-        save_last=False, save_top_k=1 if monitor else 0, auto_insert_metric_name=False, enable_version_counter=False,
+        save_last=False,
+        save_top_k=1 if monitor else 0,
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
     )
     # last.ckpt is the end of the latest completed epoch, whatever the monitor did (not only when it improved)
-    last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, every_n_epochs=1,
-                              auto_insert_metric_name=False, enable_version_counter=False)
+    last_cb = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="last",
+        monitor=None,
+        save_top_k=1,
+        every_n_epochs=1,
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
+    )
     epoch_cb = EpochToData(int(cfg.seed))
     guard = FiniteLossGuard(str(cfg.stage.name), monitor)  # before the checkpoints: no save of a NaN state
     # without a monitor there is no best: best.ckpt is then a copy of the last epoch (below)
-    callbacks = [guard, *([best_cb] if monitor else []), last_cb, CheckpointMetadata(_meta(cfg, prov)), epoch_cb]
+    callbacks = [
+        guard,
+        *([best_cb] if monitor else []),
+        last_cb,
+        CheckpointMetadata(_meta(cfg, prov)),
+        epoch_cb,
+    ]
     callbacks += _extra_callbacks(cfg)
     if every_steps:  # long epochs: last.ckpt also every N optimizer steps, resumable mid-epoch exactly
-        callbacks.insert(callbacks.index(last_cb) + 1, ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
-                                            every_n_train_steps=every_steps, auto_insert_metric_name=False,
-                                            enable_version_counter=False))
+        callbacks.insert(
+            callbacks.index(last_cb) + 1,
+            ModelCheckpoint(
+                dirpath=ckpt_dir,
+                filename="last",
+                monitor=None,
+                save_top_k=1,
+                every_n_train_steps=every_steps,
+                auto_insert_metric_name=False,
+                enable_version_counter=False,
+            ),
+        )
     trainer = build_trainer(cfg, run_dir, callbacks)
     if resume:
-        log.info("resuming from %s at epoch %d%s", resume, start_epoch,
-                 f", after its first {done_batches} batches" if done_batches else "")
+        log.info(
+            "resuming from %s at epoch %d%s",
+            resume,
+            start_epoch,
+            f", after its first {done_batches} batches" if done_batches else "",
+        )
     dm.setup("fit")
     dm.set_epoch(start_epoch)
     # reseed for the first epoch now: Lightning creates its iterator before any hook
@@ -288,8 +339,9 @@ def _extra_callbacks(cfg: DictConfig) -> list:
     return [instantiate(c) for c in (cbs.values() if isinstance(cbs, DictConfig) else cbs)]
 
 
-def _stale_sentence(store: OutputStore, kinds: list[str], stale: list[int], total: int, prov: Provenance,
-                    run_dir: Path) -> str:
+def _stale_sentence(
+    store: OutputStore, kinds: list[str], stale: list[int], total: int, prov: Provenance, run_dir: Path
+) -> str:
     old = store.fingerprint(kinds[0], stale[0])
     previous = upstream_summary(run_dir.parent, run_dir.name) or {}
     why = ""
@@ -310,7 +362,9 @@ def _predict_clips(dm) -> list[int]:
     return [int(clip_index[r]) for r in dm.split_rows()["predict"]]
 
 
-def run_predict(cfg: DictConfig, run_dir: Path, prov: Provenance, begin) -> tuple[StageResult, pl.Trainer | None]:
+def run_predict(
+    cfg: DictConfig, run_dir: Path, prov: Provenance, begin
+) -> tuple[StageResult, pl.Trainer | None]:
     one_subject(cfg)
     store = OutputStore(cfg.paths.outputs_dir)
     kinds = list(OmegaConf.select(cfg, "stage.outputs") or [])
@@ -325,7 +379,11 @@ def run_predict(cfg: DictConfig, run_dir: Path, prov: Provenance, begin) -> tupl
         raise StageError(_stale_sentence(store, kinds, stale, len(clips), prov, run_dir))
     todo = sorted(set(missing) | set(stale))
     result = StageResult(outputs={k: str(store.root / k) for k in kinds})
-    result.metrics = {"clips_total": len(clips), "clips_done_before": len(clips) - len(todo), "clips_stale": len(stale)}
+    result.metrics = {
+        "clips_total": len(clips),
+        "clips_done_before": len(clips) - len(todo),
+        "clips_stale": len(stale),
+    }
     begin()
     if not todo:
         log.info("all %d clips already have %s; nothing to do", len(clips), kinds)
@@ -346,11 +404,23 @@ def run_predict(cfg: DictConfig, run_dir: Path, prov: Provenance, begin) -> tupl
 def run_task(cfg: DictConfig, run_dir: Path, prov: Provenance, begin) -> tuple[StageResult, None]:
     task = instantiate(cfg.task, _convert_="partial")
     rank, world = env_rank()
-    device = torch.device("cuda" if (torch.cuda.is_available() and OmegaConf.select(cfg, "trainer.accelerator") == "gpu") else "cpu")
+    device = torch.device(
+        "cuda"
+        if (torch.cuda.is_available() and OmegaConf.select(cfg, "trainer.accelerator") == "gpu")
+        else "cpu"
+    )
     ctx = StageContext(
-        cfg=cfg, run_dir=run_dir, outputs_dir=Path(cfg.paths.outputs_dir), data_file=data_file(cfg),
-        subj=one_subject(cfg), scale=str(cfg.scale.name), device=device, rank=rank, world_size=world,
-        provenance=prov, overwrite_outputs=str(cfg.get("outputs", "keep")) == "overwrite",
+        cfg=cfg,
+        run_dir=run_dir,
+        outputs_dir=Path(cfg.paths.outputs_dir),
+        data_file=data_file(cfg),
+        subj=one_subject(cfg),
+        scale=str(cfg.scale.name),
+        device=device,
+        rank=rank,
+        world_size=world,
+        provenance=prov,
+        overwrite_outputs=str(cfg.get("outputs", "keep")) == "overwrite",
         target_fingerprints=target_encoder_fingerprints(cfg, prov),
         build_datamodule=partial(build_datamodule, cfg),
     )
@@ -371,7 +441,9 @@ def run_dry(cfg: DictConfig, run_dir: Path) -> tuple[StageResult, None]:
         else:
             task = instantiate(cfg.task, _convert_="partial")
             if not hasattr(task, "build_for_dry_run"):
-                return StageResult(metrics={"dry_run": True, "note": f"stage '{cfg.stage.name}' builds no modules"}), None
+                return StageResult(
+                    metrics={"dry_run": True, "note": f"stage '{cfg.stage.name}' builds no modules"}
+                ), None
             modules = task.build_for_dry_run()
     report = parameter_report(modules)
     plan = memory_plan(cfg, report, modules)
@@ -393,7 +465,9 @@ def _finish_loggers(trainer: pl.Trainer) -> None:
 def _ensure_data_file(cfg: DictConfig) -> None:
     """Write the simulated file if asked to (``data.auto_create``), so that its identity can be taken."""
     if not Path(data_file(cfg)).exists() and OmegaConf.select(cfg, "data.auto_create"):
-        build_datamodule(cfg)  # task stages too: a fingerprint taken before the file existed would not match again
+        build_datamodule(
+            cfg
+        )  # task stages too: a fingerprint taken before the file existed would not match again
 
 
 def run(cfg: DictConfig) -> dict:
@@ -406,11 +480,15 @@ def run(cfg: DictConfig) -> dict:
     mode = str(cfg.stage.mode)
     runners = {"fit": run_fit, "predict": run_predict, "task": run_task}
     if mode not in runners:
-        raise StageError(f"conf/stage/{cfg.stage.name}.yaml: stage.mode expected fit, predict or task, found {mode!r}.")
+        raise StageError(
+            f"conf/stage/{cfg.stage.name}.yaml: stage.mode expected fit, predict or task, found {mode!r}."
+        )
     run_dir = Path(cfg.paths.run_dir)
     created = [d for d in (run_dir, *run_dir.parents) if not d.exists()]
     make_run_dir(run_dir)
-    lock = acquire_run_lock(run_dir)  # one run per run dir; DDP ranks and stage subprocesses share their launch's
+    lock = acquire_run_lock(
+        run_dir
+    )  # one run per run dir; DDP ranks and stage subprocesses share their launch's
     failed = True
     try:
         summary = _run_locked(cfg, run_dir, mode, runners, t0)

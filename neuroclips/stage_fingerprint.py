@@ -61,5 +61,6 @@ def target_encoder_fingerprints(cfg: DictConfig, prov: Provenance) -> dict[str, 
     skip = _skipped_paths(cfg)
     return {
         name: digest({"encoder": enc, "data": prov.inputs.get("data"), "files": file_inputs(enc, skip)})
-        for name, enc in encoders.items() if enc is not None
+        for name, enc in encoders.items()
+        if enc is not None
     }

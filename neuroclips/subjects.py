@@ -41,7 +41,11 @@ def as_ids(subj: int | str | Sequence[int]) -> list[int]:
 
 
 def as_voxels(voxels: int | Sequence[int], n: int) -> list[int]:
-    counts = [int(voxels)] if isinstance(voxels, int) or not hasattr(voxels, "__iter__") else [int(v) for v in voxels]
+    counts = (
+        [int(voxels)]
+        if isinstance(voxels, int) or not hasattr(voxels, "__iter__")
+        else [int(v) for v in voxels]
+    )
     if len(counts) != n:
         raise ValueError(f"subj.voxels: expected {n} voxel counts (one per subject), found {counts}.")
     return counts

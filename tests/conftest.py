@@ -52,22 +52,48 @@ def copy_runs(runs: Path, tmp_path: Path) -> None:
     shutil.copytree(runs, tmp_path / "runs")
 
 
-def run_cli(args: list[str], tmp_path: Path, data_file: Path | None = None, module: str = "neuroclips.train",
-            timeout: int = 600, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def run_cli(
+    args: list[str],
+    tmp_path: Path,
+    data_file: Path | None = None,
+    module: str = "neuroclips.train",
+    timeout: int = 600,
+    env: dict | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess:
     """Run ``python -m <module> <args>`` from the repo root with runs under ``tmp_path``."""
-    full_env = {**os.environ, "NEUROCLIPS_RUNS_DIR": str(tmp_path / "runs"), "NEUROCLIPS_DATA_DIR": str(tmp_path / "data"),
-                "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **(env or {})}
+    full_env = {
+        **os.environ,
+        "NEUROCLIPS_RUNS_DIR": str(tmp_path / "runs"),
+        "NEUROCLIPS_DATA_DIR": str(tmp_path / "data"),
+        "PYTHONPATH": str(REPO),
+        "OMP_NUM_THREADS": "1",
+        **(env or {}),
+    }
     extra = [f"data.file={data_file}"] if data_file else []
     extra.append(f"hydra.searchpath=[file://{REPO}/tests/conf]")
-    proc = subprocess.run([sys.executable, "-m", module, *args, *extra], cwd=REPO, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args, *extra],
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"command failed ({proc.returncode}): {args}\nSTDOUT:\n{proc.stdout[-4000:]}\nSTDERR:\n{proc.stderr[-6000:]}")
+        raise AssertionError(
+            f"command failed ({proc.returncode}): {args}\nSTDOUT:\n{proc.stdout[-4000:]}\nSTDERR:\n{proc.stderr[-6000:]}"
+        )
     return proc
 
 
-def run_inprocess(args: list[str], tmp_path: Path, data_file: Path | None = None, check: bool = True,
-                  env: dict | None = None) -> subprocess.CompletedProcess:
+def run_inprocess(
+    args: list[str],
+    tmp_path: Path,
+    data_file: Path | None = None,
+    check: bool = True,
+    env: dict | None = None,
+) -> subprocess.CompletedProcess:
     """What ``run_cli`` does for ``neuroclips.train``, in this process: the same composition, the same runtime and
     the same one-sentence user-error handling as ``neuroclips.train.main``, without paying ~7 s of imports per run.
     For the tests that check refusals and messages; kills, locks and exit codes of the real CLI stay on ``run_cli``."""
@@ -86,11 +112,16 @@ def run_inprocess(args: list[str], tmp_path: Path, data_file: Path | None = None
     from neuroclips.utils.cli import quote_numeric_group_overrides
 
     if any(a.startswith(("trainer=ddp", "trainer=fsdp")) for a in args):
-        raise ValueError("run_inprocess: a DDP/FSDP launcher re-runs this process's command line; use run_cli.")
+        raise ValueError(
+            "run_inprocess: a DDP/FSDP launcher re-runs this process's command line; use run_cli."
+        )
     extra = [f"data.file={data_file}"] if data_file else []
     overrides = quote_numeric_group_overrides([*args, *extra, f"hydra.searchpath=[file://{REPO}/tests/conf]"])
-    new_env = {"NEUROCLIPS_RUNS_DIR": str(tmp_path / "runs"), "NEUROCLIPS_DATA_DIR": str(tmp_path / "data"),
-               **(env or {})}
+    new_env = {
+        "NEUROCLIPS_RUNS_DIR": str(tmp_path / "runs"),
+        "NEUROCLIPS_DATA_DIR": str(tmp_path / "data"),
+        **(env or {}),
+    }
     saved = {k: os.environ.get(k) for k in new_env}
     out, err = io.StringIO(), io.StringIO()
     handler = logging.StreamHandler(err)
@@ -127,7 +158,9 @@ def run_inprocess(args: list[str], tmp_path: Path, data_file: Path | None = None
                 os.environ[k] = v
     proc = subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
     if check and code != 0:
-        raise AssertionError(f"run failed ({code}): {args}\nSTDOUT:\n{proc.stdout[-4000:]}\nSTDERR:\n{proc.stderr[-6000:]}")
+        raise AssertionError(
+            f"run failed ({code}): {args}\nSTDOUT:\n{proc.stdout[-4000:]}\nSTDERR:\n{proc.stderr[-6000:]}"
+        )
     return proc
 
 

@@ -16,7 +16,9 @@ def sine(n: int, offset: float, step: float = 0.37) -> torch.Tensor:
 def deterministic_fill(module: nn.Module) -> None:
     """Fill every state-dict entry except rotary ``freqs`` and scheduler buffers with the §8.1 sine pattern."""
     state = module.state_dict()
-    keys = sorted(k for k in state if not k.endswith("rotary_emb.freqs") and not k.startswith("noise_scheduler."))
+    keys = sorted(
+        k for k in state if not k.endswith("rotary_emb.freqs") and not k.startswith("noise_scheduler.")
+    )
     filled = {}
     for i, key in enumerate(keys):
         t = state[key]

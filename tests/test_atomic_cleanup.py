@@ -16,7 +16,9 @@ def _orphan(final: Path, payload: bytes) -> Path:
     with pytest.raises(KeyboardInterrupt), atomic_path(final) as tmp:
         tmp.write_bytes(payload)
         kept = tmp.with_name(tmp.name + ".keep")
-        os.link(tmp, kept)  # atomic_path removes its temp file on the exception; keep a copy under the same name
+        os.link(
+            tmp, kept
+        )  # atomic_path removes its temp file on the exception; keep a copy under the same name
         raise KeyboardInterrupt
     os.replace(kept, tmp)
     return tmp
@@ -29,8 +31,14 @@ def test_orphans_removed_everything_else_kept(tmp_path):
     assert is_atomic_tmp_name(a.name) and is_atomic_tmp_name(b.name)
     with atomic_path(root / "outputs" / "blurry" / "00000.npy") as tmp:  # a completed write
         tmp.write_bytes(b"done")
-    keep = [root / "outputs" / "blurry" / "00000.npy", root / "notes.tmp", root / ".lock", root / ".hidden.tmp",
-            root / "outputs" / ".00002.npy.tmp", root / "x.abcdefgh.tmp"]
+    keep = [
+        root / "outputs" / "blurry" / "00000.npy",
+        root / "notes.tmp",
+        root / ".lock",
+        root / ".hidden.tmp",
+        root / "outputs" / ".00002.npy.tmp",
+        root / "x.abcdefgh.tmp",
+    ]
     for p in keep[1:]:
         p.write_bytes(b"k")
 
@@ -63,7 +71,17 @@ def test_missing_root_is_empty(tmp_path):
     assert remove_orphan_tmp(tmp_path / "nope") == (0, 0)
 
 
-@pytest.mark.parametrize("n,text", [(0, "0 B"), (999, "999 B"), (1000, "1.0 kB"), (312_400_000, "312.4 MB"),
-                                    (999_960, "1.0 MB"), (2.5e9, "2.5 GB"), (7e12, "7.0 TB")])
+@pytest.mark.parametrize(
+    "n,text",
+    [
+        (0, "0 B"),
+        (999, "999 B"),
+        (1000, "1.0 kB"),
+        (312_400_000, "312.4 MB"),
+        (999_960, "1.0 MB"),
+        (2.5e9, "2.5 GB"),
+        (7e12, "7.0 TB"),
+    ],
+)
 def test_format_bytes(n, text):
     assert format_bytes(n) == text

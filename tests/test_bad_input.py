@@ -45,11 +45,17 @@ def _small_frames(f):
 
 
 CASES = {
-    "wrong_voxel_count": (_wrong_voxels, "'/fmri/subj01/train' expected 13447 voxels (attribute voxels_subj01), found 100"),
+    "wrong_voxel_count": (
+        _wrong_voxels,
+        "'/fmri/subj01/train' expected 13447 voxels (attribute voxels_subj01), found 100",
+    ),
     "missing_group": (lambda f: f.__delitem__("stimuli/test"), "dataset '/stimuli/test/frames' is missing"),
     "nan_voxels": (_nan, "'/fmri/subj01/train' expected finite voxel values, found 6 NaN/Inf values"),
     "frames_dtype": (_float_frames, "'/stimuli/train/frames' expected dtype uint8, found float32"),
-    "frames_size": (_small_frames, "'/stimuli/test/frames' expected shape (N, 6, 3, H, W), found (20, 5, 3, 64, 64)"),
+    "frames_size": (
+        _small_frames,
+        "'/stimuli/test/frames' expected shape (N, 6, 3, H, W), found (20, 5, 3, 64, 64)",
+    ),
 }
 
 
@@ -79,17 +85,29 @@ def test_truncated_file(sim_file, tmp_path):
 
 
 def test_missing_data_file(tmp_path):
-    proc = run_cli(["stage=toy_fit", "logger=none", "data.auto_create=false", f"data.file={tmp_path}/none.h5"], tmp_path, check=False)
+    proc = run_cli(
+        ["stage=toy_fit", "logger=none", "data.auto_create=false", f"data.file={tmp_path}/none.h5"],
+        tmp_path,
+        check=False,
+    )
     _assert_clean_failure(proc, tmp_path, "none.h5: the data file does not exist")
 
 
 def test_checkpoint_from_another_subject_or_stage(sim_file, tmp_path):
     run_inprocess(["stage=toy_fit", "logger=none", "stage.max_epochs=1", "subj=2"], tmp_path, sim_file)
     ckpt = tmp_path / "runs/default/subj2/toy_fit/checkpoints/best.ckpt"
-    proc = run_inprocess(["stage=toy_from_fit", "logger=none", f"init_ckpt={ckpt}"], tmp_path, sim_file, check=False)
-    _assert_clean_failure(proc, tmp_path, "checkpoint of subject 2, expected subject 1 (subj=1)", stage="toy_from_fit")
-    proc = run_inprocess(["stage=toy_from_fit", "logger=none", "subj=2", f"init_ckpt={ckpt}", "system.net.expected_stage=sr"],
-                   tmp_path, sim_file, check=False)
+    proc = run_inprocess(
+        ["stage=toy_from_fit", "logger=none", f"init_ckpt={ckpt}"], tmp_path, sim_file, check=False
+    )
+    _assert_clean_failure(
+        proc, tmp_path, "checkpoint of subject 2, expected subject 1 (subj=1)", stage="toy_from_fit"
+    )
+    proc = run_inprocess(
+        ["stage=toy_from_fit", "logger=none", "subj=2", f"init_ckpt={ckpt}", "system.net.expected_stage=sr"],
+        tmp_path,
+        sim_file,
+        check=False,
+    )
     assert proc.returncode == 2 and "checkpoint of stage 'toy_fit', expected stage 'sr'" in proc.stderr
     # the right subject chains by path with no hand-edited paths
     run_inprocess(["stage=toy_from_fit", "logger=none", "subj=2"], tmp_path, sim_file)
@@ -98,13 +116,26 @@ def test_checkpoint_from_another_subject_or_stage(sim_file, tmp_path):
 
 def test_missing_checkpoint(sim_file, tmp_path):
     proc = run_inprocess(["stage=toy_from_fit", "logger=none"], tmp_path, sim_file, check=False)
-    _assert_clean_failure(proc, tmp_path, "checkpoint of an earlier stage not found (config field 'checkpoint')", stage="toy_from_fit")
+    _assert_clean_failure(
+        proc,
+        tmp_path,
+        "checkpoint of an earlier stage not found (config field 'checkpoint')",
+        stage="toy_from_fit",
+    )
 
 
 def test_missing_weight_file_at_paper_scale(sim_file, tmp_path):
-    proc = run_cli(["stage=targets", "scale=paper", f"paths.weights_dir={tmp_path}/weights"], tmp_path, sim_file, check=False)
+    proc = run_cli(
+        ["stage=targets", "scale=paper", f"paths.weights_dir={tmp_path}/weights"],
+        tmp_path,
+        sim_file,
+        check=False,
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "open_clip_pytorch_model.bin: OpenCLIP checkpoint (open_clip_pytorch_model.bin) not found (config field 'scale.sr.clip_weights_path')" in proc.stderr
+    assert (
+        "open_clip_pytorch_model.bin: OpenCLIP checkpoint (open_clip_pytorch_model.bin) not found (config field 'scale.sr.clip_weights_path')"
+        in proc.stderr
+    )
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "runs/default/subj1/targets/summary.json").exists()
     import h5py

@@ -24,7 +24,9 @@ def test_the_grid_is_what_the_configs_offer():
 
 
 def test_every_stage_subject_scale_instantiates_on_meta(tmp_path):
-    built: dict[str, dict] = {}  # resolved module config -> parameter report: equal configs build equal modules
+    built: dict[
+        str, dict
+    ] = {}  # resolved module config -> parameter report: equal configs build equal modules
     grid: dict[tuple[str, str, str], dict] = {}
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         for scale, stage, subj in itertools.product(SCALES, STAGES, SUBJECTS):
@@ -41,7 +43,9 @@ def test_every_stage_subject_scale_instantiates_on_meta(tmp_path):
             metrics = grid[scale, stage, subj] = built[key]
             where = f"stage={stage} subj={subj} scale={scale}"
             assert metrics["dry_run"] is True, where
-            if "parameters" in metrics and not (stage == "standins" and scale == "paper"):  # paper: no stand-in
+            if "parameters" in metrics and not (
+                stage == "standins" and scale == "paper"
+            ):  # paper: no stand-in
                 assert metrics["parameters"]["total"] > 0, where
     # the subject reaches the modules: the SR ridge differs in size between subjects with different voxel counts
     for scale in SCALES:

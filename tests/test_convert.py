@@ -40,7 +40,10 @@ def test_converts_release_layout(tmp_path, caption_kind):
     out = convert(src, tmp_path / "cc2017.h5", progress=False)
     assert schema.validate(out) == []
     with h5py.File(out) as f:
-        assert f["stimuli/train/frames"].shape == (N_TR, 6, 3, 12, 12) and f["stimuli/train/frames"].dtype == np.uint8
+        assert (
+            f["stimuli/train/frames"].shape == (N_TR, 6, 3, 12, 12)
+            and f["stimuli/train/frames"].dtype == np.uint8
+        )
         assert f["stimuli/test/frames"].shape == (N_TE, 6, 3, 16, 16)
         assert list(f.attrs["test_frame_size"]) == [16, 16]
         assert f["stimuli/test/captions"][2].decode() == "a test clip number 2"
@@ -55,10 +58,15 @@ def test_converts_release_layout(tmp_path, caption_kind):
 def test_wrong_voxel_count_is_refused_and_leaves_no_file(tmp_path):
     src = write_release(tmp_path / "src", subjects=(2,))
     torch.save(torch.randn(N_TR, 2, 100), src / "subj02_train_fmri.pt")
-    with pytest.raises(schema.SchemaError, match=r"subj02_train_fmri.pt: expected shape \(12, 2, 14828\).*found \(12, 2, 100\)"):
+    with pytest.raises(
+        schema.SchemaError,
+        match=r"subj02_train_fmri.pt: expected shape \(12, 2, 14828\).*found \(12, 2, 100\)",
+    ):
         convert(src, tmp_path / "out.h5", progress=False)
     assert not (tmp_path / "out.h5").exists()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.h5")], "no temporary file left behind"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.h5")], (
+        "no temporary file left behind"
+    )
 
 
 class _Evil:
@@ -98,7 +106,9 @@ def test_other_writers_numpy_float16_legacy_and_lists(tmp_path):
     src = write_release(tmp_path / "src", subjects=(3,))
     g = np.random.default_rng(0)
     torch.save(g.standard_normal((N_TR, 2, 9114)).astype(np.float16), src / "subj03_train_fmri.pt")
-    torch.save(torch.randn(N_TE, 10, 9114).half(), src / "subj03_test_fmri.pt", _use_new_zipfile_serialization=False)
+    torch.save(
+        torch.randn(N_TE, 10, 9114).half(), src / "subj03_test_fmri.pt", _use_new_zipfile_serialization=False
+    )
     torch.save((torch.rand(N_TE, 6, 3, 16, 16) * 255).to(torch.uint8), src / "GT_test_3fps.pt")
     torch.save([f"caption {i}" for i in range(N_TR)], src / "GT_train_caption.pt")
     out = convert(src, tmp_path / "o.h5", progress=False)

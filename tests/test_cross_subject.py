@@ -33,23 +33,43 @@ class PooledKeyframes(nn.Module):
 
 def datamodule(sim_file, subjects=SUBJECTS, batch_size=9, **kw) -> CC2017DataModule:
     voxels = [SUBJECT_VOXELS[s] for s in subjects]
-    return CC2017DataModule(str(sim_file), subj=subjects if len(subjects) > 1 else subjects[0],
-                            voxels=voxels if len(subjects) > 1 else voxels[0], batch_size=batch_size, val_block=20,
-                            load_frames=True, eval_batch_size=10, **kw)
+    return CC2017DataModule(
+        str(sim_file),
+        subj=subjects if len(subjects) > 1 else subjects[0],
+        voxels=voxels if len(subjects) > 1 else voxels[0],
+        batch_size=batch_size,
+        val_block=20,
+        load_frames=True,
+        eval_batch_size=10,
+        **kw,
+    )
 
 
 def system(voxels=VOXELS, **kw) -> SemanticReconstructor:
     torch.manual_seed(0)
     return SemanticReconstructor(
-        ridge=RidgeAdapters(voxels, H), backbone=SemanticBackbone(hidden=H, n_blocks=1, clip_tokens=T, clip_dim=D),
-        optimizer=functools.partial(torch.optim.AdamW, lr=1e-3), image_encoder=PooledKeyframes(), retrieval_k=10,
-        mixup_pct=0.5, **kw)
+        ridge=RidgeAdapters(voxels, H),
+        backbone=SemanticBackbone(hidden=H, n_blocks=1, clip_tokens=T, clip_dim=D),
+        optimizer=functools.partial(torch.optim.AdamW, lr=1e-3),
+        image_encoder=PooledKeyframes(),
+        retrieval_k=10,
+        mixup_pct=0.5,
+        **kw,
+    )
 
 
 def trainer(epochs=1, batches=2) -> pl.Trainer:
-    return pl.Trainer(accelerator="cpu", max_epochs=epochs, logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                      limit_train_batches=batches, limit_val_batches=1)
+    return pl.Trainer(
+        accelerator="cpu",
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_train_batches=batches,
+        limit_val_batches=1,
+    )
 
 
 def test_mixed_batches_hold_every_subject_with_its_voxels(sim_file):
@@ -59,7 +79,11 @@ def test_mixed_batches_hold_every_subject_with_its_voxels(sim_file):
     batch, _, _ = next(iter(dm.train_dataloader()))
     parts = subject_batches(batch)
     assert [s for s, _ in parts] == SUBJECTS
-    assert [p["fmri"].shape for _, p in parts] == [(4, 13447), (3, 14828), (3, 9114)]  # the global batch of 10
+    assert [p["fmri"].shape for _, p in parts] == [
+        (4, 13447),
+        (3, 14828),
+        (3, 9114),
+    ]  # the global batch of 10
     assert len({tuple(p["clip_index"].tolist()) for _, p in parts}) == 3  # each subject shuffles on its own
     assert [len(v) for v in dm.val_dataloader()] == [2, 2, 2]  # one validation loader per subject
     assert split_batch(32, 3, "b") == [11, 11, 10]
@@ -88,8 +112,13 @@ def test_three_subject_sr_step_logs_each_subject_and_the_mean(sim_file):
 
 
 def save_multi_subject_checkpoint(path, sr: SemanticReconstructor, stage="sr") -> None:
-    torch.save({"state_dict": sr.state_dict(), "neuroclips": {"stage": stage, "subj": "1_2_3", "subjects": SUBJECTS}},
-               path)
+    torch.save(
+        {
+            "state_dict": sr.state_dict(),
+            "neuroclips": {"stage": stage, "subj": "1_2_3", "subjects": SUBJECTS},
+        },
+        path,
+    )
 
 
 def test_multi_subject_checkpoint_loads_one_subjects_slice(tmp_path):
@@ -97,8 +126,13 @@ def test_multi_subject_checkpoint_loads_one_subjects_slice(tmp_path):
     path = tmp_path / "best.ckpt"
     save_multi_subject_checkpoint(path, sr)
     ridge = load_into(RidgeAdapters(9114, H), str(path), "sr", 3, prefix="ridge.")
-    backbone = load_into(SemanticBackbone(hidden=H, n_blocks=1, clip_tokens=T, clip_dim=D), str(path), "sr", 3,
-                         prefix="backbone.").eval()
+    backbone = load_into(
+        SemanticBackbone(hidden=H, n_blocks=1, clip_tokens=T, clip_dim=D),
+        str(path),
+        "sr",
+        3,
+        prefix="backbone.",
+    ).eval()
     voxels = torch.randn(5, 9114)
     assert torch.equal(backbone(ridge(voxels))[1], sr.encode_voxels(voxels, 2)[1])
     assert list(subject_slice(sr.state_dict(), SUBJECTS, 2)).count("ridge.linears.0.weight") == 1
@@ -109,7 +143,10 @@ def test_multi_subject_checkpoint_loads_one_subjects_slice(tmp_path):
 def test_adaptation_warm_starts_shared_nets_and_trains_only_the_new_adapter_first(sim_file, tmp_path):
     pre = system(voxels=VOXELS[1:])  # pretrained on subjects 2 + 3
     path = tmp_path / "pre.ckpt"
-    torch.save({"state_dict": pre.state_dict(), "neuroclips": {"stage": "sr", "subj": "2_3", "subjects": [2, 3]}}, path)
+    torch.save(
+        {"state_dict": pre.state_dict(), "neuroclips": {"stage": "sr", "subj": "2_3", "subjects": [2, 3]}},
+        path,
+    )
     sr = system(voxels=[VOXELS[0]], subjects=1, init_from_run=str(path), adapter_epochs=1)
     assert sr.new_adapters == [0]
     assert torch.equal(sr.backbone.backbone_linear.weight, pre.backbone.backbone_linear.weight)
@@ -143,15 +180,20 @@ def test_bad_input_is_one_sentence(sim_file, tmp_path):
     from neuroclips.runtime import check_adapters
     from tests.conftest import SMALL, run_inprocess
 
-    two = simulate(tmp_path / "two.h5", config_for("tiny", **{**SMALL, "subjects": (1, 2), "n_train": 60}),
-                   progress=False)
+    two = simulate(
+        tmp_path / "two.h5",
+        config_for("tiny", **{**SMALL, "subjects": (1, 2), "n_train": 60}),
+        progress=False,
+    )
     with pytest.raises(SchemaError) as missing:
         datamodule(two).check_file()
     assert "subj03" in str(missing.value) and "\n" not in str(missing.value)
     with pytest.raises(ConfigError) as wrong:
         check_adapters(datamodule(sim_file), system(voxels=[13447, 14828, 9000]))
     assert "9114" in str(wrong.value) and "\n" not in str(wrong.value)
-    proc = run_inprocess(["stage=toy_fit", "subj=all", "logger=none"], tmp_path, two, check=False)  # as the CLI
+    proc = run_inprocess(
+        ["stage=toy_fit", "subj=all", "logger=none"], tmp_path, two, check=False
+    )  # as the CLI
     assert proc.returncode == 2 and "subj03" in proc.stderr
     assert len([line for line in proc.stderr.splitlines() if "error" in line]) == 1
 
@@ -177,33 +219,65 @@ def test_three_subject_pr_step_and_its_one_subject_slice(tmp_path):
     from tests.test_pr_systems import modules
 
     _, vae, teacher = modules()
-    kw = dict(inception_hidden=8, hidden=16, n_blocks=1, low_level_channels=8, low_level_size=2, aux_dim=8,
-              decoder_channels=(8, 8), decoder_norm_groups=4)
+    kw = dict(
+        inception_hidden=8,
+        hidden=16,
+        n_blocks=1,
+        low_level_channels=8,
+        low_level_size=2,
+        aux_dim=8,
+        decoder_channels=(8, 8),
+        decoder_norm_groups=4,
+    )
     torch.manual_seed(0)
     net = PerceptualNet(voxels=[40, 30, 20], **kw)
-    pr = PerceptualReconstructor(net=net, vae=vae, teacher=teacher, optimizer=partial(torch.optim.AdamW, lr=1e-3))
+    pr = PerceptualReconstructor(
+        net=net, vae=vae, teacher=teacher, optimizer=partial(torch.optim.AdamW, lr=1e-3)
+    )
     frames = torch.rand(8, 6, 3, 16, 16)
-    items = {v: [{"fmri": torch.randn(v), "frames": frames[i], "targets": {"vae_latents": vae.encode(frames[i])}}
-                 for i in range(8)] for v in (40, 30, 20)}
+    items = {
+        v: [
+            {"fmri": torch.randn(v), "frames": frames[i], "targets": {"vae_latents": vae.encode(frames[i])}}
+            for i in range(8)
+        ]
+        for v in (40, 30, 20)
+    }
     before = [p.detach().clone() for p in net.inception.parameters()]
-    train = CombinedLoader({f"subj0{s}": DataLoader(items[v], batch_size=4) for s, v in zip(SUBJECTS, (40, 30, 20))},
-                           mode="min_size")
+    train = CombinedLoader(
+        {f"subj0{s}": DataLoader(items[v], batch_size=4) for s, v in zip(SUBJECTS, (40, 30, 20))},
+        mode="min_size",
+    )
     t = trainer()
-    t.fit(pr, train_dataloaders=train, val_dataloaders=[DataLoader(items[v], batch_size=4) for v in (40, 30, 20)])
+    t.fit(
+        pr,
+        train_dataloaders=train,
+        val_dataloaders=[DataLoader(items[v], batch_size=4) for v in (40, 30, 20)],
+    )
     m = t.callback_metrics
-    assert float(m["val/pixcorr"]) == pytest.approx(float(sum(m[f"val/adapter{k}/pixcorr"]
-                                                              for k in range(3)) / 3))
+    assert float(m["val/pixcorr"]) == pytest.approx(
+        float(sum(m[f"val/adapter{k}/pixcorr"] for k in range(3)) / 3)
+    )
     assert all(not torch.equal(a, b) for a, b in zip(before, net.inception.parameters()))
     path = tmp_path / "pr.ckpt"
-    torch.save({"state_dict": pr.state_dict(), "neuroclips": {"stage": "pr", "subj": "1_2_3", "subjects": SUBJECTS}},
-               path)
+    torch.save(
+        {"state_dict": pr.state_dict(), "neuroclips": {"stage": "pr", "subj": "1_2_3", "subjects": SUBJECTS}},
+        path,
+    )
     one = load_into(PerceptualNet(voxels=20, **kw), str(path), "pr", 3, prefix="net.").eval()
     x = torch.randn(4, 20)
     assert torch.equal(one(x, "clip")["latents"], net.eval()(x, "clip", 2)["latents"])
-    adapted = PerceptualReconstructor(net=PerceptualNet(voxels=20, **kw), vae=vae, teacher=teacher, subjects=3,
-                                      init_from_run=str(path), adapter_epochs=1,
-                                      optimizer=partial(torch.optim.AdamW, lr=1e-3))
-    assert adapted.new_adapters == [] and torch.equal(adapted.net.decoder.conv_in.weight, net.decoder.conv_in.weight)
+    adapted = PerceptualReconstructor(
+        net=PerceptualNet(voxels=20, **kw),
+        vae=vae,
+        teacher=teacher,
+        subjects=3,
+        init_from_run=str(path),
+        adapter_epochs=1,
+        optimizer=partial(torch.optim.AdamW, lr=1e-3),
+    )
+    assert adapted.new_adapters == [] and torch.equal(
+        adapted.net.decoder.conv_in.weight, net.decoder.conv_in.weight
+    )
     assert torch.equal(adapted.net.inception.lin0[0].weight, net.inception[2].lin0[0].weight)
     shared, own = adapted.net.decoder.conv_in.weight.clone(), adapted.net.inception.lin0[0].weight.clone()
     trainer().fit(adapted, train_dataloaders=DataLoader(items[20], batch_size=4))
@@ -231,11 +305,16 @@ def test_mindeye2_loader_with_a_multi_subject_container(tmp_path):
 
     torch.manual_seed(1)
     source = SemanticBackbone(hidden=H, n_blocks=1, clip_tokens=T, clip_dim=D)
-    state = {f"ridge.linears.{k}.{leaf}": torch.randn(H, v) if leaf == "weight" else torch.randn(H)
-             for k, v in enumerate((99, 77, 55)) for leaf in ("weight", "bias")}  # MindEye2's multi-subject ridge
+    state = {
+        f"ridge.linears.{k}.{leaf}": torch.randn(H, v) if leaf == "weight" else torch.randn(H)
+        for k, v in enumerate((99, 77, 55))
+        for leaf in ("weight", "bias")
+    }  # MindEye2's multi-subject ridge
     state.update({"backbone." + k: v for k, v in source.state_dict().items()})
     torch.save({"model_state_dict": state}, tmp_path / "last.pth")
     sr = system()  # our three-subject container: the same ridge.linears.<k> layout
-    assert sorted(sr.ridge.state_dict()) == sorted(k[len("ridge."):] for k in state if k.startswith("ridge."))
+    assert sorted(sr.ridge.state_dict()) == sorted(
+        k[len("ridge.") :] for k in state if k.startswith("ridge.")
+    )
     init_from_mindeye2(sr.backbone, str(tmp_path / "last.pth"), "backbone.")
     assert torch.equal(sr.backbone.backbone_linear.weight, source.backbone_linear.weight)

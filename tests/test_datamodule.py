@@ -29,7 +29,9 @@ def test_shapes_and_dtypes(sim_file):
     t = next(iter(dm.test_dataloader()))
     with h5py.File(sim_file) as f:
         expected = f["fmri/subj01/test"][int(t["split_index"][0])].astype(np.float32).mean(0)
-    assert torch.allclose(t["fmri"][0], torch.from_numpy(expected)), "test fMRI is the mean over the 10 repetitions"
+    assert torch.allclose(t["fmri"][0], torch.from_numpy(expected)), (
+        "test fMRI is the mean over the 10 repetitions"
+    )
     assert (t["keyframe_index"] == 2).all()
 
 
@@ -65,6 +67,7 @@ def test_random_and_mean_policies(sim_file):
     seen_reps = {ds[i]["rep"] for i in range(30)}
     seen_kf = {ds[i]["keyframe_index"] for i in range(30)}
     assert seen_reps == {0, 1} and len(seen_kf) > 2
+
     # seeded per (seed, epoch, row): a fresh DataModule replays the draws; another epoch or seed draws anew
     def draws(dm, epoch):
         dm.set_epoch(epoch)
@@ -87,7 +90,9 @@ def test_workers_open_hdf5_lazily(sim_file, context):
     ds = dm.dataset("train")
     assert ds._h5 is None, "no h5py handle may exist before the workers start"
     workers = 2 if context == "fork" else 1  # spawn re-imports torch per worker: keep it to one
-    loader = torch.utils.data.DataLoader(ds, batch_size=16, num_workers=workers, multiprocessing_context=context)
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=16, num_workers=workers, multiprocessing_context=context
+    )
     dm.set_epoch(1)
     batches = list(loader)
     got = torch.cat([b["fmri"] for b in batches])
@@ -104,13 +109,19 @@ def test_in_memory_equals_lazy(sim_file):
 
 def test_cached_targets_follow_the_keyframe(sim_copy):
     with h5py.File(sim_copy, "a") as f:
-        d = f.create_dataset("targets/clip_tokens/train", data=np.arange(120 * 2 * 3, dtype=np.float16).reshape(120, 2, 3))
+        d = f.create_dataset(
+            "targets/clip_tokens/train", data=np.arange(120 * 2 * 3, dtype=np.float16).reshape(120, 2, 3)
+        )
         d.attrs["frame_indices"] = np.array([2, 3])
     dm = make_dm(sim_copy, targets=["clip_tokens"])
     ds = dm.dataset("train")
     row = int(ds.rows[0])
     dm.set_epoch(1)
-    assert ds[0]["targets"]["clip_tokens"].tolist() == [float(row * 6 + 3), float(row * 6 + 4), float(row * 6 + 5)]
+    assert ds[0]["targets"]["clip_tokens"].tolist() == [
+        float(row * 6 + 3),
+        float(row * 6 + 4),
+        float(row * 6 + 5),
+    ]
     dm2 = make_dm(sim_copy, targets=["clip_tokens"], keyframe_policy=5)
     with pytest.raises(ValueError, match=r"caches frames \[2, 3\], but the keyframe policy asks for frame 5"):
         dm2.dataset("train")[0]

@@ -27,7 +27,9 @@ pytestmark = pytest.mark.slow
 
 
 def _weights(tmp_path, name, stage):
-    sd = torch.load(tmp_path / f"runs/{name}/subj1/{stage}/checkpoints/last.ckpt", map_location="cpu", weights_only=True)
+    sd = torch.load(
+        tmp_path / f"runs/{name}/subj1/{stage}/checkpoints/last.ckpt", map_location="cpu", weights_only=True
+    )
     return sd["state_dict"]
 
 
@@ -35,32 +37,62 @@ def _assert_close(a, b, atol=1e-5, rtol=1e-3):
     assert a.keys() == b.keys()
     for k in a:
         if a[k].is_floating_point():
-            assert torch.allclose(a[k].float(), b[k].float(), atol=atol, rtol=rtol), (k, (a[k] - b[k]).abs().max().item())
+            assert torch.allclose(a[k].float(), b[k].float(), atol=atol, rtol=rtol), (
+                k,
+                (a[k] - b[k]).abs().max().item(),
+            )
 
 
 SGD = ["system.optimizer._target_=torch.optim.SGD"]
 # the teacher's augmented view draws per-process random numbers; with every probability 0 and the full crop it is
 # the same deterministic view in both runs, and the soft contrastive term is still computed (and gathered)
-NEUTRAL_AUGMENTATION = ("++system.teacher_augmentation={_target_:neuroclips.models.convnext_teacher.TeacherAugmentation,"
-                        "jitter_p:0,grayscale_p:0,solarize_p:0,crop_area:1.0}")
+NEUTRAL_AUGMENTATION = (
+    "++system.teacher_augmentation={_target_:neuroclips.models.convnext_teacher.TeacherAugmentation,"
+    "jitter_p:0,grayscale_p:0,solarize_p:0,crop_area:1.0}"
+)
 
 
 def test_sr_ddp_equals_one_process(sim_copy, tmp_path):
     run_cli(["stage=targets", "logger=none", "task.encoders.vae_latents=null"], tmp_path, sim_copy)
-    common = ["stage=sr", "logger=none", "scale.sr.train.epochs=2", "scale.sr.dropout=0", "scale.sr.train.mixup_pct=0",
-              "scale.sr.train.batch_size=24", "trainer.enable_progress_bar=false", "scale.sr.train.lr=0.05", *SGD]
+    common = [
+        "stage=sr",
+        "logger=none",
+        "scale.sr.train.epochs=2",
+        "scale.sr.dropout=0",
+        "scale.sr.train.mixup_pct=0",
+        "scale.sr.train.batch_size=24",
+        "trainer.enable_progress_bar=false",
+        "scale.sr.train.lr=0.05",
+        *SGD,
+    ]
     run_cli([*common, "name=one"], tmp_path, sim_copy)
-    run_cli([*common, "trainer=ddp_cpu", "name=two"], tmp_path, sim_copy)  # 12 clips per process, negatives gathered
+    run_cli(
+        [*common, "trainer=ddp_cpu", "name=two"], tmp_path, sim_copy
+    )  # 12 clips per process, negatives gathered
     _assert_close(_weights(tmp_path, "one", "sr"), _weights(tmp_path, "two", "sr"))
 
 
 def test_pr_ddp_equals_one_process(sim_copy, tmp_path):
     run_cli(["stage=standins", "logger=none", "scale.pr.standin.steps=20"], tmp_path, sim_copy)
-    run_cli(["stage=targets", "logger=none", "task.encoders.clip_tokens=null", "task.encoders.caption_emb=null"], tmp_path, sim_copy)
-    common = ["stage=pr", "logger=none", "scale.pr.max_epochs=1", "++system.net.dropout=0", "++system.net.low_level_dropout=0",
-              NEUTRAL_AUGMENTATION, "system.cont_weight=1.0", "system.temporal_window=clip", "scale.pr.batch_size=8",
-              "trainer.enable_progress_bar=false",
-              "scale.pr.max_lr=0.05", *SGD]
+    run_cli(
+        ["stage=targets", "logger=none", "task.encoders.clip_tokens=null", "task.encoders.caption_emb=null"],
+        tmp_path,
+        sim_copy,
+    )
+    common = [
+        "stage=pr",
+        "logger=none",
+        "scale.pr.max_epochs=1",
+        "++system.net.dropout=0",
+        "++system.net.low_level_dropout=0",
+        NEUTRAL_AUGMENTATION,
+        "system.cont_weight=1.0",
+        "system.temporal_window=clip",
+        "scale.pr.batch_size=8",
+        "trainer.enable_progress_bar=false",
+        "scale.pr.max_lr=0.05",
+        *SGD,
+    ]
     run_cli([*common, "name=one"], tmp_path, sim_copy)
     run_cli([*common, "trainer=ddp_cpu", "name=two"], tmp_path, sim_copy)  # 4 consecutive clips per process
     _assert_close(_weights(tmp_path, "one", "pr"), _weights(tmp_path, "two", "pr"))

@@ -10,7 +10,9 @@ from neuroclips.evaluation.readers import read_entry
 
 def test_mp4_clip_reads_back(tmp_path):
     yy, xx = np.mgrid[0:64, 0:64]
-    frames = np.stack([np.stack([(xx * 4 + t * 8) % 256, yy * 4, np.full_like(xx, 128)], -1) for t in range(16)]).astype(np.uint8)
+    frames = np.stack(
+        [np.stack([(xx * 4 + t * 8) % 256, yy * 4, np.full_like(xx, 128)], -1) for t in range(16)]
+    ).astype(np.uint8)
     path = tmp_path / "00003.mp4"
     iio.imwrite(path, frames, plugin="pyav", fps=8, codec="libx264")
     got = read_entry(path)

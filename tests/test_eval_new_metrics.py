@@ -17,7 +17,9 @@ from neuroclips.utils.weights import MissingWeightsError
 
 
 def _frames(seed=0, n=3, h=16, w=20):
-    return torch.randint(0, 256, (n, 3, h, w), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+    return torch.randint(
+        0, 256, (n, 3, h, w), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8
+    )
 
 
 def test_mse_on_known_differences():
@@ -36,7 +38,9 @@ def test_hue_matches_colorsys_and_pcc_known_answers():
     px = x.permute(0, 2, 3, 1).reshape(-1, 3).numpy() / 255.0
     ref = np.array([colorsys.rgb_to_hsv(*p)[0] * 360.0 for p in px]).reshape(ours.shape)
     np.testing.assert_allclose(ours, ref, atol=1e-9)
-    q = rgb_to_hue(x).numpy()  # OpenCV 8-bit units: integers 0..179, within half a unit of degrees / 2 (circular)
+    q = rgb_to_hue(
+        x
+    ).numpy()  # OpenCV 8-bit units: integers 0..179, within half a unit of degrees / 2 (circular)
     assert q.max() <= 179 and np.array_equal(q, np.round(q))
     assert (np.abs((q - ref / 2 + 90) % 180 - 90) <= 0.5 + 1e-9).all()
     np.testing.assert_allclose(hue_pcc(x, x).numpy(), 1.0, atol=1e-12)  # identical clips
@@ -76,8 +80,12 @@ def test_raft_path_shapes_identical_clips_and_local_weights(tmp_path):
 
     torch.manual_seed(0)
     torch.save(raft_small(weights=None).state_dict(), tmp_path / "raft.pth")
-    local = build_flow_estimator("local", str(tmp_path / "raft.pth"), arch="small", size=128, num_flow_updates=1)
-    again = build_flow_estimator("local", str(tmp_path / "raft.pth"), arch="small", size=128, num_flow_updates=1)
+    local = build_flow_estimator(
+        "local", str(tmp_path / "raft.pth"), arch="small", size=128, num_flow_updates=1
+    )
+    again = build_flow_estimator(
+        "local", str(tmp_path / "raft.pth"), arch="small", size=128, num_flow_updates=1
+    )
     one = clips[:1, :2]
     assert local(one).shape == (1, 1, 2, 128, 128)
     torch.testing.assert_close(local(one), again(one))
@@ -89,12 +97,18 @@ def test_raft_path_shapes_identical_clips_and_local_weights(tmp_path):
 
 def test_vifi_score_identical_and_checkpoint_keys():
     emb = build_vifi_clip("tiny")
-    clips = torch.randint(0, 256, (3, 4, 3, 40, 48), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    clips = torch.randint(
+        0, 256, (3, 4, 3, 40, 48), generator=torch.Generator().manual_seed(1), dtype=torch.uint8
+    )
     np.testing.assert_allclose(vifi_score(emb, clips, clips).numpy(), 1.0, atol=1e-6)
     s = vifi_score(emb, clips, clips.flip(0))
     assert s.shape == (3,) and (s <= 1 + 1e-6).all()
     # a ViFi-CLIP checkpoint holds the whole model: only image_encoder.* reaches the vision tower
-    state = {"module.image_encoder.conv1.weight": 1, "module.text_encoder.x": 2, "module.prompt_learner.ctx": 3}
+    state = {
+        "module.image_encoder.conv1.weight": 1,
+        "module.text_encoder.x": 2,
+        "module.prompt_learner.ctx": 3,
+    }
     assert _strip(state) == {"conv1.weight": 1}
 
 

@@ -32,13 +32,22 @@ def _scorer(classifiers: bool = True, **kw):
     models = EvalModels(
         frame_classifier=build_frame_classifier("tiny") if classifiers else None,
         video_classifier=build_video_classifier("tiny") if classifiers else None,
-        clip_embedders={"adjacent": build_clip_embedder("tiny", arch="tiny"),
-                        "all_pairs": build_clip_embedder("tiny", arch="tiny")},
+        clip_embedders={
+            "adjacent": build_clip_embedder("tiny", arch="tiny"),
+            "all_pairs": build_clip_embedder("tiny", arch="tiny"),
+        },
         vifi=build_vifi_clip("tiny"),
     )
-    return Scorer(models, NWaySettings(num_trials=10), ["rgb255", "gray_gauss_columns"], ["skimage", "mind_animator"],
-                  ["adjacent", "all_pairs"], extra_metrics=["mse", "hue_pcc", "vifi"],
-                  bootstrap=Bootstrap(reps=50), **kw)
+    return Scorer(
+        models,
+        NWaySettings(num_trials=10),
+        ["rgb255", "gray_gauss_columns"],
+        ["skimage", "mind_animator"],
+        ["adjacent", "all_pairs"],
+        extra_metrics=["mse", "hue_pcc", "vifi"],
+        bootstrap=Bootstrap(reps=50),
+        **kw,
+    )
 
 
 def test_pixcorr_constant_frames_are_left_out_and_counted():
@@ -66,7 +75,11 @@ def test_presets_pick_their_peers_variants_and_aggregation():
     assert ma["columns"]["ssim"]["std"] == pytest.approx(scorer.values["ssim_rgb255"].mean(1).std())
     mv = preset_row(scorer, PRESETS["mindvideo"])
     assert mv["columns"]["ssim"]["std"] == pytest.approx(metrics["ssim_rgb255"]["std"])  # per position
-    assert mv["columns"]["psnr"] is not None and mv["columns"]["mse"] is not None and mv["columns"]["epe"] is None
+    assert (
+        mv["columns"]["psnr"] is not None
+        and mv["columns"]["mse"] is not None
+        and mv["columns"]["epe"] is None
+    )
     for row in (neurons, ma, mv):
         for e in filter(None, row["columns"].values()):
             assert e["ci_low"] <= e["value"] <= e["ci_high"]
@@ -110,7 +123,9 @@ def test_int_size_is_the_shortest_edge_for_clip_and_a_square_for_vit(tmp_path):
     clip.model.save_pretrained(tmp_path / "clip")
     (tmp_path / "clip" / "preprocessor_config.json").write_text(json.dumps({"size": 32, "crop_size": 32}))
     local = build_clip_embedder("local", str(tmp_path / "clip"), arch="tiny")
-    x = F.interpolate(frames.float() / 255, size=(32, 51), mode="bicubic", align_corners=False, antialias=True)
+    x = F.interpolate(
+        frames.float() / 255, size=(32, 51), mode="bicubic", align_corners=False, antialias=True
+    )
     x = x.clamp(0, 1)[..., :, 9:41]  # shortest edge 32, then the centre 32x32 crop
     torch.testing.assert_close(local.preprocess(frames), (x - local.preprocess.mean) / local.preprocess.std)
     vit = build_frame_classifier("tiny")
@@ -127,7 +142,11 @@ def test_compare_two_systems_on_the_same_clips(tmp_path):
     from neuroclips.tasks.eval import EvalTask
 
     sim = tmp_path / "sim.h5"
-    simulate(sim, config_for("tiny", n_train=4, n_test=10, image_size=32, subjects=(1,), segment_len=4), progress=False)
+    simulate(
+        sim,
+        config_for("tiny", n_train=4, n_test=10, image_size=32, subjects=(1,), segment_len=4),
+        progress=False,
+    )
     import h5py
 
     with h5py.File(sim, "r") as f:
@@ -136,21 +155,40 @@ def test_compare_two_systems_on_the_same_clips(tmp_path):
     for name, noise in (("a", 60), ("b", 5)):  # b is clearly closer to the ground truth
         (tmp_path / name / "blurry").mkdir(parents=True)
         for c, clip in enumerate(gt):
-            noisy = np.clip(clip.astype(int) + rng.integers(-noise, noise + 1, clip.shape), 0, 255).astype(np.uint8)
+            noisy = np.clip(clip.astype(int) + rng.integers(-noise, noise + 1, clip.shape), 0, 255).astype(
+                np.uint8
+            )
             np.save(tmp_path / name / "blurry" / f"{c:05d}.npy", noisy)
     task = EvalTask(
-        source=str(tmp_path / "a"), compare_with=str(tmp_path / "b"), kinds=["blurry"], models={},
-        ssim=["rgb255"], psnr=["skimage"], clip_pcc=[], extra_metrics=["mse"], presets=["mindvideo"],
-        bootstrap={"reps": 200}, comparison={"permutations": 500}, report={"clips": 2, "combine_subjects": False},
+        source=str(tmp_path / "a"),
+        compare_with=str(tmp_path / "b"),
+        kinds=["blurry"],
+        models={},
+        ssim=["rgb255"],
+        psnr=["skimage"],
+        clip_pcc=[],
+        extra_metrics=["mse"],
+        presets=["mindvideo"],
+        bootstrap={"reps": 200},
+        comparison={"permutations": 500},
+        report={"clips": 2, "combine_subjects": False},
     )
-    ctx = SimpleNamespace(run_dir=tmp_path / "eval", data_file=str(sim), subj=1, scale="tiny",
-                          device=torch.device("cpu"), is_global_zero=True)
+    ctx = SimpleNamespace(
+        run_dir=tmp_path / "eval",
+        data_file=str(sim),
+        subj=1,
+        scale="tiny",
+        device=torch.device("cpu"),
+        is_global_zero=True,
+    )
     task.run(ctx)
     comp = json.loads((tmp_path / "eval" / "comparison.json").read_text())
     ssim_r = comp["kinds"]["blurry"]["metrics"]["ssim_rgb255"]
     assert ssim_r["n"] == len(gt) and ssim_r["diff"] > 0 and ssim_r["ci_low"] > 0 and ssim_r["p_value"] < 0.01
-    assert comp["kinds"]["blurry"]["metrics"]["mse"]["diff"] < 0 and not comp["kinds"]["blurry"]["metrics"]["mse"][
-        "higher_is_better"]
+    assert (
+        comp["kinds"]["blurry"]["metrics"]["mse"]["diff"] < 0
+        and not comp["kinds"]["blurry"]["metrics"]["mse"]["higher_is_better"]
+    )
     md = (tmp_path / "eval" / "comparison.md").read_text()
     assert "| ssim_rgb255 |" in md and "p (sign-flip)" in md
     report = (tmp_path / "eval" / "metrics.md").read_text()

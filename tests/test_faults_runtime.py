@@ -27,7 +27,9 @@ def _last_sentence(proc) -> str:
 
 def test_last_ckpt_is_the_last_epoch_even_when_the_monitor_never_improves(sim_file, tmp_path):
     # val/loss mostly falls, so with monitor_mode=max the best is an early epoch: last.ckpt must still be epoch 2
-    run_inprocess(["stage=toy_fit", "logger=none", "stage.max_epochs=3", "stage.monitor_mode=max"], tmp_path, sim_file)
+    run_inprocess(
+        ["stage=toy_fit", "logger=none", "stage.max_epochs=3", "stage.monitor_mode=max"], tmp_path, sim_file
+    )
     ckpts = tmp_path / RUN / "toy_fit/checkpoints"
     last = torch.load(ckpts / "last.ckpt", map_location="cpu", weights_only=True)
     best = torch.load(ckpts / "best.ckpt", map_location="cpu", weights_only=True)
@@ -36,8 +38,12 @@ def test_last_ckpt_is_the_last_epoch_even_when_the_monitor_never_improves(sim_fi
 
 
 def test_a_nan_loss_stops_the_fit_in_one_sentence_and_keeps_finite_checkpoints(sim_file, tmp_path):
-    proc = run_inprocess(["stage=toy_fit", "logger=none", "stage.max_epochs=3", "system.lr=1e30"], tmp_path, sim_file,
-                   check=False)
+    proc = run_inprocess(
+        ["stage=toy_fit", "logger=none", "stage.max_epochs=3", "system.lr=1e30"],
+        tmp_path,
+        sim_file,
+        check=False,
+    )
     assert proc.returncode == 2
     err = _last_sentence(proc)
     assert "non-finite" in err and "epoch" in err and "step" in err, err
@@ -48,7 +54,9 @@ def test_a_nan_loss_stops_the_fit_in_one_sentence_and_keeps_finite_checkpoints(s
 
 
 @pytest.mark.parametrize("content", [b"", b"\x00garbage" * 100, "truncate", "foreign"])
-def test_an_unreadable_or_foreign_last_ckpt_is_refused_in_one_sentence(sim_file, tmp_path, fitted_toy_runs, content):
+def test_an_unreadable_or_foreign_last_ckpt_is_refused_in_one_sentence(
+    sim_file, tmp_path, fitted_toy_runs, content
+):
     copy_runs(fitted_toy_runs, tmp_path)
     last = tmp_path / RUN / "toy_fit/checkpoints/last.ckpt"
     (tmp_path / RUN / "toy_fit/summary.json").unlink()
@@ -90,19 +98,37 @@ def test_orphan_temporary_files_are_removed_at_the_next_start(sim_file, tmp_path
 
 @pytest.mark.slow
 def test_a_second_run_into_a_locked_run_dir_is_refused_and_the_first_unharmed(sim_file, tmp_path):
-    env = {**os.environ, "NEUROCLIPS_RUNS_DIR": str(tmp_path / "runs"), "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    args = ["stage=toy_fit", "logger=csv", "stage.max_epochs=3", f"data.file={sim_file}",
-            "+stage.callbacks.slow={_target_: tests.toy.system.SlowDown, seconds: 1.5}",  # outlives the second start
-            f"hydra.searchpath=[file://{REPO}/tests/conf]"]
-    first = subprocess.Popen([sys.executable, "-m", "neuroclips.train", *args], cwd=REPO, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "NEUROCLIPS_RUNS_DIR": str(tmp_path / "runs"),
+        "PYTHONPATH": str(REPO),
+        "OMP_NUM_THREADS": "1",
+    }
+    args = [
+        "stage=toy_fit",
+        "logger=csv",
+        "stage.max_epochs=3",
+        f"data.file={sim_file}",
+        "+stage.callbacks.slow={_target_: tests.toy.system.SlowDown, seconds: 1.5}",  # outlives the second start
+        f"hydra.searchpath=[file://{REPO}/tests/conf]",
+    ]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "neuroclips.train", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lock = tmp_path / RUN / "toy_fit/.lock"
     deadline = time.time() + 120
     while not lock.exists() and time.time() < deadline and first.poll() is None:
         time.sleep(0.1)
     assert lock.exists(), "the first run never took the lock"
     # in process: a second CLI start pays its imports, and on a loaded machine the first run could end meanwhile
-    second = run_inprocess(["stage=toy_fit", "logger=csv", "stage.max_epochs=3"], tmp_path, sim_file, check=False)
+    second = run_inprocess(
+        ["stage=toy_fit", "logger=csv", "stage.max_epochs=3"], tmp_path, sim_file, check=False
+    )
     assert second.returncode == 2
     err = _last_sentence(second)
     assert f"pid {first.pid}" in err and "another run holds" in err, err
@@ -118,7 +144,9 @@ def test_media_missing_after_a_kill_are_written_on_resume_and_npy_comes_last(sim
     run_inprocess(["stage=toy_video", "logger=none", "data.predict_clips=[0,1,2,3]"], tmp_path, sim_file)
     out = tmp_path / RUN / "outputs"
     for c in range(4):  # the writer runs after the media callback: the .npy that marks a clip done is last
-        assert (out / f"media/video/{c:05d}.gif").stat().st_mtime_ns <= (out / f"video/{c:05d}.npy").stat().st_mtime_ns
+        assert (out / f"media/video/{c:05d}.gif").stat().st_mtime_ns <= (
+            out / f"video/{c:05d}.npy"
+        ).stat().st_mtime_ns
     gif = out / "media/video/00002.gif"
     gif.unlink()  # what a kill between a clip's .npy and its GIF left under the old order
     others = {c: (out / f"video/{c:05d}.npy").stat().st_mtime_ns for c in (0, 1, 3)}
@@ -132,7 +160,9 @@ def test_media_missing_after_a_kill_are_written_on_resume_and_npy_comes_last(sim
 def _tmpfs(path: Path, options: str):
     """A small or read-only file system (we run as root, so chmod alone would not stop a write)."""
     path.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], check=True, capture_output=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], check=True, capture_output=True
+    )
     try:
         yield path
     finally:
@@ -141,8 +171,13 @@ def _tmpfs(path: Path, options: str):
 
 def _fit_on(fs: Path, tmp_path: Path, sim_file: Path) -> str:
     """toy_fit with its runs dir on the file system ``fs``: it must fail with exit 2 and one sentence."""
-    proc = run_cli(["stage=toy_fit", "logger=none"], tmp_path, sim_file, check=False,
-                   env={"NEUROCLIPS_RUNS_DIR": str(fs / "runs")})
+    proc = run_cli(
+        ["stage=toy_fit", "logger=none"],
+        tmp_path,
+        sim_file,
+        check=False,
+        env={"NEUROCLIPS_RUNS_DIR": str(fs / "runs")},
+    )
     assert proc.returncode == 2
     err = _last_sentence(proc)
     assert "paths.runs_dir" in err, err
@@ -166,17 +201,36 @@ def test_a_full_disk_is_one_sentence_and_leaves_no_partial_file(sim_file, tmp_pa
 
 @pytest.mark.slow
 def test_kill_mid_epoch_then_resume_from_the_step_checkpoint_is_bit_identical(sim_file, tmp_path):
-    common = ["stage=toy_fit", "deterministic=true", "stage.max_epochs=3", "logger=none", "+system.noise=0.5",
-              "checkpoint.every_n_train_steps=2",
-              "+stage.callbacks.slow={_target_: tests.toy.system.SlowDown, seconds: 0.3}"]
+    common = [
+        "stage=toy_fit",
+        "deterministic=true",
+        "stage.max_epochs=3",
+        "logger=none",
+        "+system.noise=0.5",
+        "checkpoint.every_n_train_steps=2",
+        "+stage.callbacks.slow={_target_: tests.toy.system.SlowDown, seconds: 0.3}",
+    ]
     a = tmp_path / "a"
     run_cli(common, a, sim_file)
-    ref = torch.load(a / RUN / "toy_fit/checkpoints/last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    ref = torch.load(a / RUN / "toy_fit/checkpoints/last.ckpt", map_location="cpu", weights_only=True)[
+        "state_dict"
+    ]
 
     b = tmp_path / "b"
-    env = {**os.environ, "NEUROCLIPS_RUNS_DIR": str(b / "runs"), "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "neuroclips.train", *common, f"data.file={sim_file}",
-           f"hydra.searchpath=[file://{REPO}/tests/conf]"]
+    env = {
+        **os.environ,
+        "NEUROCLIPS_RUNS_DIR": str(b / "runs"),
+        "PYTHONPATH": str(REPO),
+        "OMP_NUM_THREADS": "1",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "neuroclips.train",
+        *common,
+        f"data.file={sim_file}",
+        f"hydra.searchpath=[file://{REPO}/tests/conf]",
+    ]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = b / RUN / "toy_fit/checkpoints/last.ckpt"
     steps_per_epoch = 7  # 108 training clips / batch 16
@@ -203,5 +257,8 @@ def test_kill_mid_epoch_then_resume_from_the_step_checkpoint_is_bit_identical(si
 def test_a_value_that_names_no_option_is_one_sentence(tmp_path):
     proc = run_inprocess(["stage=sr", "stage.selection=foo", "dry_run=true"], tmp_path, check=False)
     assert proc.returncode == 2
-    assert "config key 'stage.monitor': Interpolation key 'selections.foo.monitor' not found" in _last_sentence(proc)
+    assert (
+        "config key 'stage.monitor': Interpolation key 'selections.foo.monitor' not found"
+        in _last_sentence(proc)
+    )
     assert not (tmp_path / "runs").exists()

@@ -162,7 +162,9 @@ def test_video_stage_resumes_after_a_kill_without_recomputing(sim_file, tmp_path
         p.name: p.stat().st_mtime_ns for p in (outputs / "video").glob("*.npy") if p.name in before
     } == before
     assert len(list((outputs / "video").glob("*.npy"))) == len(CLIPS)
-    assert not [p.name for p in (outputs / "video").iterdir() if is_atomic_tmp_name(p.name)]  # orphans removed
+    assert not [
+        p.name for p in (outputs / "video").iterdir() if is_atomic_tmp_name(p.name)
+    ]  # orphans removed
     assert (outputs / "media/video/00000.gif").exists()
 
 

@@ -34,7 +34,9 @@ def test_datamodule_divides_over_the_trainer_world(sim_file):
     dm = _dm(sim_file, batch_size=24, eval_batch_size=10)
     assert dm.world_size() == 1 and dm.train_batch_size() == 24
     assert dm.train_dataloader().batch_size == 24
-    dm.trainer = SimpleNamespace(world_size=2)  # what Lightning attaches; torch.distributed is not initialised here
+    dm.trainer = SimpleNamespace(
+        world_size=2
+    )  # what Lightning attaches; torch.distributed is not initialised here
     assert dm.world_size() == 2 and dm.train_batch_size() == 12
     assert dm.train_dataloader().batch_size == 12
     assert dm.val_dataloader().batch_size == 10  # evaluation batches are per process
@@ -43,7 +45,9 @@ def test_datamodule_divides_over_the_trainer_world(sim_file):
 def test_datamodule_refuses_an_uneven_global_batch(sim_file):
     dm = _dm(sim_file, batch_size=25, batch_size_field="scale.sr.train.batch_size")
     dm.trainer = SimpleNamespace(world_size=2)
-    with pytest.raises(ConfigError, match=r"^scale\.sr\.train\.batch_size: expected a multiple of the 2 processes, found 25"):
+    with pytest.raises(
+        ConfigError, match=r"^scale\.sr\.train\.batch_size: expected a multiple of the 2 processes, found 25"
+    ):
         dm.train_dataloader()
 
 
@@ -75,7 +79,9 @@ def test_rank_batches_of_a_step_are_the_one_process_batch(sim_file, monkeypatch,
     assert all(len(b) == len(ref) for b in per_rank)
     for k, batch in enumerate(ref):
         assert sorted(sum((per_rank[r][k] for r in range(world)), [])) == sorted(batch), k
-        if shard == "contiguous" and not shuffle:  # each rank's piece is consecutive clips (the PR's batch window)
+        if (
+            shard == "contiguous" and not shuffle
+        ):  # each rank's piece is consecutive clips (the PR's batch window)
             for r in range(world):
                 piece = per_rank[r][k]
                 assert piece == list(range(piece[0], piece[0] + len(piece)))
@@ -108,17 +114,26 @@ def test_memory_plan_per_gpu_batch_is_global_over_gpus():
     assert plan["batch_size"] == 40 and "global" in plan["batch_size_meaning"]
     assert plan["plans"]["ddp_x4"]["per_gpu_batch"] == 10
     assert plan["plans"]["ddp_x8"]["per_gpu_batch"] == 5
-    bad = memory_plan(OmegaConf.create({"datamodule": {"batch_size": 90}}), {"trainable": 20, "frozen": 0},
-                      {"system": module})["plans"]["ddp_x4"]
-    assert bad["per_gpu_batch"] is None and "expected a multiple of the 4 processes, found 90" in bad["refused"]
+    bad = memory_plan(
+        OmegaConf.create({"datamodule": {"batch_size": 90}}),
+        {"trainable": 20, "frozen": 0},
+        {"system": module},
+    )["plans"]["ddp_x4"]
+    assert (
+        bad["per_gpu_batch"] is None and "expected a multiple of the 4 processes, found 90" in bad["refused"]
+    )
 
 
 @pytest.mark.slow
 def test_ddp_run_refuses_an_uneven_global_batch(sim_file, tmp_path):
     from tests.conftest import run_cli
 
-    proc = run_cli(["stage=toy_fit", "logger=none", "trainer=ddp_cpu", "datamodule.batch_size=15"], tmp_path, sim_file,
-                   check=False)
+    proc = run_cli(
+        ["stage=toy_fit", "logger=none", "trainer=ddp_cpu", "datamodule.batch_size=15"],
+        tmp_path,
+        sim_file,
+        check=False,
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "datamodule.batch_size: expected a multiple of the 2 processes, found 15" in proc.stderr
     assert not (tmp_path / "runs/default/subj1/toy_fit/checkpoints/last.ckpt").exists()

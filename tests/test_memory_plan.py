@@ -30,7 +30,9 @@ def test_sr_stage1_memory_by_hand(sr_paper):
     pt, pf = p["trainable"], p["frozen"]
     ddp = plan["plans"]["ddp_x1"]
     state = ddp["weights_gib"] + ddp["gradients_gib"] + ddp["optimizer_gib"]
-    assert state == pytest.approx((16 * pt + 4 * pf) / GIB, abs=0.005)  # fp32 AdamW: 16 B per trainable parameter
+    assert state == pytest.approx(
+        (16 * pt + 4 * pf) / GIB, abs=0.005
+    )  # fp32 AdamW: 16 B per trainable parameter
     fsdp4 = plan["plans"]["fsdp_x4"]
     state4 = fsdp4["weights_gib"] + fsdp4["gradients_gib"] + fsdp4["optimizer_gib"]
     assert state4 == pytest.approx((16 * pt / 4 + 4 * pf) / GIB, abs=0.005)
@@ -55,7 +57,9 @@ class _TinySystem(torch.nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Linear(4096, 2048), torch.nn.ReLU(), torch.nn.Linear(2048, 16))
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(4096, 2048), torch.nn.ReLU(), torch.nn.Linear(2048, 16)
+        )
         self.frozen = torch.nn.Linear(4096, 1024).requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -79,8 +83,11 @@ def test_memory_plan_matches_the_tensors_a_real_training_step_allocates():
     system = _TinySystem()
     batch = 8
     outputs: list[torch.Tensor] = []
-    hooks = [m.register_forward_hook(lambda _m, _i, o: outputs.append(o)) for m in system.modules()
-             if not list(m.children())]
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, o: outputs.append(o))
+        for m in system.modules()
+        if not list(m.children())
+    ]
     optimizer = torch.optim.AdamW([p for p in system.parameters() if p.requires_grad])
     system(torch.randn(batch, 4096)).square().mean().backward()
     optimizer.step()
@@ -88,7 +95,9 @@ def test_memory_plan_matches_the_tensors_a_real_training_step_allocates():
         h.remove()
     trainable = [p for p in system.parameters() if p.requires_grad]
     frozen = [p for p in system.parameters() if not p.requires_grad]
-    moments = [v for state in optimizer.state.values() for k, v in state.items() if k in ("exp_avg", "exp_avg_sq")]
+    moments = [
+        v for state in optimizer.state.values() for k, v in state.items() if k in ("exp_avg", "exp_avg_sq")
+    ]
     real = {
         "weights": _bytes(trainable) + _bytes(frozen),
         "gradients": _bytes(p.grad for p in trainable),

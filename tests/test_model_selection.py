@@ -42,7 +42,10 @@ def test_recipe_reference_selects_on_the_test_set(stage, default, reference):
     one = _cfg(f"stage={stage}", "stage.selection=reference_test")  # the option alone, without the recipe
     assert one.datamodule.val_split == "test"
     if stage == "sr":  # the reference's test batches of 300 (retrieval_k) for its test loss
-        assert ref.datamodule.eval_batch_size == ref.scale.sr.retrieval_k and cfg.datamodule.eval_batch_size is None
+        assert (
+            ref.datamodule.eval_batch_size == ref.scale.sr.retrieval_k
+            and cfg.datamodule.eval_batch_size is None
+        )
 
 
 def test_val_split_test_makes_the_val_loader_yield_test_clips(sim_file):
@@ -62,15 +65,19 @@ def test_val_split_test_makes_the_val_loader_yield_test_clips(sim_file):
     fmri = np.concatenate([b["fmri"].numpy() for b in batches])
     assert np.allclose(fmri, test_fmri, atol=1e-6)  # the test input: mean over the repetitions
     assert set(sum((b["rep"].tolist() for b in batches), [])) == {-1}
-    with pytest.raises(ConfigError, match=r"^datamodule.val_split: expected one of \('val', 'test'\), found 'train'"):
+    with pytest.raises(
+        ConfigError, match=r"^datamodule.val_split: expected one of \('val', 'test'\), found 'train'"
+    ):
         CC2017DataModule(**kw, val_split="train")
 
 
 def _write_summary(root: Path, stage: str, selection: str, val_split: str, monitor, mode="min"):
     d = root / stage
     d.mkdir(parents=True)
-    cfg = {"stage": {"name": stage, "selection": selection, "monitor": monitor, "monitor_mode": mode},
-           "datamodule": {"val_split": val_split}}
+    cfg = {
+        "stage": {"name": stage, "selection": selection, "monitor": monitor, "monitor_mode": mode},
+        "datamodule": {"val_split": val_split},
+    }
     (d / "summary.json").write_text(json.dumps({"stage": stage, "config": cfg}))
 
 
@@ -104,10 +111,22 @@ def test_sr_reference_selection_end_to_end(sim_copy, tmp_path):
     from neuroclips.report import render_markdown
 
     run_inprocess(["stage=targets", "logger=none", "task.encoders.vae_latents=null"], tmp_path, sim_copy)
-    run_inprocess(["stage=sr", "logger=none", "stage.selection=reference_test", "scale.sr.train.epochs=2", "trainer.enable_progress_bar=false"],
-            tmp_path, sim_copy)
+    run_inprocess(
+        [
+            "stage=sr",
+            "logger=none",
+            "stage.selection=reference_test",
+            "scale.sr.train.epochs=2",
+            "trainer.enable_progress_bar=false",
+        ],
+        tmp_path,
+        sim_copy,
+    )
     s = read_summary(tmp_path, "sr")
-    assert s["config"]["stage"]["selection"] == "reference_test" and s["config"]["datamodule"]["val_split"] == "test"
+    assert (
+        s["config"]["stage"]["selection"] == "reference_test"
+        and s["config"]["datamodule"]["val_split"] == "test"
+    )
     assert "best/val/loss" in s["metrics"]
     ckpt = torch.load(s["checkpoint"], map_location="cpu", weights_only=True)
     meta = ckpt["neuroclips"]["config"]
@@ -115,9 +134,30 @@ def test_sr_reference_selection_end_to_end(sim_copy, tmp_path):
     run_root = tmp_path / "runs/default/subj1"
     sel = model_selection(run_root)
     assert sel["sr"]["val_split"] == "test"
-    doc = {"subject": 1, "scale": "tiny", "split": "test", "source": "x", "layout": "store", "data_file": "d",
-           "frame_indices": [0], "keyframe_gt_index": 2, "drop_scene_cuts": False,
-           "nway": {"protocols": [], "n_ways": [], "top_k": 1, "num_trials": 1, "seed": 0, "sampler": "reference"},
-           "models": {}, "kinds": {"blurry": {"frame_selection": "as given", "metrics": {}}}, "model_selection": sel}
+    doc = {
+        "subject": 1,
+        "scale": "tiny",
+        "split": "test",
+        "source": "x",
+        "layout": "store",
+        "data_file": "d",
+        "frame_indices": [0],
+        "keyframe_gt_index": 2,
+        "drop_scene_cuts": False,
+        "nway": {
+            "protocols": [],
+            "n_ways": [],
+            "top_k": 1,
+            "num_trials": 1,
+            "seed": 0,
+            "sampler": "reference",
+        },
+        "models": {},
+        "kinds": {"blurry": {"frame_selection": "as given", "metrics": {}}},
+        "model_selection": sel,
+    }
     md = render_markdown(doc)
-    assert "- Model selection looked at the TEST set: sr kept the epoch of minimum val/loss on the test clips" in md
+    assert (
+        "- Model selection looked at the TEST set: sr kept the epoch of minimum val/loss on the test clips"
+        in md
+    )

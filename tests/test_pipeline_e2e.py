@@ -10,10 +10,17 @@ from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
 
-SMALLEST = ["experiment=demo", "scale.sr.train.epochs=1", "scale.sr.prior_train.epochs=1", "scale.sr.prior_train.sample_every=1",
-            "scale.pr.max_epochs=1", "scale.pr.standin.steps=20", "scale.standins.classifiers.steps=5",
-            "data.predict_clips=[0,1,2,3]",
-            "trainer.enable_progress_bar=false"]
+SMALLEST = [
+    "experiment=demo",
+    "scale.sr.train.epochs=1",
+    "scale.sr.prior_train.epochs=1",
+    "scale.sr.prior_train.sample_every=1",
+    "scale.pr.max_epochs=1",
+    "scale.pr.standin.steps=20",
+    "scale.standins.classifiers.steps=5",
+    "data.predict_clips=[0,1,2,3]",
+    "trainer.enable_progress_bar=false",
+]
 
 
 def test_every_stage_chains_and_a_rerun_skips_finished_ones(sim_copy, tmp_path):
@@ -32,13 +39,16 @@ def test_every_stage_chains_and_a_rerun_skips_finished_ones(sim_copy, tmp_path):
     assert again.stdout.count("finished with the same fingerprint, skipped") == 9
 
     # a PR setting changes: exactly pr and what reads it rerun (blurry, video, eval), each saying why
-    changed = run_cli([*SMALLEST, "scale.pr.max_lr=0.002"], tmp_path, sim_copy, module="neuroclips.pipeline",
-                      timeout=900)
+    changed = run_cli(
+        [*SMALLEST, "scale.pr.max_lr=0.002"], tmp_path, sim_copy, module="neuroclips.pipeline", timeout=900
+    )
     ran = {line.split()[2].rstrip(":") for line in changed.stdout.splitlines() if ": runs (" in line}
     assert ran == {"pr", "blurry", "video", "eval"}, changed.stdout
     assert "system.optimizer.lr: 0.003 -> 0.002" in changed.stdout, changed.stdout
     assert "input stage blurry changed" in changed.stdout  # video reran because its input did
     pr = json.loads((root / "pr" / "summary.json").read_text())
     video_clip = json.loads((root / "outputs" / "video" / "00000.json").read_text())
-    assert video_clip["fingerprint"] == json.loads((root / "video" / "summary.json").read_text())["fingerprint"]
+    assert (
+        video_clip["fingerprint"] == json.loads((root / "video" / "summary.json").read_text())["fingerprint"]
+    )
     assert pr["provenance"]["config"]["system"]["optimizer"]["lr"] == 0.002

@@ -67,7 +67,8 @@ def test_mixco_mix_and_mix_like():
     torch.testing.assert_close(mixed, expected)
     assert ((lambdas > 0) & (lambdas <= 1)).all()
     latents = torch.randn(8, 6, 4, 2, 2)
-    torch.testing.assert_close(mix_like(latents, perm, lambdas)[0],
-                               lambdas[0] * latents[0] + (1 - lambdas[0]) * latents[perm[0]])
+    torch.testing.assert_close(
+        mix_like(latents, perm, lambdas)[0], lambdas[0] * latents[0] + (1 - lambdas[0]) * latents[perm[0]]
+    )
     _, _, none_selected = mixco_mix(voxels, select_prob=-1.0)
     assert torch.equal(none_selected, torch.ones(8))

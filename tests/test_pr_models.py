@@ -19,8 +19,15 @@ from neuroclips.models.perceptual import (
 from neuroclips.models.video_decoder import TemporalVideoDecoder
 
 TINY_NET = dict(
-    voxels=50, inception_hidden=8, hidden=16, n_blocks=2, low_level_channels=8, low_level_size=2, aux_dim=8,
-    decoder_channels=(8, 8, 8), decoder_norm_groups=4,
+    voxels=50,
+    inception_hidden=8,
+    hidden=16,
+    n_blocks=2,
+    low_level_channels=8,
+    low_level_size=2,
+    aux_dim=8,
+    decoder_channels=(8, 8, 8),
+    decoder_norm_groups=4,
 )
 
 
@@ -88,7 +95,9 @@ def test_temporal_attention_changes_frames_within_a_clip():
         x = torch.randn(1, 50)
         base = net(x, "clip")["latents"]
         # perturb only frame 5's pseudo-fMRI path by perturbing its low-level maps via a hook
-        handle = net.low_level.register_forward_hook(lambda m, i, o: o + torch.eye(6)[5].reshape(6, 1, 1, 1) * 3.0)
+        handle = net.low_level.register_forward_hook(
+            lambda m, i, o: o + torch.eye(6)[5].reshape(6, 1, 1, 1) * 3.0
+        )
         moved = net(x, "clip")["latents"]
         handle.remove()
     assert (moved[0, 0] - base[0, 0]).abs().max() > 1e-6  # frame 0 sees frame 5 through temporal attention
@@ -120,7 +129,7 @@ def test_reference_keys_map_onto_ours():
     reference = {}
     for key, value in ours.items():
         new = max((n for n in inverse if key.startswith(n)), key=len)
-        reference[inverse[new] + key[len(new):]] = value
+        reference[inverse[new] + key[len(new) :]] = value
     assert any(k.startswith("backbone.bupsampler.mid_block.temp_attentions.0") for k in reference)
     assert reference_state_dict_to_ours(reference).keys() == ours.keys()
     with pytest.raises(KeyError, match="unknown key"):
@@ -129,8 +138,13 @@ def test_reference_keys_map_onto_ours():
 
 # ----------------------------------------------------------------------------------------------------- VAE
 def tiny_vae_kwargs():
-    return dict(block_out_channels=(8, 8), layers_per_block=1, latent_channels=4, norm_num_groups=4,
-                mid_block_add_attention=False)
+    return dict(
+        block_out_channels=(8, 8),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=4,
+        mid_block_add_attention=False,
+    )
 
 
 def test_vae_encoder_roundtrip_from_save_pretrained(tmp_path):
@@ -138,8 +152,9 @@ def test_vae_encoder_roundtrip_from_save_pretrained(tmp_path):
     vae = build_autoencoder_kl(sample_size=16, **tiny_vae_kwargs())
     vae.register_to_config(scaling_factor=0.5)
     vae.save_pretrained(str(tmp_path / "vae"))
-    encoder = load_vae_latent_encoder(weights=str(tmp_path / "vae"), image_size=16, scaling_factor=None,
-                                      **tiny_vae_kwargs())
+    encoder = load_vae_latent_encoder(
+        weights=str(tmp_path / "vae"), image_size=16, scaling_factor=None, **tiny_vae_kwargs()
+    )
     assert isinstance(encoder, VaeLatentEncoder) and encoder.scaling_factor == 0.5
     assert (encoder.name, encoder.source, encoder.frame_indices) == ("vae_latents", "frames", None)
     images = torch.rand(2, 3, 16, 16)
@@ -166,13 +181,20 @@ def test_vae_legacy_attention_keys_and_mismatch(tmp_path):
     vae = build_autoencoder_kl(sample_size=16, **kwargs)
     legacy = {}
     for key, value in vae.state_dict().items():
-        for new, old in ((".to_q.", ".query."), (".to_k.", ".key."), (".to_v.", ".value."), (".to_out.0.", ".proj_attn.")):
+        for new, old in (
+            (".to_q.", ".query."),
+            (".to_k.", ".key."),
+            (".to_v.", ".value."),
+            (".to_out.0.", ".proj_attn."),
+        ):
             key = key.replace(new, old)
         legacy[key] = value
     torch.save(legacy, tmp_path / "legacy.pth")
     encoder = load_vae_latent_encoder(weights=str(tmp_path / "legacy.pth"), image_size=16, **kwargs)
-    torch.testing.assert_close(encoder.vae.state_dict()["encoder.mid_block.attentions.0.to_q.weight"],
-                               vae.state_dict()["encoder.mid_block.attentions.0.to_q.weight"])
+    torch.testing.assert_close(
+        encoder.vae.state_dict()["encoder.mid_block.attentions.0.to_q.weight"],
+        vae.state_dict()["encoder.mid_block.attentions.0.to_q.weight"],
+    )
     with pytest.raises(ValueError, match="do not match"):
         load_vae_latent_encoder(weights=str(tmp_path / "legacy.pth"), image_size=16, **tiny_vae_kwargs())
 
@@ -225,7 +247,9 @@ def test_low_level_head_group_is_the_reference_and_batch_removes_the_clip_indepe
     from neuroclips.models.perceptual import LowLevelHead
 
     torch.manual_seed(0)
-    features = torch.randn(12, 16) * 0.05 + torch.randn(16)  # a large part shared by every sample, as in the PR
+    features = torch.randn(12, 16) * 0.05 + torch.randn(
+        16
+    )  # a large part shared by every sample, as in the PR
     group = LowLevelHead(hidden=16, channels=4, size=2, dropout=0.0).eval()
     reference = nn.Sequential(group.linear, nn.Unflatten(1, (4, 2, 2)), nn.GroupNorm(1, 4))
     reference[2].load_state_dict(group.norm.state_dict())
@@ -235,7 +259,9 @@ def test_low_level_head_group_is_the_reference_and_batch_removes_the_clip_indepe
     maps = batch.train()(features)
     assert maps.shape == (12, 4, 2, 2)
     assert maps.mean(0).abs().max() < 1e-5  # the shared part is gone: the maps vary across samples only
-    assert group(features).mean(0).abs().mean() > 10 * group(features).std(0).mean()  # group keeps it: nearly flat
+    assert (
+        group(features).mean(0).abs().mean() > 10 * group(features).std(0).mean()
+    )  # group keeps it: nearly flat
     with pytest.raises(ValueError, match="scale.pr.net.low_level_norm"):
         LowLevelHead(hidden=16, norm="layer")
 

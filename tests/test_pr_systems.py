@@ -21,12 +21,27 @@ V = 40
 
 def modules():
     torch.manual_seed(0)
-    net = PerceptualNet(voxels=V, inception_hidden=8, hidden=16, n_blocks=1, low_level_channels=8, low_level_size=2,
-                        aux_dim=8, decoder_channels=(8, 8), decoder_norm_groups=4)
+    net = PerceptualNet(
+        voxels=V,
+        inception_hidden=8,
+        hidden=16,
+        n_blocks=1,
+        low_level_channels=8,
+        low_level_size=2,
+        aux_dim=8,
+        decoder_channels=(8, 8),
+        decoder_norm_groups=4,
+    )
     vae = VaeLatentEncoder(
-        vae=build_autoencoder_kl(block_out_channels=(8, 8, 8), layers_per_block=1, norm_num_groups=4, sample_size=16,
-                                 mid_block_add_attention=False),
-        image_size=16, scaling_factor=0.5,
+        vae=build_autoencoder_kl(
+            block_out_channels=(8, 8, 8),
+            layers_per_block=1,
+            norm_num_groups=4,
+            sample_size=16,
+            mid_block_add_attention=False,
+        ),
+        image_size=16,
+        scaling_factor=0.5,
     )
     teacher = ConvNeXtTeacher(depths=(1, 1, 1, 1), dims=(8, 8, 8, 8), projector_dim=8, input_size=64)
     return net, vae, teacher
@@ -53,25 +68,37 @@ def batches(n_clips: int, vae: VaeLatentEncoder, with_targets: bool = True) -> l
 
 def system(**overrides) -> PerceptualReconstructor:
     net, vae, teacher = modules()
-    kwargs = dict(net=net, vae=vae, teacher=teacher, optimizer=partial(torch.optim.AdamW, lr=1e-3, weight_decay=0.01))
+    kwargs = dict(
+        net=net, vae=vae, teacher=teacher, optimizer=partial(torch.optim.AdamW, lr=1e-3, weight_decay=0.01)
+    )
     return PerceptualReconstructor(**{**kwargs, **overrides})
 
 
 def fit(model, items, epochs=1, batch_size=4):
-    trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
     loader = DataLoader(items, batch_size=batch_size)
     trainer.fit(model, train_dataloaders=loader, val_dataloaders=DataLoader(items, batch_size=batch_size))
     return trainer
 
 
-@pytest.mark.parametrize("overrides", [
-    dict(),
-    dict(temporal_window="clip"),
-    dict(mixup_pct=1.0),
-    dict(objective="paper_eq1", teacher=None),
-    dict(latent_source="online"),
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(),
+        dict(temporal_window="clip"),
+        dict(mixup_pct=1.0),
+        dict(objective="paper_eq1", teacher=None),
+        dict(latent_source="online"),
+    ],
+)
 def test_fit_logs_validation_metrics(overrides):
     model = system(**overrides)
     items = batches(8, model.vae, with_targets=overrides.get("latent_source") != "online")
@@ -92,7 +119,9 @@ def test_cached_and_online_targets_agree():
     cached = model.target_latents(batch)
     torch.testing.assert_close(cached, batch["targets"]["vae_latents"])  # cached mode reads the cache as is
     model.hparams.latent_source = "online"
-    torch.testing.assert_close(model.target_latents(batch), cached)  # online encoding equals the reference formula
+    torch.testing.assert_close(
+        model.target_latents(batch), cached
+    )  # online encoding equals the reference formula
     batch["targets"]["vae_latents"] = cached + 1.0  # and online mode ignores the cache
     torch.testing.assert_close(model.target_latents(batch), cached)
     model.hparams.latent_source = "cached"
@@ -140,7 +169,9 @@ def test_paper_dry_run_counts_through_config(tmp_path, monkeypatch):
     monkeypatch.setenv("NEUROCLIPS_RUNS_DIR", str(tmp_path))
     conf = str(__import__("pathlib").Path(__file__).resolve().parents[1] / "conf")
     with initialize_config_dir(config_dir=conf, version_base="1.3"):
-        cfg = compose("config", overrides=["stage=pr", "scale=paper", "dry_run=true"], return_hydra_config=True)
+        cfg = compose(
+            "config", overrides=["stage=pr", "scale=paper", "dry_run=true"], return_hydra_config=True
+        )
         HydraConfig.instance().set_config(cfg)
         result, _ = run_dry(cfg, tmp_path)
     report = result.metrics["parameters"]
@@ -152,4 +183,6 @@ def test_paper_dry_run_counts_through_config(tmp_path, monkeypatch):
 def test_blurry_window_defaults_to_training_window():
     net, vae, _ = modules()
     assert BlurryVideoPredictor(net=net, vae=vae, training_window="clip").temporal_window == "clip"
-    assert BlurryVideoPredictor(net=net, vae=vae, temporal_window=2, training_window="clip").temporal_window == 2
+    assert (
+        BlurryVideoPredictor(net=net, vae=vae, temporal_window=2, training_window="clip").temporal_window == 2
+    )

@@ -16,11 +16,15 @@ from tests.conftest import SMALL, copy_runs, read_summary, run_cli, run_inproces
 RUN = "runs/default/subj1"
 
 
-
 # ------------------------------------------------------------------------------------------- pure functions
 def test_result_config_drops_cosmetic_keys_and_keeps_the_rest():
-    resolved = {"trainer": {"enable_progress_bar": True, "max_epochs": 3}, "system": {"lr": 0.1},
-                "logger": {"x": 1}, "name": "a", "data": {"num_workers": 4, "val_seed": 0}}
+    resolved = {
+        "trainer": {"enable_progress_bar": True, "max_epochs": 3},
+        "system": {"lr": 0.1},
+        "logger": {"x": 1},
+        "name": "a",
+        "data": {"num_workers": 4, "val_seed": 0},
+    }
     cfg = result_config(resolved, ["trainer.enable_progress_bar", "data.num_workers"])
     assert cfg == {"trainer": {"max_epochs": 3}, "system": {"lr": 0.1}, "data": {"val_seed": 0}}
 
@@ -31,8 +35,9 @@ def test_differing_keys_names_changed_added_and_removed_keys():
     assert differing_keys(old, new) == ["system.lr", "system.net.depth"]
     from neuroclips.provenance import Provenance
 
-    text = describe_difference({"fingerprint": "a", "config": old, "inputs": {"data": "x"}},
-                               Provenance("b", new, {"data": "y"}))
+    text = describe_difference(
+        {"fingerprint": "a", "config": old, "inputs": {"data": "x"}}, Provenance("b", new, {"data": "y"})
+    )
     assert "system.lr: 0.1 -> 0.2" in text and "input data changed" in text
 
 
@@ -58,8 +63,13 @@ def test_a_task_stage_that_creates_the_data_file_has_the_same_fingerprint_on_rer
 
     full = simulate.config_for
     monkeypatch.setattr(simulate, "config_for", lambda scale, **kw: full(scale, **{**SMALL, **kw}))
-    args = ["stage=targets", "logger=none", "task.encoders.clip_tokens=null", "task.encoders.caption_emb=null",
-            "task.encoders.vae_latents=null"]
+    args = [
+        "stage=targets",
+        "logger=none",
+        "task.encoders.clip_tokens=null",
+        "task.encoders.caption_emb=null",
+        "task.encoders.vae_latents=null",
+    ]
     run_inprocess(args, tmp_path)
     first = read_summary(tmp_path, "targets")
     assert "data" in first["provenance"]["inputs"], "the data file's identity must be taken once it exists"
@@ -68,7 +78,9 @@ def test_a_task_stage_that_creates_the_data_file_has_the_same_fingerprint_on_rer
 
 
 # ------------------------------------------------------------------------------------------- fit stages
-def test_fit_rerun_under_another_config_is_refused_and_the_old_run_untouched(sim_file, tmp_path, fitted_toy_runs):
+def test_fit_rerun_under_another_config_is_refused_and_the_old_run_untouched(
+    sim_file, tmp_path, fitted_toy_runs
+):
     copy_runs(fitted_toy_runs, tmp_path)
     run_dir = tmp_path / RUN / "toy_fit"
     config_before = (run_dir / "config.yaml").read_text()
@@ -83,18 +95,25 @@ def test_fit_rerun_under_another_config_is_refused_and_the_old_run_untouched(sim
     ckpt = torch.load(run_dir / "checkpoints/last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["neuroclips"]["fingerprint"] == read_summary(tmp_path, "toy_fit")["fingerprint"]
     # raising max_epochs changes the LR schedule: a new run, refused in one sentence (not a OneCycle traceback)
-    proc = run_inprocess(["stage=toy_fit", "logger=none", "stage.max_epochs=3"], tmp_path, sim_file, check=False)
+    proc = run_inprocess(
+        ["stage=toy_fit", "logger=none", "stage.max_epochs=3"], tmp_path, sim_file, check=False
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "trainer.max_epochs: 2 -> 3" in proc.stderr
 
 
-def test_fit_rerun_with_a_cosmetic_change_resumes_and_a_finished_run_trains_nothing(sim_file, tmp_path, fitted_toy_runs):
+def test_fit_rerun_with_a_cosmetic_change_resumes_and_a_finished_run_trains_nothing(
+    sim_file, tmp_path, fitted_toy_runs
+):
     copy_runs(fitted_toy_runs, tmp_path)
     run_dir = tmp_path / RUN / "toy_fit"
     last = run_dir / "checkpoints/last.ckpt"
     mtime = last.stat().st_mtime_ns
-    proc = run_inprocess(["stage=toy_fit", "logger=csv", "trainer.enable_progress_bar=false", "data.num_workers=1"],
-                   tmp_path, sim_file)
+    proc = run_inprocess(
+        ["stage=toy_fit", "logger=csv", "trainer.enable_progress_bar=false", "data.num_workers=1"],
+        tmp_path,
+        sim_file,
+    )
     assert "already finished" in proc.stdout + proc.stderr
     assert last.stat().st_mtime_ns == mtime, "a finished stage must not train again"
     # a crash after the last epoch (no summary): a cosmetic change still accepts the checkpoint
@@ -116,27 +135,55 @@ def test_predict_clips_of_another_config_are_refused_and_overwrite_recomputes_on
     assert fp_old == read_summary(tmp_path, "toy_predict")["fingerprint"]
     first = _mtimes(out, range(5))
 
-    proc = run_inprocess(["stage=toy_predict", "logger=none", "+system.lr=0.5", "data.predict_clips=[0,1,2,3,4]"],
-                   tmp_path, sim_file, check=False)
+    proc = run_inprocess(
+        ["stage=toy_predict", "logger=none", "+system.lr=0.5", "data.predict_clips=[0,1,2,3,4]"],
+        tmp_path,
+        sim_file,
+        check=False,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "5 of 5 clips" in proc.stderr and "outputs=overwrite" in proc.stderr and "system.lr" in proc.stderr
     assert _mtimes(out, range(5)) == first, "a refused run must not touch the old clips"
 
-    run_inprocess(["stage=toy_predict", "logger=none", "+system.lr=0.5", "data.predict_clips=[0,1,2]", "outputs=overwrite"],
-            tmp_path, sim_file)
+    run_inprocess(
+        [
+            "stage=toy_predict",
+            "logger=none",
+            "+system.lr=0.5",
+            "data.predict_clips=[0,1,2]",
+            "outputs=overwrite",
+        ],
+        tmp_path,
+        sim_file,
+    )
     second = _mtimes(out, range(5))
     assert all(second[c] != first[c] for c in (0, 1, 2)) and all(second[c] == first[c] for c in (3, 4))
 
-    proc = run_inprocess(["stage=toy_predict", "logger=none", "+system.lr=0.5", "data.predict_clips=[0,1,2,3,4]"],
-                   tmp_path, sim_file, check=False)
+    proc = run_inprocess(
+        ["stage=toy_predict", "logger=none", "+system.lr=0.5", "data.predict_clips=[0,1,2,3,4]"],
+        tmp_path,
+        sim_file,
+        check=False,
+    )
     assert proc.returncode == 2 and "2 of 5 clips" in proc.stderr
-    run_inprocess(["stage=toy_predict", "logger=none", "+system.lr=0.5", "data.predict_clips=[0,1,2,3,4]", "outputs=overwrite"],
-            tmp_path, sim_file)
+    run_inprocess(
+        [
+            "stage=toy_predict",
+            "logger=none",
+            "+system.lr=0.5",
+            "data.predict_clips=[0,1,2,3,4]",
+            "outputs=overwrite",
+        ],
+        tmp_path,
+        sim_file,
+    )
     third = _mtimes(out, range(5))
     assert all(third[c] == second[c] for c in (0, 1, 2)) and all(third[c] != second[c] for c in (3, 4))
     s = read_summary(tmp_path, "toy_predict")
     assert s["metrics"]["clips_stale"] == 2 and s["metrics"]["clips_written"] == 2
-    assert {json.loads((out / f"caption/{c:05d}.json").read_text())["fingerprint"] for c in range(5)} == {s["fingerprint"]}
+    assert {json.loads((out / f"caption/{c:05d}.json").read_text())["fingerprint"] for c in range(5)} == {
+        s["fingerprint"]
+    }
 
 
 @pytest.mark.slow
@@ -145,18 +192,27 @@ def test_a_new_upstream_checkpoint_changes_the_downstream_fingerprint(sim_file, 
     run_inprocess(["stage=toy_from_fit", "logger=none", "data.predict_clips=[0,1]"], tmp_path, sim_file)
     before = read_summary(tmp_path, "toy_from_fit")
     run_inprocess(["stage=toy_fit", "logger=none", "system.lr=0.01", "resume=never"], tmp_path, sim_file)
-    proc = run_inprocess(["stage=toy_from_fit", "logger=none", "data.predict_clips=[0,1]"], tmp_path, sim_file, check=False)
+    proc = run_inprocess(
+        ["stage=toy_from_fit", "logger=none", "data.predict_clips=[0,1]"], tmp_path, sim_file, check=False
+    )
     assert proc.returncode == 2 and "input system.net.path changed" in proc.stderr, proc.stderr[-1500:]
-    run_inprocess(["stage=toy_from_fit", "logger=none", "data.predict_clips=[0,1]", "outputs=overwrite"], tmp_path, sim_file)
+    run_inprocess(
+        ["stage=toy_from_fit", "logger=none", "data.predict_clips=[0,1]", "outputs=overwrite"],
+        tmp_path,
+        sim_file,
+    )
     assert read_summary(tmp_path, "toy_from_fit")["fingerprint"] != before["fingerprint"]
 
 
-@pytest.mark.parametrize("arg, text", [
-    ("resume=sometimes", "resume expected one of auto, never, must, found 'sometimes'"),
-    ("outputs=maybe", "outputs expected keep or overwrite, found 'maybe'"),
-    ("seed=abc", "seed expected an integer, found 'abc'"),
-    ("seed=true", "seed expected an integer, found True"),
-])
+@pytest.mark.parametrize(
+    "arg, text",
+    [
+        ("resume=sometimes", "resume expected one of auto, never, must, found 'sometimes'"),
+        ("outputs=maybe", "outputs expected keep or overwrite, found 'maybe'"),
+        ("seed=abc", "seed expected an integer, found 'abc'"),
+        ("seed=true", "seed expected an integer, found True"),
+    ],
+)
 def test_bad_resume_outputs_and_seed_values_are_one_sentence(arg, text):
     from omegaconf import OmegaConf
 
@@ -181,6 +237,8 @@ def test_a_bad_top_level_value_exits_2_and_writes_nothing(sim_file, tmp_path):
 def test_a_run_refused_by_data_validation_writes_nothing(sim_file, tmp_path):
     bad = tmp_path / "bad.h5"
     bad.write_bytes(sim_file.read_bytes()[:5000])  # truncated
-    proc = run_inprocess(["stage=toy_fit", "logger=none", "data.auto_create=false"], tmp_path, bad, check=False)
+    proc = run_inprocess(
+        ["stage=toy_fit", "logger=none", "data.auto_create=false"], tmp_path, bad, check=False
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-1500:]
     assert not (tmp_path / "runs").exists()

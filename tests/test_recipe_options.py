@@ -46,7 +46,9 @@ def test_media_writer_first_frame_and_play_fps(tmp_path):
     MediaWriter(str(tmp_path / "ref"), fps=8, first_frame=4, play_fps=6, mp4=False).on_predict_batch_end(
         None, None, outputs, {"frames": gt}, 0
     )
-    MediaWriter(str(tmp_path / "ours"), fps=8, mp4=False).on_predict_batch_end(None, None, outputs, {"frames": gt}, 0)
+    MediaWriter(str(tmp_path / "ours"), fps=8, mp4=False).on_predict_batch_end(
+        None, None, outputs, {"frames": gt}, 0
+    )
     ref = imageio.mimread(tmp_path / "ref" / "video" / "00003.gif")
     ours = imageio.mimread(tmp_path / "ours" / "video" / "00003.gif")
     assert len(ref) == 12 and len(ours) == 16
@@ -61,8 +63,16 @@ def test_blurry_batch_size_frames_window_crosses_clips():
 
     torch.manual_seed(0)
     net = PerceptualNet(
-        voxels=20, frames_per_clip=6, inception_hidden=8, hidden=16, n_blocks=1, low_level_channels=8,
-        low_level_size=2, aux_dim=8, decoder_channels=(8, 8), decoder_norm_groups=4,
+        voxels=20,
+        frames_per_clip=6,
+        inception_hidden=8,
+        hidden=16,
+        n_blocks=1,
+        low_level_channels=8,
+        low_level_size=2,
+        aux_dim=8,
+        decoder_channels=(8, 8),
+        decoder_norm_groups=4,
     ).eval()
     with torch.no_grad():  # the temporal attention starts as a no-op: give it weight so windows matter
         for p in net.decoder.parameters():
@@ -87,7 +97,9 @@ def test_keyframe_resize_antialias_option_and_png_quantization():
     args = (unclip.unet, unclip.vae, unclip.scheduler)
     big = sample_keyframes(*args, KeyframeRecipe(steps=2, gen_size=32, out_size=32), tokens, [0])
     ours = sample_keyframes(*args, KeyframeRecipe(steps=2, gen_size=32, out_size=16), tokens, [0])
-    ref = sample_keyframes(*args, KeyframeRecipe(steps=2, gen_size=32, out_size=16, resize_antialias=False), tokens, [0])
+    ref = sample_keyframes(
+        *args, KeyframeRecipe(steps=2, gen_size=32, out_size=16, resize_antialias=False), tokens, [0]
+    )
     # torchvision 0.16 transforms.Resize on a tensor = bilinear without antialiasing
     plain = F.interpolate(big, size=(16, 16), mode="bilinear", align_corners=False, antialias=False)
     torch.testing.assert_close(ref, plain.clamp(0, 1), rtol=0, atol=1e-6)
@@ -114,7 +126,9 @@ def test_blip2_pil_preprocessing_and_default_generation():
     ref = build_captioner("random", "tiny", max_new_tokens=4, preprocess="pil", generation="defaults")
     assert isinstance(ref.image_processor, BlipImageProcessorPil)
     values = ref.pil_pixel_values(images[0])
-    expected = BlipImageProcessorPil(size={"height": 32, "width": 32})(images=to_pil(images[0]), return_tensors="pt")
+    expected = BlipImageProcessorPil(size={"height": 32, "width": 32})(
+        images=to_pil(images[0]), return_tensors="pt"
+    )
     assert torch.equal(values, expected["pixel_values"]) and values.shape == (1, 3, 32, 32)
     assert (values - ours.preprocess(images[:1])).abs().max() > 1e-3  # PIL bicubic on 8 bits vs torch bicubic
     assert len(ref(images)) == 2 and len(ours(images)) == 2

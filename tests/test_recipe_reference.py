@@ -47,7 +47,11 @@ def test_recipe_reference_values_reach_the_stage_objects():
     assert (cfg.stage.callbacks.media.first_frame, cfg.stage.callbacks.media.play_fps) == (4, 6)
     assert cfg.stage.callbacks.media.fps == 8  # the frames are still made at 8 fps
     cfg = config("stage=keyframe", "recipe=reference", "scale=paper")
-    assert (cfg.system.seeding, cfg.system.autocast_scope, cfg.system.quantize) == ("reference", "stage", "png")
+    assert (cfg.system.seeding, cfg.system.autocast_scope, cfg.system.quantize) == (
+        "reference",
+        "stage",
+        "png",
+    )
     assert cfg.system.recipe.resize_antialias is False and cfg.datamodule.eval_batch_size == 200
     assert (cfg.system.captioner.preprocess, cfg.system.captioner.generation) == ("pil", "defaults")
     cfg = config("stage=blurry", "recipe=reference")
@@ -74,7 +78,9 @@ def test_sr_prior_warm_starts_from_a_mindeye2_layout_file_at_tiny_scale(tmp_path
     node = cfg.system.diffusion_prior
     torch.manual_seed(5)
     source = instantiate(node.module)  # the tiny prior, as stage sr_prior builds it
-    shared: dict[int, torch.Tensor] = {}  # tensors shared between layers (rotary freqs) get one value, as in a real file
+    shared: dict[
+        int, torch.Tensor
+    ] = {}  # tensors shared between layers (rotary freqs) get one value, as in a real file
     state = {
         "diffusion_prior." + k: shared.setdefault(v.data_ptr(), torch.randn_like(v))
         for k, v in source.state_dict(keep_vars=True).items()

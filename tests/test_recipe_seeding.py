@@ -29,7 +29,9 @@ SIZE, FRAMES, STEPS = 32, 16, 2
 @pytest.fixture(scope="module")
 def pipe():
     torch.set_num_threads(1)
-    return build_video_pipeline("random", "tiny", motion_norm="all_frames")  # all_frames: = the stock pipeline
+    return build_video_pipeline(
+        "random", "tiny", motion_norm="all_frames"
+    )  # all_frames: = the stock pipeline
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,10 @@ def cccat(a: torch.Tensor) -> torch.Tensor:
     """The reference's 6 -> 16 frame interpolation (neuroclips.py ``cccat``), restated."""
     out = [a[:, 0:1]]
     for i in range(a.shape[1] - 1):
-        out += [(0.67 * a[:, i] + 0.33 * a[:, i + 1])[:, None], (0.33 * a[:, i] + 0.67 * a[:, i + 1])[:, None]]
+        out += [
+            (0.67 * a[:, i] + 0.33 * a[:, i + 1])[:, None],
+            (0.33 * a[:, i] + 0.67 * a[:, i + 1])[:, None],
+        ]
         out.append(a[:, i + 1 : i + 2])
     return torch.cat(out, dim=1)
 
@@ -75,7 +80,9 @@ def test_reference_video_draws_equal_the_plain_torch_loop():
     assert torch.equal(draws["blurry_vae"], blurry)
     assert torch.equal(draws["keyframe_vae"], keyframe)
     assert torch.equal(draws["alpha_noise"], alpha[0])
-    rng = ReferenceRNG(REFERENCE_VIDEO_SEED)  # nothing else is drawn in between: the stream continues as restated
+    rng = ReferenceRNG(
+        REFERENCE_VIDEO_SEED
+    )  # nothing else is drawn in between: the stream continues as restated
     for shape in ((FRAMES, 4, 8, 8), (FRAMES, 4, 8, 8)):
         rng.randn(shape)
     rng.full_resized_crop_draws()
@@ -121,16 +128,28 @@ def test_video_reference_seeding_initial_noise_and_steps_equal_the_restated_refe
     # the steps: the stock SparseCtrl pipeline from the restated z_T, its keyframe sample drawn from the global RNG
     # positioned where the reference draws it; DDIM η = 0 draws nothing per step, so the videos agree
     stock = AnimateDiffSparseControlNetPipeline(
-        vae=pipe.vae, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer, unet=pipe.unet,
-        motion_adapter=None, controlnet=pipe.controlnet, scheduler=pipe.scheduler,
+        vae=pipe.vae,
+        text_encoder=pipe.text_encoder,
+        tokenizer=pipe.tokenizer,
+        unet=pipe.unet,
+        motion_adapter=None,
+        controlnet=pipe.controlnet,
+        scheduler=pipe.scheduler,
     )
     stock.set_progress_bar_config(disable=True)
     for i, caption in enumerate(["a dog", "a cat"]):
         torch.set_rng_state(before_keyframe)
         ref = stock(
-            prompt=[caption + PROMPT_SUFFIX], negative_prompt=[NEGATIVE_PROMPT], num_frames=FRAMES, height=SIZE,
-            width=SIZE, num_inference_steps=STEPS, guidance_scale=8.5, output_type="pt",
-            latents=captured["latents"][i : i + 1], conditioning_frames=keyframes[i : i + 1],
+            prompt=[caption + PROMPT_SUFFIX],
+            negative_prompt=[NEGATIVE_PROMPT],
+            num_frames=FRAMES,
+            height=SIZE,
+            width=SIZE,
+            num_inference_steps=STEPS,
+            guidance_scale=8.5,
+            output_type="pt",
+            latents=captured["latents"][i : i + 1],
+            conditioning_frames=keyframes[i : i + 1],
             controlnet_frame_indices=[0],
         ).frames
         torch.testing.assert_close(ours[i : i + 1], ref, rtol=0, atol=1e-5)
@@ -152,12 +171,24 @@ def test_video_streams_default_is_unchanged_and_reference_differs(pipe, inputs):
     base = VideoRecipe(size=SIZE, steps=STEPS)
     assert base.seeding == "streams"
     a = generate_videos(pipe, base, [5], blurry[:1], keyframes[:1], ["a dog"])
-    b = generate_videos(pipe, VideoRecipe(size=SIZE, steps=STEPS, seeding="reference"), [5], blurry[:1],
-                        keyframes[:1], ["a dog"])
+    b = generate_videos(
+        pipe,
+        VideoRecipe(size=SIZE, steps=STEPS, seeding="reference"),
+        [5],
+        blurry[:1],
+        keyframes[:1],
+        ["a dog"],
+    )
     assert (a - b).abs().max() > 1e-4
     with pytest.raises(ValueError, match="video.seeding"):
-        generate_videos(pipe, VideoRecipe(size=SIZE, steps=STEPS, seeding="global"), [5], blurry[:1],
-                        keyframes[:1], ["a dog"])
+        generate_videos(
+            pipe,
+            VideoRecipe(size=SIZE, steps=STEPS, seeding="global"),
+            [5],
+            blurry[:1],
+            keyframes[:1],
+            ["a dog"],
+        )
 
 
 def test_keyframe_reference_seeding_is_one_stream_in_the_reference_order():
@@ -177,8 +208,14 @@ def test_keyframe_reference_seeding_is_one_stream_in_the_reference_order():
     f = 2 ** (len(unclip.vae.config.block_out_channels) - 1)
     draws = []
     for _ in range(2):
-        draws.append([torch.randn(1, c, 16 // f, 16 // f), torch.randn(1, 4, 16),
-                      torch.randn(1, c, 16 // f, 16 // f), torch.randn(1)])
+        draws.append(
+            [
+                torch.randn(1, c, 16 // f, 16 // f),
+                torch.randn(1, 4, 16),
+                torch.randn(1, c, 16 // f, 16 // f),
+                torch.randn(1),
+            ]
+        )
     after = torch.randn(4)
     assert torch.equal(rng.randn((4,)), after)  # exactly those draws were made, in that order
     # clip 1's keyframe depends on clip 0 having drawn first (one stream), unlike per-clip streams

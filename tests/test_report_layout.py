@@ -12,13 +12,31 @@ import numpy as np
 def _doc(data_file, source, models=None) -> dict:
     metric = {"value": 0.612, "std": 0.1, "n": 2, "label": "SSIM rgb255"}
     return {
-        "subject": 1, "scale": "tiny", "split": "test", "source": str(source), "layout": "store",
-        "data_file": str(data_file), "frame_indices": [0], "keyframe_gt_index": 2, "drop_scene_cuts": False,
-        "nway": {"protocols": ["mindvideo"], "n_ways": [2], "top_k": 1, "num_trials": 5, "seed": 0,
-                 "sampler": "reference"},
-        "models": models or {"frame_classifier": "tiny ViT fitted to the simulated scene classes (stand-in)",
-                             "clip_adjacent": "CLIP tiny (tiny)"},
-        "kinds": {"keyframe": {"n_clips": 2, "frame_selection": "frame 2", "metrics": {"ssim_rgb255": metric}}},
+        "subject": 1,
+        "scale": "tiny",
+        "split": "test",
+        "source": str(source),
+        "layout": "store",
+        "data_file": str(data_file),
+        "frame_indices": [0],
+        "keyframe_gt_index": 2,
+        "drop_scene_cuts": False,
+        "nway": {
+            "protocols": ["mindvideo"],
+            "n_ways": [2],
+            "top_k": 1,
+            "num_trials": 5,
+            "seed": 0,
+            "sampler": "reference",
+        },
+        "models": models
+        or {
+            "frame_classifier": "tiny ViT fitted to the simulated scene classes (stand-in)",
+            "clip_adjacent": "CLIP tiny (tiny)",
+        },
+        "kinds": {
+            "keyframe": {"n_clips": 2, "frame_selection": "frame 2", "metrics": {"ssim_rgb255": metric}}
+        },
     }
 
 
@@ -27,8 +45,9 @@ def test_simulated_report_has_captions_titled_columns_and_no_paper_rows(sim_file
 
     store = tmp_path / "outputs"
     (store / "caption").mkdir(parents=True)
-    (store / "caption" / "00001.json").write_text(json.dumps({"text": "a red star moving left", "caption_source":
-                                                             "nearest_train"}))
+    (store / "caption" / "00001.json").write_text(
+        json.dumps({"text": "a red star moving left", "caption_source": "nearest_train"})
+    )
     with h5py.File(sim_file) as f:
         gt_caption = f["stimuli/test/captions"][1]
         gt_caption = gt_caption.decode() if isinstance(gt_caption, bytes) else str(gt_caption)
@@ -43,8 +62,10 @@ def test_simulated_report_has_captions_titled_columns_and_no_paper_rows(sim_file
     md = render_markdown(doc)
     assert "(paper)" not in md and "not comparable" in md
     assert "Fitted stand-ins" in md and "frame_classifier: tiny ViT fitted" in md
-    assert "Random (untrained) stand-ins: the unCLIP keyframe generator, the AnimateDiff video generator, " \
-           "clip_adjacent" in md
+    assert (
+        "Random (untrained) stand-ins: the unCLIP keyframe generator, the AnimateDiff video generator, "
+        "clip_adjacent" in md
+    )
     assert "nearest training clip" in md
 
 

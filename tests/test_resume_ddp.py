@@ -22,15 +22,33 @@ def _weights(path):
 
 
 def test_kill_and_resume_equals_unbroken_run(sim_file, tmp_path):
-    common = ["stage=toy_fit", "deterministic=true", "stage.max_epochs=4", "logger=none", "data.num_workers=1",
-              "+stage.callbacks.slow={_target_: tests.toy.system.SlowDown, seconds: 0.15}"]
+    common = [
+        "stage=toy_fit",
+        "deterministic=true",
+        "stage.max_epochs=4",
+        "logger=none",
+        "data.num_workers=1",
+        "+stage.callbacks.slow={_target_: tests.toy.system.SlowDown, seconds: 0.15}",
+    ]
     a = tmp_path / "a"
     run_cli(common, a, sim_file)
     ref = _weights(a / "runs/default/subj1/toy_fit/checkpoints/last.ckpt")
 
     b = tmp_path / "b"
-    env = {**os.environ, "NEUROCLIPS_RUNS_DIR": str(b / "runs"), "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "neuroclips.train", *common, f"data.file={sim_file}", f"hydra.searchpath=[file://{REPO}/tests/conf]"]
+    env = {
+        **os.environ,
+        "NEUROCLIPS_RUNS_DIR": str(b / "runs"),
+        "PYTHONPATH": str(REPO),
+        "OMP_NUM_THREADS": "1",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "neuroclips.train",
+        *common,
+        f"data.file={sim_file}",
+        f"hydra.searchpath=[file://{REPO}/tests/conf]",
+    ]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = b / "runs/default/subj1/toy_fit/checkpoints/last.ckpt"
     deadline = time.time() + 300
@@ -59,13 +77,17 @@ def test_ddp_two_cpu_ranks_equal_one_process(sim_file, tmp_path):
     one = tmp_path / "one"
     run_cli([*common, "datamodule.batch_size=16"], one, sim_file)
     two = tmp_path / "two"
-    run_cli([*common, "datamodule.batch_size=16", "trainer=ddp_cpu"], two, sim_file)  # global batch: 8 per process
+    run_cli(
+        [*common, "datamodule.batch_size=16", "trainer=ddp_cpu"], two, sim_file
+    )  # global batch: 8 per process
     w1 = _weights(one / "runs/default/subj1/toy_fit/checkpoints/last.ckpt")
     w2 = _weights(two / "runs/default/subj1/toy_fit/checkpoints/last.ckpt")
     for k in w1:
         assert torch.allclose(w1[k], w2[k], atol=1e-5, rtol=1e-4), (k, (w1[k] - w2[k]).abs().max())
     s = read_summary(two, "toy_fit")  # rank 0 wrote one summary into the shared run directory
-    assert s["stage"] == "toy_fit" and not list((two / "runs/default/subj1/toy_fit").glob("*process_1*summary*"))
+    assert s["stage"] == "toy_fit" and not list(
+        (two / "runs/default/subj1/toy_fit").glob("*process_1*summary*")
+    )
 
 
 def test_ddp_predict_shards_clips_and_matches_one_process(sim_file, tmp_path):
@@ -83,8 +105,14 @@ def test_ddp_predict_shards_clips_and_matches_one_process(sim_file, tmp_path):
 
 def test_multirun_sweep_with_offline_wandb(sim_file, tmp_path):
     """`-m subj=1,2 logger=wandb`: no network, every job gets (and finishes) its own offline run."""
-    env = {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path / "wandb"), "WANDB_CACHE_DIR": str(tmp_path / "wandb_cache")}
-    run_cli(["-m", "stage=toy_fit", "subj=1,2", "logger=wandb", "stage.max_epochs=1"], tmp_path, sim_file, env=env)
+    env = {
+        "WANDB_MODE": "offline",
+        "WANDB_DIR": str(tmp_path / "wandb"),
+        "WANDB_CACHE_DIR": str(tmp_path / "wandb_cache"),
+    }
+    run_cli(
+        ["-m", "stage=toy_fit", "subj=1,2", "logger=wandb", "stage.max_epochs=1"], tmp_path, sim_file, env=env
+    )
     for subj in (1, 2):
         assert read_summary(tmp_path, "toy_fit", subj=subj)["subj"] == subj
         runs = list((tmp_path / f"runs/default/subj{subj}/toy_fit/wandb").glob("offline-run-*"))

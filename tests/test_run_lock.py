@@ -60,24 +60,41 @@ def _clean_env(monkeypatch):
 
 
 def _env(**extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in (TOKEN_ENV, "RANK", "LOCAL_RANK") and not k.startswith("SLURM_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in (TOKEN_ENV, "RANK", "LOCAL_RANK") and not k.startswith("SLURM_")
+    }
     return {**env, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **extra}
 
 
 def _start_holder(run_dir: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(run_dir)], cwd=REPO, env=_env(), text=True,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(run_dir)],
+        cwd=REPO,
+        env=_env(),
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     line = proc.stdout.readline()
     assert line.strip() == "HELD True", (line, proc.stderr.read() if proc.poll() is not None else "")
     return proc
 
 
-def _try(run_dir: Path, hold_s: float = 0.0, barrier: Path | None = None, env: dict | None = None,
-         wait: bool = True):
+def _try(
+    run_dir: Path,
+    hold_s: float = 0.0,
+    barrier: Path | None = None,
+    env: dict | None = None,
+    wait: bool = True,
+):
     args = [sys.executable, "-c", TRY, str(run_dir), str(hold_s)] + ([str(barrier)] if barrier else [])
     if not wait:
-        return subprocess.Popen(args, cwd=REPO, env=env or _env(), text=True, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
+        return subprocess.Popen(
+            args, cwd=REPO, env=env or _env(), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
     return subprocess.run(args, cwd=REPO, env=env or _env(), text=True, capture_output=True, timeout=120)
 
 
@@ -94,8 +111,10 @@ def test_second_process_refused_first_unharmed(tmp_path):
         second = _try(run_dir)
         assert second.returncode == 2, second
         msg = second.stderr.strip()
-        assert msg.startswith(f"{run_dir}: another run holds this run directory (pid {holder.pid} on host {HOST}, "
-                              f"since {before['started']}); wait for it to finish, or choose another name="), msg
+        assert msg.startswith(
+            f"{run_dir}: another run holds this run directory (pid {holder.pid} on host {HOST}, "
+            f"since {before['started']}); wait for it to finish, or choose another name="
+        ), msg
         assert msg.count("\n") == 0
         assert holder.poll() is None and _lock(run_dir) == before  # the first run is unharmed
         with pytest.raises(StageError, match=f"pid {holder.pid} on host"):
@@ -123,19 +142,32 @@ def test_lock_of_sigkilled_process_taken_over(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="neuroclips"):
         lock = acquire_run_lock(run_dir)
     assert lock.owned and _lock(run_dir)["pid"] == os.getpid() and _lock(run_dir)["token"] != dead["token"]
-    assert any("took over a stale run lock" in r.message and f"pid {dead['pid']} is not running" in r.message
-               for r in caplog.records), caplog.text
+    assert any(
+        "took over a stale run lock" in r.message and f"pid {dead['pid']} is not running" in r.message
+        for r in caplog.records
+    ), caplog.text
     lock.release()
     assert not (run_dir / LOCK_NAME).exists()
 
 
 def test_stale_lock_of_dead_pid_taken_over(tmp_path):
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     dead_pid = int(proc.stdout)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    (run_dir / LOCK_NAME).write_text(json.dumps({"pid": dead_pid, "host": HOST, "started": "2026-01-01T00:00:00",
-                                                 "argv": ["x"], "token": "deadbeef"}))
+    (run_dir / LOCK_NAME).write_text(
+        json.dumps(
+            {
+                "pid": dead_pid,
+                "host": HOST,
+                "started": "2026-01-01T00:00:00",
+                "argv": ["x"],
+                "token": "deadbeef",
+            }
+        )
+    )
     with acquire_run_lock(run_dir) as lock:
         assert lock.owned and _lock(run_dir)["token"] == lock.token
     assert not (run_dir / LOCK_NAME).exists()
@@ -145,12 +177,15 @@ def test_concurrent_takeovers_one_winner(tmp_path):
     """Four processes find the same stale lock at once: exactly one gets it, the others name the winner."""
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    (run_dir / LOCK_NAME).write_text(json.dumps({"pid": 2**22 + 12345, "host": HOST, "started": "then",
-                                                 "argv": [], "token": "stale"}))
+    (run_dir / LOCK_NAME).write_text(
+        json.dumps({"pid": 2**22 + 12345, "host": HOST, "started": "then", "argv": [], "token": "stale"})
+    )
     barrier = tmp_path / "go"
     procs = [_try(run_dir, hold_s=5.0, barrier=barrier, wait=False) for _ in range(4)]
     deadline = time.monotonic() + 120
-    while len(list(tmp_path.glob("go.ready.*"))) < 4 and time.monotonic() < deadline:  # all imported and waiting
+    while (
+        len(list(tmp_path.glob("go.ready.*"))) < 4 and time.monotonic() < deadline
+    ):  # all imported and waiting
         time.sleep(0.05)
     barrier.touch()
     results = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in procs]
@@ -168,7 +203,9 @@ def test_same_token_child_accepted(tmp_path):
     with acquire_run_lock(run_dir) as lock:
         assert os.environ[TOKEN_ENV] == lock.token
         held = _lock(run_dir)
-        child = _try(run_dir, env=_env(**{TOKEN_ENV: os.environ[TOKEN_ENV]}))  # as Lightning's DDP children inherit it
+        child = _try(
+            run_dir, env=_env(**{TOKEN_ENV: os.environ[TOKEN_ENV]})
+        )  # as Lightning's DDP children inherit it
         assert child.returncode == 0 and child.stdout.strip() == "SHARED", child
         assert _lock(run_dir) == held  # the child's release did not remove the parent's lock
         stranger = _try(run_dir)  # without the token: refused
@@ -212,12 +249,24 @@ def test_release_after_takeover_keeps_their_lock(tmp_path, caplog):
 def test_other_host_never_taken_over(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    (run_dir / LOCK_NAME).write_text(json.dumps({"pid": 2**22 + 1, "host": "gpu-node-17", "started": "2026-05-01T10:00:00+00:00",
-                                                 "argv": [], "token": "remote"}))
+    (run_dir / LOCK_NAME).write_text(
+        json.dumps(
+            {
+                "pid": 2**22 + 1,
+                "host": "gpu-node-17",
+                "started": "2026-05-01T10:00:00+00:00",
+                "argv": [],
+                "token": "remote",
+            }
+        )
+    )
     with pytest.raises(StageError) as err:
         acquire_run_lock(run_dir)
     msg = str(err.value)
-    assert "(pid 4194305 on host gpu-node-17, since 2026-05-01T10:00:00+00:00; a lock taken on another host is never taken over" in msg
+    assert (
+        "(pid 4194305 on host gpu-node-17, since 2026-05-01T10:00:00+00:00; a lock taken on another host is never taken over"
+        in msg
+    )
     assert f"delete {run_dir / LOCK_NAME} if no run is active on gpu-node-17." in msg
     assert _lock(run_dir)["token"] == "remote"
 
@@ -230,14 +279,22 @@ def test_reused_pid_and_own_pid_are_stale(tmp_path):
         start = run_lock._pid_start(sleeper.pid)
         assert start is not None
         base = {"host": HOST, "started": "then", "argv": [], "boot_id": run_lock._boot_id()}
-        (run_dir / LOCK_NAME).write_text(json.dumps({**base, "pid": sleeper.pid, "pid_start": start, "token": "a"}))
+        (run_dir / LOCK_NAME).write_text(
+            json.dumps({**base, "pid": sleeper.pid, "pid_start": start, "token": "a"})
+        )
         with pytest.raises(StageError):  # that very process: alive
             acquire_run_lock(run_dir)
-        (run_dir / LOCK_NAME).write_text(json.dumps({**base, "pid": sleeper.pid, "pid_start": start - 1, "token": "b"}))
+        (run_dir / LOCK_NAME).write_text(
+            json.dumps({**base, "pid": sleeper.pid, "pid_start": start - 1, "token": "b"})
+        )
         acquire_run_lock(run_dir).release()  # same pid, another process: stale
         (run_dir / LOCK_NAME).write_text(json.dumps({**base, "pid": os.getpid(), "token": "c"}))
-        acquire_run_lock(run_dir).release()  # our pid but not our token: an earlier process (container restart)
-        (run_dir / LOCK_NAME).write_text(json.dumps({**base, "pid": sleeper.pid, "boot_id": "other-boot", "token": "d"}))
+        acquire_run_lock(
+            run_dir
+        ).release()  # our pid but not our token: an earlier process (container restart)
+        (run_dir / LOCK_NAME).write_text(
+            json.dumps({**base, "pid": sleeper.pid, "boot_id": "other-boot", "token": "d"})
+        )
         acquire_run_lock(run_dir).release()  # taken before a reboot
     finally:
         sleeper.kill()
@@ -260,15 +317,23 @@ def test_unreadable_lock(tmp_path):
 def test_slurm_siblings_skip_and_requeued_job_takes_over(tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    remote = {"pid": 4242, "host": "gpu-node-03", "started": "then", "argv": [], "token": "remote",
-              "slurm": {"job": "777", "restart": 0}}
+    remote = {
+        "pid": 4242,
+        "host": "gpu-node-03",
+        "started": "then",
+        "argv": [],
+        "token": "remote",
+        "slurm": {"job": "777", "restart": 0},
+    }
     (run_dir / LOCK_NAME).write_text(json.dumps(remote))
     monkeypatch.setenv("SLURM_JOB_ID", "777")
     monkeypatch.setenv("SLURM_NTASKS", "8")
     monkeypatch.setenv("SLURM_PROCID", "5")  # an srun sibling: its task 0 holds the lock
     assert not acquire_run_lock(run_dir).owned
     monkeypatch.setenv("SLURM_PROCID", "0")
-    with pytest.raises(StageError, match="on host gpu-node-03"):  # same job, same incarnation, other host: refused
+    with pytest.raises(
+        StageError, match="on host gpu-node-03"
+    ):  # same job, same incarnation, other host: refused
         acquire_run_lock(run_dir)
     monkeypatch.setenv("SLURM_RESTART_COUNT", "1")  # the job was requeued (onto another node)
     with acquire_run_lock(run_dir) as lock:

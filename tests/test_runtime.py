@@ -21,7 +21,9 @@ def test_fit_writes_summary_checkpoints_and_config(sim_file, tmp_path):
     assert (run_dir / "config.yaml").exists() and (run_dir / "checkpoints/last.ckpt").exists()
     ckpt = torch.load(s["checkpoint"], map_location="cpu", weights_only=True)
     assert ckpt["neuroclips"]["stage"] == "toy_fit" and ckpt["neuroclips"]["subj"] == 1
-    assert not any(k.startswith("frozen.") for k in ckpt["state_dict"]), "frozen weights must stay out of checkpoints"
+    assert not any(k.startswith("frozen.") for k in ckpt["state_dict"]), (
+        "frozen weights must stay out of checkpoints"
+    )
     assert any(k.startswith("net.") for k in ckpt["state_dict"])
 
 

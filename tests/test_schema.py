@@ -38,7 +38,12 @@ def test_wrong_voxel_count(sim_file, tmp_path):
         f.create_dataset("fmri/subj01/train", data=np.zeros((120, 2, 100), np.float16))
 
     errs = schema.validate(_mutate(sim_file, tmp_path, fn))
-    assert len(errs) == 1 and "'/fmri/subj01/train'" in errs[0] and "13447 voxels" in errs[0] and "found 100" in errs[0]
+    assert (
+        len(errs) == 1
+        and "'/fmri/subj01/train'" in errs[0]
+        and "13447 voxels" in errs[0]
+        and "found 100" in errs[0]
+    )
 
 
 def test_check_subject_missing_and_wrong(sim_file):
@@ -83,7 +88,9 @@ def test_wrong_frame_dtype_and_shape(sim_file, tmp_path):
         f.create_dataset("stimuli/train/frames", data=np.zeros((120, 6, 3, 8, 8), np.float32))
 
     errs = schema.validate(_mutate(sim_file, tmp_path, fn))
-    assert errs == [f"{tmp_path / 'bad.h5'}: dataset '/stimuli/train/frames' expected dtype uint8, found float32."]
+    assert errs == [
+        f"{tmp_path / 'bad.h5'}: dataset '/stimuli/train/frames' expected dtype uint8, found float32."
+    ]
 
     def fn2(f):
         del f["stimuli/test/frames"]
@@ -99,7 +106,9 @@ def test_row_count_mismatch(sim_file, tmp_path):
         f.create_dataset("stimuli/train/scene_cut", data=np.zeros(7, bool))
 
     errs = schema.validate(_mutate(sim_file, tmp_path, fn))
-    assert errs == [f"{tmp_path / 'bad.h5'}: dataset '/stimuli/train/scene_cut' expected 120 rows (one per clip), found shape (7,)."]
+    assert errs == [
+        f"{tmp_path / 'bad.h5'}: dataset '/stimuli/train/scene_cut' expected 120 rows (one per clip), found shape (7,)."
+    ]
 
 
 def test_missing_file(tmp_path):

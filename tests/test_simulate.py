@@ -16,7 +16,13 @@ def test_same_seed_gives_identical_arrays(tmp_path):
     b = simulate(tmp_path / "b.h5", config_for("tiny", **TINY), progress=False)
     c = simulate(tmp_path / "c.h5", config_for("tiny", seed=1, **TINY), progress=False)
     with h5py.File(a) as fa, h5py.File(b) as fb, h5py.File(c) as fc:
-        for key in ("stimuli/train/frames", "stimuli/test/frames", "fmri/subj03/train", "fmri/subj03/test", "stimuli/train/captions"):
+        for key in (
+            "stimuli/train/frames",
+            "stimuli/test/frames",
+            "fmri/subj03/train",
+            "fmri/subj03/test",
+            "stimuli/train/captions",
+        ):
             assert np.array_equal(fa[key][:], fb[key][:]), key
         assert not np.array_equal(fa["fmri/subj03/train"][:], fc["fmri/subj03/train"][:])
     assert schema.validate(a) == []
@@ -57,7 +63,9 @@ def test_ridge_decoder_recovers_held_out_clips(sim_file):
 
     # and the voxels carry no information once the stimulus is shuffled away (the test can fail)
     rng = np.random.default_rng(0)
-    alpha_shuf = np.linalg.solve(x_tr @ x_tr.T + 1e3 * np.eye(len(x_tr)), y_tr[rng.permutation(len(y_tr))] - ym)
+    alpha_shuf = np.linalg.solve(
+        x_tr @ x_tr.T + 1e3 * np.eye(len(x_tr)), y_tr[rng.permutation(len(y_tr))] - ym
+    )
     c2 = np.corrcoef(x_te @ x_tr.T @ alpha_shuf + ym, y_te)[:n, n:]
     two_way_shuf = np.mean([c2[i, i] > c2[i, j] for i in range(n) for j in range(n) if i != j])
     assert two_way_shuf < two_way - 0.15

@@ -44,7 +44,10 @@ def test_local_weights_match_open_clip(tiny_clip_file):
     enc = ClipImageTokenEncoder("tiny", pretrained="local", weights_path=path, assume_minus_one_to_one=False)
     x = torch.rand(2, 3, 32, 32)
     model.visual.output_tokens = True
-    mean, std = torch.tensor([0.48145466, 0.4578275, 0.40821073]), torch.tensor([0.26862954, 0.26130258, 0.27577711])
+    mean, std = (
+        torch.tensor([0.48145466, 0.4578275, 0.40821073]),
+        torch.tensor([0.26862954, 0.26130258, 0.27577711]),
+    )
     with torch.no_grad():
         _, expected = model.visual((x - mean[:, None, None]) / std[:, None, None])
     assert torch.allclose(enc.encode(x), expected, atol=1e-5)

@@ -21,7 +21,9 @@ def test_info_nce_known_value_and_symmetry():
     expected = -math.log(math.exp(2) / (math.exp(2) + 2))
     assert C.info_nce(eye, eye, temperature=0.5).item() == pytest.approx(expected, rel=1e-5)
     p, t = unit(5, 8, 1), unit(5, 8, 2)
-    assert C.info_nce(p, t).item() == pytest.approx(C.info_nce(t, p).item(), rel=1e-6)  # bidirectional symmetric
+    assert C.info_nce(p, t).item() == pytest.approx(
+        C.info_nce(t, p).item(), rel=1e-6
+    )  # bidirectional symmetric
 
 
 def test_soft_clip_loss_known_value_and_minimum():
@@ -35,8 +37,11 @@ def test_soft_clip_loss_known_value_and_minimum():
 
 
 def test_mixco_soft_target_matrix():
-    draw = C.MixCoDraw(perm=torch.tensor([1, 0, 3, 2]), betas=torch.tensor([0.7, 1.0, 0.2, 0.9]),
-                       select=torch.tensor([True, False, True, True]))
+    draw = C.MixCoDraw(
+        perm=torch.tensor([1, 0, 3, 2]),
+        betas=torch.tensor([0.7, 1.0, 0.2, 0.9]),
+        select=torch.tensor([True, False, True, True]),
+    )
     soft = C.mixco_soft_targets(draw)
     expected = torch.tensor([[0.7, 0.3, 0, 0], [0, 1.0, 0, 0], [0, 0, 0.2, 0.8], [0, 0, 0.1, 0.9]])
     assert torch.allclose(soft, expected)
@@ -44,7 +49,9 @@ def test_mixco_soft_target_matrix():
 
 
 def test_mixco_fixed_point_quirk_and_option():
-    draw = C.MixCoDraw(perm=torch.tensor([0, 1]), betas=torch.tensor([0.6, 1.0]), select=torch.tensor([True, False]))
+    draw = C.MixCoDraw(
+        perm=torch.tensor([0, 1]), betas=torch.tensor([0.6, 1.0]), select=torch.tensor([True, False])
+    )
     # reference: the (i, perm[i]) write overwrites the diagonal -> rows hold 1 - beta (0 for unselected)
     assert torch.allclose(C.mixco_soft_targets(draw, "overwrite"), torch.tensor([[0.4, 0.0], [0.0, 0.0]]))
     assert torch.allclose(C.mixco_soft_targets(draw, "add"), torch.eye(2))

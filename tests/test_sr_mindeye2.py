@@ -16,16 +16,22 @@ from neuroclips.models.semantic import SemanticBackbone
 
 
 def nets():
-    return (SemanticBackbone(hidden=16, n_blocks=2, clip_tokens=4, clip_dim=8),
-            BrainDiffusionPrior(PriorNetwork(dim=8, depth=1, dim_head=4, heads=2, num_tokens=4)))
+    return (
+        SemanticBackbone(hidden=16, n_blocks=2, clip_tokens=4, clip_dim=8),
+        BrainDiffusionPrior(PriorNetwork(dim=8, depth=1, dim_head=4, heads=2, num_tokens=4)),
+    )
 
 
 def mindeye2_file(tmp_path, extra: dict | None = None) -> str:
     """A MindEye2-style checkpoint: NSD ridge of another width, blurry-branch keys, backbone and prior."""
     torch.manual_seed(3)
     backbone, prior = nets()
-    state = {"ridge.linears.0.weight": torch.randn(16, 99), "ridge.linears.0.bias": torch.randn(16),
-             "backbone.blin1.weight": torch.randn(3, 16), "backbone.bupsampler.conv_in.weight": torch.randn(2, 2)}
+    state = {
+        "ridge.linears.0.weight": torch.randn(16, 99),
+        "ridge.linears.0.bias": torch.randn(16),
+        "backbone.blin1.weight": torch.randn(3, 16),
+        "backbone.bupsampler.conv_in.weight": torch.randn(2, 2),
+    }
     state.update({"backbone." + k: v for k, v in backbone.state_dict().items()})
     state.update({"diffusion_prior." + k: v for k, v in prior.state_dict().items()})
     state.update(extra or {})
@@ -62,5 +68,7 @@ def test_errors_name_file_key_and_shapes(tmp_path):
     with pytest.raises(KeyError, match="unknown_layer"):
         init_from_mindeye2(nets()[0], path, "backbone.")
     path = mindeye2_file(tmp_path, {"backbone.backbone_linear.bias": torch.zeros(5)})
-    with pytest.raises(ValueError, match=r"backbone.backbone_linear.bias' expected shape \(32,\), found \(5,\)"):
+    with pytest.raises(
+        ValueError, match=r"backbone.backbone_linear.bias' expected shape \(32,\), found \(5,\)"
+    ):
         init_from_mindeye2(nets()[0], path, "backbone.")

@@ -28,26 +28,45 @@ class LinearBrainData(Dataset):
         self.targets = torch.randn(n, T, D, generator=g)
         mix = torch.randn(T * D, V, generator=torch.Generator().manual_seed(99))
         self.fmri = self.targets.flatten(1) @ mix + 0.1 * torch.randn(n, V, generator=g)
-        self.caption = self.targets.mean(1) @ torch.randn(D, TEXT, generator=torch.Generator().manual_seed(98))
+        self.caption = self.targets.mean(1) @ torch.randn(
+            D, TEXT, generator=torch.Generator().manual_seed(98)
+        )
 
     def __len__(self):
         return len(self.fmri)
 
     def __getitem__(self, i):
-        return {"fmri": self.fmri[i], "targets": {"clip_tokens": self.targets[i], "caption_emb": self.caption[i]}}
+        return {
+            "fmri": self.fmri[i],
+            "targets": {"clip_tokens": self.targets[i], "caption_emb": self.caption[i]},
+        }
 
 
 def nets():
     torch.manual_seed(0)
-    return dict(ridge=RidgeAdapters(V, 16), backbone=SemanticBackbone(hidden=16, n_blocks=2, clip_tokens=T, clip_dim=D),
-                clipproj=TextProjector(D, TEXT), optimizer=functools.partial(torch.optim.AdamW, lr=1e-2))
+    return dict(
+        ridge=RidgeAdapters(V, 16),
+        backbone=SemanticBackbone(hidden=16, n_blocks=2, clip_tokens=T, clip_dim=D),
+        clipproj=TextProjector(D, TEXT),
+        optimizer=functools.partial(torch.optim.AdamW, lr=1e-2),
+    )
 
 
 def fit(system, epochs: int) -> pl.Trainer:
-    trainer = pl.Trainer(accelerator="cpu", max_epochs=epochs, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
-    trainer.fit(system, DataLoader(LinearBrainData(128), batch_size=16, shuffle=True),
-                DataLoader(LinearBrainData(32, seed=1), batch_size=16))
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(
+        system,
+        DataLoader(LinearBrainData(128), batch_size=16, shuffle=True),
+        DataLoader(LinearBrainData(32, seed=1), batch_size=16),
+    )
     return trainer
 
 
@@ -105,18 +124,27 @@ def test_retrieval_chunks_and_target_names():
 @pytest.mark.slow
 def test_tiny_chain_targets_sr_sr_prior_and_online(sim_copy, tmp_path):
     common = ["scale=tiny", "trainer.enable_progress_bar=false"]  # subj 1 is the default
-    run_inprocess(["stage=targets", *common, "task.encoders.vae_latents=null"], tmp_path, sim_copy)  # SR targets only
+    run_inprocess(
+        ["stage=targets", *common, "task.encoders.vae_latents=null"], tmp_path, sim_copy
+    )  # SR targets only
     run_inprocess(["stage=sr", *common, "scale.sr.train.epochs=3"], tmp_path, sim_copy)
     sr = read_summary(tmp_path, "sr")
     assert sr["checkpoint"].endswith("best.ckpt") and "val/top1_fwd" in sr["metrics"]
     ckpt = torch.load(sr["checkpoint"], map_location="cpu", weights_only=True)
     assert ckpt["neuroclips"]["stage"] == "sr"
     assert {k.split(".")[0] for k in ckpt["state_dict"]} == {"ridge", "backbone", "clipproj"}
-    run_inprocess(["stage=sr_prior", *common, "scale.sr.prior_train.epochs=2", "scale.sr.prior_train.sample_every=1"],
-            tmp_path, sim_copy)
+    run_inprocess(
+        ["stage=sr_prior", *common, "scale.sr.prior_train.epochs=2", "scale.sr.prior_train.sample_every=1"],
+        tmp_path,
+        sim_copy,
+    )
     prior = read_summary(tmp_path, "sr_prior")
     assert "val/prior_top1_fwd" in prior["metrics"]
-    run_inprocess(["stage=sr", *common, "scale.sr.train.epochs=1", "targets.online=true", "name=online"], tmp_path, sim_copy)
+    run_inprocess(
+        ["stage=sr", *common, "scale.sr.train.epochs=1", "targets.online=true", "name=online"],
+        tmp_path,
+        sim_copy,
+    )
     online = torch.load(read_summary(tmp_path, "sr", name="online")["checkpoint"], weights_only=True)
     assert not any(k.startswith("image_encoder.") for k in online["state_dict"])  # frozen encoder not saved
 
@@ -124,7 +152,12 @@ def test_tiny_chain_targets_sr_sr_prior_and_online(sim_copy, tmp_path):
 @pytest.mark.slow
 def test_sr_ddp_with_gathered_negatives(sim_copy, tmp_path):
     common = ["scale=tiny", "trainer.enable_progress_bar=false"]  # subj 1 is the default
-    run_cli(["stage=targets", *common, "task.encoders.vae_latents=null"], tmp_path, sim_copy)  # SR targets only
-    run_cli(["stage=sr", *common, "trainer=ddp_cpu", "system.gather_negatives=true", "scale.sr.train.epochs=2"],
-            tmp_path, sim_copy)
+    run_cli(
+        ["stage=targets", *common, "task.encoders.vae_latents=null"], tmp_path, sim_copy
+    )  # SR targets only
+    run_cli(
+        ["stage=sr", *common, "trainer=ddp_cpu", "system.gather_negatives=true", "scale.sr.train.epochs=2"],
+        tmp_path,
+        sim_copy,
+    )
     assert "val/top1_fwd" in read_summary(tmp_path, "sr")["metrics"]

@@ -14,8 +14,9 @@ def fitted(sim_file, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("classifiers")
     held_out = validation_rows(120, 0.1, 20, 0)
-    task = TinyClassifierStandins(frame_dir=str(root / "frame"), video_dir=str(root / "video"), steps=3,
-                                  batch_size=4, lr=1e-3, seed=0)
+    task = TinyClassifierStandins(
+        frame_dir=str(root / "frame"), video_dir=str(root / "video"), steps=3, batch_size=4, lr=1e-3, seed=0
+    )
     stats = task.fit_and_save(str(sim_file), held_out, {"frames_sha1": "x"})
     return task, stats
 
@@ -48,14 +49,23 @@ def test_fitted_classifier_loads_strictly_through_the_paper_scale_loader(fitted,
 
     task, stats = fitted
     folder = task.frame_dir if kind == "frame" else task.video_dir
-    cls = transformers.ViTForImageClassification if kind == "frame" else transformers.VideoMAEForVideoClassification
+    cls = (
+        transformers.ViTForImageClassification
+        if kind == "frame"
+        else transformers.VideoMAEForVideoClassification
+    )
     _, info = cls.from_pretrained(str(folder), local_files_only=True, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
-    wrapper = (build_frame_classifier if kind == "frame" else build_video_classifier)(source="local", path=str(folder))
+    wrapper = (build_frame_classifier if kind == "frame" else build_video_classifier)(
+        source="local", path=str(folder)
+    )
     frames = torch.randint(0, 255, (2, 6, 3, 64, 64), dtype=torch.uint8)
     logits = wrapper(frames[:, 0]) if kind == "frame" else wrapper(frames)
     assert logits.shape == (2, 64)
-    assert stats[f"{kind}_classifier"]["steps"] == 3 and 0.0 <= stats[f"{kind}_classifier"]["val_accuracy"] <= 1.0
+    assert (
+        stats[f"{kind}_classifier"]["steps"] == 3
+        and 0.0 <= stats[f"{kind}_classifier"]["val_accuracy"] <= 1.0
+    )
 
 
 def test_fitted_classifiers_are_reused_only_for_the_same_data_and_settings(fitted):
@@ -74,8 +84,9 @@ def test_fit_is_deterministic_for_a_seed(sim_file, fitted, tmp_path):
     from neuroclips.tasks.standin_classifiers import TinyClassifierStandins
 
     task, _ = fitted
-    again = TinyClassifierStandins(frame_dir=str(tmp_path / "f"), video_dir=str(tmp_path / "v"), steps=3,
-                                   batch_size=4, lr=1e-3, seed=0)
+    again = TinyClassifierStandins(
+        frame_dir=str(tmp_path / "f"), video_dir=str(tmp_path / "v"), steps=3, batch_size=4, lr=1e-3, seed=0
+    )
     again.fit_and_save(str(sim_file), validation_rows(120, 0.1, 20, 0), {"frames_sha1": "x"})
     from safetensors.torch import load_file
 

@@ -62,8 +62,14 @@ def test_cache_resume_and_read_back(sim_copy):
     kf2 = MeanColour("clip_tokens", [2, 3])
     assert task._encode_split(str(sim_copy), kf2, "clip_tokens", "train", torch.device("cpu")) == 70
     assert kf2.calls == 70 * 2, "only the unfinished rows are encoded again"
-    dm = CC2017DataModule(file=str(sim_copy), subj=1, voxels=13447, targets=["clip_tokens", "frame_stats", "caption_emb"],
-                          val_fraction=0.0, keyframe_policy=3)
+    dm = CC2017DataModule(
+        file=str(sim_copy),
+        subj=1,
+        voxels=13447,
+        targets=["clip_tokens", "frame_stats", "caption_emb"],
+        val_fraction=0.0,
+        keyframe_policy=3,
+    )
     item = dm.dataset("train")[10]
     assert item["targets"]["clip_tokens"].shape == (2, 3)
     assert np.allclose(item["targets"]["clip_tokens"][0].numpy(), expected, atol=2e-3)
@@ -73,8 +79,25 @@ def test_cache_resume_and_read_back(sim_copy):
 
 def test_changed_encoder_is_refused_unless_overwrite(sim_copy):
     task = ComputeTargets({}, batch_size=32)
-    task._encode_split(str(sim_copy), MeanColour("clip_tokens", [2]), "clip_tokens", "test", torch.device("cpu"))
+    task._encode_split(
+        str(sim_copy), MeanColour("clip_tokens", [2]), "clip_tokens", "test", torch.device("cpu")
+    )
     with pytest.raises(ConfigError, match="was cached with another encoder"):
-        task._encode_split(str(sim_copy), MeanColour("clip_tokens", [2], scale=2.0), "clip_tokens", "test", torch.device("cpu"))
+        task._encode_split(
+            str(sim_copy),
+            MeanColour("clip_tokens", [2], scale=2.0),
+            "clip_tokens",
+            "test",
+            torch.device("cpu"),
+        )
     task.overwrite = True
-    assert task._encode_split(str(sim_copy), MeanColour("clip_tokens", [2], scale=2.0), "clip_tokens", "test", torch.device("cpu")) == 20
+    assert (
+        task._encode_split(
+            str(sim_copy),
+            MeanColour("clip_tokens", [2], scale=2.0),
+            "clip_tokens",
+            "test",
+            torch.device("cpu"),
+        )
+        == 20
+    )

@@ -67,9 +67,7 @@ def main() -> None:
     ap.add_argument(
         "--threads", type=int, default=1, help="torch threads (the scikit-image loop is single-threaded)"
     )
-    ap.add_argument(
-        "--metrics", nargs="+", default=list(OURS), choices=list(OURS)
-    )
+    ap.add_argument("--metrics", nargs="+", default=list(OURS), choices=list(OURS))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     gt, pred = make_frames(args.frames, args.size)

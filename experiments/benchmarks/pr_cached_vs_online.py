@@ -49,24 +49,44 @@ def time_epoch(data_file: Path, source: str, limit_clips: int | None) -> dict:
     from neuroclips.runtime import build_datamodule
 
     targets = "[vae_latents]" if source == "cached" else "[]"
-    overrides = ["stage=pr", "scale=tiny", f"data.file={data_file}", f"paths.data_dir={data_file.parent}",
-                 f"datamodule.targets={targets}", f"system.latent_source={source}"]
+    overrides = [
+        "stage=pr",
+        "scale=tiny",
+        f"data.file={data_file}",
+        f"paths.data_dir={data_file.parent}",
+        f"datamodule.targets={targets}",
+        f"system.latent_source={source}",
+    ]
     cfg = compose(overrides)
     extra = {"limit_clips": limit_clips} if limit_clips else {}
     dm = build_datamodule(cfg, **extra)
     if source == "cached" and not cached_latents_are_per_clip(dm):
-        raise SystemExit(f"{data_file}: cached vae_latents are not (6, C, h, w) per clip; rerun stage=targets.")
+        raise SystemExit(
+            f"{data_file}: cached vae_latents are not (6, C, h, w) per clip; rerun stage=targets."
+        )
     torch.manual_seed(0)
     system = instantiate(cfg.system, _convert_="partial")
-    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                         num_sanity_val_steps=0)
+    trainer = pl.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+    )
     start = time.perf_counter()
     trainer.fit(system, datamodule=dm)
     seconds = time.perf_counter() - start
     steps = trainer.global_step
-    return {"source": source, "steps": steps, "clips": len(dm.dataset("train")), "seconds": seconds,
-            "s_per_step": seconds / max(steps, 1)}
+    return {
+        "source": source,
+        "steps": steps,
+        "clips": len(dm.dataset("train")),
+        "seconds": seconds,
+        "s_per_step": seconds / max(steps, 1),
+    }
 
 
 def time_call(fn, repeats: int = 2) -> float:
@@ -96,18 +116,26 @@ def paper_piece_costs() -> dict:
         (out["latents"].mean() + out["aux_tokens"].mean()).backward()
 
     net_step = time_call(step, repeats=1)
-    return {"vae_encode_per_frame": encode, "teacher_per_frame": teacher_one, "net_fwd_bwd_per_clip": net_step}
+    return {
+        "vae_encode_per_frame": encode,
+        "teacher_per_frame": teacher_one,
+        "net_fwd_bwd_per_clip": net_step,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-file", default="data/simulated_tiny.h5")
     parser.add_argument("--limit-clips", type=int, default=None, help="train clips per epoch (default: all)")
     parser.add_argument("--skip-paper", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
     data_file = Path(args.data_file).resolve()
-    results = [time_epoch(data_file, source, args.limit_clips) for source in ("online", "cached", "online", "cached")]
+    results = [
+        time_epoch(data_file, source, args.limit_clips) for source in ("online", "cached", "online", "cached")
+    ]
     print("| latents | clips | steps | epoch s | s/step |")
     print("|---|---|---|---|---|")
     for r in results:
@@ -117,8 +145,10 @@ def main() -> None:
         per_clip_online = 6 * costs["vae_encode_per_frame"]
         per_clip_rest = costs["net_fwd_bwd_per_clip"] + 12 * costs["teacher_per_frame"]
         print(f"\npaper-scale pieces (CPU, 1 thread, seconds): {costs}")
-        print(f"per clip: online VAE encoding {per_clip_online:.2f} s vs net fwd+bwd + teacher (2 views) "
-              f"{per_clip_rest:.2f} s -> online encoding adds {100 * per_clip_online / per_clip_rest:.0f}%")
+        print(
+            f"per clip: online VAE encoding {per_clip_online:.2f} s vs net fwd+bwd + teacher (2 views) "
+            f"{per_clip_rest:.2f} s -> online encoding adds {100 * per_clip_online / per_clip_rest:.0f}%"
+        )
 
 
 if __name__ == "__main__":

@@ -26,15 +26,27 @@ sys.path.insert(0, str(REPO))
 
 SCALES = {
     "tiny": [],
-    "mid": ["scale.sr.clip_model=ViT-B-32", "scale.sr.clip_tokens=49", "scale.sr.clip_dim=768",
-            "scale.sr.text_dim=512", "scale.sr.hidden=512"],
+    "mid": [
+        "scale.sr.clip_model=ViT-B-32",
+        "scale.sr.clip_tokens=49",
+        "scale.sr.clip_dim=768",
+        "scale.sr.text_dim=512",
+        "scale.sr.hidden=512",
+    ],
 }
 
 
 def env(work: Path) -> dict:
-    return {**os.environ, "NEUROCLIPS_ROOT": str(REPO), "NEUROCLIPS_RUNS_DIR": str(work / "runs"),
-            "NEUROCLIPS_DATA_DIR": str(work / "data"), "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled",
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "PYTHONPATH": str(REPO)}
+    return {
+        **os.environ,
+        "NEUROCLIPS_ROOT": str(REPO),
+        "NEUROCLIPS_RUNS_DIR": str(work / "runs"),
+        "NEUROCLIPS_DATA_DIR": str(work / "data"),
+        "HF_HUB_OFFLINE": "1",
+        "WANDB_MODE": "disabled",
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+        "PYTHONPATH": str(REPO),
+    }
 
 
 def prepare(scale: str, work: Path, tiny_file: Path | None) -> Path:
@@ -44,9 +56,17 @@ def prepare(scale: str, work: Path, tiny_file: Path | None) -> Path:
     if tiny_file is not None and not (data / "simulated_tiny.h5").exists():
         shutil.copyfile(tiny_file, data / "simulated_tiny.h5")  # same clips, its own cache
     # overwrite: a copied file holds the tiny cache, which the targets stage refuses to mix with another encoder
-    cmd = [sys.executable, "-m", "neuroclips.train", "stage=targets", "scale=tiny", "task.encoders.vae_latents=null",
-           "trainer.enable_progress_bar=false", f"task.overwrite={str(tiny_file is not None).lower()}",
-           *SCALES[scale]]
+    cmd = [
+        sys.executable,
+        "-m",
+        "neuroclips.train",
+        "stage=targets",
+        "scale=tiny",
+        "task.encoders.vae_latents=null",
+        "trainer.enable_progress_bar=false",
+        f"task.overwrite={str(tiny_file is not None).lower()}",
+        *SCALES[scale],
+    ]
     t0 = time.time()
     proc = subprocess.run(cmd, cwd=REPO, env=env(work / scale), capture_output=True, text=True)
     if proc.returncode != 0:
@@ -67,7 +87,7 @@ from neuroclips.callbacks.checkpointing import EpochToData
 torch.set_num_threads({os.environ.get("OMP_NUM_THREADS", "1")})
 overrides = ["stage=sr", "scale=tiny", "targets.online={str(online).lower()}", "scale.sr.train.epochs={epochs}",
              *{SCALES[scale]!r}]
-with initialize_config_dir(config_dir="{REPO / 'conf'}", version_base="1.3"):
+with initialize_config_dir(config_dir="{REPO / "conf"}", version_base="1.3"):
     cfg = compose(config_name="config", overrides=overrides)
 pl.seed_everything(0, verbose=False)
 dm = build_datamodule(cfg)
@@ -83,8 +103,9 @@ trainer = pl.Trainer(accelerator="cpu", max_epochs={epochs}, limit_val_batches=0
 trainer.fit(system, datamodule=dm)
 print("EPOCH_TIMES", json.dumps(timer.times))
 """
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env(work / scale), capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env(work / scale), capture_output=True, text=True
+    )
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("EPOCH_TIMES")]
     if proc.returncode != 0 or not line:
         raise SystemExit(proc.stderr[-3000:])

@@ -44,10 +44,24 @@ TAG = ("<!-- generated table: start cross_subject -->", "<!-- generated table: e
 
 
 def cli(args: list[str], work: Path) -> float:
-    env = {**os.environ, "NEUROCLIPS_RUNS_DIR": str(work / "runs"), "NEUROCLIPS_DATA_DIR": str(work / "data"),
-           "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "neuroclips.train", "scale=tiny", "logger=none", "trainer.enable_progress_bar=false",
-           *args]
+    env = {
+        **os.environ,
+        "NEUROCLIPS_RUNS_DIR": str(work / "runs"),
+        "NEUROCLIPS_DATA_DIR": str(work / "data"),
+        "HF_HUB_OFFLINE": "1",
+        "WANDB_MODE": "disabled",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(REPO),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "neuroclips.train",
+        "scale=tiny",
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+        *args,
+    ]
     t0 = time.time()
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -74,10 +88,22 @@ def top1(pred: torch.Tensor, target: torch.Tensor, k: int) -> tuple[float, float
 def subject1_scores(ckpt_path: Path, splits: dict, k: int) -> dict:
     """Subject 1's val/test retrieval of a (one- or multi-subject) sr checkpoint."""
     sr = read_checkpoint(ckpt_path)["neuroclips"]["config"]["scale"]["sr"]
-    ridge = load_into(RidgeAdapters(SUBJECT_VOXELS[1], sr["hidden"]), str(ckpt_path), "sr", 1, prefix="ridge.")
-    backbone = load_into(SemanticBackbone(hidden=sr["hidden"], n_blocks=sr["n_blocks"], dropout=sr["dropout"],
-                                          clip_tokens=sr["clip_tokens"], clip_dim=sr["clip_dim"]),
-                         str(ckpt_path), "sr", 1, prefix="backbone.")
+    ridge = load_into(
+        RidgeAdapters(SUBJECT_VOXELS[1], sr["hidden"]), str(ckpt_path), "sr", 1, prefix="ridge."
+    )
+    backbone = load_into(
+        SemanticBackbone(
+            hidden=sr["hidden"],
+            n_blocks=sr["n_blocks"],
+            dropout=sr["dropout"],
+            clip_tokens=sr["clip_tokens"],
+            clip_dim=sr["clip_dim"],
+        ),
+        str(ckpt_path),
+        "sr",
+        1,
+        prefix="backbone.",
+    )
     ridge.eval(), backbone.eval()
     out = {}
     with torch.no_grad():
@@ -105,32 +131,57 @@ def ridge_baseline(train: tuple, splits: dict, k: int) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--epochs", type=int, default=60, help="epochs of the runs on all clips ((b) pretraining, c, d)")
-    p.add_argument("--small-epochs", type=int, default=150, help="epochs of the 12.5 %% runs ((a), (b) adaptation)")
+    p.add_argument(
+        "--epochs", type=int, default=60, help="epochs of the runs on all clips ((b) pretraining, c, d)"
+    )
+    p.add_argument(
+        "--small-epochs", type=int, default=150, help="epochs of the 12.5 %% runs ((a), (b) adaptation)"
+    )
     p.add_argument("--adapter-epochs", type=int, default=30, help="(b): epochs of the adapter-only phase")
     p.add_argument("--fraction", type=float, default=0.125)
     p.add_argument("--k", type=int, default=30)
-    p.add_argument("--work", type=Path, nargs="+", default=[Path("/tmp/xsubj_bench")],
-                   help="work folder (data, runs); with --table-only, several: seeds run in parallel elsewhere")
+    p.add_argument(
+        "--work",
+        type=Path,
+        nargs="+",
+        default=[Path("/tmp/xsubj_bench")],
+        help="work folder (data, runs); with --table-only, several: seeds run in parallel elsewhere",
+    )
     p.add_argument("--out", type=Path, default=Path(__file__).with_name("cross_subject_results.md"))
-    p.add_argument("--table-only", action="store_true",
-                   help="score the finished runs found in the --work folders and write the table (trains nothing)")
+    p.add_argument(
+        "--table-only",
+        action="store_true",
+        help="score the finished runs found in the --work folders and write the table (trains nothing)",
+    )
     args = p.parse_args()
     t0 = time.time()
     work = args.work[0]
     if not args.table_only:
-        cli(["stage=targets", "task.encoders.vae_latents=null"], work)  # writes the 3-subject file, caches targets
+        cli(
+            ["stage=targets", "task.encoders.vae_latents=null"], work
+        )  # writes the 3-subject file, caches targets
     data_file = work / "data" / "simulated_tiny.h5"
     full = [f"scale.sr.train.epochs={args.epochs}"]
     small = [f"scale.sr.train.epochs={args.small_epochs}", f"data.train_fraction={args.fraction}"]
     dm = CC2017DataModule(file=str(data_file), subj=1, voxels=SUBJECT_VOXELS[1], targets=["clip_tokens"])
-    dm_small = CC2017DataModule(file=str(data_file), subj=1, voxels=SUBJECT_VOXELS[1], targets=["clip_tokens"],
-                                train_fraction=args.fraction)
+    dm_small = CC2017DataModule(
+        file=str(data_file),
+        subj=1,
+        voxels=SUBJECT_VOXELS[1],
+        targets=["clip_tokens"],
+        train_fraction=args.fraction,
+    )
     splits = {s: collect(dm.dataset(s)) for s in ("val", "test")}
-    sizes = {"train": len(dm.dataset("train")), "train_small": len(dm_small.dataset("train")),
-             "val": len(splits["val"][0]), "test": len(splits["test"][0])}
-    baselines = {"ridge 12.5 %": ridge_baseline(collect(dm_small.dataset("train"), (0, 1)), splits, args.k),
-                 "ridge all": ridge_baseline(collect(dm.dataset("train"), (0, 1)), splits, args.k)}
+    sizes = {
+        "train": len(dm.dataset("train")),
+        "train_small": len(dm_small.dataset("train")),
+        "val": len(splits["val"][0]),
+        "test": len(splits["test"][0]),
+    }
+    baselines = {
+        "ridge 12.5 %": ridge_baseline(collect(dm_small.dataset("train"), (0, 1)), splits, args.k),
+        "ridge all": ridge_baseline(collect(dm.dataset("train"), (0, 1)), splits, args.k),
+    }
     print(json.dumps(baselines), flush=True)
     if args.table_only:
         results, walls = score_runs(args, splits)
@@ -142,14 +193,26 @@ def main() -> None:
         runs = work / "runs"
         walls["a"] += cli(["stage=sr", "subj=1", f"seed={seed}", f"name=a_s{seed}", *small], work)
         walls["b"] += cli(["stage=sr", "subj=[2,3]", f"seed={seed}", f"name=b_s{seed}", *full], work)
-        walls["b"] += cli(["stage=sr", "subj=1", f"seed={seed}", f"name=b_s{seed}", *small,
-                           f"init.from_run={runs / f'b_s{seed}' / 'subj2_3' / 'sr'}",
-                           f"adapt.adapter_epochs={args.adapter_epochs}"], work)
+        walls["b"] += cli(
+            [
+                "stage=sr",
+                "subj=1",
+                f"seed={seed}",
+                f"name=b_s{seed}",
+                *small,
+                f"init.from_run={runs / f'b_s{seed}' / 'subj2_3' / 'sr'}",
+                f"adapt.adapter_epochs={args.adapter_epochs}",
+            ],
+            work,
+        )
         walls["c"] += cli(["stage=sr", "subj=1", f"seed={seed}", f"name=c_s{seed}", *full], work)
         walls["d"] += cli(["stage=sr", "subj=all", f"seed={seed}", f"name=d_s{seed}", *full], work)
         for c, folder in FOLDERS.items():
-            results[c].append(subject1_scores(runs / f"{c}_s{seed}" / folder / "sr" / "checkpoints" / "best.ckpt",
-                                              splits, args.k))
+            results[c].append(
+                subject1_scores(
+                    runs / f"{c}_s{seed}" / folder / "sr" / "checkpoints" / "best.ckpt", splits, args.k
+                )
+            )
         print(seed, json.dumps({c: r[-1] for c, r in results.items()}), flush=True)
     save(args, baselines, results, sizes, walls, time.time() - t0)
 
@@ -162,22 +225,41 @@ def score_runs(args, splits: dict) -> tuple[dict, dict]:
     results: dict[str, list[dict]] = {c: [] for c in "abcd"}
     walls = {c: 0.0 for c in "abcd"}
     for seed in args.seeds:
-        found = [w / "runs" for w in args.work if (w / "runs" / f"d_s{seed}" / "subj1_2_3" / "sr" / "summary.json").exists()]
+        found = [
+            w / "runs"
+            for w in args.work
+            if (w / "runs" / f"d_s{seed}" / "subj1_2_3" / "sr" / "summary.json").exists()
+        ]
         if not found:
             raise SystemExit(f"seed {seed}: no finished runs in {args.work}")
         runs = found[0]
         for c, folder in FOLDERS.items():
-            results[c].append(subject1_scores(runs / f"{c}_s{seed}" / folder / "sr" / "checkpoints" / "best.ckpt",
-                                              splits, args.k))
+            results[c].append(
+                subject1_scores(
+                    runs / f"{c}_s{seed}" / folder / "sr" / "checkpoints" / "best.ckpt", splits, args.k
+                )
+            )
         for c, folder in (*FOLDERS.items(), ("b", "subj2_3")):
-            walls[c] += json.loads((runs / f"{c}_s{seed}" / folder / "sr" / "summary.json").read_text())["wall_s"]
+            walls[c] += json.loads((runs / f"{c}_s{seed}" / folder / "sr" / "summary.json").read_text())[
+                "wall_s"
+            ]
     return results, walls
 
 
 def save(args, baselines: dict, results: dict, sizes: dict, walls: dict, wall: float) -> None:
-    args.out.with_suffix(".json").write_text(json.dumps(
-        {"baselines": baselines, "results": results, "sizes": sizes, "walls": walls, "wall_s": wall,
-         "args": vars(args) | {"work": [str(w) for w in args.work], "out": str(args.out)}}, indent=1))
+    args.out.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "baselines": baselines,
+                "results": results,
+                "sizes": sizes,
+                "walls": walls,
+                "wall_s": wall,
+                "args": vars(args) | {"work": [str(w) for w in args.work], "out": str(args.out)},
+            },
+            indent=1,
+        )
+    )
     write_table(args, baselines, results, sizes, walls, wall)
 
 
@@ -191,7 +273,10 @@ LABELS = {
 
 def write_table(args, baselines: dict, results: dict, sizes: dict, walls: dict, wall: float) -> None:
     pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
-    ms = lambda rs, split, i: f"{pct(np.mean([r[split][i] for r in rs]))} ± {pct(np.std([r[split][i] for r in rs]))}"  # noqa: E731
+
+    def ms(rs, split, i):
+        return f"{pct(np.mean([r[split][i] for r in rs]))} ± {pct(np.std([r[split][i] for r in rs]))}"
+
     lines = [
         "# Cross-subject SR on the simulated brain: subject 1's retrieval (scale=tiny)",
         "",
@@ -209,18 +294,29 @@ def write_table(args, baselines: dict, results: dict, sizes: dict, walls: dict, 
         "|---|---|---|---|---|---|",
     ]
     for name, b in baselines.items():
-        lines.append(f"| closed-form {name} (lambda {b['lambda']:.0e}, picked on val) | {pct(b['val'][0])} | "
-                     f"{pct(b['val'][1])} | {pct(b['test'][0])} | {pct(b['test'][1])} | |")
+        lines.append(
+            f"| closed-form {name} (lambda {b['lambda']:.0e}, picked on val) | {pct(b['val'][0])} | "
+            f"{pct(b['val'][1])} | {pct(b['test'][0])} | {pct(b['test'][1])} | |"
+        )
     for c in "abcd":
         rs = results[c]
-        lines.append(f"| {LABELS[c]} | {ms(rs, 'val', 0)} | {ms(rs, 'val', 1)} | {ms(rs, 'test', 0)} | "
-                     f"{ms(rs, 'test', 1)} | {walls[c]:.0f} |")
-    lines += ["", "Per seed (val fwd, test fwd): " + "; ".join(
-        f"{c}: " + ", ".join(f"({pct(r['val'][0])}, {pct(r['test'][0])})" for r in results[c]) for c in "abcd"), ""]
+        lines.append(
+            f"| {LABELS[c]} | {ms(rs, 'val', 0)} | {ms(rs, 'val', 1)} | {ms(rs, 'test', 0)} | "
+            f"{ms(rs, 'test', 1)} | {walls[c]:.0f} |"
+        )
+    lines += [
+        "",
+        "Per seed (val fwd, test fwd): "
+        + "; ".join(
+            f"{c}: " + ", ".join(f"({pct(r['val'][0])}, {pct(r['test'][0])})" for r in results[c])
+            for c in "abcd"
+        ),
+        "",
+    ]
     block = "\n".join([TAG[0], *lines, TAG[1]])
     text = args.out.read_text() if args.out.exists() else ""
     if TAG[0] in text:
-        text = text[: text.index(TAG[0])] + block + text[text.index(TAG[1]) + len(TAG[1]):]
+        text = text[: text.index(TAG[0])] + block + text[text.index(TAG[1]) + len(TAG[1]) :]
     else:
         text = block + "\n" + text
     args.out.write_text(text)

@@ -19,7 +19,9 @@ HERE = Path(__file__).resolve().parent
 def generated_block(path: Path) -> str:
     text = path.read_text() if path.exists() else f"_{path.name} not generated yet._\n"
     # every generated block, in file order (sr_results.md holds one per simulated data size, tagged)
-    blocks = re.findall(r"<!-- generated table: start ?(\S*) -->(.*?)<!-- generated table: end ?\1 -->", text, re.S)
+    blocks = re.findall(
+        r"<!-- generated table: start ?(\S*) -->(.*?)<!-- generated table: end ?\1 -->", text, re.S
+    )
     return "\n\n".join(b.strip() for _, b in blocks) + "\n" if blocks else text.strip() + "\n"
 
 
@@ -31,14 +33,21 @@ def demo_table(path: Path) -> str:
     for kind, block in m.get("kinds", {}).items():
         for name, v in block.get("metrics", {}).items():
             if isinstance(v, dict) and "value" in v:
-                rows.append(f"| {kind} | {name} | {v['value']:.3f} | {v.get('std', float('nan')):.3f} | {v.get('n', '')} |")
+                rows.append(
+                    f"| {kind} | {name} | {v['value']:.3f} | {v.get('std', float('nan')):.3f} | {v.get('n', '')} |"
+                )
     ret = m.get("retrieval")
     if isinstance(ret, dict):
         for name, v in ret.items():
             if isinstance(v, dict) and "value" in v:
-                rows.append(f"| keyframe tokens | retrieval {name} | {v['value']:.3f} | {v.get('std', float('nan')):.3f} | {v.get('n', '')} |")
-    head = (f"Demo (`make demo`, subject {m.get('subject')}, scale {m.get('scale')}, split {m.get('split')}); models: "
-            + ", ".join(f"{k}: {v}" for k, v in m.get("models", {}).items()) + ".\n\n")
+                rows.append(
+                    f"| keyframe tokens | retrieval {name} | {v['value']:.3f} | {v.get('std', float('nan')):.3f} | {v.get('n', '')} |"
+                )
+    head = (
+        f"Demo (`make demo`, subject {m.get('subject')}, scale {m.get('scale')}, split {m.get('split')}); models: "
+        + ", ".join(f"{k}: {v}" for k, v in m.get("models", {}).items())
+        + ".\n\n"
+    )
     return head + "\n".join(rows) + "\n"
 
 

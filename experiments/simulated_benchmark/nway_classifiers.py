@@ -27,7 +27,9 @@ def main() -> None:
     from neuroclips.metrics.nway import nway_topk
     from neuroclips.models.frozen_classifiers import build_frame_classifier, build_video_classifier
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-file", default="data/simulated_tiny.h5")
     parser.add_argument("--frame-dir", default="data/standins/frame_classifier")
     parser.add_argument("--video-dir", default="data/standins/video_classifier")
@@ -52,13 +54,19 @@ def main() -> None:
         gt_logits = classifier(truth)
         cells = []
         for what in ("truth", "shuffled", "mean"):
-            recon = {"truth": truth, "shuffled": truth[perm], "mean": mean.expand_as(truth).contiguous()}[what]
+            recon = {"truth": truth, "shuffled": truth[perm], "mean": mean.expand_as(truth).contiguous()}[
+                what
+            ]
             logits = classifier(recon)
-            cells += [f"{nway_topk(gt_logits, logits, n_way=n, top_k=1, num_trials=100, rng=0).mean:.3f}"
-                      for n in (2, 50)]
+            cells += [
+                f"{nway_topk(gt_logits, logits, n_way=n, top_k=1, num_trials=100, rng=0).mean:.3f}"
+                for n in (2, 50)
+            ]
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
-    fits = {k: json.loads((Path(d) / "standin.json").read_text())["fit"]
-            for k, d in (("frame", args.frame_dir), ("video", args.video_dir))}
+    fits = {
+        k: json.loads((Path(d) / "standin.json").read_text())["fit"]
+        for k, d in (("frame", args.frame_dir), ("video", args.video_dir))
+    }
     lines = [
         "# Do the tiny N-way classifiers measure semantics? (simulated test clips)",
         "",

@@ -29,7 +29,9 @@ def main() -> None:
 
     import neuroclips.utils.resolvers  # noqa: F401
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-file", default="data/simulated_tiny.h5")
     parser.add_argument("--norm", default="group")
     parser.add_argument("--steps", type=int, default=50)
@@ -37,7 +39,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=["stage=pr", "experiment=demo", f"scale.pr.net.low_level_norm={args.norm}"])
+        cfg = compose(
+            "config", overrides=["stage=pr", "experiment=demo", f"scale.pr.net.low_level_norm={args.norm}"]
+        )
     torch.manual_seed(args.seed)
     net = instantiate(cfg.system.net)
     with h5py.File(args.data_file, "r") as f:
@@ -51,8 +55,10 @@ def main() -> None:
     for name, x in (("linear output", linear), ("normalised maps", maps)):
         x = x.reshape(64, 6, -1)
         shared = x.mean(0)
-        print(f"init, {name}: clip-independent rms {shared.pow(2).mean().sqrt():.3f}, "
-              f"clip-dependent rms {(x - shared).pow(2).mean().sqrt():.3f}")
+        print(
+            f"init, {name}: clip-independent rms {shared.pow(2).mean().sqrt():.3f}, "
+            f"clip-dependent rms {(x - shared).pow(2).mean().sqrt():.3f}"
+        )
 
     held_out = slice(560, 600)
     optimizer = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.01)
@@ -72,9 +78,11 @@ def main() -> None:
             truth = latents[held_out]
             pc, tc = pred - pred.mean(0), truth - truth.mean(0)
             corr = float((pc * tc).sum() / (pc.norm() * tc.norm() + 1e-8))
-            print(f"step {step}: train L1 {loss.item():.3f}; held-out: prediction std across clips "
-                  f"{pred.std(0).mean():.4f}, correlation with centred targets {corr:.3f} ({time.time() - start:.0f} s)",
-                  flush=True)
+            print(
+                f"step {step}: train L1 {loss.item():.3f}; held-out: prediction std across clips "
+                f"{pred.std(0).mean():.4f}, correlation with centred targets {corr:.3f} ({time.time() - start:.0f} s)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -58,8 +58,11 @@ def mean_frame_val_pixcorr(data_file: Path, data_cfg: dict) -> float:
 
     with h5py.File(data_file, "r") as f:
         frames = f["stimuli/train/frames"]
-        val = np.sort(validation_rows(frames.shape[0], data_cfg["val_fraction"], data_cfg["val_block"],
-                                      data_cfg["val_seed"]))
+        val = np.sort(
+            validation_rows(
+                frames.shape[0], data_cfg["val_fraction"], data_cfg["val_block"], data_cfg["val_seed"]
+            )
+        )
         train = np.setdiff1d(np.arange(frames.shape[0]), val)
         mean = np.zeros(frames.shape[2:], np.float64)
         for start in range(0, len(train), 64):
@@ -88,16 +91,22 @@ def write_table(rows: list, baseline: float, epochs: int, args: argparse.Namespa
         "| PR seed | first epoch above the mean frame (0-based) | final val PixCorr | on the plateau at the end | "
         "best val PixCorr | val PixCorr per epoch | seconds |",
         "|---|---|---|---|---|---|---|",
-        *[f"| {seed} | {'never' if left is None else left} | {values[-1]:.3f} | "
-          f"{'**yes**' if values[-1] <= baseline else 'no'} | {max(values):.3f} | "
-          f"{', '.join(f'{v:.3f}' for v in values)} | {seconds:.0f} |" for seed, left, values, seconds in rows],
+        *[
+            f"| {seed} | {'never' if left is None else left} | {values[-1]:.3f} | "
+            f"{'**yes**' if values[-1] <= baseline else 'no'} | {max(values):.3f} | "
+            f"{', '.join(f'{v:.3f}' for v in values)} | {seconds:.0f} |"
+            for seed, left, values, seconds in rows
+        ],
         "",
         f"Seeds on the plateau after {epochs} epochs (final val PixCorr not above the mean frame's): {len(stuck)} of {len(rows)}"
-        + (f" ({', '.join(map(str, stuck))})" if stuck else "") + f". Final val PixCorr {finals.mean():.3f} ± "
+        + (f" ({', '.join(map(str, stuck))})" if stuck else "")
+        + f". Final val PixCorr {finals.mean():.3f} ± "
         f"{finals.std(ddof=1) if len(finals) > 1 else 0.0:.3f} (mean ± sd over seeds); mean frame {baseline:.3f}.",
         "",
         "Command: `python experiments/simulated_benchmark/pr_plateau_seeds.py --seeds "
-        + " ".join(map(str, args.seeds)) + (" -- " + " ".join(extra) if extra else "") + "`",
+        + " ".join(map(str, args.seeds))
+        + (" -- " + " ".join(extra) if extra else "")
+        + "`",
         "",
     ]
     out = Path(args.out)
@@ -107,23 +116,38 @@ def write_table(rows: list, baseline: float, epochs: int, args: argparse.Namespa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-file", default="data/simulated_tiny.h5")
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
     parser.add_argument("--out", default="experiments/simulated_benchmark/pr_plateau.md")
-    parser.add_argument("--skip-standins", action="store_true",
-                        help="use the stand-in VAE and cached latents already beside the data file as they are")
-    parser.add_argument("--collect-only", action="store_true",
-                        help="train nothing: tabulate the finished runs of these seeds (e.g. from parallel invocations)")
-    parser.add_argument("--tag", default="", help="suffix of the run names (keeps runs with other overrides apart)")
+    parser.add_argument(
+        "--skip-standins",
+        action="store_true",
+        help="use the stand-in VAE and cached latents already beside the data file as they are",
+    )
+    parser.add_argument(
+        "--collect-only",
+        action="store_true",
+        help="train nothing: tabulate the finished runs of these seeds (e.g. from parallel invocations)",
+    )
+    parser.add_argument(
+        "--tag", default="", help="suffix of the run names (keeps runs with other overrides apart)"
+    )
     args, extra = parser.parse_known_args()
     extra = [a for a in extra if a != "--"]
 
     data_file = Path(args.data_file).resolve()
     runs_dir = Path(args.runs_dir).resolve()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled", "PYTHONPATH": str(REPO),
-           "NEUROCLIPS_RUNS_DIR": str(runs_dir)}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "WANDB_MODE": "disabled",
+        "PYTHONPATH": str(REPO),
+        "NEUROCLIPS_RUNS_DIR": str(runs_dir),
+    }
     common = ["experiment=demo", "subj=1", f"data.file={data_file}", f"paths.data_dir={data_file.parent}"]
     if not (args.skip_standins or args.collect_only):
         cli("neuroclips.pipeline", [*common, "stages=standins,targets"], env)
@@ -137,15 +161,30 @@ def main() -> None:
                 continue
             seconds = float(json.loads((run_dir / "summary.json").read_text()).get("wall_s", float("nan")))
         else:
-            seconds = cli("neuroclips.train", ["stage=pr", *common, f"name={name}", f"seed={seed}", "logger=csv",
-                                               "trainer.enable_progress_bar=false", "resume=never", *extra], env)
+            seconds = cli(
+                "neuroclips.train",
+                [
+                    "stage=pr",
+                    *common,
+                    f"name={name}",
+                    f"seed={seed}",
+                    "logger=csv",
+                    "trainer.enable_progress_bar=false",
+                    "resume=never",
+                    *extra,
+                ],
+                env,
+            )
         config = json.loads((run_dir / "summary.json").read_text())["config"]
         if baseline is None:
             baseline = mean_frame_val_pixcorr(data_file, config["data"])
             epochs = config["stage"]["max_epochs"]
         values = val_pixcorr_per_epoch(run_dir)
         rows.append((seed, first_epoch_above(values, baseline), values, seconds))
-        print(f"seed {seed}: val PixCorr per epoch {[round(v, 3) for v in values]} ({seconds:.0f} s)", flush=True)
+        print(
+            f"seed {seed}: val PixCorr per epoch {[round(v, 3) for v in values]} ({seconds:.0f} s)",
+            flush=True,
+        )
 
         write_table(rows, baseline, epochs, args, extra)
     print(Path(args.out).read_text())

@@ -46,7 +46,9 @@ def mean_and_sem(values: np.ndarray) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-file", default="data/simulated_tiny.h5")
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--name", default="pr_benchmark")
@@ -63,16 +65,30 @@ def main() -> None:
     from neuroclips.outputs import OutputStore
 
     data_file = Path(args.data_file).resolve()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(REPO)}
-    common = [f"data.file={data_file}", f"paths.data_dir={data_file.parent}", f"paths.runs_dir={args.runs_dir}",
-              f"name={args.name}", "scale=tiny", "trainer.enable_progress_bar=false"]
-    latents = [] if args.latent_source == "cached" else ["system.latent_source=online", "datamodule.targets=[]"]
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "WANDB_MODE": "disabled",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(REPO),
+    }
+    common = [
+        f"data.file={data_file}",
+        f"paths.data_dir={data_file.parent}",
+        f"paths.runs_dir={args.runs_dir}",
+        f"name={args.name}",
+        "scale=tiny",
+        "trainer.enable_progress_bar=false",
+    ]
+    latents = (
+        [] if args.latent_source == "cached" else ["system.latent_source=online", "datamodule.targets=[]"]
+    )
     window = [f"system.temporal_window={args.temporal_window}"]
     timings = {"standins": cli(["stage=standins", *common], env)}
     if args.latent_source == "cached":
-        timings["targets"] = cli(["stage=targets", *common, "~task.encoders.clip_tokens",
-                                  "~task.encoders.caption_emb"], env)
+        timings["targets"] = cli(
+            ["stage=targets", *common, "~task.encoders.clip_tokens", "~task.encoders.caption_emb"], env
+        )
     timings["pr"] = cli(["stage=pr", *common, f"stage.max_epochs={args.epochs}", *latents, *window], env)
     timings["blurry"] = cli(["stage=blurry", *common, "datamodule.predict_split=val", *window], env)
 
@@ -82,8 +98,9 @@ def main() -> None:
     with h5py.File(data_file, "r") as f:
         frames = f["stimuli/train/frames"]
         n_train = frames.shape[0]
-        val = validation_rows(n_train, config["data"]["val_fraction"], config["data"]["val_block"],
-                              config["data"]["val_seed"])
+        val = validation_rows(
+            n_train, config["data"]["val_fraction"], config["data"]["val_block"], config["data"]["val_seed"]
+        )
         train = np.setdiff1d(np.arange(n_train), val)
         truth = frames[np.sort(val)]
         clip_index = f["stimuli/train/clip_index"][np.sort(val)]
@@ -93,19 +110,32 @@ def main() -> None:
         mean_frame /= len(train) * frames.shape[1]
     truth = torch.from_numpy(truth.reshape(-1, *truth.shape[2:]))
     store = OutputStore(run_root / "outputs")
-    blurry = torch.from_numpy(np.stack([store.load("blurry", int(c)) for c in clip_index]).reshape(truth.shape))
+    blurry = torch.from_numpy(
+        np.stack([store.load("blurry", int(c)) for c in clip_index]).reshape(truth.shape)
+    )
     baseline = torch.from_numpy(np.rint(mean_frame).astype(np.uint8)).expand_as(truth).contiguous()
     vae_cfg = config["scale"]["pr"]["vae_encoder"]
     vae = load_vae_latent_encoder(**{k: v for k, v in vae_cfg.items() if k != "_target_"})
     with torch.no_grad():
-        recon = torch.cat([vae.decode(vae.encode(truth[i : i + 60].float() / 255)) for i in range(0, len(truth), 60)])
+        recon = torch.cat(
+            [vae.decode(vae.encode(truth[i : i + 60].float() / 255)) for i in range(0, len(truth), 60)]
+        )
     recon = (recon * 255).round().to(torch.uint8)
 
     rows = []
-    for label, pred in [("PR blurry frames (ours)", blurry), ("mean training frame (baseline)", baseline),
-                        ("stand-in VAE reconstruction of the truth (ceiling)", recon)]:
-        rows.append((label, mean_and_sem(ssim(pred, truth, "rgb255").numpy()),
-                     mean_and_sem(ssim(pred, truth, "gray_gauss").numpy()), mean_and_sem(pixcorr(pred, truth).numpy())))
+    for label, pred in [
+        ("PR blurry frames (ours)", blurry),
+        ("mean training frame (baseline)", baseline),
+        ("stand-in VAE reconstruction of the truth (ceiling)", recon),
+    ]:
+        rows.append(
+            (
+                label,
+                mean_and_sem(ssim(pred, truth, "rgb255").numpy()),
+                mean_and_sem(ssim(pred, truth, "gray_gauss").numpy()),
+                mean_and_sem(pixcorr(pred, truth).numpy()),
+            )
+        )
     standin = json.loads((Path(vae_cfg["weights"]) / "standin.json").read_text())["fit"]
     metrics = pr_summary["metrics"]
     lines = [

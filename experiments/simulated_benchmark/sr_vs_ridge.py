@@ -41,9 +41,24 @@ def markers(tag: str) -> tuple[str, str]:
 
 
 def cli(args: list[str], work: Path) -> None:
-    env = {**os.environ, "NEUROCLIPS_RUNS_DIR": str(work / "runs"), "NEUROCLIPS_DATA_DIR": str(work / "data"),
-           "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "neuroclips.train", "scale=tiny", "resume=never", "trainer.enable_progress_bar=false", *args]
+    env = {
+        **os.environ,
+        "NEUROCLIPS_RUNS_DIR": str(work / "runs"),
+        "NEUROCLIPS_DATA_DIR": str(work / "data"),
+        "HF_HUB_OFFLINE": "1",
+        "WANDB_MODE": "disabled",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(REPO),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "neuroclips.train",
+        "scale=tiny",
+        "resume=never",
+        "trainer.enable_progress_bar=false",
+        *args,
+    ]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"failed: {' '.join(args)}\n{proc.stderr[-3000:]}")
@@ -85,16 +100,25 @@ def ridge_baseline(dm: CC2017DataModule, k: int) -> dict:
     best = max(scores, key=lambda lam: sum(scores[lam][0]))
     (val_f, val_b), w = scores[best]
     te_f, te_b = top1(z(x_te) @ w + y_mean, y_te, k)
-    return {"lambda": best, "val": (val_f, val_b), "test": (te_f, te_b),
-            "val_by_lambda": {f"{lam:.0e}": s for lam, (s, _) in scores.items()}}
+    return {
+        "lambda": best,
+        "val": (val_f, val_b),
+        "test": (te_f, te_b),
+        "val_by_lambda": {f"{lam:.0e}": s for lam, (s, _) in scores.items()},
+    }
 
 
 def sr_eval(ckpt_path: Path, dm: CC2017DataModule, k: int) -> dict:
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     sr = ckpt["neuroclips"]["config"]["scale"]["sr"]
     ridge = RidgeAdapters(dm.voxels, sr["hidden"])
-    backbone = SemanticBackbone(hidden=sr["hidden"], n_blocks=sr["n_blocks"], dropout=sr["dropout"],
-                                clip_tokens=sr["clip_tokens"], clip_dim=sr["clip_dim"])
+    backbone = SemanticBackbone(
+        hidden=sr["hidden"],
+        n_blocks=sr["n_blocks"],
+        dropout=sr["dropout"],
+        clip_tokens=sr["clip_tokens"],
+        clip_dim=sr["clip_dim"],
+    )
     state = ckpt["state_dict"]
     ridge.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("ridge.")})
     backbone.load_state_dict({k[9:]: v for k, v in state.items() if k.startswith("backbone.")})
@@ -110,7 +134,9 @@ def sr_eval(ckpt_path: Path, dm: CC2017DataModule, k: int) -> dict:
 
 
 # the reference temperatures, read where paper scale defines them (method.md §3.2)
-REFERENCE_TAU = {k: float(v) for k, v in OmegaConf.load(REPO / "conf" / "scale" / "sr" / "paper.yaml").tau.items()}
+REFERENCE_TAU = {
+    k: float(v) for k, v in OmegaConf.load(REPO / "conf" / "scale" / "sr" / "paper.yaml").tau.items()
+}
 
 
 def tau_overrides(factor: float) -> list[str]:
@@ -126,8 +152,12 @@ def run_sr(seed: int, factor: float, dm: CC2017DataModule, k: int, work: Path, e
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--work", type=Path, default=Path("/tmp/sr_bench"), help="scratch root (one folder per size)")
-    ap.add_argument("--n-train", type=int, default=600, help="simulated training clips (10 %% of them are val)")
+    ap.add_argument(
+        "--work", type=Path, default=Path("/tmp/sr_bench"), help="scratch root (one folder per size)"
+    )
+    ap.add_argument(
+        "--n-train", type=int, default=600, help="simulated training clips (10 %% of them are val)"
+    )
     ap.add_argument("--n-test", type=int, default=60)
     ap.add_argument("--epochs", type=int, default=None, help="SR epochs (default: conf/scale/sr/tiny.yaml)")
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("sr_results.md"))
@@ -143,7 +173,9 @@ def main() -> None:
         simulate(data_file, config_for("tiny", n_train=args.n_train, n_test=args.n_test, subjects=(1,)))
     cli(["stage=targets", "task.encoders.vae_latents=null"], work)  # SR targets into the file (resumable)
     extra = [] if args.epochs is None else [f"scale.sr.train.epochs={args.epochs}"]
-    dm = CC2017DataModule(file=str(data_file), subj=1, voxels=13447, targets=["clip_tokens"], auto_create=False)
+    dm = CC2017DataModule(
+        file=str(data_file), subj=1, voxels=13447, targets=["clip_tokens"], auto_create=False
+    )
     sizes = {s: len(dm.dataset(s)) for s in ("train", "val", "test")}
     ridge = ridge_baseline(dm, args.k)
     print("ridge", json.dumps({k: v for k, v in ridge.items() if k != "val_by_lambda"}))
@@ -156,12 +188,34 @@ def main() -> None:
     for seed in args.seeds[1:]:
         srs.append(run_sr(seed, factor, dm, args.k, work, extra))
         print("sr seed", seed, srs[-1])
-    write_table(args.out, tag, ridge, srs, args.seeds, sizes, args.k, time.time() - t0, factor, by_factor,
-                srs[0]["epochs"])
+    write_table(
+        args.out,
+        tag,
+        ridge,
+        srs,
+        args.seeds,
+        sizes,
+        args.k,
+        time.time() - t0,
+        factor,
+        by_factor,
+        srs[0]["epochs"],
+    )
 
 
-def write_table(out: Path, tag: str, ridge: dict, srs: list[dict], seeds: list[int], sizes: dict, k: int,
-                wall: float, factor: float, by_factor: dict, epochs: int) -> None:
+def write_table(
+    out: Path,
+    tag: str,
+    ridge: dict,
+    srs: list[dict],
+    seeds: list[int],
+    sizes: dict,
+    k: int,
+    wall: float,
+    factor: float,
+    by_factor: dict,
+    epochs: int,
+) -> None:
     pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
     mean = lambda split, i: float(np.mean([r[split][i] for r in srs]))  # noqa: E731
     std = lambda split, i: float(np.std([r[split][i] for r in srs]))  # noqa: E731
@@ -184,18 +238,25 @@ def write_table(out: Path, tag: str, ridge: dict, srs: list[dict], seeds: list[i
         f"| {pct(mean('test', 0))} ± {pct(std('test', 0))} | {pct(mean('test', 1))} ± {pct(std('test', 1))} |",
     ]
     for seed, r in zip(seeds, srs):
-        lines.append(f"| SR seed {seed} | tau x {factor:g}, best epoch | {pct(r['val'][0])} | {pct(r['val'][1])} "
-                     f"| {pct(r['test'][0])} | {pct(r['test'][1])} |")
-    lines += ["", "Ridge validation top-1 (fwd, bwd) per lambda: "
-              + ", ".join(f"{lam}: ({pct(f)}, {pct(b)})" for lam, (f, b) in ridge["val_by_lambda"].items()), "",
-              f"SR validation top-1 (fwd, bwd) per temperature factor, seed {seeds[0]} (x 1 = the reference "
-              "temperatures, BiMixCo 0.006): "
-              + ", ".join(f"x {f:g}: ({pct(r['val'][0])}, {pct(r['val'][1])})" for f, r in by_factor.items()), ""]
+        lines.append(
+            f"| SR seed {seed} | tau x {factor:g}, best epoch | {pct(r['val'][0])} | {pct(r['val'][1])} "
+            f"| {pct(r['test'][0])} | {pct(r['test'][1])} |"
+        )
+    lines += [
+        "",
+        "Ridge validation top-1 (fwd, bwd) per lambda: "
+        + ", ".join(f"{lam}: ({pct(f)}, {pct(b)})" for lam, (f, b) in ridge["val_by_lambda"].items()),
+        "",
+        f"SR validation top-1 (fwd, bwd) per temperature factor, seed {seeds[0]} (x 1 = the reference "
+        "temperatures, BiMixCo 0.006): "
+        + ", ".join(f"x {f:g}: ({pct(r['val'][0])}, {pct(r['val'][1])})" for f, r in by_factor.items()),
+        "",
+    ]
     start, end = markers(tag)
     table = "\n".join([start, *lines, end])
     old = out.read_text() if out.exists() else ""
     if start in old and end in old:  # keep the hand-written analysis and the other sizes' blocks
-        table = old[: old.index(start)] + table + old[old.index(end) + len(end):]
+        table = old[: old.index(start)] + table + old[old.index(end) + len(end) :]
     elif old:
         table = table + "\n\n" + old
     out.write_text(table + ("" if table.endswith("\n") else "\n"))

@@ -44,13 +44,17 @@ class CheckpointMetadata(pl.Callback):
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         if frozen_prefixes(pl_module):
-            pl_module.strict_loading = False  # frozen weights are rebuilt from their own files, not the checkpoint
+            pl_module.strict_loading = (
+                False  # frozen weights are rebuilt from their own files, not the checkpoint
+            )
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         checkpoint["neuroclips"] = self.meta
         prefixes = frozen_prefixes(pl_module)
         if prefixes and "state_dict" in checkpoint:
-            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith(prefixes)}
+            checkpoint["state_dict"] = {
+                k: v for k, v in checkpoint["state_dict"].items() if not k.startswith(prefixes)
+            }
 
 
 class EpochToData(pl.Callback):
@@ -106,10 +110,18 @@ def _rng_state() -> dict:
     version, internal, gauss = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached": float(cached)},
-        "python": {"version": int(version), "internal": torch.tensor(internal, dtype=torch.int64),
-                   "gauss": gauss},
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(np.asarray(keys, np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
+        "python": {
+            "version": int(version),
+            "internal": torch.tensor(internal, dtype=torch.int64),
+            "gauss": gauss,
+        },
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state()
@@ -119,7 +131,9 @@ def _rng_state() -> dict:
 def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    np.random.set_state(
+        (n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"])
+    )
     py = state["python"]
     random.setstate((py["version"], tuple(int(v) for v in py["internal"].tolist()), py["gauss"]))
     if "cuda" in state and torch.cuda.is_available():

@@ -57,13 +57,17 @@ class FiniteLossGuard(pl.Callback):
         self._last_saved: tuple[int, int] | None = None  # (epoch, global step) of the last checkpoint written
 
     # ------------------------------------------------------------------------------------------- hooks
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
         loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
         value = _nonfinite(loss)
         if trainer.strategy.reduce_boolean_decision(value is not None, all=False):  # every rank, every step
-            self._fail(trainer, f"the training loss became non-finite ({_show(value)}) at epoch "
-                                f"{trainer.current_epoch}, step {trainer.global_step} (batch {batch_idx})")
+            self._fail(
+                trainer,
+                f"the training loss became non-finite ({_show(value)}) at epoch "
+                f"{trainer.current_epoch}, step {trainer.global_step} (batch {batch_idx})",
+            )
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.monitor is None or trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
@@ -71,32 +75,50 @@ class FiniteLossGuard(pl.Callback):
         metric = trainer.callback_metrics.get(self.monitor)
         value = _nonfinite(metric)
         if trainer.strategy.reduce_boolean_decision(value is not None, all=False):
-            self._fail(trainer, f"the validation metric '{self.monitor}' became non-finite ({_show(value)}) at "
-                                f"epoch {trainer.current_epoch}, step {trainer.global_step}")
+            self._fail(
+                trainer,
+                f"the validation metric '{self.monitor}' became non-finite ({_show(value)}) at "
+                f"epoch {trainer.current_epoch}, step {trainer.global_step}",
+            )
 
-    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict
+    ) -> None:
         # Called while the checkpoint dict is being built, before anything is written.
         if self.check_weights:
-            params = [p for p in pl_module.parameters() if p.requires_grad and p.is_floating_point() and p.numel()]
+            params = [
+                p for p in pl_module.parameters() if p.requires_grad and p.is_floating_point() and p.numel()
+            ]
             finite = torch.stack([torch.isfinite(p.detach()).all() for p in params]) if params else None
             n_bad = int((~finite).sum()) if finite is not None else 0
             if trainer.strategy.reduce_boolean_decision(n_bad > 0, all=False):
                 what = f"{n_bad} of {len(params)} parameter tensors" if n_bad else "on another rank"
-                self._fail(trainer, f"the weights became non-finite ({what}) at epoch {trainer.current_epoch}, "
-                                    f"step {trainer.global_step}, before a checkpoint was saved")
+                self._fail(
+                    trainer,
+                    f"the weights became non-finite ({what}) at epoch {trainer.current_epoch}, "
+                    f"step {trainer.global_step}, before a checkpoint was saved",
+                )
         self._last_saved = (trainer.current_epoch, trainer.global_step)
 
     # ------------------------------------------------------------------------------------------- helpers
     def _fail(self, trainer: pl.Trainer, what: str) -> None:
-        for cb in trainer.checkpoint_callbacks:  # ModelCheckpoint(save_on_exception=True) would save the bad state
+        for (
+            cb
+        ) in trainer.checkpoint_callbacks:  # ModelCheckpoint(save_on_exception=True) would save the bad state
             if getattr(cb, "save_on_exception", False):
                 cb.save_on_exception = False
                 log.info("not saving a checkpoint on this exception (the state is not finite)")
         raise StageError(f"stage '{self.stage}': {what}; {self._kept(trainer)}; {ADVICE}.")
 
     def _kept(self, trainer: pl.Trainer) -> str:
-        last = next((cb.last_model_path for cb in trainer.checkpoint_callbacks
-                     if getattr(cb, "last_model_path", "") and os.path.exists(cb.last_model_path)), "")
+        last = next(
+            (
+                cb.last_model_path
+                for cb in trainer.checkpoint_callbacks
+                if getattr(cb, "last_model_path", "") and os.path.exists(cb.last_model_path)
+            ),
+            "",
+        )
         name = os.path.basename(last) if last else "last.ckpt"
         if self._last_saved is not None:
             epoch, step = self._last_saved

@@ -22,7 +22,9 @@ class PredictionWriter(BasePredictionWriter):
         super().__init__(write_interval="batch")
         self.store, self.kinds, self.stage, self.fingerprint = store, list(kinds), stage, fingerprint
 
-    def write_on_batch_end(self, trainer, pl_module, prediction: Any, batch_indices, batch, batch_idx, dataloader_idx=0):
+    def write_on_batch_end(
+        self, trainer, pl_module, prediction: Any, batch_indices, batch, batch_idx, dataloader_idx=0
+    ):
         if prediction is None:
             return
         clips = prediction["clip_index"]
@@ -35,10 +37,14 @@ class PredictionWriter(BasePredictionWriter):
                 base["seed"] = int(seeds[i])
             for kind in self.kinds:
                 if kind not in prediction:
-                    raise KeyError(f"stage '{self.stage}': predict_step returned no '{kind}' (it returned {sorted(prediction)}).")
+                    raise KeyError(
+                        f"stage '{self.stage}': predict_step returned no '{kind}' (it returned {sorted(prediction)})."
+                    )
                 value = prediction[kind][i]
                 if isinstance(value, str):
                     self.store.save(kind, clip, None, {**base, "text": value})
                     continue
-                arr = to_uint8(value) if kind in IMAGE_KINDS else value.detach().to(torch.float16).cpu().numpy()
+                arr = (
+                    to_uint8(value) if kind in IMAGE_KINDS else value.detach().to(torch.float16).cpu().numpy()
+                )
                 self.store.save(kind, clip, arr, base)

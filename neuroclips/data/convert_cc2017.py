@@ -89,7 +89,9 @@ def _not_strings(obj) -> str | None:
 def _strings(obj, path: Path, n: int) -> list[str]:
     found = _not_strings(obj)
     if found:
-        raise schema.SchemaError(f"{path}: expected {n} caption strings (a list or numpy array of str), found {found}.")
+        raise schema.SchemaError(
+            f"{path}: expected {n} caption strings (a list or numpy array of str), found {found}."
+        )
     arr = np.asarray(obj).reshape(-1)
     if arr.shape[0] != n:
         raise schema.SchemaError(f"{path}: expected {n} captions (one per clip), found {arr.shape[0]}.")
@@ -126,13 +128,23 @@ def _frames_to_uint8(x: torch.Tensor) -> np.ndarray:
     return (x.float().clamp_(0, 1) * 255.0 + 0.5).to(torch.uint8).numpy()
 
 
-def convert(src: str | Path, out: str | Path, subjects: list[int] | None = None, chunk: int = 64, progress: bool = True) -> Path:
+def convert(
+    src: str | Path,
+    out: str | Path,
+    subjects: list[int] | None = None,
+    chunk: int = 64,
+    progress: bool = True,
+) -> Path:
     src, out = Path(src), Path(out)
     if not src.is_dir():
-        raise schema.SchemaError(f"{src}: source folder does not exist (expected the released cc2017 .pt files).")
+        raise schema.SchemaError(
+            f"{src}: source folder does not exist (expected the released cc2017 .pt files)."
+        )
     subjects = subjects or [s for s in (1, 2, 3) if (src / f"subj0{s}_train_fmri.pt").exists()]
     if not subjects:
-        raise schema.SchemaError(f"{src}: no 'subj0N_train_fmri.pt' found (expected at least one subject's fMRI).")
+        raise schema.SchemaError(
+            f"{src}: no 'subj0N_train_fmri.pt' found (expected at least one subject's fMRI)."
+        )
     frames, n = {}, {}
     for split in schema.SPLITS:
         p = src / f"GT_{split}_3fps.pt"
@@ -168,29 +180,43 @@ def convert(src: str | Path, out: str | Path, subjects: list[int] | None = None,
                 for i in tqdm(range(0, n[split], chunk), desc=f"frames {split}", disable=not progress):
                     block = frames[split][i : i + chunk]
                     if block.is_floating_point() and (block.min() < -1e-3 or block.max() > 1 + 1e-3):
-                        raise schema.SchemaError(f"{src}/GT_{split}_3fps.pt: expected values in [0, 1], found [{float(block.min()):.3f}, {float(block.max()):.3f}].")
+                        raise schema.SchemaError(
+                            f"{src}/GT_{split}_3fps.pt: expected values in [0, 1], found [{float(block.min()):.3f}, {float(block.max()):.3f}]."
+                        )
                     ds["frames"][i : i + chunk] = _frames_to_uint8(block)
                 idx = np.arange(n[split])
                 ds["clip_index"][...] = idx
                 ds["segment"][...] = idx // SEGMENT_CLIPS + (1000 if split == "test" else 0)
                 ds["scene_cut"][...] = False  # not in the release; unknown
                 cap = src / f"GT_{split}_caption.pt"
-                ds["captions"][...] = _strings(safe_load(cap, mmap=False), cap, n[split]) if _source(cap) else [""] * n[split]
+                ds["captions"][...] = (
+                    _strings(safe_load(cap, mmap=False), cap, n[split]) if _source(cap) else [""] * n[split]
+                )
                 emb = src / f"GT_{split}_caption_emb.pt"
                 if _source(emb):
                     e = _as_tensor(safe_load(emb), emb, "caption embeddings")
                     if e.ndim != 2 or e.shape[0] != n[split]:
-                        raise schema.SchemaError(f"{emb}: expected shape ({n[split]}, D), found {tuple(e.shape)}.")
-                    d = f.create_dataset(schema.target_path("caption_emb", split), data=e.float().numpy().astype(np.float16))
+                        raise schema.SchemaError(
+                            f"{emb}: expected shape ({n[split]}, D), found {tuple(e.shape)}."
+                        )
+                    d = f.create_dataset(
+                        schema.target_path("caption_emb", split), data=e.float().numpy().astype(np.float16)
+                    )
                     d.attrs["encoder"] = "caption_emb"
                     d.attrs["config"] = '{"source": "cc2017 release GT_caption_emb"}'
-                    f.create_dataset(schema.target_done_path("caption_emb", split), data=np.ones(n[split], bool))
+                    f.create_dataset(
+                        schema.target_done_path("caption_emb", split), data=np.ones(n[split], bool)
+                    )
             for (s, split), t in fmri.items():
                 d = schema.create_fmri(f, s, split, n[split], schema.SUBJECT_VOXELS[s], dtype=np.float32)
-                for i in tqdm(range(0, n[split], chunk * 8), desc=f"fmri subj{s} {split}", disable=not progress):
+                for i in tqdm(
+                    range(0, n[split], chunk * 8), desc=f"fmri subj{s} {split}", disable=not progress
+                ):
                     block = t[i : i + chunk * 8].float().numpy()
                     if not np.isfinite(block).all():
-                        raise schema.SchemaError(f"{src}/subj0{s}_{split}_fmri.pt: expected finite voxel values, found NaN/Inf near clip {i}.")
+                        raise schema.SchemaError(
+                            f"{src}/subj0{s}_{split}_fmri.pt: expected finite voxel values, found NaN/Inf near clip {i}."
+                        )
                     d[i : i + chunk * 8] = block
         errors = schema.validate(tmp, subjects=subjects)
         if errors:
@@ -202,7 +228,9 @@ def _int_list(value: str, key: str, example: str) -> list[int]:
     try:
         out = [int(v) for v in value.split(",")]
     except ValueError:
-        raise schema.SchemaError(f"convert_cc2017: {key}= expected integers such as {example}, found {value!r}.") from None
+        raise schema.SchemaError(
+            f"convert_cc2017: {key}= expected integers such as {example}, found {value!r}."
+        ) from None
     if key == "subjects" and any(v not in schema.SUBJECT_VOXELS for v in out):
         raise schema.SchemaError(f"convert_cc2017: subjects= expected some of 1,2,3, found {value!r}.")
     return out
@@ -216,12 +244,16 @@ def main(argv: list[str] | None = None) -> int:
         k, v = a.split("=", 1)
         args[k.lstrip("-")] = v
     if "src" not in args or "out" not in args:
-        raise SystemExit("convert_cc2017: usage: python -m neuroclips.data.convert_cc2017 src=DIR out=FILE [subjects=1,2,3]")
+        raise SystemExit(
+            "convert_cc2017: usage: python -m neuroclips.data.convert_cc2017 src=DIR out=FILE [subjects=1,2,3]"
+        )
     try:
         subjects = _int_list(args["subjects"], "subjects", "1,2,3") if "subjects" in args else None
         chunk = _int_list(args.get("chunk", "64"), "chunk", "64")
         if len(chunk) != 1 or chunk[0] < 1:
-            raise schema.SchemaError(f"convert_cc2017: chunk= expected one positive integer, found {args['chunk']!r}.")
+            raise schema.SchemaError(
+                f"convert_cc2017: chunk= expected one positive integer, found {args['chunk']!r}."
+            )
         out = convert(args["src"], args["out"], subjects, chunk[0])
     except schema.SchemaError as e:
         print(f"neuroclips: error: {e}", file=sys.stderr)

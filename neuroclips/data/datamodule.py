@@ -81,8 +81,15 @@ class EpochSampler(Sampler[int]):
     consecutive pieces (rank r gets piece r), instead of one contiguous block of the epoch per rank.
     """
 
-    def __init__(self, dataset: ClipDataset, shuffle: bool, seed: int, pad: bool, shard: str = "strided",
-                 block: int | None = None):
+    def __init__(
+        self,
+        dataset: ClipDataset,
+        shuffle: bool,
+        seed: int,
+        pad: bool,
+        shard: str = "strided",
+        block: int | None = None,
+    ):
         if shard not in ("strided", "contiguous"):
             raise ValueError(f"datamodule.shard: expected 'strided' or 'contiguous', found {shard!r}.")
         self.dataset, self.shuffle, self.seed, self.pad, self.shard = dataset, shuffle, seed, pad, shard
@@ -185,7 +192,9 @@ class ClipDataset(Dataset):
     def verify(self) -> None:
         """Refuse missing, misshapen, half-cached or non-finite cached targets of the rows read (once)."""
         if not self._verified:
-            validate.check_cached_targets(self.file, self.split, self.targets, self.rows, self.subj, self.role)
+            validate.check_cached_targets(
+                self.file, self.split, self.targets, self.rows, self.subj, self.role
+            )
             self._verified = True
 
     def _open(self) -> None:
@@ -263,7 +272,9 @@ class ClipDataset(Dataset):
         try:
             return int(p)
         except (TypeError, ValueError):
-            raise ValueError(f"data.keyframe_policy: expected 'parity_2_3', 'random' or a frame index, found {p!r}.") from None
+            raise ValueError(
+                f"data.keyframe_policy: expected 'parity_2_3', 'random' or a frame index, found {p!r}."
+            ) from None
 
     # -- items -----------------------------------------------------------------------------------------------
     def __getitem__(self, i: int) -> dict[str, Any]:
@@ -351,8 +362,12 @@ class CC2017DataModule(pl.LightningDataModule):
         super().__init__()
         batch_size = validate.positive_int(batch_size, batch_size_field, "clips per optimizer step")
         if eval_batch_size is not None:
-            eval_batch_size = validate.positive_int(eval_batch_size, "datamodule.eval_batch_size", "clips per batch")
-        val_fraction = validate.fraction(val_fraction, "data.val_fraction", "share of training clips held out")
+            eval_batch_size = validate.positive_int(
+                eval_batch_size, "datamodule.eval_batch_size", "clips per batch"
+            )
+        val_fraction = validate.fraction(
+            val_fraction, "data.val_fraction", "share of training clips held out"
+        )
         val_block = validate.positive_int(val_block, "data.val_block", "clips per held-out block")
         limit_clips = validate.optional_positive_int(limit_clips, "data.limit_clips", "clips per split")
         num_workers = validate.non_negative_int(num_workers, "data.num_workers", "loader processes")
@@ -364,7 +379,10 @@ class CC2017DataModule(pl.LightningDataModule):
         self.subjects = as_ids(subj if isinstance(subj, (list, tuple)) else [subj])
         self.voxels_by_subject = dict(zip(self.subjects, as_voxels(voxels, len(self.subjects))))
         self.multi = len(self.subjects) > 1
-        self.subj, self.voxels = self.subjects[0], self.voxels_by_subject[self.subjects[0]]  # the one-subject view
+        self.subj, self.voxels = (
+            self.subjects[0],
+            self.voxels_by_subject[self.subjects[0]],
+        )  # the one-subject view
         self.train_fraction = train_fraction
         self.train_segments = None if train_segments is None else [int(s) for s in train_segments]
         if val_split not in VAL_SPLITS:
@@ -376,9 +394,15 @@ class CC2017DataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.val_fraction, self.val_block, self.val_seed = val_fraction, val_block, val_seed
         self.common = dict(
-            rep_policy=rep_policy, keyframe_policy=keyframe_policy, eval_keyframe_index=eval_keyframe_index,
-            load_frames=load_frames, load_captions=load_captions, targets=list(targets or []),
-            inputs_from_outputs=dict(inputs_from_outputs or {}), in_memory=in_memory, seed=seed,
+            rep_policy=rep_policy,
+            keyframe_policy=keyframe_policy,
+            eval_keyframe_index=eval_keyframe_index,
+            load_frames=load_frames,
+            load_captions=load_captions,
+            targets=list(targets or []),
+            inputs_from_outputs=dict(inputs_from_outputs or {}),
+            in_memory=in_memory,
+            seed=seed,
         )
         self.shuffle_train, self.drop_last, self.shard = shuffle_train, drop_last, shard
         self.predict_split = predict_split
@@ -394,14 +418,21 @@ class CC2017DataModule(pl.LightningDataModule):
     # -- setup -----------------------------------------------------------------------------------------------
     def prepare_data(self) -> None:
         # only the tiny file is written on the fly (seconds); a paper-scale simulation is GBs: ask for it explicitly
-        if not Path(self.file).exists() and self.auto_create and self.kind == "simulated" and self.scale_name == "tiny":
+        if (
+            not Path(self.file).exists()
+            and self.auto_create
+            and self.kind == "simulated"
+            and self.scale_name == "tiny"
+        ):
             from neuroclips.data.simulate import ensure_simulated
 
             ensure_simulated(self.file, self.scale_name)
 
     def check_file(self) -> schema.FileSummary:
         """Validate the file for this subject; raise ``SchemaError`` with one sentence per problem."""
-        if self.multi:  # a missing subject or a voxel count unlike its adapter's: one sentence, before the rest
+        if (
+            self.multi
+        ):  # a missing subject or a voxel count unlike its adapter's: one sentence, before the rest
             for s in self.subjects:
                 schema.check_subject(self.file, s, self.voxels_by_subject[s])
         summary = schema.check(self.file, subjects=self.subjects, deep=self.validate_deep)
@@ -426,7 +457,9 @@ class CC2017DataModule(pl.LightningDataModule):
         rows = {"train": train, "val": val, "test": test}
         pred_rows = rows[self.predict_split] if self.predict_split in rows else None
         if pred_rows is None:
-            raise ValueError(f"datamodule.predict_split: expected 'test', 'val' or 'train', found {self.predict_split!r}.")
+            raise ValueError(
+                f"datamodule.predict_split: expected 'test', 'val' or 'train', found {self.predict_split!r}."
+            )
         if self.predict_clips is not None:
             ci = test_clip_index if self.predict_split == "test" else train_clip_index
             wanted = set(self.predict_clips)
@@ -437,14 +470,18 @@ class CC2017DataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if not self._sets:
             self._build()
-        for name in SETS_READ.get(str(stage), ()):  # what the Lightning stage reads; others when first asked for
+        for name in SETS_READ.get(
+            str(stage), ()
+        ):  # what the Lightning stage reads; others when first asked for
             self._verify(name)
 
     def _verify(self, name: str) -> None:
         for sets in self._by_subject.values():
             ds = sets[name]
             if name == "train":
-                validate.check_train_not_empty(self.file, len(ds), self.val_fraction, self.val_block, self.limit_clips)
+                validate.check_train_not_empty(
+                    self.file, len(ds), self.val_fraction, self.val_block, self.limit_clips
+                )
             ds.verify()
 
     def _build(self) -> None:
@@ -455,7 +492,9 @@ class CC2017DataModule(pl.LightningDataModule):
             self._by_subject[s] = {
                 "train": mk("train", rows["train"], "train"),
                 # val_split="test" (reference model selection): the validation loader scores the test clips
-                "val": mk("train", rows["val"], "val") if self.val_split == "val" else mk("test", rows["test"], "test"),
+                "val": mk("train", rows["val"], "val")
+                if self.val_split == "val"
+                else mk("test", rows["test"], "test"),
                 "test": mk("test", rows["test"], "test"),
                 "predict": mk(pred_hdf5, rows["predict"], "test" if self.predict_split == "test" else "val"),
             }
@@ -489,8 +528,15 @@ class CC2017DataModule(pl.LightningDataModule):
         """Clips per process and step: the global ``batch_size`` divided over the DDP processes."""
         return process_batch_size(self.batch_size, self.world_size(), self.batch_size_field)
 
-    def _loader(self, ds: ClipDataset, batch_size: int, shuffle: bool, drop_last: bool = False, pad: bool = False,
-                block: int | None = None) -> DataLoader:
+    def _loader(
+        self,
+        ds: ClipDataset,
+        batch_size: int,
+        shuffle: bool,
+        drop_last: bool = False,
+        pad: bool = False,
+        block: int | None = None,
+    ) -> DataLoader:
         # our own sampler (the runtime turns Lightning's distributed-sampler replacement off): it shards over
         # ranks and derives the order from (seed, epoch) alone, which makes resumed runs replay exactly
         seed = subject_seed(self.seed, ds.subj, self.multi)
@@ -498,22 +544,30 @@ class CC2017DataModule(pl.LightningDataModule):
         if ds.role == "train" and self._skip_train_batches:
             sampler.skip = self._skip_train_batches * batch_size
         return DataLoader(
-            ds, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
-            num_workers=self.num_workers, persistent_workers=False, pin_memory=False,
+            ds,
+            batch_size=batch_size,
+            sampler=sampler,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            persistent_workers=False,
+            pin_memory=False,
         )
 
     def train_dataloader(self):
         b = self.train_batch_size()
         if not self.multi:
-            loader = self._loader(self.dataset("train"), b, self.shuffle_train, self.drop_last, pad=True, block=b)
+            loader = self._loader(
+                self.dataset("train"), b, self.shuffle_train, self.drop_last, pad=True, block=b
+            )
             self._skip_train_batches = 0
             return loader
         from pytorch_lightning.utilities import CombinedLoader
 
         loaders = {}
         for s, bs in zip(self.subjects, split_batch(b, len(self.subjects), self.batch_size_field)):
-            loaders[batch_key(s)] = self._loader(self.dataset("train", s), bs, self.shuffle_train, self.drop_last,
-                                                 pad=True, block=bs)
+            loaders[batch_key(s)] = self._loader(
+                self.dataset("train", s), bs, self.shuffle_train, self.drop_last, pad=True, block=bs
+            )
         self._skip_train_batches = 0
         # every step holds a batch of each subject; the epoch ends with the subject whose loader ends first
         return CombinedLoader(loaders, mode="min_size")
@@ -531,6 +585,8 @@ class CC2017DataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         if self.multi:
-            raise ConfigError(f"subj={self.subjects}: predict stages run one subject at a time; pass subj=<n> and the "
-                              f"multi-subject checkpoint (its adapter for that subject is used).")
+            raise ConfigError(
+                f"subj={self.subjects}: predict stages run one subject at a time; pass subj=<n> and the "
+                f"multi-subject checkpoint (its adapter for that subject is used)."
+            )
         return self._loader(self.dataset("predict"), self.eval_batch_size, False)

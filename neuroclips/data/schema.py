@@ -102,12 +102,19 @@ def validate(path: str | Path, subjects: list[int] | None = None, deep: bool = T
     name = str(path)
     with f:
         attrs = dict(f.attrs)
-        for key, kind in (("schema_version", int), ("fps", (int, float)), ("tr_seconds", (int, float)),
-                          ("frames_per_clip", int), ("source", str)):
+        for key, kind in (
+            ("schema_version", int),
+            ("fps", (int, float)),
+            ("tr_seconds", (int, float)),
+            ("frames_per_clip", int),
+            ("source", str),
+        ):
             if key not in attrs:
                 errors.append(f"{name}: root attribute '{key}' is missing (expected {kind}).")
         if "schema_version" in attrs and int(attrs["schema_version"]) != SCHEMA_VERSION:
-            errors.append(f"{name}: attribute 'schema_version' expected {SCHEMA_VERSION}, found {attrs['schema_version']}.")
+            errors.append(
+                f"{name}: attribute 'schema_version' expected {SCHEMA_VERSION}, found {attrs['schema_version']}."
+            )
         n_by_split: dict[str, int] = {}
         for split in SPLITS:
             for field in STIMULUS_FIELDS:
@@ -121,21 +128,27 @@ def validate(path: str | Path, subjects: list[int] | None = None, deep: bool = T
             if d.dtype != np.uint8:
                 errors.append(f"{name}: dataset '/{fr}' expected dtype uint8, found {d.dtype}.")
             if d.ndim != 5 or d.shape[1] != FRAMES_PER_CLIP or d.shape[2] != 3:
-                errors.append(f"{name}: dataset '/{fr}' expected shape (N, {FRAMES_PER_CLIP}, 3, H, W), found {d.shape}.")
+                errors.append(
+                    f"{name}: dataset '/{fr}' expected shape (N, {FRAMES_PER_CLIP}, 3, H, W), found {d.shape}."
+                )
                 continue
             n = d.shape[0]
             n_by_split[split] = n
             for field in STIMULUS_FIELDS[1:] + ("labels",):
                 ds_path = stimulus_path(split, field)
                 if ds_path in f and f[ds_path].shape[:1] != (n,):
-                    errors.append(f"{name}: dataset '/{ds_path}' expected {n} rows (one per clip), found shape {f[ds_path].shape}.")
+                    errors.append(
+                        f"{name}: dataset '/{ds_path}' expected {n} rows (one per clip), found shape {f[ds_path].shape}."
+                    )
             dup = _duplicated_clip_index(f, split, name)
             if dup:
                 errors.append(dup)
         subj_present = sorted(int(k[4:]) for k in f.get("fmri", {}).keys()) if "fmri" in f else []
         wanted = subjects if subjects is not None else subj_present
         if not wanted:
-            errors.append(f"{name}: group '/fmri' holds no subject (expected at least one of 'subj01', 'subj02', 'subj03').")
+            errors.append(
+                f"{name}: group '/fmri' holds no subject (expected at least one of 'subj01', 'subj02', 'subj03')."
+            )
         for s in wanted:
             expected_v = attrs.get(f"voxels_{subject_key(s)}")
             for split in SPLITS:
@@ -149,22 +162,32 @@ def validate(path: str | Path, subjects: list[int] | None = None, deep: bool = T
                     errors.append(f"{name}: dataset '/{p}' expected shape (N, {reps}, V), found {d.shape}.")
                     continue
                 if split in n_by_split and d.shape[0] != n_by_split[split]:
-                    errors.append(f"{name}: dataset '/{p}' expected {n_by_split[split]} clips (as in /stimuli/{split}/frames), found {d.shape[0]}.")
+                    errors.append(
+                        f"{name}: dataset '/{p}' expected {n_by_split[split]} clips (as in /stimuli/{split}/frames), found {d.shape[0]}."
+                    )
                 if expected_v is not None and d.shape[2] != int(expected_v):
-                    errors.append(f"{name}: dataset '/{p}' expected {int(expected_v)} voxels (attribute voxels_{subject_key(s)}), found {d.shape[2]}.")
+                    errors.append(
+                        f"{name}: dataset '/{p}' expected {int(expected_v)} voxels (attribute voxels_{subject_key(s)}), found {d.shape[2]}."
+                    )
                 if d.dtype.kind != "f":
                     errors.append(f"{name}: dataset '/{p}' expected a float dtype, found {d.dtype}.")
                 elif deep:
                     bad = _count_nonfinite(d)
                     if bad:
-                        errors.append(f"{name}: dataset '/{p}' expected finite voxel values, found {bad} NaN/Inf values.")
+                        errors.append(
+                            f"{name}: dataset '/{p}' expected finite voxel values, found {bad} NaN/Inf values."
+                        )
             if expected_v is None:
-                errors.append(f"{name}: root attribute 'voxels_{subject_key(s)}' is missing (expected the voxel count of subject {s}).")
+                errors.append(
+                    f"{name}: root attribute 'voxels_{subject_key(s)}' is missing (expected the voxel count of subject {s})."
+                )
         if "targets" in f:
             for tname, grp in f["targets"].items():
                 for split in SPLITS:
                     if split in grp and split in n_by_split and grp[split].shape[0] != n_by_split[split]:
-                        errors.append(f"{name}: dataset '/targets/{tname}/{split}' expected {n_by_split[split]} rows, found {grp[split].shape[0]}.")
+                        errors.append(
+                            f"{name}: dataset '/targets/{tname}/{split}' expected {n_by_split[split]} rows, found {grp[split].shape[0]}."
+                        )
     return errors
 
 
@@ -178,8 +201,10 @@ def _duplicated_clip_index(f: h5py.File, split: str, name: str) -> str | None:
     if not dup.size:
         return None
     first = int(np.argmax(counts > 1))
-    return (f"{name}: dataset '/{p}' expected a distinct clip index per clip, found {dup.size} duplicated value(s), "
-            f"e.g. {int(values[first])} appears {int(counts[first])} times.")
+    return (
+        f"{name}: dataset '/{p}' expected a distinct clip index per clip, found {dup.size} duplicated value(s), "
+        f"e.g. {int(values[first])} appears {int(counts[first])} times."
+    )
 
 
 def _count_nonfinite(d: h5py.Dataset, rows: int = 256) -> int:
@@ -203,7 +228,11 @@ def summarize(path: str | Path) -> FileSummary:
         n = {s: f[stimulus_path(s, "frames")].shape[0] for s in SPLITS}
         size = {s: tuple(f[stimulus_path(s, "frames")].shape[3:]) for s in SPLITS}
         subjects = {int(k[4:]): f[fmri_path(int(k[4:]), "train")].shape[2] for k in f["fmri"].keys()}
-        targets = {t: [s for s in SPLITS if s in g] for t, g in f.get("targets", {}).items()} if "targets" in f else {}
+        targets = (
+            {t: [s for s in SPLITS if s in g] for t, g in f.get("targets", {}).items()}
+            if "targets" in f
+            else {}
+        )
         return FileSummary(n, size, subjects, targets, str(f.attrs.get("source", "")))
 
 
@@ -213,7 +242,9 @@ def check_subject(path: str | Path, subj: int, expected_voxels: int) -> None:
         p = fmri_path(subj, "train")
         if p not in f:
             present = sorted(f["fmri"].keys()) if "fmri" in f else []
-            raise SchemaError(f"{path}: dataset '/{p}' is missing (subject {subj} was asked for; the file holds {present or 'no subject'}).")
+            raise SchemaError(
+                f"{path}: dataset '/{p}' is missing (subject {subj} was asked for; the file holds {present or 'no subject'})."
+            )
         v = f[p].shape[-1]
         if v != expected_voxels:
             raise SchemaError(
@@ -232,12 +263,18 @@ def write_root_attrs(f: h5py.File, source: str, voxels: dict[int, int]) -> None:
         f.attrs[f"voxels_{subject_key(s)}"] = int(v)
 
 
-def create_stimuli(f: h5py.File, split: str, n: int, height: int, width: int, with_labels: bool = False) -> dict[str, h5py.Dataset]:
+def create_stimuli(
+    f: h5py.File, split: str, n: int, height: int, width: int, with_labels: bool = False
+) -> dict[str, h5py.Dataset]:
     """Create the stimulus datasets of one split (frames chunked one clip per chunk, uncompressed: fast reads)."""
     g = f.require_group(f"stimuli/{split}")
     out = {
-        "frames": g.create_dataset("frames", (n, FRAMES_PER_CLIP, 3, height, width), np.uint8,
-                                   chunks=(1, FRAMES_PER_CLIP, 3, height, width)),
+        "frames": g.create_dataset(
+            "frames",
+            (n, FRAMES_PER_CLIP, 3, height, width),
+            np.uint8,
+            chunks=(1, FRAMES_PER_CLIP, 3, height, width),
+        ),
         "captions": g.create_dataset("captions", (n,), STR_DTYPE),
         "clip_index": g.create_dataset("clip_index", (n,), np.int64),
         "segment": g.create_dataset("segment", (n,), np.int32),

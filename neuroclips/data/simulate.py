@@ -39,8 +39,14 @@ from neuroclips.utils.atomic import atomic_path
 
 CLASSES = ("circle", "square", "triangle", "cross", "ring", "diamond", "bar", "star")
 COLOURS = {
-    "red": (0.9, 0.15, 0.1), "green": (0.15, 0.8, 0.2), "blue": (0.15, 0.3, 0.95), "yellow": (0.95, 0.85, 0.1),
-    "magenta": (0.85, 0.2, 0.8), "cyan": (0.1, 0.85, 0.85), "white": (0.95, 0.95, 0.95), "orange": (1.0, 0.55, 0.1),
+    "red": (0.9, 0.15, 0.1),
+    "green": (0.15, 0.8, 0.2),
+    "blue": (0.15, 0.3, 0.95),
+    "yellow": (0.95, 0.85, 0.1),
+    "magenta": (0.85, 0.2, 0.8),
+    "cyan": (0.1, 0.85, 0.85),
+    "white": (0.95, 0.95, 0.95),
+    "orange": (1.0, 0.55, 0.1),
 }
 BACKGROUNDS = ("gradient", "stripes", "plain")
 GRID = 16  # retinotopic feature grid (GRID x GRID)
@@ -65,7 +71,9 @@ class SimulationConfig:
 
 SCALES = {
     "tiny": SimulationConfig(),
-    "paper": SimulationConfig(n_train=4320, n_test=1200, image_size=224, test_image_size=256, segment_len=240),
+    "paper": SimulationConfig(
+        n_train=4320, n_test=1200, image_size=224, test_image_size=256, segment_len=240
+    ),
 }
 
 
@@ -101,7 +109,9 @@ def _shape_mask(cls: int, xx: np.ndarray, yy: np.ndarray, cx: float, cy: float, 
     if name == "bar":
         return (np.abs(dx) <= r) & (np.abs(dy) <= r * 0.3)
     # star: a diamond plus a cross
-    return ((np.abs(dx) + np.abs(dy)) <= r * 0.7) | (((np.abs(dx) <= r * 0.15) | (np.abs(dy) <= r * 0.15)) & (np.maximum(np.abs(dx), np.abs(dy)) <= r))
+    return ((np.abs(dx) + np.abs(dy)) <= r * 0.7) | (
+        ((np.abs(dx) <= r * 0.15) | (np.abs(dy) <= r * 0.15)) & (np.maximum(np.abs(dx), np.abs(dy)) <= r)
+    )
 
 
 def _random_scene(rng: np.random.Generator) -> Scene:
@@ -113,9 +123,13 @@ def _random_scene(rng: np.random.Generator) -> Scene:
     speed = rng.uniform(0.0, 0.04)
     angle = rng.uniform(0, 2 * np.pi)
     return Scene(
-        cls=int(rng.integers(len(CLASSES))), colour=colour, bg=int(rng.integers(len(BACKGROUNDS))),
-        bg_colour=bg_colour, bg_colour2=int(rng.integers(n_col)),
-        start=rng.uniform(0.3, 0.7, size=2), velocity=speed * np.array([np.cos(angle), np.sin(angle)]),
+        cls=int(rng.integers(len(CLASSES))),
+        colour=colour,
+        bg=int(rng.integers(len(BACKGROUNDS))),
+        bg_colour=bg_colour,
+        bg_colour2=int(rng.integers(n_col)),
+        start=rng.uniform(0.3, 0.7, size=2),
+        velocity=speed * np.array([np.cos(angle), np.sin(angle)]),
         size=float(rng.uniform(0.12, 0.25)),
     )
 
@@ -148,11 +162,17 @@ def _caption(scene: Scene) -> str:
     if np.hypot(vx, vy) < 0.008:
         motion = "standing still"
     else:
-        motion = "moving " + (("right" if vx > 0 else "left") if abs(vx) > abs(vy) else ("down" if vy > 0 else "up"))
+        motion = "moving " + (
+            ("right" if vx > 0 else "left") if abs(vx) > abs(vy) else ("down" if vy > 0 else "up")
+        )
     colour = list(COLOURS)[scene.colour]
     bg_colour = list(COLOURS)[scene.bg_colour]
     kind = BACKGROUNDS[scene.bg]
-    bg = f"{_article(bg_colour)} {bg_colour} {kind} background" if kind != "plain" else f"a plain {bg_colour} background"
+    bg = (
+        f"{_article(bg_colour)} {bg_colour} {kind} background"
+        if kind != "plain"
+        else f"a plain {bg_colour} background"
+    )
     return f"{_article(colour)} {colour} {CLASSES[scene.cls]} {motion} over {bg}"
 
 
@@ -172,7 +192,9 @@ class Movie:
     retinotopic: np.ndarray  # float32 (N, 4, GRID, GRID) luminance, R-G, B-Y, motion
 
 
-def make_movie(n: int, size: int, segment_len: int, mean_scene_frames: float, rng: np.random.Generator) -> Movie:
+def make_movie(
+    n: int, size: int, segment_len: int, mean_scene_frames: float, rng: np.random.Generator
+) -> Movie:
     fpc = schema.FRAMES_PER_CLIP
     frames = np.zeros((n, fpc, 3, size, size), np.uint8)
     k, c = len(CLASSES), len(COLOURS)
@@ -196,8 +218,11 @@ def make_movie(n: int, size: int, segment_len: int, mean_scene_frames: float, rn
             frames[i, j] = np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8).transpose(2, 0, 1)
             semantic[i, scene.cls] += 1.0 / fpc
             semantic[i, k + scene.colour] += 1.0 / fpc
-            small = img.reshape(GRID, size // GRID, GRID, size // GRID, 3).mean(axis=(1, 3)) if size % GRID == 0 else \
-                _resize_mean(img, GRID)
+            small = (
+                img.reshape(GRID, size // GRID, GRID, size // GRID, 3).mean(axis=(1, 3))
+                if size % GRID == 0
+                else _resize_mean(img, GRID)
+            )
             lum = small.mean(-1)
             retino[i, 0] += lum / fpc
             retino[i, 1] += (small[..., 0] - small[..., 1]) / fpc
@@ -296,7 +321,9 @@ def simulate(out: str | Path, cfg: SimulationConfig, progress: bool = True) -> P
             for split in schema.SPLITS:
                 m = make_movie(counts[split], sizes[split], cfg.segment_len, cfg.mean_scene_frames, movie_rng)
                 movies[split] = m
-                ds = schema.create_stimuli(f, split, counts[split], sizes[split], sizes[split], with_labels=True)
+                ds = schema.create_stimuli(
+                    f, split, counts[split], sizes[split], sizes[split], with_labels=True
+                )
                 ds["frames"][...] = m.frames
                 ds["captions"][...] = m.captions
                 ds["clip_index"][...] = np.arange(counts[split])
@@ -313,9 +340,15 @@ def simulate(out: str | Path, cfg: SimulationConfig, progress: bool = True) -> P
                     d = schema.create_fmri(f, s, split, counts[split], cfg.voxels[s])
                     d[...] = reps.astype(np.float16)
                 if progress:
-                    print(f"[simulate] subject {s}: {cfg.voxels[s]} voxels written ({time.time() - t0:.1f}s)", file=sys.stderr)
+                    print(
+                        f"[simulate] subject {s}: {cfg.voxels[s]} voxels written ({time.time() - t0:.1f}s)",
+                        file=sys.stderr,
+                    )
     if progress:
-        print(f"[simulate] wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {time.time() - t0:.1f}s)", file=sys.stderr)
+        print(
+            f"[simulate] wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {time.time() - t0:.1f}s)",
+            file=sys.stderr,
+        )
     return out
 
 
@@ -345,7 +378,9 @@ def _parse(argv: list[str]) -> dict[str, str]:
     out = {}
     for a in argv:
         if "=" not in a:
-            raise SystemExit(f"simulate: expected key=value arguments (e.g. out=data/sim.h5 scale=tiny), found {a!r}.")
+            raise SystemExit(
+                f"simulate: expected key=value arguments (e.g. out=data/sim.h5 scale=tiny), found {a!r}."
+            )
         k, v = a.split("=", 1)
         out[k.lstrip("-")] = v
     return out
@@ -361,8 +396,16 @@ def main(argv: list[str] | None = None) -> int:
     for k, v in args.items():
         fdef = SimulationConfig.__dataclass_fields__.get(k)
         if fdef is None:
-            raise SystemExit(f"simulate: unknown option {k!r}; expected some of {sorted(SimulationConfig.__dataclass_fields__)}.")
-        typed[k] = v if k == "subjects" else (float(v) if fdef.type in ("float",) else int(v) if fdef.type in ("int", "int | None") else v)
+            raise SystemExit(
+                f"simulate: unknown option {k!r}; expected some of {sorted(SimulationConfig.__dataclass_fields__)}."
+            )
+        typed[k] = (
+            v
+            if k == "subjects"
+            else (
+                float(v) if fdef.type in ("float",) else int(v) if fdef.type in ("int", "int | None") else v
+            )
+        )
     try:
         simulate(out, config_for(scale, **typed))
     except ValueError as e:

@@ -24,7 +24,7 @@ def subject_batches(batch: dict) -> list[tuple[int | None, dict]]:
     """The per-subject parts of a training batch: ``[(None, batch)]`` for a one-subject batch."""
     if "fmri" in batch:
         return [(None, batch)]
-    return sorted(((int(k[len(BATCH_KEY_PREFIX):]), v) for k, v in batch.items()), key=lambda kv: kv[0])
+    return sorted(((int(k[len(BATCH_KEY_PREFIX) :]), v) for k, v in batch.items()), key=lambda kv: kv[0])
 
 
 def split_batch(batch: int, n_subjects: int, field: str) -> list[int]:
@@ -42,23 +42,38 @@ def subject_seed(seed: int, subj: int, multi: bool) -> int:
     return int(seed) if not multi else int(seed) + 7919 * int(subj)
 
 
-def training_subset(train_rows: np.ndarray, segments: np.ndarray, fraction: float | None,
-                    keep_segments: list[int] | None, file: str) -> np.ndarray:
+def training_subset(
+    train_rows: np.ndarray,
+    segments: np.ndarray,
+    fraction: float | None,
+    keep_segments: list[int] | None,
+    file: str,
+) -> np.ndarray:
     """The training rows a run uses (``data.train_fraction``: the first share of them in movie order;
     ``data.train_segments``: those of the named movie segments). Validation and test rows are never touched."""
     if fraction is not None and keep_segments is not None:
-        raise ConfigError("data.train_fraction and data.train_segments: expected at most one of them, found both set.")
+        raise ConfigError(
+            "data.train_fraction and data.train_segments: expected at most one of them, found both set."
+        )
     if fraction is not None:
-        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < float(fraction) <= 1:
-            raise ConfigError(f"data.train_fraction: expected a number in (0, 1] (share of the training clips), "
-                              f"found {fraction!r}.")
+        if (
+            isinstance(fraction, bool)
+            or not isinstance(fraction, (int, float))
+            or not 0 < float(fraction) <= 1
+        ):
+            raise ConfigError(
+                f"data.train_fraction: expected a number in (0, 1] (share of the training clips), "
+                f"found {fraction!r}."
+            )
         return train_rows[: max(1, int(round(float(fraction) * len(train_rows))))]
     if keep_segments is not None:
         wanted = [int(s) for s in keep_segments]
         present = sorted(set(int(s) for s in np.unique(segments[train_rows])))
         unknown = sorted(set(wanted) - set(present))
         if unknown:
-            raise ConfigError(f"data.train_segments: expected segment ids of the training clips of {file} "
-                              f"(held: {present}), found {unknown}.")
+            raise ConfigError(
+                f"data.train_segments: expected segment ids of the training clips of {file} "
+                f"(held: {present}), found {unknown}."
+            )
         return train_rows[np.isin(segments[train_rows], wanted)]
     return train_rows

@@ -55,7 +55,9 @@ class ComputeTargets:
         metrics: dict[str, Any] = {}
         for name, enc in self.encoders.items():
             if getattr(enc, "name", name) != name:
-                raise ConfigError(f"task.encoders.{name}: the encoder calls itself '{enc.name}'; the key must match it.")
+                raise ConfigError(
+                    f"task.encoders.{name}: the encoder calls itself '{enc.name}'; the key must match it."
+                )
             enc.eval().requires_grad_(False).to(ctx.device)
             fingerprint = (getattr(ctx, "target_fingerprints", None) or {}).get(name)
             overwrite = self.overwrite or bool(getattr(ctx, "overwrite_outputs", False))
@@ -67,11 +69,20 @@ class ComputeTargets:
 
     # ------------------------------------------------------------------------------------------------------
     def _prepare(
-        self, f: h5py.File, enc: nn.Module, name: str, split: str, n: int, fingerprint: str | None, overwrite: bool
+        self,
+        f: h5py.File,
+        enc: nn.Module,
+        name: str,
+        split: str,
+        n: int,
+        fingerprint: str | None,
+        overwrite: bool,
     ) -> tuple[h5py.Dataset, h5py.Dataset]:
         source = enc.source
         if source not in ("frames", "captions"):
-            raise ConfigError(f"task.encoders.{name}: source expected 'frames' or 'captions', found {source!r}.")
+            raise ConfigError(
+                f"task.encoders.{name}: source expected 'frames' or 'captions', found {source!r}."
+            )
         shape = tuple(int(s) for s in enc.output_shape())
         fi = getattr(enc, "frame_indices", None)
         if source == "frames":
@@ -85,7 +96,9 @@ class ComputeTargets:
             d = f[path]
             same = d.shape == full and d.attrs.get("config") == desc
             if same and fingerprint is not None and d.attrs.get("fingerprint") != fingerprint:
-                if not overwrite:  # same encoder description, but its weights or the data changed (provenance)
+                if (
+                    not overwrite
+                ):  # same encoder description, but its weights or the data changed (provenance)
                     raise ConfigError(
                         f"{f.filename}: '/{path}' was cached under another configuration (fingerprint "
                         f"{d.attrs.get('fingerprint')}, expected {fingerprint}: the encoder's weights or the data "
@@ -107,15 +120,23 @@ class ComputeTargets:
             d.attrs["config"] = desc
             if fingerprint is not None:
                 d.attrs["fingerprint"] = fingerprint
-            if fi is not None:  # a subset of frames (keyframes): the DataModule picks the chosen keyframe's slot
+            if (
+                fi is not None
+            ):  # a subset of frames (keyframes): the DataModule picks the chosen keyframe's slot
                 d.attrs["frame_indices"] = np.asarray(frames, np.int64)
             f.create_dataset(done_path, (n,), bool)
         return f[path], f[done_path]
 
     @torch.no_grad()
     def _encode_split(
-        self, file: str, enc: nn.Module, name: str, split: str, device: torch.device,
-        fingerprint: str | None = None, overwrite: bool | None = None,
+        self,
+        file: str,
+        enc: nn.Module,
+        name: str,
+        split: str,
+        device: torch.device,
+        fingerprint: str | None = None,
+        overwrite: bool | None = None,
     ) -> int:
         overwrite = self.overwrite if overwrite is None else overwrite
         with h5py.File(file, "a") as f:
@@ -142,11 +163,15 @@ class ComputeTargets:
                     imgs = torch.from_numpy(x.reshape(b * nf, *x.shape[2:])).to(device).float().div_(255.0)
                     y = enc.encode(imgs).float().reshape(b, nf, *out.shape[2:])
                 else:
-                    texts = [c.decode() if isinstance(c, bytes) else str(c) for c in (captions[r] for r in rows)]
+                    texts = [
+                        c.decode() if isinstance(c, bytes) else str(c) for c in (captions[r] for r in rows)
+                    ]
                     y = enc.encode(texts).float().reshape(len(rows), *out.shape[1:])
                 y = y.cpu().numpy().astype(np.float16)
                 if not np.isfinite(y).all():
-                    raise FloatingPointError(f"targets/{name}/{split}: the encoder produced NaN/Inf for rows {rows[:4]}...")
+                    raise FloatingPointError(
+                        f"targets/{name}/{split}: the encoder produced NaN/Inf for rows {rows[:4]}..."
+                    )
                 for j, r in enumerate(rows):
                     out[r] = y[j]
                 for r in rows:

@@ -48,7 +48,9 @@ def fraction(value, key: str, what: str) -> float:
     return float(value)
 
 
-def check_train_not_empty(file: str, n_rows: int, val_fraction: float, val_block: int, limit_clips: int | None) -> None:
+def check_train_not_empty(
+    file: str, n_rows: int, val_fraction: float, val_block: int, limit_clips: int | None
+) -> None:
     if n_rows == 0:
         raise ConfigError(
             f"{file}: the training split is empty (expected at least one training clip; found none left after "
@@ -57,8 +59,15 @@ def check_train_not_empty(file: str, n_rows: int, val_fraction: float, val_block
         )
 
 
-def check_cached_targets(file: str, split: str, names: list[str], rows, subj: int, role: str = "train",
-                         chunk_bytes: int = CHUNK_BYTES) -> None:
+def check_cached_targets(
+    file: str,
+    split: str,
+    names: list[str],
+    rows,
+    subj: int,
+    role: str = "train",
+    chunk_bytes: int = CHUNK_BYTES,
+) -> None:
     """Refuse a missing, misshapen, half-cached or non-finite ``/targets/<name>/<split>`` for the ``rows`` read."""
     rows = np.unique(np.asarray(rows, np.int64))
     if not names or not rows.size:
@@ -69,8 +78,17 @@ def check_cached_targets(file: str, split: str, names: list[str], rows, subj: in
             _check_target(f, str(file), name, split, rows, n, subj, role, chunk_bytes)
 
 
-def _check_target(f: h5py.File, file: str, name: str, split: str, rows: np.ndarray, n: int, subj: int, role: str,
-                  chunk_bytes: int) -> None:
+def _check_target(
+    f: h5py.File,
+    file: str,
+    name: str,
+    split: str,
+    rows: np.ndarray,
+    n: int,
+    subj: int,
+    role: str,
+    chunk_bytes: int,
+) -> None:
     p, done_p = schema.target_path(name, split), schema.target_done_path(name, split)
     cmd = f"`python -m neuroclips.train stage=targets subj={subj} data.file={file}`"
     if not isinstance(f.get(p), h5py.Dataset):
@@ -93,10 +111,14 @@ def _check_target(f: h5py.File, file: str, name: str, split: str, rows: np.ndarr
         row_ndim, layout = TARGET_LAYOUTS[name]
         if d.ndim != row_ndim + 1 or (name == "vae_latents" and d.shape[1] != schema.FRAMES_PER_CLIP):
             raise schema.SchemaError(f"{file}: dataset '/{p}' expected shape {layout}, found {d.shape}.")
-    if done_p in f:  # written by stage=targets and the converter; a hand-made cache without flags counts as complete
+    if (
+        done_p in f
+    ):  # written by stage=targets and the converter; a hand-made cache without flags counts as complete
         done = f[done_p][:]
         if done.shape != (n,):
-            raise schema.SchemaError(f"{file}: dataset '/{done_p}' expected shape ({n},) (one flag per clip), found {done.shape}.")
+            raise schema.SchemaError(
+                f"{file}: dataset '/{done_p}' expected shape ({n},) (one flag per clip), found {done.shape}."
+            )
         missing = rows[~done.astype(bool)[rows]]
         if missing.size:
             raise schema.SchemaError(

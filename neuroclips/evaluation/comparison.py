@@ -20,8 +20,13 @@ def higher_is_better(name: str) -> bool:
 
 
 def compare_per_clip(
-    a: dict[str, np.ndarray], b: dict[str, np.ndarray], labels: dict[str, str], reps: int, permutations: int,
-    level: float, seed: int,
+    a: dict[str, np.ndarray],
+    b: dict[str, np.ndarray],
+    labels: dict[str, str],
+    reps: int,
+    permutations: int,
+    level: float,
+    seed: int,
 ) -> dict[str, dict]:
     """{metric: paired result + label} for every metric both systems have; a[name], b[name]: (clips,) per-clip."""
     out = {}
@@ -29,7 +34,11 @@ def compare_per_clip(
         if name not in b:
             continue
         r = paired_comparison(a[name], b[name], reps, permutations, level, seed)
-        out[name] = {**r.as_dict(), "label": labels.get(name, name), "higher_is_better": higher_is_better(name)}
+        out[name] = {
+            **r.as_dict(),
+            "label": labels.get(name, name),
+            "higher_is_better": higher_is_better(name),
+        }
     return out
 
 
@@ -38,11 +47,26 @@ def comparison_rows(comparison: dict, kind: str) -> tuple[list[str], list[list[s
     rows = []
     for name, r in comparison["kinds"][kind]["metrics"].items():
         better = "b" if (r["diff"] > 0) == r["higher_is_better"] else "a"
-        rows.append([
-            name, f"{r['mean_a']:.4f}", f"{r['mean_b']:.4f}", f"{r['diff']:+.4f}",
-            f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]", f"{r['p_value']:.4f}", str(r["n"]),
-            ("higher" if r["higher_is_better"] else "lower") + f" is better; {better} ahead",
-        ])
-    header = ["Metric", "A", "B", "B − A", f"{comparison['level']:.0%} CI (paired bootstrap)", "p (sign-flip)",
-              "Clips", "Direction"]
+        rows.append(
+            [
+                name,
+                f"{r['mean_a']:.4f}",
+                f"{r['mean_b']:.4f}",
+                f"{r['diff']:+.4f}",
+                f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]",
+                f"{r['p_value']:.4f}",
+                str(r["n"]),
+                ("higher" if r["higher_is_better"] else "lower") + f" is better; {better} ahead",
+            ]
+        )
+    header = [
+        "Metric",
+        "A",
+        "B",
+        "B − A",
+        f"{comparison['level']:.0%} CI (paired bootstrap)",
+        "p (sign-flip)",
+        "Clips",
+        "Direction",
+    ]
     return header, rows

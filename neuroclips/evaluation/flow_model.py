@@ -33,7 +33,9 @@ class FlowEstimator(nn.Module):
     def __init__(self, raft: nn.Module, size: int, num_flow_updates: int = 12, min_size: int = 128):
         super().__init__()
         if size % 8 or size < min_size:
-            raise ValueError(f"scale.eval.models.flow.size: expected a multiple of 8 >= {min_size}, found {size}.")
+            raise ValueError(
+                f"scale.eval.models.flow.size: expected a multiple of 8 >= {min_size}, found {size}."
+            )
         self.raft, self.size, self.num_flow_updates = raft, int(size), int(num_flow_updates)
 
     @torch.no_grad()
@@ -42,7 +44,9 @@ class FlowEstimator(nn.Module):
         dev = next(self.raft.parameters()).device
         x = clips.flatten(0, 1).to(dev, torch.float32) / 255.0
         if tuple(x.shape[-2:]) != (self.size, self.size):
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
+            x = F.interpolate(
+                x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True
+            )
         x = (x * 2.0 - 1.0).view(b, t, 3, self.size, self.size)
         first, second = x[:, :-1].flatten(0, 1), x[:, 1:].flatten(0, 1)
         flows = self.raft(first, second, num_flow_updates=self.num_flow_updates)[-1]
@@ -85,21 +89,34 @@ def _tiny_raft() -> nn.Module:
     from torchvision.models.optical_flow.raft import BottleneckBlock, _raft
 
     return _raft(
-        weights=None, progress=False,
-        feature_encoder_layers=(8, 8, 16, 16, 16), feature_encoder_block=BottleneckBlock,
+        weights=None,
+        progress=False,
+        feature_encoder_layers=(8, 8, 16, 16, 16),
+        feature_encoder_block=BottleneckBlock,
         feature_encoder_norm_layer=nn.InstanceNorm2d,
-        context_encoder_layers=(8, 8, 16, 16, 24), context_encoder_block=BottleneckBlock,
+        context_encoder_layers=(8, 8, 16, 16, 24),
+        context_encoder_block=BottleneckBlock,
         context_encoder_norm_layer=None,
-        corr_block_num_levels=2, corr_block_radius=1,
-        motion_encoder_corr_layers=(16,), motion_encoder_flow_layers=(16, 8), motion_encoder_out_channels=14,
-        recurrent_block_hidden_state_size=16, recurrent_block_kernel_size=(3,), recurrent_block_padding=(1,),
-        flow_head_hidden_size=16, use_mask_predictor=False,
+        corr_block_num_levels=2,
+        corr_block_radius=1,
+        motion_encoder_corr_layers=(16,),
+        motion_encoder_flow_layers=(16, 8),
+        motion_encoder_out_channels=14,
+        recurrent_block_hidden_state_size=16,
+        recurrent_block_kernel_size=(3,),
+        recurrent_block_padding=(1,),
+        flow_head_hidden_size=16,
+        use_mask_predictor=False,
     )
 
 
-def clip_epe(estimator: FlowEstimator, gt: torch.Tensor, pred: torch.Tensor, batch_size: int = 8) -> torch.Tensor:
+def clip_epe(
+    estimator: FlowEstimator, gt: torch.Tensor, pred: torch.Tensor, batch_size: int = 8
+) -> torch.Tensor:
     """(N, T-1) EPE of each consecutive frame pair between GT and reconstructed clips (N, T, 3, H, W) uint8."""
     out = []
     for s in range(0, gt.shape[0], batch_size):
-        out.append(endpoint_error(estimator(gt[s : s + batch_size]), estimator(pred[s : s + batch_size])).cpu())
+        out.append(
+            endpoint_error(estimator(gt[s : s + batch_size]), estimator(pred[s : s + batch_size])).cpu()
+        )
     return torch.cat(out) if out else torch.zeros(0, max(gt.shape[1] - 1, 0), dtype=torch.float64)

@@ -26,8 +26,17 @@ SOFTMAX_DTYPES = ("logits", "float32")
 CLASSIFIER_DTYPES = ("float16", "float32")
 # the Table-1 columns a preset fills (report.COLUMNS) plus the other metrics the field reports
 PRESET_COLUMNS = (
-    "video_2way", "video_50way", "clip_pcc", "frame_2way", "frame_50way", "ssim", "psnr",
-    "mse", "hue_pcc", "epe", "vifi",
+    "video_2way",
+    "video_50way",
+    "clip_pcc",
+    "frame_2way",
+    "frame_50way",
+    "ssim",
+    "psnr",
+    "mse",
+    "hue_pcc",
+    "epe",
+    "vifi",
 )
 
 
@@ -52,9 +61,11 @@ class Preset:
         """Table column -> our metric name (None: this peer does not report it)."""
         p = self.nway_protocol
         cols = {
-            "video_2way": f"video_2way_{p}", "video_50way": f"video_50way_{p}",
+            "video_2way": f"video_2way_{p}",
+            "video_50way": f"video_50way_{p}",
             "clip_pcc": f"clip_pcc_{self.clip_pcc}" if self.clip_pcc else None,
-            "frame_2way": f"frame_2way_{p}", "frame_50way": f"frame_50way_{p}",
+            "frame_2way": f"frame_2way_{p}",
+            "frame_50way": f"frame_50way_{p}",
             "ssim": f"ssim_{self.ssim}" if self.ssim else None,
             "psnr": f"psnr_{self.psnr}" if self.psnr else None,
         }
@@ -175,8 +186,15 @@ def _nway_entry(scorer, preset: Preset, name: str) -> dict | None:
         variant = f"{name}@{dtype}_{softmax}_{preset.ties}"
         if variant not in scorer.values:
             n_way = int(name.split("_")[1].removesuffix("way"))
-            scorer.add_nway(variant, level, preset.nway_protocol, n_way,
-                            None if dtype == _base_dtype(scorer, level) else dtype, softmax, preset.ties)
+            scorer.add_nway(
+                variant,
+                level,
+                preset.nway_protocol,
+                n_way,
+                None if dtype == _base_dtype(scorer, level) else dtype,
+                softmax,
+                preset.ties,
+            )
         name = variant
     return scorer.entry(name, preset.aggregation)
 
@@ -202,5 +220,10 @@ def preset_row(scorer, preset: Preset) -> dict:
             cols[col] = scorer.entry(f"{name}@vifi_gate", preset.aggregation)
         else:
             cols[col] = scorer.entry(name, preset.aggregation)
-    return {"title": preset.title, "description": preset.describe(), "aggregation": preset.aggregation,
-            "upstream": preset.upstream, "columns": cols}
+    return {
+        "title": preset.title,
+        "description": preset.describe(),
+        "aggregation": preset.aggregation,
+        "upstream": preset.upstream,
+        "columns": cols,
+    }

@@ -45,8 +45,12 @@ class ReconstructionError(UserError, ValueError):
     """A reconstruction file or folder does not follow the documented naming convention or format."""
 
 
-_SPECIAL = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-            (stat.S_ISBLK, "a block device"))
+_SPECIAL = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
 
 
 def special_kind(path: str | Path) -> str | None:
@@ -62,7 +66,9 @@ def special_kind(path: str | Path) -> str | None:
     return next((what for test, what in _SPECIAL if test(mode)), "not a regular file")
 
 
-def require_regular(path: str | Path, key: str = "task.source", what: str = "a regular file or a folder of frames") -> None:
+def require_regular(
+    path: str | Path, key: str = "task.source", what: str = "a regular file or a folder of frames"
+) -> None:
     kind = special_kind(path)
     if kind is not None:
         raise ReconstructionError(f"{path}: expected {what} (config key '{key}'), found {kind}.")
@@ -182,15 +188,19 @@ def _read_entry(path: Path) -> np.ndarray:
 
 def load_array(path: Path) -> np.ndarray | torch.Tensor:
     """A numeric array from ``.npy`` / ``.pt`` without unpickling Python objects (object arrays, pickles refused)."""
-    refused = (f"{path}: expected a numeric array of frames (uint8, or float in [0, 1]), found an object array or "
-               f"pickled Python objects, which evaluate does not load (unpickling can run code).")
+    refused = (
+        f"{path}: expected a numeric array of frames (uint8, or float in [0, 1]), found an object array or "
+        f"pickled Python objects, which evaluate does not load (unpickling can run code)."
+    )
     if path.suffix.lower() == ".npy":
         try:
             return np.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError) as e:
             if "pickle" in str(e):
                 raise ReconstructionError(refused) from None
-            raise ReconstructionError(f"{path}: expected a .npy array of frames, found a file numpy cannot read ({e}).") from None
+            raise ReconstructionError(
+                f"{path}: expected a .npy array of frames, found a file numpy cannot read ({e})."
+            ) from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -198,11 +208,17 @@ def load_array(path: Path) -> np.ndarray | torch.Tensor:
             is_pickle = fh.read(1) == b"\x80" or zipfile.is_zipfile(path)
         if is_pickle and "weights only" in str(e).lower():
             raise ReconstructionError(refused) from None
-        raise ReconstructionError(f"{path}: expected a torch .pt file holding one tensor, found a file torch cannot read.") from None
+        raise ReconstructionError(
+            f"{path}: expected a torch .pt file holding one tensor, found a file torch cannot read."
+        ) from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile):
-        raise ReconstructionError(f"{path}: expected a torch .pt file holding one tensor, found a file torch cannot read.") from None
+        raise ReconstructionError(
+            f"{path}: expected a torch .pt file holding one tensor, found a file torch cannot read."
+        ) from None
     if not isinstance(obj, (torch.Tensor, np.ndarray)):
-        raise ReconstructionError(f"{path}: expected a torch .pt file holding one tensor of frames, found a {type(obj).__name__}.")
+        raise ReconstructionError(
+            f"{path}: expected a torch .pt file holding one tensor of frames, found a {type(obj).__name__}."
+        )
     return obj
 
 

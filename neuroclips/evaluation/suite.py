@@ -167,7 +167,9 @@ class Scorer:
             std = float(np.nanmean(self.binomial_std[name]))
         label, extra = self._labels[name]
         lo, hi = self.ci(name, how)
-        e = entry(value, std, v.shape[0], f"{label}{label_suffix}", aggregation=how, ci_low=lo, ci_high=hi, **extra)
+        e = entry(
+            value, std, v.shape[0], f"{label}{label_suffix}", aggregation=how, ci_low=lo, ci_high=hi, **extra
+        )
         undefined = int(np.isnan(v).sum())
         if undefined or name in ("pixcorr", "hue_pcc"):
             e["undefined"] = undefined  # pairs left out of the means (constant frames)
@@ -204,7 +206,9 @@ class Scorer:
             self.add("pixcorr", vals, "per_position", label)
         if "mse" in self.extra_metrics:
             vals = mse(flat_pred, flat_gt, device=self.device).numpy()
-            self.add("mse", vals, "per_position", f"MSE (frames in [0, 1], MinD-Video), per frame position, {sel}")
+            self.add(
+                "mse", vals, "per_position", f"MSE (frames in [0, 1], MinD-Video), per frame position, {sel}"
+            )
         if "hue_pcc" in self.extra_metrics:
             vals = hue_pcc(flat_pred, flat_gt).numpy()
             label = f"Hue-pcc (Pearson of OpenCV 8-bit hue, Mind-Animator; constant hue left out), {sel}"
@@ -268,7 +272,11 @@ class Scorer:
         acc, std = self.nway_values(level, protocol, n_way, dtype, softmax_dtype, ties)
         model = self.models.names.get(f"{level}_classifier", "ViT" if level == "frame" else "VideoMAE")
         s = self.nway
-        precision = "" if dtype is None else f", classifier {dtype if self.device.type == 'cuda' else 'float32 (CPU)'}"
+        precision = (
+            ""
+            if dtype is None
+            else f", classifier {dtype if self.device.type == 'cuda' else 'float32 (CPU)'}"
+        )
         label = (
             f"{level}-level {n_way}-way top-{s.top_k}, protocol {protocol} ({NWAY_PROTOCOLS[protocol]} GT "
             f"class{'es' if NWAY_PROTOCOLS[protocol] > 1 else ''}), {s.num_trials} trials, seed {s.seed}, sampler "
@@ -281,13 +289,17 @@ class Scorer:
         s = self.nway
         for protocol in s.protocols:
             for n_way in s.n_ways:
-                self.add_nway(f"frame_{n_way}way_{protocol}", "frame", protocol, n_way, None, s.softmax_dtype, s.ties)
+                self.add_nway(
+                    f"frame_{n_way}way_{protocol}", "frame", protocol, n_way, None, s.softmax_dtype, s.ties
+                )
 
     def _video_nway(self, clips, preds) -> None:
         s = self.nway
         for protocol in s.protocols:
             for n_way in s.n_ways:
-                self.add_nway(f"video_{n_way}way_{protocol}", "video", protocol, n_way, None, s.softmax_dtype, s.ties)
+                self.add_nway(
+                    f"video_{n_way}way_{protocol}", "video", protocol, n_way, None, s.softmax_dtype, s.ties
+                )
 
     def _clip_pcc(self, preds) -> None:
         n, f = preds.shape[:2]
@@ -306,7 +318,9 @@ class Scorer:
         sel = self.frame_selection
         if "vifi" in self.extra_metrics and self.models.vifi is not None:
             vals = vifi_score(self.models.vifi, clips, preds, self.batch_size).numpy()
-            label = f"VIFI-score (ViFi-CLIP video cosine), {self.models.names.get('vifi', 'ViFi-CLIP')}, {sel}"
+            label = (
+                f"VIFI-score (ViFi-CLIP video cosine), {self.models.names.get('vifi', 'ViFi-CLIP')}, {sel}"
+            )
             self.add("vifi", vals, "per_clip", label)
         if "epe" in self.extra_metrics and self.models.flow is not None:
             vals = clip_epe(self.models.flow, clips, preds, max(1, self.batch_size // 4)).numpy()

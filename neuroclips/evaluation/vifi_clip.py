@@ -70,13 +70,15 @@ def build_vifi_clip(
     if source == "tiny":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(TINY_SEED)
-            visual = VisionTransformer(image_size=32, patch_size=8, width=32, layers=2, heads=2, mlp_ratio=2.0,
-                                       output_dim=16)
+            visual = VisionTransformer(
+                image_size=32, patch_size=8, width=32, layers=2, heads=2, mlp_ratio=2.0, output_dim=16
+            )
         return VideoEmbedder(visual.eval().requires_grad_(False), 32)
     if source not in ("local", "random"):
         raise ValueError(f"scale.eval.models.vifi.source: expected local, random or tiny, found {source!r}.")
-    visual = VisionTransformer(image_size=224, patch_size=16, width=768, layers=12, heads=12, mlp_ratio=4.0,
-                               output_dim=512)
+    visual = VisionTransformer(
+        image_size=224, patch_size=16, width=768, layers=12, heads=12, mlp_ratio=4.0, output_dim=512
+    )
     if source == "local":
         p = Path(str(path)) if path else None
         if p is None or not p.is_file():
@@ -95,9 +97,13 @@ def build_vifi_clip(
     return VideoEmbedder(visual.eval().requires_grad_(False), 224)
 
 
-def vifi_score(embedder: nn.Module, gt: torch.Tensor, pred: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+def vifi_score(
+    embedder: nn.Module, gt: torch.Tensor, pred: torch.Tensor, batch_size: int = 16
+) -> torch.Tensor:
     """(N,) cosine of the video embeddings of GT and reconstructed clips (N, T, 3, H, W) uint8."""
     out = []
     for s in range(0, gt.shape[0], batch_size):
-        out.append((embedder(gt[s : s + batch_size]) * embedder(pred[s : s + batch_size])).sum(-1).double().cpu())
+        out.append(
+            (embedder(gt[s : s + batch_size]) * embedder(pred[s : s + batch_size])).sum(-1).double().cpu()
+        )
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)

@@ -50,11 +50,17 @@ class Blip2Captioner(nn.Module):
     ) -> None:
         super().__init__()
         if preprocess not in CAPTION_PREPROCESS:
-            raise ValueError(f"keyframe.caption_preprocess: expected one of {CAPTION_PREPROCESS}, found {preprocess!r}.")
+            raise ValueError(
+                f"keyframe.caption_preprocess: expected one of {CAPTION_PREPROCESS}, found {preprocess!r}."
+            )
         if generation not in CAPTION_GENERATION:
-            raise ValueError(f"keyframe.caption_generation: expected one of {CAPTION_GENERATION}, found {generation!r}.")
+            raise ValueError(
+                f"keyframe.caption_generation: expected one of {CAPTION_GENERATION}, found {generation!r}."
+            )
         if preprocess == "pil" and image_processor is None:
-            raise ValueError("Blip2Captioner preprocess='pil' needs the BLIP image processor (image_processor=...).")
+            raise ValueError(
+                "Blip2Captioner preprocess='pil' needs the BLIP image processor (image_processor=...)."
+            )
         self.model = model
         self.tokenizer = tokenizer
         self.image_size = image_size

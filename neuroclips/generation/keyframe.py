@@ -56,7 +56,9 @@ class KeyframeRecipe:
     resize_antialias: bool = True  # reference: false (transforms.Resize on tensors, torchvision 0.16 default)
     seed: int = 0
     per_clip_seed: bool = True
-    seeding: str = "streams"  # streams | reference (draws from a ReferenceRNG passed by the caller, in its order)
+    seeding: str = (
+        "streams"  # streams | reference (draws from a ReferenceRNG passed by the caller, in its order)
+    )
 
 
 def vector_time_ids(recipe: KeyframeRecipe, batch: int, device, dtype) -> torch.Tensor:

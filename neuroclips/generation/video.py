@@ -239,7 +239,9 @@ def generate_videos(
     check_seeding("video.seeding", recipe.seeding)
     latent_size = size // pipe.vae_scale_factor
     reference = None
-    if recipe.seeding == "reference":  # every clip re-seeded with the same literal: the same draws for all clips
+    if (
+        recipe.seeding == "reference"
+    ):  # every clip re-seeded with the same literal: the same draws for all clips
         shape = (pipe.vae.config.latent_channels, latent_size, latent_size)
         draws = [reference_video_draws(recipe.seed, recipe.num_frames, shape, device) for _ in indices]
         reference = {key: torch.stack([d[key] for d in draws]) for key in draws[0]}

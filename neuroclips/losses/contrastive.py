@@ -45,8 +45,9 @@ class MixCoDraw:
     select: Tensor  # (B,) bool
 
 
-def draw_mixco(batch: int, beta: float = 0.15, select_prob: float = 0.5,
-               device: torch.device | str = "cpu") -> MixCoDraw:
+def draw_mixco(
+    batch: int, beta: float = 0.15, select_prob: float = 0.5, device: torch.device | str = "cpu"
+) -> MixCoDraw:
     """perm ~ random permutation, beta ~ Beta(beta, beta), select ~ Bernoulli (rand <= p), from the global RNG
     in upstream's order (perm, betas, select)."""
     perm = torch.randperm(batch)
@@ -81,8 +82,13 @@ def mixco_soft_targets(draw: MixCoDraw, fixed_point: str = "overwrite") -> Tenso
     return probs
 
 
-def mixco_nce(preds: Tensor, targets: Tensor, soft_targets: Tensor, temperature: float = 0.006,
-              bidirectional: bool = True) -> Tensor:
+def mixco_nce(
+    preds: Tensor,
+    targets: Tensor,
+    soft_targets: Tensor,
+    temperature: float = 0.006,
+    bidirectional: bool = True,
+) -> Tensor:
     """BiMixCo: cross-entropy of softmax(p t^T / tau) against the soft targets, both directions averaged."""
     logits = preds @ targets.T / temperature
     soft_targets = soft_targets.to(logits.dtype)
@@ -109,8 +115,9 @@ def mixco_epochs(mixup_pct: float, epochs: int) -> int:
     return int(mixup_pct * epochs)
 
 
-def softclip_temperature(epoch: int, epochs: int, mixup_pct: float, start: float = 0.004,
-                         end: float = 0.0075) -> float:
+def softclip_temperature(
+    epoch: int, epochs: int, mixup_pct: float, start: float = 0.004, end: float = 0.0075
+) -> float:
     """SoftCLIP tau for ``epoch``: a cosine from start to end over the epochs after the MixCo phase."""
     first = mixco_epochs(mixup_pct, epochs)
     return cosine_anneal(start, end, epochs - first, epoch - first)

@@ -54,7 +54,12 @@ def reference_pr_loss(
     l1 = latent_l1(predicted_latents, target_latents)
     total = l1_weight * l1
     parts = {"loss_l1": l1}
-    if cont_weight and student_tokens is not None and teacher_tokens is not None and teacher_aug_tokens is not None:
+    if (
+        cont_weight
+        and student_tokens is not None
+        and teacher_tokens is not None
+        and teacher_aug_tokens is not None
+    ):
         cont = soft_cont_loss(
             flatten_normalized_tokens(student_tokens),
             flatten_normalized_tokens(teacher_tokens),

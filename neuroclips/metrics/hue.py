@@ -24,7 +24,9 @@ def rgb_to_hue(frames: torch.Tensor, quantize: bool = True) -> torch.Tensor:
     delta = v - x.amin(1)
     safe = torch.where(delta > 0, delta, torch.ones_like(delta))
     h = torch.where(
-        v == r, 60.0 * (g - b) / safe, torch.where(v == g, 120.0 + 60.0 * (b - r) / safe, 240.0 + 60.0 * (r - g) / safe)
+        v == r,
+        60.0 * (g - b) / safe,
+        torch.where(v == g, 120.0 + 60.0 * (b - r) / safe, 240.0 + 60.0 * (r - g) / safe),
     )
     h = torch.where(h < 0, h + 360.0, h)
     h = torch.where(delta > 0, h, torch.zeros_like(h))
@@ -38,7 +40,9 @@ def hue_pcc(pred, gt, quantize: bool = True, chunk_size: int = 16) -> torch.Tens
     pred = as_frames_nchw(pred, "pred")
     gt = as_frames_nchw(gt, "gt")
     if pred.shape != gt.shape:
-        raise ValueError(f"Hue-pcc: pred and gt must have the same shape, found {tuple(pred.shape)} vs {tuple(gt.shape)}.")
+        raise ValueError(
+            f"Hue-pcc: pred and gt must have the same shape, found {tuple(pred.shape)} vs {tuple(gt.shape)}."
+        )
     out = []
     for s in range(0, pred.shape[0], chunk_size):
         p = rgb_to_hue(pred[s : s + chunk_size], quantize).flatten(1)

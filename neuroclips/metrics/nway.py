@@ -126,7 +126,11 @@ def _beats(d: torch.Tensor, g: torch.Tensor, ties: str) -> torch.Tensor:
 
 
 def _count_correct(
-    scores_b: torch.Tensor, gt_b: torch.Tensor, distractors: torch.Tensor, top_k: int, ties: str = "distractor_wins"
+    scores_b: torch.Tensor,
+    gt_b: torch.Tensor,
+    distractors: torch.Tensor,
+    top_k: int,
+    ties: str = "distractor_wins",
 ) -> torch.Tensor:
     """Trials (T,) correct for one sample: any GT class with fewer than K distractors ranking above it."""
     d = scores_b[distractors]  # (T, N-1)
@@ -153,7 +157,13 @@ def _reference_trials(
 
 
 def _vectorized_trials(
-    scores, gt_cls, n_way, top_k, num_trials, seed: np.random.RandomState | int | None, ties: str = "distractor_wins"
+    scores,
+    gt_cls,
+    n_way,
+    top_k,
+    num_trials,
+    seed: np.random.RandomState | int | None,
+    ties: str = "distractor_wins",
 ) -> np.ndarray:
     num_samples, num_classes = scores.shape
     if isinstance(seed, np.random.RandomState):

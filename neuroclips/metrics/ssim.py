@@ -100,8 +100,10 @@ def _ssim_rgb255(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     torch.sub(xi, yi, out=q[1])
     torch.mul(q[0], q[0], out=q[2])
     torch.mul(q[1], q[1], out=q[3])
-    sums = _window_sum7(_window_sum7(q, 4), 3) if UNIFORM_WINDOW == 7 else _box_sum_valid(
-        _box_sum_valid(q, UNIFORM_WINDOW, 4), UNIFORM_WINDOW, 3
+    sums = (
+        _window_sum7(_window_sum7(q, 4), 3)
+        if UNIFORM_WINDOW == 7
+        else _box_sum_valid(_box_sum_valid(q, UNIFORM_WINDOW, 4), UNIFORM_WINDOW, 3)
     )
     sq = sums[:2] * sums[:2]  # (sum s)^2, (sum d)^2
     var = sums[2:].mul_(n).sub_(sq)  # n^2 * (biased) local variances of s and d

@@ -86,7 +86,9 @@ def paired_comparison(
     a = np.asarray(a, dtype=np.float64).ravel()
     b = np.asarray(b, dtype=np.float64).ravel()
     if a.shape != b.shape:
-        raise ValueError(f"paired comparison: expected the same clips in both systems, found {a.size} and {b.size}.")
+        raise ValueError(
+            f"paired comparison: expected the same clips in both systems, found {a.size} and {b.size}."
+        )
     keep = np.isfinite(a) & np.isfinite(b)
     a, b = a[keep], b[keep]
     d = b - a

@@ -39,9 +39,9 @@ class ChannelsFirstLayerNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.layer_norm(x.permute(0, 2, 3, 1), self.weight.shape, self.weight, self.bias, self.eps).permute(
-            0, 3, 1, 2
-        )
+        return F.layer_norm(
+            x.permute(0, 2, 3, 1), self.weight.shape, self.weight, self.bias, self.eps
+        ).permute(0, 3, 1, 2)
 
 
 class ConvNeXtBlock(nn.Module):
@@ -73,10 +73,13 @@ class ConvNeXtTrunk(nn.Module):
         )
         for i in range(len(dims) - 1):
             self.downsample_layers.append(
-                nn.Sequential(ChannelsFirstLayerNorm(dims[i]), nn.Conv2d(dims[i], dims[i + 1], kernel_size=2, stride=2))
+                nn.Sequential(
+                    ChannelsFirstLayerNorm(dims[i]), nn.Conv2d(dims[i], dims[i + 1], kernel_size=2, stride=2)
+                )
             )
         self.stages = nn.ModuleList(
-            nn.Sequential(*[ConvNeXtBlock(dim, layer_scale) for _ in range(depth)]) for depth, dim in zip(depths, dims)
+            nn.Sequential(*[ConvNeXtBlock(dim, layer_scale) for _ in range(depth)])
+            for depth, dim in zip(depths, dims)
         )
         self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
 
@@ -125,7 +128,9 @@ class ConvNeXtTeacher(nn.Module):
     @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:
         if images.shape[-1] != self.input_size or images.shape[-2] != self.input_size:
-            images = F.interpolate(images, size=(self.input_size, self.input_size), mode="bilinear", antialias=True)
+            images = F.interpolate(
+                images, size=(self.input_size, self.input_size), mode="bilinear", antialias=True
+            )
         return self.maps_projector(self.backbone((images - self.mean) / self.std))
 
 
@@ -184,8 +189,15 @@ AUGMENTATIONS = ("ours", "kornia")
 
 
 def kornia_teacher_augmentation(
-    size: int, brightness: float, contrast: float, saturation: float, hue: float, jitter_p: float,
-    grayscale_p: float, solarize_p: float, crop_area: float,
+    size: int,
+    brightness: float,
+    contrast: float,
+    saturation: float,
+    hue: float,
+    jitter_p: float,
+    grayscale_p: float,
+    solarize_p: float,
+    crop_area: float,
 ) -> nn.Module:
     """The reference's ``blur_augs`` (src/train_PR.py), built with kornia as the reference builds it."""
     import kornia.augmentation as K
@@ -226,17 +238,33 @@ class TeacherAugmentation(nn.Module):
     ) -> None:
         super().__init__()
         if augmentation not in AUGMENTATIONS:
-            raise ConfigError(f"teacher augmentation: expected one of {AUGMENTATIONS}, found {augmentation!r}.")
+            raise ConfigError(
+                f"teacher augmentation: expected one of {AUGMENTATIONS}, found {augmentation!r}."
+            )
         self.brightness, self.contrast, self.saturation, self.hue = brightness, contrast, saturation, hue
-        self.jitter_p, self.grayscale_p, self.solarize_p, self.crop_area = jitter_p, grayscale_p, solarize_p, crop_area
+        self.jitter_p, self.grayscale_p, self.solarize_p, self.crop_area = (
+            jitter_p,
+            grayscale_p,
+            solarize_p,
+            crop_area,
+        )
         self.augmentation = augmentation
-        self._kornia: dict[int, nn.Module] = {}  # one kornia pipeline per frame size (not a submodule: no state)
+        self._kornia: dict[
+            int, nn.Module
+        ] = {}  # one kornia pipeline per frame size (not a submodule: no state)
 
     def kornia_pipeline(self, size: int) -> nn.Module:
         if size not in self._kornia:
             self._kornia[size] = kornia_teacher_augmentation(
-                size, self.brightness, self.contrast, self.saturation, self.hue, self.jitter_p,
-                self.grayscale_p, self.solarize_p, self.crop_area,
+                size,
+                self.brightness,
+                self.contrast,
+                self.saturation,
+                self.hue,
+                self.jitter_p,
+                self.grayscale_p,
+                self.solarize_p,
+                self.crop_area,
             )
         return self._kornia[size]
 
@@ -287,7 +315,7 @@ class TeacherAugmentation(nn.Module):
         n = x.shape[0]
 
         def chosen(p: float) -> Tensor:
-            return (torch.rand(n, 1, 1, 1, device=x.device) < p)
+            return torch.rand(n, 1, 1, 1, device=x.device) < p
 
         x = torch.where(chosen(self.jitter_p), self._color_jitter(x), x)
         x = torch.where(chosen(self.grayscale_p), self._gray(x), x)

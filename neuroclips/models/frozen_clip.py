@@ -43,7 +43,9 @@ def clip_model_config(model_name: str, overrides: dict[str, Any] | None = None) 
     else:
         cfg = open_clip.get_model_config(model_name)
         if cfg is None:
-            raise ValueError(f"model_name: expected 'tiny' or an OpenCLIP architecture name, found {model_name!r}")
+            raise ValueError(
+                f"model_name: expected 'tiny' or an OpenCLIP architecture name, found {model_name!r}"
+            )
     for tower, values in (overrides or {}).items():
         cfg[tower] = {**cfg[tower], **values} if isinstance(values, dict) else values
     return cfg
@@ -63,7 +65,7 @@ def _load_tower(tower: nn.Module, weights_path: str | None, keep: Any, strip: st
         raise ValueError(f"{field}: pretrained='local' needs a weights file path, found null")
     state = load_state_dict_file(weights_path, field, "OpenCLIP checkpoint (open_clip_pytorch_model.bin)")
     state = state.get("state_dict", state)
-    picked = {k[len(strip):]: v for k, v in state.items() if keep(k)}
+    picked = {k[len(strip) :]: v for k, v in state.items() if keep(k)}
     result = tower.load_state_dict(picked, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise KeyError(
@@ -91,7 +93,9 @@ class ClipImageTokenEncoder(nn.Module):
     ) -> None:
         super().__init__()
         if pretrained not in ("local", "random"):
-            raise ValueError(f"ClipImageTokenEncoder.pretrained: expected 'local' or 'random', found {pretrained!r}")
+            raise ValueError(
+                f"ClipImageTokenEncoder.pretrained: expected 'local' or 'random', found {pretrained!r}"
+            )
         cfg = clip_model_config(model_name, config_overrides)
         with seeded(init_seed):  # random stand-ins are identical in every stage that builds them
             self.visual = _build_vision_tower(cfg["embed_dim"], cfg["vision_cfg"])
@@ -102,14 +106,25 @@ class ClipImageTokenEncoder(nn.Module):
         self.frame_indices = None if frame_indices is None else [int(i) for i in frame_indices]
         self.assume_minus_one_to_one = assume_minus_one_to_one
         self.resize_antialias = resize_antialias
-        self._description = {"class": "ClipImageTokenEncoder", "model_name": model_name, "pretrained": pretrained,
-                             "weights_path": weights_path, "assume_minus_one_to_one": assume_minus_one_to_one,
-                             "resize_antialias": resize_antialias, "config_overrides": config_overrides}
+        self._description = {
+            "class": "ClipImageTokenEncoder",
+            "model_name": model_name,
+            "pretrained": pretrained,
+            "weights_path": weights_path,
+            "assume_minus_one_to_one": assume_minus_one_to_one,
+            "resize_antialias": resize_antialias,
+            "config_overrides": config_overrides,
+        }
         self.register_buffer("mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
         if pretrained == "local" and not is_meta(self):
-            _load_tower(self.visual, weights_path, lambda k: k.startswith("visual."), "visual.",
-                        "scale.sr.clip_weights_path")
+            _load_tower(
+                self.visual,
+                weights_path,
+                lambda k: k.startswith("visual."),
+                "visual.",
+                "scale.sr.clip_weights_path",
+            )
         self.requires_grad_(False)
         self.eval()
 
@@ -126,8 +141,13 @@ class ClipImageTokenEncoder(nn.Module):
     def preprocess(self, images: Tensor) -> Tensor:
         if images.shape[-2:] != (self.image_size, self.image_size):
             # sgm uses kornia's bicubic align_corners=True resize with antialias; torch's antialias differs slightly
-            images = F.interpolate(images, size=(self.image_size, self.image_size), mode="bicubic",
-                                   align_corners=True, antialias=self.resize_antialias)
+            images = F.interpolate(
+                images,
+                size=(self.image_size, self.image_size),
+                mode="bicubic",
+                align_corners=True,
+                antialias=self.resize_antialias,
+            )
         if self.assume_minus_one_to_one:
             images = (images + 1.0) / 2.0  # the reference quirk: [0, 1] inputs treated as [-1, 1]
         return (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)
@@ -135,7 +155,9 @@ class ClipImageTokenEncoder(nn.Module):
     @torch.no_grad()
     def encode(self, images: Tensor) -> Tensor:
         if images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(f"ClipImageTokenEncoder.encode: expected images (B, 3, H, W), found {tuple(images.shape)}")
+            raise ValueError(
+                f"ClipImageTokenEncoder.encode: expected images (B, 3, H, W), found {tuple(images.shape)}"
+            )
         _, tokens = self.visual(self.preprocess(images.float()))
         return tokens
 
@@ -160,7 +182,9 @@ class CaptionTextEncoder(nn.Module):
     ) -> None:
         super().__init__()
         if pretrained not in ("local", "random"):
-            raise ValueError(f"CaptionTextEncoder.pretrained: expected 'local' or 'random', found {pretrained!r}")
+            raise ValueError(
+                f"CaptionTextEncoder.pretrained: expected 'local' or 'random', found {pretrained!r}"
+            )
         cfg = clip_model_config(model_name, config_overrides)
         with seeded(init_seed):
             self.text = _build_text_tower(cfg["embed_dim"], cfg["text_cfg"])
@@ -168,11 +192,21 @@ class CaptionTextEncoder(nn.Module):
         self.context_length = int(cfg["text_cfg"].get("context_length", 77))
         # OpenCLIP's bundled BPE tokenizer: a local file inside the package, no download
         self.tokenizer = open_clip.SimpleTokenizer(context_length=self.context_length)
-        self._description = {"class": "CaptionTextEncoder", "model_name": model_name, "pretrained": pretrained,
-                             "weights_path": weights_path, "config_overrides": config_overrides}
+        self._description = {
+            "class": "CaptionTextEncoder",
+            "model_name": model_name,
+            "pretrained": pretrained,
+            "weights_path": weights_path,
+            "config_overrides": config_overrides,
+        }
         if pretrained == "local" and not is_meta(self):
-            _load_tower(self.text, weights_path, lambda k: not k.startswith(("visual.", "logit_")), "",
-                        "scale.sr.clip_weights_path")
+            _load_tower(
+                self.text,
+                weights_path,
+                lambda k: not k.startswith(("visual.", "logit_")),
+                "",
+                "scale.sr.clip_weights_path",
+            )
         self.requires_grad_(False)
         self.eval()
 

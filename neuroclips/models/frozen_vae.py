@@ -26,7 +26,12 @@ from neuroclips.utils.weights import MissingWeightsError
 SD_LATENT_SCALE = 0.18215  # SD-1.x VAE scaling factor, used by the reference for the PR targets
 
 # Old diffusers attention names (some checkpoints predate the rename) -> current names.
-_LEGACY_ATTENTION_KEYS = {".query.": ".to_q.", ".key.": ".to_k.", ".value.": ".to_v.", ".proj_attn.": ".to_out.0."}
+_LEGACY_ATTENTION_KEYS = {
+    ".query.": ".to_q.",
+    ".key.": ".to_k.",
+    ".value.": ".to_v.",
+    ".proj_attn.": ".to_out.0.",
+}
 
 
 def build_autoencoder_kl(
@@ -66,7 +71,12 @@ class VaeLatentEncoder(nn.Module):
     frame_indices = None  # all frames of a clip
 
     def __init__(
-        self, *, vae: AutoencoderKL, image_size: int, scaling_factor: float = SD_LATENT_SCALE, source_id: str = ""
+        self,
+        *,
+        vae: AutoencoderKL,
+        image_size: int,
+        scaling_factor: float = SD_LATENT_SCALE,
+        source_id: str = "",
     ) -> None:
         super().__init__()
         self.vae = vae
@@ -100,7 +110,9 @@ class VaeLatentEncoder(nn.Module):
         """(B, 3, H, W) float in [0, 1] -> (B, C, h, w) float32 scaled latents (distribution mode)."""
         images = images.float()
         if images.shape[-2:] != (self.image_size, self.image_size):
-            images = F.interpolate(images, size=(self.image_size, self.image_size), mode="bilinear", antialias=True)
+            images = F.interpolate(
+                images, size=(self.image_size, self.image_size), mode="bilinear", antialias=True
+            )
         posterior = self.vae.encode(2 * images - 1).latent_dist
         return (posterior.mode() * self.scaling_factor).float()
 
@@ -169,13 +181,19 @@ def load_vae_latent_encoder(
         mid_block_add_attention=mid_block_add_attention,
     )
     if next(vae.parameters()).is_meta or weights is None:
-        return VaeLatentEncoder(vae=vae, image_size=image_size, scaling_factor=scaling_factor or SD_LATENT_SCALE)
+        return VaeLatentEncoder(
+            vae=vae, image_size=image_size, scaling_factor=scaling_factor or SD_LATENT_SCALE
+        )
     path = Path(weights)
     if not path.exists():
         raise MissingWeightsError(
             f"VAE weights not found: {path} (config field `{weights_field}`); expected a local "
             f"sd_image_var_autoenc.pth-style state dict or a diffusers save_pretrained folder"
-            + (" (at scale=tiny run `python -m neuroclips.train stage=standins` first)." if path.suffix == "" else ".")
+            + (
+                " (at scale=tiny run `python -m neuroclips.train stage=standins` first)."
+                if path.suffix == ""
+                else "."
+            )
         )
     state = _rename_legacy_attention(_read_state_dict(path, weights_field))
     expected = vae.state_dict()
@@ -200,7 +218,9 @@ def load_vae_latent_encoder(
                 f"config field `{weights_field}`: scaling_factor is null but {config_file} does not exist to provide it."
             )
         scaling_factor = float(json.loads(config_file.read_text())["scaling_factor"])
-    return VaeLatentEncoder(vae=vae, image_size=image_size, scaling_factor=scaling_factor, source_id=_source_id(path))
+    return VaeLatentEncoder(
+        vae=vae, image_size=image_size, scaling_factor=scaling_factor, source_id=_source_id(path)
+    )
 
 
 def _source_id(path: Path) -> str:
@@ -208,4 +228,3 @@ def _source_id(path: Path) -> str:
     # recorded scaling factor, which `describe` includes.
     files = sorted(path.iterdir()) if path.is_dir() else [path]
     return str([(f.name, f.stat().st_size) for f in files if f.is_file() and f.suffix != ".json"])
-

@@ -36,7 +36,8 @@ class InceptionExtension(nn.Module):
         self.lin0 = _linear_gelu_dropout(voxels, hidden, dropout)
         # Two residual streams as in the reference: features (size `hidden`) and the length-1 sequence axis.
         self.mixer_blocks1 = nn.ModuleList(
-            nn.Sequential(nn.LayerNorm(hidden), _linear_gelu_dropout(hidden, hidden, dropout)) for _ in range(n_blocks)
+            nn.Sequential(nn.LayerNorm(hidden), _linear_gelu_dropout(hidden, hidden, dropout))
+            for _ in range(n_blocks)
         )
         self.mixer_blocks2 = nn.ModuleList(
             nn.Sequential(nn.LayerNorm(1), _linear_gelu_dropout(1, 1, dropout)) for _ in range(n_blocks)

@@ -28,6 +28,7 @@ class MindEye2KeyError(CheckpointMismatchError, KeyError):
 
     __str__ = BaseException.__str__  # one sentence, not KeyError's quoted repr
 
+
 # MindEye2's blurry branch (not built by the SR backbone): 100 keys under these sub-prefixes of ``backbone.``
 BLURRY_BRANCH_PREFIXES = ("blin1.", "bnorm.", "bupsampler.", "b_maps_projector.")
 
@@ -56,21 +57,37 @@ def read_mindeye2_state(path: str | Path, config_field: str = "init.mindeye2_ckp
     except pickle.UnpicklingError as e:
         with open(path, "rb") as fh:  # a pickle (legacy torch format) starts with its protocol byte 0x80
             is_pickle = fh.read(1) == b"\x80" or zipfile.is_zipfile(path)
-        found = "pickled Python objects other than tensors (refused: unpickling can run code)" if (
-            is_pickle and "weights only" in str(e).lower()) else "a file torch cannot read"
+        found = (
+            "pickled Python objects other than tensors (refused: unpickling can run code)"
+            if (is_pickle and "weights only" in str(e).lower())
+            else "a file torch cannot read"
+        )
         raise CheckpointMismatchError(f"{path}: {expected}, found {found}.") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile):
         raise CheckpointMismatchError(f"{path}: {expected}, found a file torch cannot read.") from None
     state = checkpoint.get("model_state_dict", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or not state or not all(isinstance(v, Tensor) for v in state.values()):
-        found = f"a {type(checkpoint).__name__}" if state is None else (
-            "an empty dict" if not state else f"a dict with keys {sorted(map(str, state))[:5]} that are not all tensors")
+        found = (
+            f"a {type(checkpoint).__name__}"
+            if state is None
+            else (
+                "an empty dict"
+                if not state
+                else f"a dict with keys {sorted(map(str, state))[:5]} that are not all tensors"
+            )
+        )
         raise CheckpointMismatchError(f"{path}: {expected}, found {found}.")
     return state
 
 
-def load_mindeye2_state(module: nn.Module, state: dict[str, Tensor], prefix: str, path: str = "<state>",
-                        skip_prefixes: tuple[str, ...] = (), config_field: str = "init.mindeye2_ckpt") -> LoadReport:
+def load_mindeye2_state(
+    module: nn.Module,
+    state: dict[str, Tensor],
+    prefix: str,
+    path: str = "<state>",
+    skip_prefixes: tuple[str, ...] = (),
+    config_field: str = "init.mindeye2_ckpt",
+) -> LoadReport:
     """Copy ``state[prefix + key]`` into ``module``; keys of other prefixes are ignored (they belong to other nets).
 
     ``skip_prefixes`` (relative to ``prefix``) are dropped on purpose and reported as skipped.
@@ -82,7 +99,7 @@ def load_mindeye2_state(module: nn.Module, state: dict[str, Tensor], prefix: str
     for full_key, value in state.items():
         if not full_key.startswith(prefix):
             continue
-        key = full_key[len(prefix):]
+        key = full_key[len(prefix) :]
         if key.startswith(skip_prefixes):
             report.skipped.append(full_key)
         elif key not in own:
@@ -105,8 +122,9 @@ def load_mindeye2_state(module: nn.Module, state: dict[str, Tensor], prefix: str
     return report
 
 
-def init_from_mindeye2(module: nn.Module, checkpoint: str | None, prefix: str,
-                       config_field: str = "init.mindeye2_ckpt") -> nn.Module:
+def init_from_mindeye2(
+    module: nn.Module, checkpoint: str | None, prefix: str, config_field: str = "init.mindeye2_ckpt"
+) -> nn.Module:
     """Config-usable initialiser: returns ``module``, loaded from ``checkpoint`` under ``prefix`` when given.
 
     ``prefix`` is ``backbone.`` (blurry branch skipped) or ``diffusion_prior.``. Skips reading on ``meta``.
@@ -115,8 +133,9 @@ def init_from_mindeye2(module: nn.Module, checkpoint: str | None, prefix: str,
         return module
     state = read_mindeye2_state(checkpoint, config_field)
     skip = BLURRY_BRANCH_PREFIXES if prefix == "backbone." else ()
-    report = load_mindeye2_state(module, state, prefix, path=str(checkpoint), skip_prefixes=skip,
-                                 config_field=config_field)
+    report = load_mindeye2_state(
+        module, state, prefix, path=str(checkpoint), skip_prefixes=skip, config_field=config_field
+    )
     ignored = sorted({k.split(".")[0] for k in state if not k.startswith(prefix)})
     log.info("MindEye2 init: %s; other top-level prefixes left for other nets: %s", report.summary(), ignored)
     if not report.loaded:

@@ -49,7 +49,9 @@ def resolve_frames_per_window(temporal_window: str | int, clips_in_batch: int, f
 
 def validate_temporal_window(temporal_window: str | int) -> None:
     """Raise the option error early (at construction) instead of at the first batch."""
-    clips = temporal_window if isinstance(temporal_window, int) and not isinstance(temporal_window, bool) else 1
+    clips = (
+        temporal_window if isinstance(temporal_window, int) and not isinstance(temporal_window, bool) else 1
+    )
     resolve_frames_per_window(temporal_window, max(clips, 1), 1)
 
 
@@ -116,7 +118,9 @@ class LowLevelHead(nn.Module):
     ) -> None:
         super().__init__()
         if norm not in LOW_LEVEL_NORMS:
-            raise ValueError(f"scale.pr.net.low_level_norm: expected one of {LOW_LEVEL_NORMS}, found {norm!r}.")
+            raise ValueError(
+                f"scale.pr.net.low_level_norm: expected one of {LOW_LEVEL_NORMS}, found {norm!r}."
+            )
         self.channels, self.size, self.norm_kind = channels, size, norm
         self.linear = nn.Linear(hidden, channels * size * size)
         self.dropout = nn.Dropout(dropout)
@@ -174,14 +178,25 @@ class PerceptualNet(nn.Module):
         super().__init__()
         self.frames_per_clip = frames_per_clip
         sizes = [voxels] if isinstance(voxels, int) else [int(v) for v in voxels]
-        inceptions = [InceptionExtension(voxels=v, hidden=inception_hidden, frames_per_clip=frames_per_clip,
-                                         n_blocks=inception_blocks, dropout=dropout) for v in sizes]
+        inceptions = [
+            InceptionExtension(
+                voxels=v,
+                hidden=inception_hidden,
+                frames_per_clip=frames_per_clip,
+                n_blocks=inception_blocks,
+                dropout=dropout,
+            )
+            for v in sizes
+        ]
         # one subject: the reference's single module (keys inception.*); several: one per subject (inception.<k>.*)
         self.inception = inceptions[0] if len(sizes) == 1 else nn.ModuleList(inceptions)
         self.ridge = SubjectRidge(voxels=sizes if len(sizes) > 1 else sizes[0], hidden=hidden)
         self.backbone = PerceptualBackbone(hidden=hidden, n_blocks=n_blocks, dropout=dropout)
         self.low_level = LowLevelHead(
-            hidden=hidden, channels=low_level_channels, size=low_level_size, dropout=low_level_dropout,
+            hidden=hidden,
+            channels=low_level_channels,
+            size=low_level_size,
+            dropout=low_level_dropout,
             norm=low_level_norm,
         )
         self.aux_head = AuxTokenHead(in_channels=low_level_channels, dim=aux_dim)
@@ -197,7 +212,9 @@ class PerceptualNet(nn.Module):
     def subject_inception(self, subject_index: int = 0) -> InceptionExtension:
         return self.inception[subject_index] if isinstance(self.inception, nn.ModuleList) else self.inception
 
-    def forward(self, voxels: Tensor, temporal_window: str | int = "batch", subject_index: int = 0) -> dict[str, Tensor]:
+    def forward(
+        self, voxels: Tensor, temporal_window: str | int = "batch", subject_index: int = 0
+    ) -> dict[str, Tensor]:
         clips = voxels.shape[0]
         frames_per_window = resolve_frames_per_window(temporal_window, clips, self.frames_per_clip)
         pseudo_fmri = self.subject_inception(subject_index)(voxels)  # (B·F, V), clip-major
@@ -228,11 +245,13 @@ def reference_state_dict_to_ours(state_dict: dict[str, Tensor]) -> dict[str, Ten
     for key, value in state_dict.items():
         for old, new in _REFERENCE_PREFIXES:
             if key.startswith(old):
-                renamed[new + key[len(old):]] = value
+                renamed[new + key[len(old) :]] = value
                 break
         else:
-            raise KeyError(f"reference PR state dict has an unknown key {key!r} (expected one of the prefixes "
-                           f"{[old for old, _ in _REFERENCE_PREFIXES]}).")
+            raise KeyError(
+                f"reference PR state dict has an unknown key {key!r} (expected one of the prefixes "
+                f"{[old for old, _ in _REFERENCE_PREFIXES]})."
+            )
     return renamed
 
 

@@ -131,9 +131,14 @@ class RelativePositionBias(nn.Module):
     def bucket(self, distance: Tensor) -> Tensor:
         n = distance.clamp(min=0)
         exact = self.num_buckets // 2
-        large = exact + (
-            torch.log(n.float() / exact) / math.log(self.max_distance / exact) * (self.num_buckets - exact)
-        ).long()
+        large = (
+            exact
+            + (
+                torch.log(n.float() / exact)
+                / math.log(self.max_distance / exact)
+                * (self.num_buckets - exact)
+            ).long()
+        )
         large = large.clamp(max=self.num_buckets - 1)
         return torch.where(n < exact, n, large)
 
@@ -152,8 +157,15 @@ class PriorAttention(nn.Module):
     ``to_out.1.g``. Logits = cosine_scale * cos(q, k) + bias; softmax in float32.
     """
 
-    def __init__(self, dim: int, dim_head: int, heads: int, rotary_emb: RotaryEmbedding | None,
-                 cosine_scale: float = 16.0, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        dim: int,
+        dim_head: int,
+        heads: int,
+        rotary_emb: RotaryEmbedding | None,
+        cosine_scale: float = 16.0,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         self.heads = heads
         self.dim_head = dim_head
@@ -172,7 +184,9 @@ class PriorAttention(nn.Module):
         x = self.norm(x)
         q = self.to_q(x).unflatten(-1, (self.heads, self.dim_head)).transpose(1, 2)  # (b, h, n, d)
         k, v = self.to_kv(x).chunk(2, dim=-1)  # (b, n, d) each, shared by all heads
-        q = q * self.cosine_scale  # cancelled by the l2 normalisation below; kept for parity under low precision
+        q = (
+            q * self.cosine_scale
+        )  # cancelled by the l2 normalisation below; kept for parity under low precision
         if self.rotary_emb is not None:
             q, k = self.rotary_emb.rotate(q), self.rotary_emb.rotate(k)
         null_k, null_v = (t.expand(b, 1, -1).to(k.dtype) for t in self.null_kv[:, None, :].unbind(0))
@@ -210,16 +224,27 @@ def prior_feed_forward(dim: int, mult: int = 4, dropout: float = 0.0) -> nn.Sequ
 class PriorTransformer(nn.Module):
     """Pre-norm residual transformer; final stable gain norm and bias-free ``project_out``. Never causal here."""
 
-    def __init__(self, dim: int, depth: int, dim_head: int, heads: int, ff_mult: int = 4,
-                 rotary_dim: int = 32, attn_dropout: float = 0.0, ff_dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        dim: int,
+        depth: int,
+        dim_head: int,
+        heads: int,
+        ff_mult: int = 4,
+        rotary_dim: int = 32,
+        attn_dropout: float = 0.0,
+        ff_dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         self.rel_pos_bias = RelativePositionBias(heads=heads)
         rotary = RotaryEmbedding(min(rotary_dim, dim_head))  # one instance shared by every layer, as upstream
         self.layers = nn.ModuleList(
-            nn.ModuleList([
-                PriorAttention(dim, dim_head, heads, rotary, dropout=attn_dropout),
-                prior_feed_forward(dim, ff_mult, ff_dropout),
-            ])
+            nn.ModuleList(
+                [
+                    PriorAttention(dim, dim_head, heads, rotary, dropout=attn_dropout),
+                    prior_feed_forward(dim, ff_mult, ff_dropout),
+                ]
+            )
             for _ in range(depth)
         )
         self.norm = GainLayerNorm(dim, stable=True)
@@ -234,7 +259,9 @@ class PriorTransformer(nn.Module):
         return self.project_out(self.norm(x))
 
 
-def keep_mask(batch: int, drop_prob: float, device: torch.device, generator: torch.Generator | None) -> Tensor:
+def keep_mask(
+    batch: int, drop_prob: float, device: torch.device, generator: torch.Generator | None
+) -> Tensor:
     """Per-sample keep mask; exact 0/1 probabilities draw nothing (so seeded streams match upstream)."""
     if drop_prob == 0:
         return torch.ones(batch, dtype=torch.bool, device=device)
@@ -253,11 +280,21 @@ class PriorNetwork(nn.Module):
     output at the image-token positions.
     """
 
-    def __init__(self, dim: int = 1664, depth: int = 6, dim_head: int = 52, heads: int = 32,
-                 num_tokens: int = 256, ff_mult: int = 4, rotary_dim: int = 32) -> None:
+    def __init__(
+        self,
+        dim: int = 1664,
+        depth: int = 6,
+        dim_head: int = 52,
+        heads: int = 32,
+        num_tokens: int = 256,
+        ff_mult: int = 4,
+        rotary_dim: int = 32,
+    ) -> None:
         super().__init__()
         if dim_head * heads != dim:
-            raise ValueError(f"PriorNetwork: dim_head * heads must equal dim, found {dim_head}*{heads} != {dim}")
+            raise ValueError(
+                f"PriorNetwork: dim_head * heads must equal dim, found {dim_head}*{heads} != {dim}"
+            )
         self.dim = dim
         self.num_tokens = num_tokens
         self.to_time_embeds = nn.Sequential(
@@ -268,8 +305,15 @@ class PriorNetwork(nn.Module):
         self.null_brain_embeds = nn.Parameter(torch.randn(num_tokens, dim))
         self.null_image_embed = nn.Parameter(torch.randn(num_tokens, dim))
 
-    def forward(self, image_embed: Tensor, timesteps: Tensor, cond: Tensor, cond_drop_prob: float = 0.0,
-                image_drop_prob: float = 0.0, generator: torch.Generator | None = None) -> Tensor:
+    def forward(
+        self,
+        image_embed: Tensor,
+        timesteps: Tensor,
+        cond: Tensor,
+        cond_drop_prob: float = 0.0,
+        image_drop_prob: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
         batch, dtype = image_embed.shape[0], image_embed.dtype
         keep_cond = keep_mask(batch, cond_drop_prob, image_embed.device, generator)[:, None, None]
         keep_image = keep_mask(batch, image_drop_prob, image_embed.device, generator)[:, None, None]
@@ -280,8 +324,9 @@ class PriorNetwork(nn.Module):
         tokens = torch.cat((cond, time_embed.to(cond.dtype), image_embed.to(cond.dtype)), dim=-2)
         return self.causal_transformer(tokens)[..., -self.num_tokens :, :]
 
-    def forward_with_cond_scale(self, image_embed: Tensor, timesteps: Tensor, cond: Tensor,
-                                cond_scale: float = 1.0) -> Tensor:
+    def forward_with_cond_scale(
+        self, image_embed: Tensor, timesteps: Tensor, cond: Tensor, cond_scale: float = 1.0
+    ) -> Tensor:
         """Classifier-free guidance: null + (cond - null) * scale; the null pass replaces both inputs by nulls."""
         out = self.forward(image_embed, timesteps, cond)
         if cond_scale == 1:
@@ -344,8 +389,14 @@ class BrainDiffusionPrior(nn.Module):
     the full ancestral DDPM loop otherwise). No ``image_embed_scale`` is applied anywhere (as the brain subclass).
     """
 
-    def __init__(self, net: PriorNetwork, timesteps: int = 100, cond_drop_prob: float = 0.2,
-                 image_drop_prob: float | None = None, ddim_eta: float = 1.0) -> None:
+    def __init__(
+        self,
+        net: PriorNetwork,
+        timesteps: int = 100,
+        cond_drop_prob: float = 0.2,
+        image_drop_prob: float | None = None,
+        ddim_eta: float = 1.0,
+    ) -> None:
         super().__init__()
         self.noise_scheduler = NoiseScheduler(timesteps)  # created first: its keys precede ``net.*`` upstream
         self.net = net
@@ -357,24 +408,41 @@ class BrainDiffusionPrior(nn.Module):
     def num_timesteps(self) -> int:
         return self.noise_scheduler.num_timesteps
 
-    def forward(self, cond: Tensor, target: Tensor, generator: torch.Generator | None = None,
-                timesteps: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(
+        self,
+        cond: Tensor,
+        target: Tensor,
+        generator: torch.Generator | None = None,
+        timesteps: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
         """Training loss. RNG order as upstream: timesteps (randint), noise (randn), cond mask, image mask."""
         sched = self.noise_scheduler
         batch, device = target.shape[0], target.device
         if timesteps is None:
             timesteps = torch.randint(0, self.num_timesteps, (batch,), device=device, generator=generator)
         noise = torch.randn(target.shape, device=device, dtype=target.dtype, generator=generator)
-        noisy = sched.at(sched.sqrt_alphas_cumprod, timesteps, target) * target + sched.at(
-            sched.sqrt_one_minus_alphas_cumprod, timesteps, target
-        ) * noise
-        pred = self.net(noisy, timesteps, cond, cond_drop_prob=self.cond_drop_prob,
-                        image_drop_prob=self.image_drop_prob, generator=generator)
+        noisy = (
+            sched.at(sched.sqrt_alphas_cumprod, timesteps, target) * target
+            + sched.at(sched.sqrt_one_minus_alphas_cumprod, timesteps, target) * noise
+        )
+        pred = self.net(
+            noisy,
+            timesteps,
+            cond,
+            cond_drop_prob=self.cond_drop_prob,
+            image_drop_prob=self.image_drop_prob,
+            generator=generator,
+        )
         return F.mse_loss(pred, target), pred
 
     @torch.no_grad()
-    def p_sample_loop(self, cond: Tensor, timesteps: int = 20, cond_scale: float = 1.0,
-                      generator: torch.Generator | None = None) -> Tensor:
+    def p_sample_loop(
+        self,
+        cond: Tensor,
+        timesteps: int = 20,
+        cond_scale: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
         """Sample clean tokens of the condition's shape (B, num_tokens, dim). With ``generator=None`` the global
         RNG is consumed in upstream order (one start draw, then one per non-final step)."""
         shape = (cond.shape[0], self.net.num_tokens, self.net.dim)
@@ -383,8 +451,9 @@ class BrainDiffusionPrior(nn.Module):
             return self._ddpm_loop(x, cond, cond_scale, generator)
         return self._ddim_loop(x, cond, timesteps, cond_scale, generator)
 
-    def _ddim_loop(self, x: Tensor, cond: Tensor, steps: int, cond_scale: float,
-                   generator: torch.Generator | None) -> Tensor:
+    def _ddim_loop(
+        self, x: Tensor, cond: Tensor, steps: int, cond_scale: float, generator: torch.Generator | None
+    ) -> Tensor:
         sched = self.noise_scheduler
         grid = torch.linspace(-1.0, float(self.num_timesteps), steps + 1)[:-1]
         times = list(reversed(grid.int().tolist()))  # e.g. 94, 89, ..., 4, -1 for 20 of 100
@@ -402,17 +471,28 @@ class BrainDiffusionPrior(nn.Module):
             a_next = sched.alphas_cumprod_prev[t_next]
             c1 = self.ddim_eta * ((1 - a / a_next) * (1 - a_next) / (1 - a)).sqrt()
             c2 = ((1 - a_next) - c1**2).sqrt()
-            noise = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator) if t_next > 0 else 0.0
+            noise = (
+                torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
+                if t_next > 0
+                else 0.0
+            )
             x = x0 * a_next.sqrt().to(x.dtype) + c1.to(x.dtype) * noise + c2.to(x.dtype) * eps
         return x
 
-    def _ddpm_loop(self, x: Tensor, cond: Tensor, cond_scale: float, generator: torch.Generator | None) -> Tensor:
+    def _ddpm_loop(
+        self, x: Tensor, cond: Tensor, cond_scale: float, generator: torch.Generator | None
+    ) -> Tensor:
         sched = self.noise_scheduler
         for i in reversed(range(self.num_timesteps)):
             t = torch.full((x.shape[0],), i, device=x.device, dtype=torch.long)
             x0 = self.net.forward_with_cond_scale(x, t, cond, cond_scale=cond_scale)
-            mean = sched.at(sched.posterior_mean_coef1, t, x) * x0 + sched.at(sched.posterior_mean_coef2, t, x) * x
-            noise = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)  # drawn at i = 0 too
+            mean = (
+                sched.at(sched.posterior_mean_coef1, t, x) * x0
+                + sched.at(sched.posterior_mean_coef2, t, x) * x
+            )
+            noise = torch.randn(
+                x.shape, device=x.device, dtype=x.dtype, generator=generator
+            )  # drawn at i = 0 too
             std = (0.5 * sched.at(sched.posterior_log_variance_clipped, t, x)).exp()
             x = mean + (0.0 if i == 0 else 1.0) * std * noise
         return x

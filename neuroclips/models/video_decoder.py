@@ -89,7 +89,9 @@ class TemporalMidBlock(_SpatioTemporalMixin):
 
     def __init__(self, *, channels: int, norm_groups: int) -> None:
         super().__init__()
-        self.resnets = nn.ModuleList([_resnet(channels, channels, norm_groups), _resnet(channels, channels, norm_groups)])
+        self.resnets = nn.ModuleList(
+            [_resnet(channels, channels, norm_groups), _resnet(channels, channels, norm_groups)]
+        )
         self.attentions = nn.ModuleList([_single_head_attention(channels, norm_groups)])
         self.temp_attentions = nn.ModuleList([_single_head_attention(channels, norm_groups)])
         self.weights = nn.ParameterList([nn.Parameter(torch.ones(1))])
@@ -103,16 +105,24 @@ class TemporalMidBlock(_SpatioTemporalMixin):
 class TemporalUpBlock(_SpatioTemporalMixin):
     """`layers` × (ResNet -> spatial attention -> temporal attention), then an optional 2× upsample."""
 
-    def __init__(self, *, in_channels: int, out_channels: int, layers: int, norm_groups: int, upsample: bool) -> None:
+    def __init__(
+        self, *, in_channels: int, out_channels: int, layers: int, norm_groups: int, upsample: bool
+    ) -> None:
         super().__init__()
         self.resnets = nn.ModuleList(
             _resnet(in_channels if i == 0 else out_channels, out_channels, norm_groups) for i in range(layers)
         )
-        self.attentions = nn.ModuleList(_single_head_attention(out_channels, norm_groups) for _ in range(layers))
-        self.temp_attentions = nn.ModuleList(_single_head_attention(out_channels, norm_groups) for _ in range(layers))
+        self.attentions = nn.ModuleList(
+            _single_head_attention(out_channels, norm_groups) for _ in range(layers)
+        )
+        self.temp_attentions = nn.ModuleList(
+            _single_head_attention(out_channels, norm_groups) for _ in range(layers)
+        )
         self.weights = nn.ParameterList(nn.Parameter(torch.ones(1)) for _ in range(layers))
         self.upsamplers = (
-            nn.ModuleList([Upsample2D(out_channels, use_conv=True, out_channels=out_channels)]) if upsample else None
+            nn.ModuleList([Upsample2D(out_channels, use_conv=True, out_channels=out_channels)])
+            if upsample
+            else None
         )
 
     def forward(self, hidden: Tensor, frames_per_window: int) -> Tensor:

@@ -62,7 +62,9 @@ class BlurryVideoPredictor(pl.LightningModule):
             log.warning(
                 "stage blurry: temporal_window=%s but a prediction batch holds non-consecutive clips %s...; "
                 "outputs depend on batch neighbours (resume or DDP sharding); use system.temporal_window=clip "
-                "for batching-independent outputs.", self.temporal_window, clip_index[:4].tolist(),
+                "for batching-independent outputs.",
+                self.temporal_window,
+                clip_index[:4].tolist(),
             )
             self._warned = True
         if self.temporal_window == BATCH_SIZE_FRAMES:

@@ -69,7 +69,9 @@ class KeyframeGenerator(pl.LightningModule):
             )
         check_seeding("keyframe.seeding", seeding)
         if autocast_scope not in AUTOCAST_SCOPES:
-            raise ValueError(f"keyframe.autocast_scope: expected one of {AUTOCAST_SCOPES}, found {autocast_scope!r}.")
+            raise ValueError(
+                f"keyframe.autocast_scope: expected one of {AUTOCAST_SCOPES}, found {autocast_scope!r}."
+            )
         if quantize not in QUANTIZE:
             raise ValueError(f"keyframe.quantize: expected one of {QUANTIZE}, found {quantize!r}.")
         self.save_hyperparameters(
@@ -107,7 +109,9 @@ class KeyframeGenerator(pl.LightningModule):
         cond = clip_voxels / hp.condition_divisor
         if hp.seeding == "reference":  # dalle2 draws float32 noise whatever the condition's dtype
             return self.diffusion_prior.p_sample_loop(
-                cond.float(), timesteps=hp.prior_steps, cond_scale=hp.prior_cond_scale,
+                cond.float(),
+                timesteps=hp.prior_steps,
+                cond_scale=hp.prior_cond_scale,
                 generator=self.reference_rng().on_device,
             )
         out = []
@@ -153,16 +157,30 @@ class KeyframeGenerator(pl.LightningModule):
             prior_tokens = self.sample_prior(clip_voxels, clips)
             if hp.seeding == "reference":  # the reference samples one keyframe after the other
                 rng = self.reference_rng()
-                keyframes = torch.cat([
-                    sample_keyframes(
-                        self.unet, self.vae, self.scheduler, self.recipe, prior_tokens[i : i + 1], clips[i : i + 1],
-                        blurry_first_frame=None if first is None else first[i : i + 1], rng=rng,
-                    )
-                    for i in range(len(clips))
-                ])
+                keyframes = torch.cat(
+                    [
+                        sample_keyframes(
+                            self.unet,
+                            self.vae,
+                            self.scheduler,
+                            self.recipe,
+                            prior_tokens[i : i + 1],
+                            clips[i : i + 1],
+                            blurry_first_frame=None if first is None else first[i : i + 1],
+                            rng=rng,
+                        )
+                        for i in range(len(clips))
+                    ]
+                )
             else:
                 keyframes = sample_keyframes(
-                    self.unet, self.vae, self.scheduler, self.recipe, prior_tokens, clips, blurry_first_frame=first
+                    self.unet,
+                    self.vae,
+                    self.scheduler,
+                    self.recipe,
+                    prior_tokens,
+                    clips,
+                    blurry_first_frame=first,
                 )
         if hp.quantize == "png":  # torchvision ToPILImage: pic.mul(255).byte() (truncation), then PNG
             keyframes = keyframes.mul(255).to(torch.uint8).float().div(255)

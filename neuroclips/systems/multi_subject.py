@@ -26,8 +26,10 @@ def batch_parts(batch: dict, n_adapters: int) -> list[tuple[int, dict]]:
     if parts[0][0] is None:
         return [(0, batch)]
     if len(parts) != n_adapters:
-        raise ValueError(f"a training batch holds {len(parts)} subjects {[s for s, _ in parts]}, the model has "
-                         f"{n_adapters} subject adapters (subj and system.ridge.in_features must name the same subjects).")
+        raise ValueError(
+            f"a training batch holds {len(parts)} subjects {[s for s, _ in parts]}, the model has "
+            f"{n_adapters} subject adapters (subj and system.ridge.in_features must name the same subjects)."
+        )
     return [(k, part) for k, (_, part) in enumerate(parts)]
 
 
@@ -39,7 +41,9 @@ def concat_draws(draws: list[C.MixCoDraw]) -> C.MixCoDraw:
     for d in draws:  # each subject's permutation, offset to its rows in the concatenated batch
         perms.append(d.perm + start)
         start += len(d.perm)
-    return C.MixCoDraw(torch.cat(perms), torch.cat([d.betas for d in draws]), torch.cat([d.select for d in draws]))
+    return C.MixCoDraw(
+        torch.cat(perms), torch.cat([d.betas for d in draws]), torch.cat([d.select for d in draws])
+    )
 
 
 def subject_names(trainer, n: int) -> list[str]:

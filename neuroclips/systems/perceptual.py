@@ -100,7 +100,9 @@ class PerceptualReconstructor(pl.LightningModule):
         if objective not in OBJECTIVES:
             raise ValueError(f"system.objective: expected one of {OBJECTIVES}, found {objective!r}.")
         if latent_source not in LATENT_SOURCES:
-            raise ValueError(f"system.latent_source: expected one of {LATENT_SOURCES}, found {latent_source!r}.")
+            raise ValueError(
+                f"system.latent_source: expected one of {LATENT_SOURCES}, found {latent_source!r}."
+            )
         if lr_scheduler not in ("onecycle", "none"):
             raise ValueError(f"system.lr_scheduler: expected 'onecycle' or 'none', found {lr_scheduler!r}.")
         validate_temporal_window(temporal_window)
@@ -110,7 +112,9 @@ class PerceptualReconstructor(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.uses_teacher = objective == "reference" and cont_weight > 0
         if self.uses_teacher and teacher is None:
-            raise ValueError("system.teacher: the reference objective with cont_weight > 0 needs a ConvNeXt teacher.")
+            raise ValueError(
+                "system.teacher: the reference objective with cont_weight > 0 needs a ConvNeXt teacher."
+            )
         self.val_pixcorr, self.val_ssim, self.val_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.n_subjects = len(net.ridge.linears)
         self._val_sums = SubjectSums()  # several subjects: per-subject sums, logged at the epoch's end
@@ -122,8 +126,10 @@ class PerceptualReconstructor(pl.LightningModule):
 
         if not init_from_run:
             if adapter_epochs:
-                raise ConfigError(f"adapt.adapter_epochs={adapter_epochs}: expected init.from_run (the run whose shared "
-                                  f"nets stay frozen in the adapter phase), found none.")
+                raise ConfigError(
+                    f"adapt.adapter_epochs={adapter_epochs}: expected init.from_run (the run whose shared "
+                    f"nets stay frozen in the adapter phase), found none."
+                )
             return list(range(self.n_subjects))
         from neuroclips.checkpoints import warm_start_from_run
         from neuroclips.subjects import as_ids
@@ -147,7 +153,9 @@ class PerceptualReconstructor(pl.LightningModule):
     # ------------------------------------------------------------------------------------------- pieces
     def _frames(self, batch: dict) -> Tensor:
         if "frames" not in batch:
-            raise KeyError("stage pr: batches carry no 'frames'; set datamodule.load_frames=true in conf/stage/pr.yaml.")
+            raise KeyError(
+                "stage pr: batches carry no 'frames'; set datamodule.load_frames=true in conf/stage/pr.yaml."
+            )
         return batch["frames"]
 
     def target_latents(self, batch: dict) -> Tensor:
@@ -162,8 +170,15 @@ class PerceptualReconstructor(pl.LightningModule):
             latents = targets["vae_latents"]
         else:
             frames = self._frames(batch)
-            latents = self.vae.encode(frames.flatten(0, 1)).reshape(*frames.shape[:2], *self.vae.output_shape())
-        expected = (self.net.frames_per_clip, self.vae.output_shape()[0], self.net.latent_size, self.net.latent_size)
+            latents = self.vae.encode(frames.flatten(0, 1)).reshape(
+                *frames.shape[:2], *self.vae.output_shape()
+            )
+        expected = (
+            self.net.frames_per_clip,
+            self.vae.output_shape()[0],
+            self.net.latent_size,
+            self.net.latent_size,
+        )
         if tuple(latents.shape[1:]) != expected:
             raise ValueError(
                 f"stage pr: target latents have shape {tuple(latents.shape[1:])} per clip, the net predicts {expected}; "
@@ -178,17 +193,26 @@ class PerceptualReconstructor(pl.LightningModule):
     def gather_tokens(self, tokens: Tensor | None, grads: bool) -> Tensor | None:
         """All ranks' token rows, rank after rank (``gather_contrastive`` under DDP), else ``tokens`` unchanged."""
         trainer = self._trainer
-        if tokens is None or not self.hparams.gather_contrastive or trainer is None or trainer.world_size == 1:
+        if (
+            tokens is None
+            or not self.hparams.gather_contrastive
+            or trainer is None
+            or trainer.world_size == 1
+        ):
             return tokens
         return self.all_gather(tokens, sync_grads=grads).flatten(0, 1)
 
-    def compute_losses(self, outputs: dict[str, Tensor], targets: Tensor, frames: Tensor | None,
-                       gather: bool = False) -> dict[str, Tensor]:
+    def compute_losses(
+        self, outputs: dict[str, Tensor], targets: Tensor, frames: Tensor | None, gather: bool = False
+    ) -> dict[str, Tensor]:
         """The objective's parts; ``gather`` (training): the soft contrastive term over the global batch."""
         h = self.hparams
         if h.objective == "paper_eq1":
             return paper_pr_loss(
-                outputs["latents"], targets, infonce_weight=h.infonce_weight, infonce_temperature=h.infonce_temperature
+                outputs["latents"],
+                targets,
+                infonce_weight=h.infonce_weight,
+                infonce_temperature=h.infonce_temperature,
             )
         teacher = teacher_aug = None
         if self.uses_teacher:
@@ -202,10 +226,19 @@ class PerceptualReconstructor(pl.LightningModule):
         student = outputs["aux_tokens"]
         if gather and self.uses_teacher:
             student = self.gather_tokens(student, grads=True)
-            teacher, teacher_aug = self.gather_tokens(teacher, grads=False), self.gather_tokens(teacher_aug, grads=False)
+            teacher, teacher_aug = (
+                self.gather_tokens(teacher, grads=False),
+                self.gather_tokens(teacher_aug, grads=False),
+            )
         return reference_pr_loss(
-            outputs["latents"], targets, student, teacher, teacher_aug,
-            l1_weight=h.l1_weight, cont_weight=h.cont_weight, cont_temperature=h.cont_temperature,
+            outputs["latents"],
+            targets,
+            student,
+            teacher,
+            teacher_aug,
+            l1_weight=h.l1_weight,
+            cont_weight=h.cont_weight,
+            cont_temperature=h.cont_temperature,
             total_scale=h.total_scale,
         )
 
@@ -243,13 +276,23 @@ class PerceptualReconstructor(pl.LightningModule):
             frames = None if steps[0][2] is None else torch.cat([f for _, _, f in steps])
         losses = self.compute_losses(outputs, targets, frames, gather=True)
         batch_size = targets.shape[0]
-        self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=False, batch_size=batch_size,
-                      on_step=True, on_epoch=True, sync_dist=True)
+        self.log_dict(
+            {f"train/{k}": v for k, v in losses.items()},
+            prog_bar=False,
+            batch_size=batch_size,
+            on_step=True,
+            on_epoch=True,
+            sync_dist=True,
+        )
         if self.hparams.log_train_pixcorr and frames is not None:
             with torch.no_grad():
                 decoded = self.decode_frames(outputs["latents"].detach())
-                train_pixcorr = pixcorr(to_uint8(decoded.flatten(0, 1)), to_uint8(frames.flatten(0, 1))).mean()
-            self.log("train/pixcorr", train_pixcorr.float(), batch_size=batch_size, on_epoch=True, sync_dist=True)
+                train_pixcorr = pixcorr(
+                    to_uint8(decoded.flatten(0, 1)), to_uint8(frames.flatten(0, 1))
+                ).mean()
+            self.log(
+                "train/pixcorr", train_pixcorr.float(), batch_size=batch_size, on_epoch=True, sync_dist=True
+            )
         return losses["loss"]
 
     def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -265,8 +308,11 @@ class PerceptualReconstructor(pl.LightningModule):
         pixcorr_values = pixcorr(decoded, truth).float().to(self.device)
         ssim_values = ssim(decoded, truth, variant=self.hparams.ssim_variant).float().to(self.device)
         if self.n_subjects > 1:
-            self._val_sums.add(dataloader_idx, {"val/pixcorr": pixcorr_values.mean(), "val/ssim": ssim_values.mean()},
-                               len(pixcorr_values))
+            self._val_sums.add(
+                dataloader_idx,
+                {"val/pixcorr": pixcorr_values.mean(), "val/ssim": ssim_values.mean()},
+                len(pixcorr_values),
+            )
             self._val_sums.add(dataloader_idx, {"val/loss": losses["loss"].detach()}, frames.shape[0])
             return
         self.val_pixcorr.update(pixcorr_values)

@@ -119,8 +119,10 @@ class SemanticReconstructor(pl.LightningModule):
         n = len(self.ridge.linears)
         if not init_from_run:
             if adapter_epochs:
-                raise ConfigError(f"adapt.adapter_epochs={adapter_epochs}: expected init.from_run (the run whose shared "
-                                  f"nets stay frozen in the adapter phase), found none.")
+                raise ConfigError(
+                    f"adapt.adapter_epochs={adapter_epochs}: expected init.from_run (the run whose shared "
+                    f"nets stay frozen in the adapter phase), found none."
+                )
             return list(range(n))
         from neuroclips.checkpoints import warm_start_from_run
         from neuroclips.subjects import as_ids
@@ -131,9 +133,15 @@ class SemanticReconstructor(pl.LightningModule):
             raise ConfigError(f"system.subjects: expected {n} subjects (one per ridge adapter), found {ids}.")
         if is_meta(self.backbone):
             return list(range(n))
-        new = warm_start_from_run(self, init_from_run, ids, expected_stage=["sr", "sr_prior"],
-                                  prefixes=("ridge.", "backbone.", "clipproj."))
+        new = warm_start_from_run(
+            self,
+            init_from_run,
+            ids,
+            expected_stage=["sr", "sr_prior"],
+            prefixes=("ridge.", "backbone.", "clipproj."),
+        )
         return [ids.index(s) for s in new]
+
     # ---- pieces -------------------------------------------------------------------------------------------
     def clip_targets(self, batch: dict) -> Tensor:
         if self.image_encoder is not None:
@@ -187,8 +195,11 @@ class SemanticReconstructor(pl.LightningModule):
         b = len(draw.perm)
         perms = self.all_gather(draw.perm)  # (world, B): offset each rank's permutation into the global batch
         offsets = torch.arange(perms.shape[0], device=perms.device)[:, None] * b
-        return C.MixCoDraw((perms + offsets).flatten(), self.all_gather(draw.betas).flatten(),
-                           self.all_gather(draw.select).flatten())
+        return C.MixCoDraw(
+            (perms + offsets).flatten(),
+            self.all_gather(draw.betas).flatten(),
+            self.all_gather(draw.select).flatten(),
+        )
 
     def text_loss(self, tokens: Tensor, batch: dict, gather: bool = True) -> Tensor | None:
         """InfoNCE(text_projector(tokens), caption embedding); over the global batch when ``gather`` (training)."""
@@ -209,19 +220,29 @@ class SemanticReconstructor(pl.LightningModule):
 
     def softclip_tau(self) -> float:
         hp = self.hparams
-        return C.softclip_temperature(self.current_epoch, self.trainer.max_epochs, hp.mixup_pct,
-                                      hp.softclip_tau_start, hp.softclip_tau_end)
+        return C.softclip_temperature(
+            self.current_epoch,
+            self.trainer.max_epochs,
+            hp.mixup_pct,
+            hp.softclip_tau_start,
+            hp.softclip_tau_end,
+        )
 
     # ---- training -----------------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         hp = self.hparams
         parts = batch_parts(batch, len(self.ridge.linears))
         adapted, target_parts, draws = [], [], []
-        for k, part in parts:  # one subject: the reference path; several: ridge per subject, one backbone pass
+        for (
+            k,
+            part,
+        ) in parts:  # one subject: the reference path; several: ridge per subject, one backbone pass
             voxels = part["fmri"]
             target_parts.append(self.clip_targets(part))
             if self.in_mixco_phase():
-                draws.append(C.draw_mixco(len(voxels), hp.mixco_beta, hp.mixco_select_prob, device=voxels.device))
+                draws.append(
+                    C.draw_mixco(len(voxels), hp.mixco_beta, hp.mixco_select_prob, device=voxels.device)
+                )
                 voxels = C.apply_mixco(voxels, draws[-1])
             adapted.append(self.ridge(voxels, k))
         _, clip_voxels = self.backbone(adapted[0] if len(adapted) == 1 else torch.cat(adapted))
@@ -241,8 +262,11 @@ class SemanticReconstructor(pl.LightningModule):
         if loss_text is not None:
             loss = loss + hp.text_weight * loss_text
             self.log("train/loss_text", loss_text, sync_dist=True)
-        self.log_dict({"train/loss": loss, "train/loss_clip": loss_clip, "train/tau": float(tau)},
-                      prog_bar=True, sync_dist=True)
+        self.log_dict(
+            {"train/loss": loss, "train/loss_clip": loss_clip, "train/tau": float(tau)},
+            prog_bar=True,
+            sync_dist=True,
+        )
         return loss
 
     # ---- validation ---------------------------------------------------------------------------------------
@@ -283,8 +307,11 @@ class SemanticReconstructor(pl.LightningModule):
 
     def retrieval_of(self, rows: dict[str, list[Tensor]], prefix: str = "val/top1") -> dict[str, float]:
         gathered = self.gather_in_order(rows)
-        fwd, bwd = retrieval_top1(gathered["preds" if "preds" in gathered else "samples"], gathered["targets"],
-                                  self.hparams.retrieval_k)
+        fwd, bwd = retrieval_top1(
+            gathered["preds" if "preds" in gathered else "samples"],
+            gathered["targets"],
+            self.hparams.retrieval_k,
+        )
         return {f"{prefix}_fwd": fwd, f"{prefix}_bwd": bwd}
 
     def on_validation_epoch_end(self) -> None:
@@ -313,15 +340,21 @@ class SemanticReconstructor(pl.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        if hp.get("adapter_epochs"):  # the adapter phase freezes by requires_grad: the optimizer holds everything
+        if hp.get(
+            "adapter_epochs"
+        ):  # the adapter phase freezes by requires_grad: the optimizer holds everything
             for m in self.trainable_modules():
                 m.requires_grad_(True)
-        params = [(n, p) for m in self.trainable_modules() for n, p in m.named_parameters() if p.requires_grad]
+        params = [
+            (n, p) for m in self.trainable_modules() for n, p in m.named_parameters() if p.requires_grad
+        ]
         if hp.decay_biases_and_norms:  # reference: weight decay on every parameter
             groups = [{"params": [p for _, p in params]}]
         else:  # MindEye2: no decay on biases and norm weights (every parameter with fewer than 2 dims)
-            groups = [{"params": [p for _, p in params if p.dim() >= 2]},
-                      {"params": [p for _, p in params if p.dim() < 2], "weight_decay": 0.0}]
+            groups = [
+                {"params": [p for _, p in params if p.dim() >= 2]},
+                {"params": [p for _, p in params if p.dim() < 2], "weight_decay": 0.0},
+            ]
         optimizer = self.optimizer_factory(groups)
         epochs = max(int(self.trainer.max_epochs), 1)
         # reference pct_start = 2 / epochs; capped at 0.5 so that runs under 4 epochs still have a decay phase
@@ -330,8 +363,11 @@ class SemanticReconstructor(pl.LightningModule):
         total = max(int(self.trainer.estimated_stepping_batches), 8)
         pct = min(max(pct, 2.0 / total), 1.0 - 2.0 / total)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
+            optimizer,
+            max_lr=[g["lr"] for g in optimizer.param_groups],
             total_steps=total,
-            pct_start=pct, final_div_factor=hp.final_div_factor, div_factor=hp.div_factor,
+            pct_start=pct,
+            final_div_factor=hp.final_div_factor,
+            div_factor=hp.div_factor,
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

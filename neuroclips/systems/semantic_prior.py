@@ -26,7 +26,9 @@ from neuroclips.systems.semantic import SemanticReconstructor, flat_normalize
 
 
 class SemanticPriorReconstructor(SemanticReconstructor):
-    frozen_prefixes: tuple[str, ...] = ("image_encoder.",)  # the sr nets stay in the checkpoint: self-contained
+    frozen_prefixes: tuple[str, ...] = (
+        "image_encoder.",
+    )  # the sr nets stay in the checkpoint: self-contained
 
     def __init__(
         self,
@@ -50,10 +52,19 @@ class SemanticPriorReconstructor(SemanticReconstructor):
         if frozen_mode not in ("train", "eval"):
             raise ValueError(f"system.frozen_mode: expected 'train' or 'eval', found {frozen_mode!r}")
         if condition_on not in ("clip_voxels", "backbone"):
-            raise ValueError(f"system.condition_on: expected 'clip_voxels' or 'backbone', found {condition_on!r}")
+            raise ValueError(
+                f"system.condition_on: expected 'clip_voxels' or 'backbone', found {condition_on!r}"
+            )
         kwargs.setdefault("mixup_pct", 0.0)
-        super().__init__(ridge=ridge, backbone=backbone, optimizer=optimizer, clipproj=clipproj,
-                         image_encoder=image_encoder, text_weight=text_weight, **kwargs)
+        super().__init__(
+            ridge=ridge,
+            backbone=backbone,
+            optimizer=optimizer,
+            clipproj=clipproj,
+            image_encoder=image_encoder,
+            text_weight=text_weight,
+            **kwargs,
+        )
         self.diffusion_prior = diffusion_prior
         ridge.requires_grad_(False)
         backbone.requires_grad_(False)
@@ -94,19 +105,31 @@ class SemanticPriorReconstructor(SemanticReconstructor):
             cond, clip_voxels = torch.cat([c for c, _ in conds]), torch.cat([v for _, v in conds])
             targets = torch.cat([self.clip_targets(part) for _, part in parts])
             if self.clipproj is not None:
-                batch = {"targets": {"caption_emb": torch.cat([p["targets"]["caption_emb"] for _, p in parts])}}
+                batch = {
+                    "targets": {"caption_emb": torch.cat([p["targets"]["caption_emb"] for _, p in parts])}
+                }
         loss_prior, prior_out = self.diffusion_prior(cond, targets)
         loss = hp.prior_weight * loss_prior
         with torch.no_grad():  # reference adds it to the loss, but no trainable weight sees it
             tau = self.softclip_tau()
-            loss_clip = C.soft_clip_loss(self.gather(flat_normalize(clip_voxels)), self.gather(flat_normalize(targets)), tau)
+            loss_clip = C.soft_clip_loss(
+                self.gather(flat_normalize(clip_voxels)), self.gather(flat_normalize(targets)), tau
+            )
         loss = loss + hp.clip_weight * loss_clip
         loss_text = self.text_loss(prior_out, batch)
         if loss_text is not None:
             loss = loss + hp.text_weight * loss_text
             self.log("train/loss_text", loss_text, sync_dist=True)
-        self.log_dict({"train/loss": loss, "train/loss_prior": loss_prior, "train/loss_clip": loss_clip,
-                       "train/tau": float(tau)}, prog_bar=True, sync_dist=True)
+        self.log_dict(
+            {
+                "train/loss": loss,
+                "train/loss_prior": loss_prior,
+                "train/loss_clip": loss_clip,
+                "train/tau": float(tau),
+            },
+            prog_bar=True,
+            sync_dist=True,
+        )
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -125,8 +148,11 @@ class SemanticPriorReconstructor(SemanticReconstructor):
         if loss_text is not None:
             loss = loss + hp.val_text_weight * loss_text
         self.log_val({"val/loss_text": loss_text}, dataloader_idx, len(preds))
-        self.log_val({"val/loss": loss, "val/loss_prior": loss_prior, "val/loss_clip": loss_clip}, dataloader_idx,
-                     len(preds))
+        self.log_val(
+            {"val/loss": loss, "val/loss_prior": loss_prior, "val/loss_clip": loss_clip},
+            dataloader_idx,
+            len(preds),
+        )
         rows = self.val_rows(dataloader_idx)
         rows["preds"].append(preds.half())
         rows["targets"].append(targs.half())
@@ -134,8 +160,13 @@ class SemanticPriorReconstructor(SemanticReconstructor):
             rows["index"].append(torch.as_tensor(batch["split_index"]).reshape(-1))
         if self.sample_this_epoch():
             samples = self.diffusion_prior.p_sample_loop(cond, timesteps=hp.val_sample_steps, generator=gen)
-            bucket = self._val_samples if not self.multi_subject else self._val_samples_by.setdefault(
-                dataloader_idx, {"samples": [], "targets": [], "index": []})
+            bucket = (
+                self._val_samples
+                if not self.multi_subject
+                else self._val_samples_by.setdefault(
+                    dataloader_idx, {"samples": [], "targets": [], "index": []}
+                )
+            )
             bucket["samples"].append(flat_normalize(samples).half())
             bucket["targets"].append(targs.half())
             if "split_index" in batch:

@@ -45,7 +45,11 @@ from neuroclips.utils.atomic import write_json
 log = logging.getLogger("neuroclips")
 
 IMAGE_KINDS = {"keyframe"}  # kinds that hold one image per clip, scored against GT frame `keyframe_gt_index`
-SELECTION_STAGES = ("sr", "sr_prior", "pr")  # fit stages whose checkpoint choice may have looked at the test set
+SELECTION_STAGES = (
+    "sr",
+    "sr_prior",
+    "pr",
+)  # fit stages whose checkpoint choice may have looked at the test set
 
 
 def model_selection(run_root: Path) -> dict[str, dict]:
@@ -64,7 +68,11 @@ def model_selection(run_root: Path) -> dict[str, dict]:
             if not p.exists():
                 continue
             try:
-                cfg = json.loads(p.read_text())["config"] if name == "summary.json" else yaml.safe_load(p.read_text())
+                cfg = (
+                    json.loads(p.read_text())["config"]
+                    if name == "summary.json"
+                    else yaml.safe_load(p.read_text())
+                )
                 source = str(p)
                 break
             except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError):
@@ -73,8 +81,11 @@ def model_selection(run_root: Path) -> dict[str, dict]:
             continue
         st, dm = cfg.get("stage") or {}, cfg.get("datamodule") or {}
         out[stage] = {
-            "selection": st.get("selection", "validation"), "val_split": dm.get("val_split", "val"),
-            "monitor": st.get("monitor"), "monitor_mode": st.get("monitor_mode"), "source": source,
+            "selection": st.get("selection", "validation"),
+            "val_split": dm.get("val_split", "val"),
+            "monitor": st.get("monitor"),
+            "monitor_mode": st.get("monitor_mode"),
+            "source": source,
         }
     return out
 
@@ -180,17 +191,31 @@ class EvalTask:
         flow = spec(m.get("flow")) if "epe" in self.extra_metrics else {}
         if flow:
             out.flow = build_flow_estimator(
-                flow.get("source", "tiny"), flow.get("path"), flow.get("arch", "large"), int(flow.get("size", 256)),
-                int(flow.get("num_flow_updates", 12)), field="scale.eval.models.flow.path",
+                flow.get("source", "tiny"),
+                flow.get("path"),
+                flow.get("arch", "large"),
+                int(flow.get("size", 256)),
+                int(flow.get("num_flow_updates", 12)),
+                field="scale.eval.models.flow.path",
             )
-            src = flow.get('source', 'tiny')
-            out.names["flow"] = flow.get("label") or f"RAFT {'tiny' if src == 'tiny' else flow.get('arch', 'large')} ({src})"
+            src = flow.get("source", "tiny")
+            out.names["flow"] = (
+                flow.get("label") or f"RAFT {'tiny' if src == 'tiny' else flow.get('arch', 'large')} ({src})"
+            )
         vifi = spec(m.get("vifi")) if "vifi" in self.extra_metrics else {}
         if vifi:
-            out.vifi = build_vifi_clip(vifi.get("source", "tiny"), vifi.get("path"), field="scale.eval.models.vifi.path")
+            out.vifi = build_vifi_clip(
+                vifi.get("source", "tiny"), vifi.get("path"), field="scale.eval.models.vifi.path"
+            )
             out.names["vifi"] = vifi.get("label") or f"ViFi-CLIP ViT-B/16 ({vifi.get('source', 'tiny')})"
         if not meta:
-            for mod in [out.frame_classifier, out.video_classifier, *out.clip_embedders.values(), out.flow, out.vifi]:
+            for mod in [
+                out.frame_classifier,
+                out.video_classifier,
+                *out.clip_embedders.values(),
+                out.flow,
+                out.vifi,
+            ]:
                 if mod is not None:
                     mod.to(device)
         return out
@@ -210,8 +235,16 @@ class EvalTask:
         folder = ReconstructionFolder(self.source, self.layout, self.index_base)
         models = self.build_models(ctx.device)
         scorer = Scorer(
-            models, self.nway, self.ssim, self.psnr, self.clip_pcc, self.pixcorr, self.batch_size, ctx.device,
-            extra_metrics=self.extra_metrics, bootstrap=self.bootstrap,
+            models,
+            self.nway,
+            self.ssim,
+            self.psnr,
+            self.clip_pcc,
+            self.pixcorr,
+            self.batch_size,
+            ctx.device,
+            extra_metrics=self.extra_metrics,
+            bootstrap=self.bootstrap,
         )
         doc = {
             "subject": ctx.subj,
@@ -233,7 +266,11 @@ class EvalTask:
         per_clip_rows: list[dict] = []
         visuals: dict[str, dict[int, np.ndarray]] = {}
         gt_visual: dict[int, np.ndarray] = {}
-        other = ReconstructionFolder(self.compare_with, self.layout, self.index_base) if self.compare_with else None
+        other = (
+            ReconstructionFolder(self.compare_with, self.layout, self.index_base)
+            if self.compare_with
+            else None
+        )
         comparison = self._comparison_doc() if other else None
         for kind in self.kinds:
             only = self._common_clips(folder, other, kind) if other else None
@@ -247,7 +284,10 @@ class EvalTask:
             metrics, per_clip = scorer.score(gt, recon, cache_key=(tuple(clips), tuple(gt.shape)))
             rows = {p.name: preset_row(scorer, p) for p in self.presets}
             doc["kinds"][kind] = {
-                "n_clips": len(clips), "frame_selection": selection, "metrics": metrics, "presets": rows,
+                "n_clips": len(clips),
+                "frame_selection": selection,
+                "metrics": metrics,
+                "presets": rows,
             }
             for i, c in enumerate(clips):
                 per_clip_rows.append(
@@ -273,8 +313,10 @@ class EvalTask:
             doc["comparison"] = comparison
             write_json(run_dir / "comparison.json", comparison)
             write_text(run_dir / "comparison.md", render_comparison_markdown(comparison))
-            extra_outputs = {"comparison": str(run_dir / "comparison.json"),
-                             "comparison_md": str(run_dir / "comparison.md")}
+            extra_outputs = {
+                "comparison": str(run_dir / "comparison.json"),
+                "comparison_md": str(run_dir / "comparison.md"),
+            }
         write_json(run_dir / "metrics.json", doc)
         _write_csv(run_dir / "per_clip.csv", per_clip_rows)
         paths = write_reports(
@@ -307,7 +349,9 @@ class EvalTask:
             return {}  # a flat foreign folder holds one kind: the first one listed
         return folder.entries(kind)
 
-    def _load_kind(self, folder: ReconstructionFolder, kind: str, data_file: str, only: list[int] | None = None):
+    def _load_kind(
+        self, folder: ReconstructionFolder, kind: str, data_file: str, only: list[int] | None = None
+    ):
         """(gt, recon, clips, frame-selection label, {clip: raw recon for the report}) or None if nothing found;
         ``only``: score just these clips (a paired comparison's common clips)."""
         layout = folder.resolved_layout(kind)
@@ -354,14 +398,26 @@ class EvalTask:
     # ------------------------------------------------------------------------------------------------ compare
     def _comparison_doc(self) -> dict:
         b = self.bootstrap
-        return {"a": self.source, "b": self.compare_with, "reps": b.reps, "level": b.level, "seed": b.seed,
-                "permutations": int(self.comparison_cfg["permutations"]), "kinds": {}}
+        return {
+            "a": self.source,
+            "b": self.compare_with,
+            "reps": b.reps,
+            "level": b.level,
+            "seed": b.seed,
+            "permutations": int(self.comparison_cfg["permutations"]),
+            "kinds": {},
+        }
 
     def _common_clips(self, a: ReconstructionFolder, b: ReconstructionFolder, kind: str) -> list[int]:
         ea, eb = self._entries(a, kind), self._entries(b, kind)
         if ea and eb and set(ea) != set(eb):
-            log.warning("compare: '%s' has %d clips in a and %d in b; scoring the %d both have",
-                        kind, len(ea), len(eb), len(set(ea) & set(eb)))
+            log.warning(
+                "compare: '%s' has %d clips in a and %d in b; scoring the %d both have",
+                kind,
+                len(ea),
+                len(eb),
+                len(set(ea) & set(eb)),
+            )
         return sorted(set(ea) & set(eb))
 
     def _compare_kind(self, scorer, other, kind, data_file, only, per_clip_a, comparison) -> None:
@@ -372,8 +428,9 @@ class EvalTask:
         gt, recon, clips, _, _ = loaded
         _, per_clip_b = scorer.score(gt, recon, cache_key=(tuple(clips), tuple(gt.shape)))
         b = self.bootstrap
-        metrics = compare_per_clip(per_clip_a, per_clip_b, labels, b.reps, int(self.comparison_cfg["permutations"]),
-                                   b.level, b.seed)
+        metrics = compare_per_clip(
+            per_clip_a, per_clip_b, labels, b.reps, int(self.comparison_cfg["permutations"]), b.level, b.seed
+        )
         comparison["kinds"][kind] = {"n_clips": len(clips), "metrics": metrics}
 
     def _retrieval(self, folder: ReconstructionFolder, data_file: str) -> dict | None:

@@ -64,8 +64,17 @@ def read_labelled_clips(data_file: str | Path, rows: np.ndarray) -> tuple[np.nda
     return frames, classes, n_classes
 
 
-def _fit(wrapper: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *, steps: int, batch_size: int,
-         lr: float, seed: int, what: str) -> dict:
+def _fit(
+    wrapper: torch.nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    what: str,
+) -> dict:
     """Cross-entropy fit of a loaded classifier wrapper (its preprocessing included), exactly `steps` steps."""
     generator = torch.Generator().manual_seed(seed)
     model = wrapper.model.requires_grad_(True).train()
@@ -79,7 +88,9 @@ def _fit(wrapper: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, 
             batch = batch.flip(-1)
         shift = torch.randint(-6, 7, (2,), generator=generator).tolist()  # objects appear anywhere in a frame
         batch = batch.roll(shift, dims=(-2, -1))
-        pixels = wrapper.preprocess(batch.flatten(0, batch.dim() - 4)).reshape(*batch.shape[:-3], 3, *_side(wrapper))
+        pixels = wrapper.preprocess(batch.flatten(0, batch.dim() - 4)).reshape(
+            *batch.shape[:-3], 3, *_side(wrapper)
+        )
         loss = F.cross_entropy(model(pixel_values=pixels).logits, targets[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -90,8 +101,12 @@ def _fit(wrapper: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, 
     model.eval().requires_grad_(False)
     with torch.no_grad():
         accuracy = float((wrapper(inputs[:512]).argmax(-1) == targets[:512]).float().mean())
-    return {"steps": steps, "loss": float(loss.detach()), "train_accuracy": accuracy,
-            "seconds": round(time.time() - start, 1)}
+    return {
+        "steps": steps,
+        "loss": float(loss.detach()),
+        "train_accuracy": accuracy,
+        "seconds": round(time.time() - start, 1),
+    }
 
 
 def _side(wrapper: torch.nn.Module) -> tuple[int, int]:
@@ -102,11 +117,22 @@ def _side(wrapper: torch.nn.Module) -> tuple[int, int]:
 class TinyClassifierStandins:
     """Fits and saves the frame and video N-way classifiers (see module docstring); called by TinyVaeStandin.run."""
 
-    def __init__(self, *, enabled: bool = True, frame_dir: str | None, video_dir: str | None, steps: int = 400,
-                 batch_size: int = 32, lr: float = 2e-3, seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        enabled: bool = True,
+        frame_dir: str | None,
+        video_dir: str | None,
+        steps: int = 400,
+        batch_size: int = 32,
+        lr: float = 2e-3,
+        seed: int = 0,
+    ) -> None:
         if enabled and not (frame_dir and video_dir):
-            raise ValueError("scale.standins.classifiers: enabled=true needs frame_dir and video_dir, found "
-                             f"{frame_dir!r} and {video_dir!r}.")
+            raise ValueError(
+                "scale.standins.classifiers: enabled=true needs frame_dir and video_dir, found "
+                f"{frame_dir!r} and {video_dir!r}."
+            )
         self.enabled = enabled
         self.frame_dir = Path(frame_dir) if frame_dir else None
         self.video_dir = Path(video_dir) if video_dir else None
@@ -130,7 +156,9 @@ class TinyClassifierStandins:
         """Fit on the training rows without `held_out_rows`; report accuracy on the held-out (validation) rows."""
         with h5py.File(data_file, "r") as f:
             n_train = f["stimuli/train/frames"].shape[0]
-        frames, classes, n_classes = read_labelled_clips(data_file, np.setdiff1d(np.arange(n_train), held_out_rows))
+        frames, classes, n_classes = read_labelled_clips(
+            data_file, np.setdiff1d(np.arange(n_train), held_out_rows)
+        )
         val_frames, val_classes, _ = read_labelled_clips(data_file, held_out_rows)
         targets, val_targets = torch.from_numpy(classes), torch.from_numpy(val_classes)
         clips, val_clips = torch.from_numpy(frames), torch.from_numpy(val_frames)
@@ -139,28 +167,62 @@ class TinyClassifierStandins:
         frame_targets = targets.repeat_interleave(clips.shape[1])
         config = vit_config("tiny")
         config.num_labels = n_classes
-        preprocessor = {"size": {"height": config.image_size, "width": config.image_size}, "resample": 2,
-                        "image_mean": list(HALF_MEAN), "image_std": list(HALF_STD)}
+        preprocessor = {
+            "size": {"height": config.image_size, "width": config.image_size},
+            "resample": 2,
+            "image_mean": list(HALF_MEAN),
+            "image_std": list(HALF_STD),
+        }
         stats["frame_classifier"] = self._fit_one(
-            "frame_classifier", self.frame_dir, "ViTForImageClassification", config, preprocessor,
-            lambda path: build_frame_classifier(source="local", path=path), clips.flatten(0, 1), frame_targets,
-            fingerprint, (val_clips.flatten(0, 1), val_targets.repeat_interleave(val_clips.shape[1])),
+            "frame_classifier",
+            self.frame_dir,
+            "ViTForImageClassification",
+            config,
+            preprocessor,
+            lambda path: build_frame_classifier(source="local", path=path),
+            clips.flatten(0, 1),
+            frame_targets,
+            fingerprint,
+            (val_clips.flatten(0, 1), val_targets.repeat_interleave(val_clips.shape[1])),
         )
         config = videomae_config("tiny", VIDEOMAE_EVAL_FRAMES)
         config.num_labels = n_classes
-        preprocessor = {"size": {"shortest_edge": config.image_size}, "do_center_crop": True,
-                        "crop_size": {"height": config.image_size, "width": config.image_size}, "resample": 2,
-                        "image_mean": list(IMAGENET_MEAN), "image_std": list(IMAGENET_STD)}
+        preprocessor = {
+            "size": {"shortest_edge": config.image_size},
+            "do_center_crop": True,
+            "crop_size": {"height": config.image_size, "width": config.image_size},
+            "resample": 2,
+            "image_mean": list(IMAGENET_MEAN),
+            "image_std": list(IMAGENET_STD),
+        }
         stats["video_classifier"] = self._fit_one(
-            "video_classifier", self.video_dir, "VideoMAEForVideoClassification", config, preprocessor,
-            lambda path: build_video_classifier(source="local", path=path), clips[:, :VIDEOMAE_EVAL_FRAMES], targets,
-            fingerprint, (val_clips[:, :VIDEOMAE_EVAL_FRAMES], val_targets),
+            "video_classifier",
+            self.video_dir,
+            "VideoMAEForVideoClassification",
+            config,
+            preprocessor,
+            lambda path: build_video_classifier(source="local", path=path),
+            clips[:, :VIDEOMAE_EVAL_FRAMES],
+            targets,
+            fingerprint,
+            (val_clips[:, :VIDEOMAE_EVAL_FRAMES], val_targets),
         )
         stats["classes"], stats["clips"] = n_classes, int(clips.shape[0])
         return stats
 
-    def _fit_one(self, what, out_dir: Path, model_cls: str, config, preprocessor: dict, load, inputs, targets,
-                 fingerprint: dict, validation: tuple) -> dict:
+    def _fit_one(
+        self,
+        what,
+        out_dir: Path,
+        model_cls: str,
+        config,
+        preprocessor: dict,
+        load,
+        inputs,
+        targets,
+        fingerprint: dict,
+        validation: tuple,
+    ) -> dict:
         import transformers
 
         # Write into a temporary sibling folder, then swap it in: a killed run never leaves a half-written model.

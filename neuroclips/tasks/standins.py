@@ -98,9 +98,16 @@ def fit_autoencoder(
         scheduler.step()
         done = step + 1
         if done % max(1, steps // 10) == 0 or done == steps:  # progress: ten lines per fit
-            log.info("standins: tiny VAE step %d/%d, L1 %.4f (%.0f s)", done, steps, float(l1), time.time() - start)
+            log.info(
+                "standins: tiny VAE step %d/%d, L1 %.4f (%.0f s)", done, steps, float(l1), time.time() - start
+            )
     vae.eval()
-    return {"l1": float(l1.detach()), "kl_per_dim": float(kl.detach()), "steps": done, "seconds": round(time.time() - start, 1)}
+    return {
+        "l1": float(l1.detach()),
+        "kl_per_dim": float(kl.detach()),
+        "steps": done,
+        "seconds": round(time.time() - start, 1),
+    }
 
 
 @torch.no_grad()
@@ -144,8 +151,11 @@ class TinyVaeStandin:
         self.classifiers = classifiers if classifiers is not None and classifiers.enabled else None
         self.enabled = enabled
         self.architecture = dict(
-            block_out_channels=list(block_out_channels), layers_per_block=layers_per_block,
-            latent_channels=latent_channels, norm_num_groups=norm_num_groups, sample_size=image_size,
+            block_out_channels=list(block_out_channels),
+            layers_per_block=layers_per_block,
+            latent_channels=latent_channels,
+            norm_num_groups=norm_num_groups,
+            sample_size=image_size,
             mid_block_add_attention=mid_block_add_attention,
         )
         self.training = dict(
@@ -165,9 +175,10 @@ class TinyVaeStandin:
         recorded = json.loads(marker.read_text())
         if run_fingerprint is not None and recorded.get("run_fingerprint") != run_fingerprint:
             return False
-        return recorded.get("fingerprint") == data_fingerprint(data_file) and recorded.get(
-            "architecture"
-        ) == self.architecture
+        return (
+            recorded.get("fingerprint") == data_fingerprint(data_file)
+            and recorded.get("architecture") == self.architecture
+        )
 
     def run(self, ctx):
         from neuroclips.data.datamodule import validation_rows
@@ -181,7 +192,9 @@ class TinyVaeStandin:
         with h5py.File(ctx.data_file, "r") as f:
             n_train = f["stimuli/train/frames"].shape[0]
         data_cfg = ctx.cfg.data
-        held_out = validation_rows(n_train, float(data_cfg.val_fraction), int(data_cfg.val_block), int(data_cfg.val_seed))
+        held_out = validation_rows(
+            n_train, float(data_cfg.val_fraction), int(data_cfg.val_block), int(data_cfg.val_seed)
+        )
         outputs = {"tiny_vae": str(self.out_dir)}
         if self.is_current(ctx.data_file, run_fingerprint) and not self.overwrite:
             log.info("standins: %s is up to date for %s", self.out_dir, ctx.data_file)
@@ -189,8 +202,14 @@ class TinyVaeStandin:
         else:
             metrics = self._fit_vae(ctx.data_file, held_out, run_fingerprint)
         if self.classifiers is not None:
-            outputs.update(frame_classifier=str(self.classifiers.frame_dir), video_classifier=str(self.classifiers.video_dir))
-            fingerprint = {**data_fingerprint(ctx.data_file), "held_out_rows": [int(r) for r in np.sort(held_out)]}
+            outputs.update(
+                frame_classifier=str(self.classifiers.frame_dir),
+                video_classifier=str(self.classifiers.video_dir),
+            )
+            fingerprint = {
+                **data_fingerprint(ctx.data_file),
+                "held_out_rows": [int(r) for r in np.sort(held_out)],
+            }
             if self.classifiers.is_current(fingerprint) and not self.overwrite:
                 log.info("standins: N-way classifiers are up to date for %s", ctx.data_file)
                 metrics["classifiers_reused"] = True
@@ -205,7 +224,9 @@ class TinyVaeStandin:
         stats = fit_autoencoder(vae, frames, seed=self.seed, **self.training)
         scale = latent_scaling_factor(vae, frames)
         vae.register_to_config(scaling_factor=scale)
-        stats.update(scaling_factor=scale, recon_mae=reconstruction_error(vae, frames), frames=int(frames.shape[0]))
+        stats.update(
+            scaling_factor=scale, recon_mae=reconstruction_error(vae, frames), frames=int(frames.shape[0])
+        )
         self._save(vae, data_file, stats, run_fingerprint)
         log.info("standins: fitted tiny VAE %s -> %s", stats, self.out_dir)
         return stats
@@ -215,8 +236,12 @@ class TinyVaeStandin:
         tmp = self.out_dir.with_name(self.out_dir.name + f".tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         vae.save_pretrained(str(tmp))
-        marker = {"fingerprint": data_fingerprint(data_file), "architecture": self.architecture, "fit": stats,
-                  "run_fingerprint": run_fingerprint}
+        marker = {
+            "fingerprint": data_fingerprint(data_file),
+            "architecture": self.architecture,
+            "fit": stats,
+            "run_fingerprint": run_fingerprint,
+        }
         (tmp / MARKER).write_text(json.dumps(marker, indent=2))
         if self.out_dir.exists():
             shutil.rmtree(self.out_dir)

@@ -18,7 +18,9 @@ def quote_numeric_group_overrides(argv: list[str]) -> list[str]:
     for a in argv:
         m, listed = _PATTERN.match(a), _LIST_PATTERN.match(a)
         if listed:
-            out.append(f"{listed['key']}=[" + ",".join(f"'{v.strip()}'" for v in listed["vals"].split(",")) + "]")
+            out.append(
+                f"{listed['key']}=[" + ",".join(f"'{v.strip()}'" for v in listed["vals"].split(",")) + "]"
+            )
         else:
             out.append(f"{m['key']}=" + ",".join(f"'{v}'" for v in m["vals"].split(",")) if m else a)
     return out

@@ -54,8 +54,11 @@ class RunLock:
         _drop_env_token(self.token)
         held = _read(self.path)
         if held is None or held.get("token") != self.token:
-            log.warning("%s: not removing the run lock: it is no longer ours (now %s)", self.path,
-                        _describe(held) if held else "gone")
+            log.warning(
+                "%s: not removing the run lock: it is no longer ours (now %s)",
+                self.path,
+                _describe(held) if held else "gone",
+            )
             return
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
@@ -99,10 +102,14 @@ def acquire_run_lock(run_dir: str | Path, argv: list[str] | None = None) -> RunL
     run_dir.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(16)
     info = {
-        "pid": os.getpid(), "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
         "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "argv": list(sys.argv if argv is None else argv), "token": token,
-        "boot_id": _boot_id(), "pid_start": _pid_start(os.getpid()), "slurm": _slurm(),
+        "argv": list(sys.argv if argv is None else argv),
+        "token": token,
+        "boot_id": _boot_id(),
+        "pid_start": _pid_start(os.getpid()),
+        "slurm": _slurm(),
     }
     for _attempt in range(20):
         if _create(path, info):
@@ -114,8 +121,10 @@ def acquire_run_lock(run_dir: str | Path, argv: list[str] | None = None) -> RunL
                 continue  # released meanwhile
             age = time.time() - path.stat().st_mtime
             if age < _UNREADABLE_GRACE_S:
-                raise StageError(f"{run_dir}: another run is creating the lock of this run directory ({path} is "
-                                 f"not readable yet); wait for it to finish, or choose another name=... .")
+                raise StageError(
+                    f"{run_dir}: another run is creating the lock of this run directory ({path} is "
+                    f"not readable yet); wait for it to finish, or choose another name=... ."
+                )
             reason = f"its content is unreadable and it is {age:.0f} s old"
         else:
             if held.get("token") and held["token"] in _env_tokens():
@@ -124,11 +133,17 @@ def acquire_run_lock(run_dir: str | Path, argv: list[str] | None = None) -> RunL
             if reason is None:
                 raise StageError(_held_message(run_dir, held))
         if _take_over(path, held):
-            log.warning("%s: took over a stale run lock (%s; %s)", path,
-                        _describe(held) if held else "unreadable", reason)
+            log.warning(
+                "%s: took over a stale run lock (%s; %s)",
+                path,
+                _describe(held) if held else "unreadable",
+                reason,
+            )
         # loop: create our own now (or find the run that was faster)
-    raise StageError(f"{run_dir}: could not take the lock of this run directory ({path} keeps changing); "
-                     f"another run may be starting there, so wait for it, or choose another name=... .")
+    raise StageError(
+        f"{run_dir}: could not take the lock of this run directory ({path} keeps changing); "
+        f"another run may be starting there, so wait for it, or choose another name=... ."
+    )
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -191,8 +206,9 @@ def _take_over(path: Path, held: dict | None) -> bool:
     except FileNotFoundError:
         return False
     moved = _read(aside)
-    if (held is None and moved is None) or (held is not None and moved is not None
-                                            and moved.get("token") == held.get("token")):
+    if (held is None and moved is None) or (
+        held is not None and moved is not None and moved.get("token") == held.get("token")
+    ):
         aside.unlink()
         return True
     try:  # not the one we judged: someone took it over between our read and the rename; give it back
@@ -210,8 +226,12 @@ def _take_over(path: Path, held: dict | None) -> bool:
 def _stale_reason(held: dict) -> str | None:
     """Why the holder is gone, or None if it may be alive (or cannot be checked: another host)."""
     ours, theirs = _slurm(), held.get("slurm")
-    if ours and isinstance(theirs, dict) and theirs.get("job") == ours["job"] and \
-            _int(theirs.get("restart")) < ours["restart"]:
+    if (
+        ours
+        and isinstance(theirs, dict)
+        and theirs.get("job") == ours["job"]
+        and _int(theirs.get("restart")) < ours["restart"]
+    ):
         return f"it was taken by SLURM job {ours['job']} before it was requeued"  # on any host: the job runs once
     if held.get("host") != socket.gethostname():
         return None
@@ -246,11 +266,15 @@ def _int(value) -> int:
 def _held_message(run_dir: Path, held: dict) -> str:
     where = f"pid {held.get('pid', '?')} on host {held.get('host', '?')}, since {held.get('started', '?')}"
     if held.get("host") != socket.gethostname():
-        return (f"{run_dir}: another run holds this run directory ({where}; a lock taken on another host is never "
-                f"taken over, since that process cannot be checked from here); wait for it to finish, or choose "
-                f"another name=..., or delete {run_dir / LOCK_NAME} if no run is active on {held.get('host', '?')}.")
-    return (f"{run_dir}: another run holds this run directory ({where}); wait for it to finish, or choose another "
-            f"name=... .")
+        return (
+            f"{run_dir}: another run holds this run directory ({where}; a lock taken on another host is never "
+            f"taken over, since that process cannot be checked from here); wait for it to finish, or choose "
+            f"another name=..., or delete {run_dir / LOCK_NAME} if no run is active on {held.get('host', '?')}."
+        )
+    return (
+        f"{run_dir}: another run holds this run directory ({where}); wait for it to finish, or choose another "
+        f"name=... ."
+    )
 
 
 def _describe(held: dict) -> str:
@@ -268,7 +292,7 @@ def _pid_start(pid: int) -> int | None:
     """The process's start time in clock ticks since boot (Linux), to tell a reused pid from its holder."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-        return int(stat[stat.rindex(")") + 2:].split()[19])  # field 22; the name in (...) may hold spaces
+        return int(stat[stat.rindex(")") + 2 :].split()[19])  # field 22; the name in (...) may hold spaces
     except (OSError, ValueError, IndexError):
         return None
 

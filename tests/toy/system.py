@@ -34,8 +34,12 @@ class ToyRegressor(pl.LightningModule):
     def predict_step(self, batch, batch_idx):
         colour = self.net(batch["fmri"]).clamp(0, 1)
         img = colour[:, :, None, None].expand(-1, -1, 8, 8)
-        return {"clip_index": batch["clip_index"], "keyframe": img, "video": img[:, None].expand(-1, 2, -1, -1, -1),
-                "caption": [f"clip {int(c)}" for c in batch["clip_index"]]}
+        return {
+            "clip_index": batch["clip_index"],
+            "keyframe": img,
+            "video": img[:, None].expand(-1, 2, -1, -1, -1),
+            "caption": [f"clip {int(c)}" for c in batch["clip_index"]],
+        }
 
     def configure_optimizers(self):
         return torch.optim.AdamW(self.net.parameters(), lr=self.lr)

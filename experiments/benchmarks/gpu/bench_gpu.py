@@ -79,9 +79,17 @@ def _recipe_rows(part, name, eager, dtype, batch_sizes, run, device, clips, quic
         n = bs if quick else max(clips, bs)
         sec, peak, out = _timed(run, device, n, bs, warmup=not quick)
         first.setdefault(name, torch.as_tensor(out[:1]).float().cpu())
-        rows.append({"part": part, "recipe": name, "batch": bs, "s_per_clip": round(sec, 4),
-                     "peak_gib": None if peak is None else round(peak, 2), "attention": "eager" if eager else "sdpa",
-                     "dtype": str(dtype).replace("torch.", "") if dtype else "float32"})
+        rows.append(
+            {
+                "part": part,
+                "recipe": name,
+                "batch": bs,
+                "s_per_clip": round(sec, 4),
+                "peak_gib": None if peak is None else round(peak, 2),
+                "attention": "eager" if eager else "sdpa",
+                "dtype": str(dtype).replace("torch.", "") if dtype else "float32",
+            }
+        )
     return rows
 
 
@@ -99,7 +107,9 @@ def bench_keyframe(device, scale, clips, batches, compile_unet, quick) -> list[d
     comps = build_unclip("random", scale, context_dim=ctx_dim, unclip_file=None, trust_pickle=True)
     comps.unet.to(device)
     comps.vae.to(device)
-    tokens = torch.randn(max(clips, max(batches)), n_tokens, ctx_dim, generator=torch.Generator().manual_seed(0))
+    tokens = torch.randn(
+        max(clips, max(batches)), n_tokens, ctx_dim, generator=torch.Generator().manual_seed(0)
+    )
     half = torch.float16 if device.type == "cuda" else None
     bf16 = torch.bfloat16 if device.type == "cuda" else None
     rows = []
@@ -114,7 +124,9 @@ def bench_keyframe(device, scale, clips, batches, compile_unet, quick) -> list[d
 
         def run(s, bs, unet=unet, recipe=recipe, dtype=dtype):
             with _autocast(device, dtype):
-                return sample_keyframes(unet, comps.vae, comps.scheduler, recipe, tokens[s : s + bs], list(range(s, s + bs)))
+                return sample_keyframes(
+                    unet, comps.vae, comps.scheduler, recipe, tokens[s : s + bs], list(range(s, s + bs))
+                )
 
         rows += _recipe_rows("keyframe", name, eager, dtype, bss, run, device, clips, quick, first)
     return _with_reference_diff(rows, first)
@@ -130,7 +142,10 @@ def bench_video(device, scale, clips, batches, quick) -> list[dict]:
         m.to(device)
     n_all = max(clips, max(batches))
     g = torch.Generator().manual_seed(0)
-    blurry, keys = torch.rand(n_all, 6, 3, vsize, vsize, generator=g), torch.rand(n_all, 3, vsize, vsize, generator=g)
+    blurry, keys = (
+        torch.rand(n_all, 6, 3, vsize, vsize, generator=g),
+        torch.rand(n_all, 3, vsize, vsize, generator=g),
+    )
     caps = [f"a clip number {i}" for i in range(n_all)]
     recipe = VideoRecipe(size=vsize, steps=steps)
     half = torch.float16 if device.type == "cuda" else None
@@ -141,23 +156,36 @@ def bench_video(device, scale, clips, batches, quick) -> list[dict]:
 
         def run(s, bs, dtype=dtype):
             with _autocast(device, dtype):
-                return generate_videos(pipe, recipe, list(range(s, s + bs)), blurry[s : s + bs].to(device),
-                                       keys[s : s + bs].to(device), caps[s : s + bs])
+                return generate_videos(
+                    pipe,
+                    recipe,
+                    list(range(s, s + bs)),
+                    blurry[s : s + bs].to(device),
+                    keys[s : s + bs].to(device),
+                    caps[s : s + bs],
+                )
 
         rows += _recipe_rows("video", name, eager, dtype, bss, run, device, clips, quick, first)
     return _with_reference_diff(rows, first)
 
 
 def markdown(result: dict) -> str:
-    lines = [f"GPU: **{result['device']}**, scale `{result['scale']}`, random weights of the real architectures.", "",
-             "| part | recipe | batch | precision | attention | s per step / clip | peak GiB | max abs diff vs reference |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"GPU: **{result['device']}**, scale `{result['scale']}`, random weights of the real architectures.",
+        "",
+        "| part | recipe | batch | precision | attention | s per step / clip | peak GiB | max abs diff vs reference |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in result["train"]:
-        lines.append(f"| {r['stage']} train step | {r['recipe']} | {r.get('batch_size')} | {r.get('precision')} | - | "
-                     f"{r.get('s_per_step', r.get('error'))} | {r.get('peak_gib')} | - |")
+        lines.append(
+            f"| {r['stage']} train step | {r['recipe']} | {r.get('batch_size')} | {r.get('precision')} | - | "
+            f"{r.get('s_per_step', r.get('error'))} | {r.get('peak_gib')} | - |"
+        )
     for r in result["generation"]:
-        lines.append(f"| {r['part']} | {r['recipe']} | {r['batch']} | {r['dtype']} | {r['attention']} | {r['s_per_clip']} | "
-                     f"{r['peak_gib']} | {r['max_abs_diff_vs_reference']} |")
+        lines.append(
+            f"| {r['part']} | {r['recipe']} | {r['batch']} | {r['dtype']} | {r['attention']} | {r['s_per_clip']} | "
+            f"{r['peak_gib']} | {r['max_abs_diff_vs_reference']} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -177,23 +205,43 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     skip = set(filter(None, args.skip.split(",")))
-    result = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu", "scale": args.scale,
-              "train": [], "generation": []}
+    result = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "scale": args.scale,
+        "train": [],
+        "generation": [],
+    }
     t0 = time.time()
     if "train" not in skip:
         cpu = device.type == "cpu"
         for stage in ("sr", "pr"):
-            for recipe, prec in (("reference", "32-true" if cpu else "16-mixed"), ("ours", "32-true" if cpu else "bf16-mixed")):
+            for recipe, prec in (
+                ("reference", "32-true" if cpu else "16-mixed"),
+                ("ours", "32-true" if cpu else "bf16-mixed"),
+            ):
                 try:
-                    r = train_step_gpu.bench_stage(stage, args.scale, device.type, prec, args.train_steps,
-                                                   2 if args.quick else None, warmup=0 if args.quick else 2)
+                    r = train_step_gpu.bench_stage(
+                        stage,
+                        args.scale,
+                        device.type,
+                        prec,
+                        args.train_steps,
+                        2 if args.quick else None,
+                        warmup=0 if args.quick else 2,
+                    )
                 except torch.OutOfMemoryError as e:
-                    r = {"stage": stage, "precision": prec, "error": f"out of memory: {str(e).splitlines()[0]}"}
+                    r = {
+                        "stage": stage,
+                        "precision": prec,
+                        "error": f"out of memory: {str(e).splitlines()[0]}",
+                    }
                 r["recipe"] = recipe
                 result["train"].append(r)
                 print(json.dumps(r), flush=True)
     if "keyframe" not in skip:
-        result["generation"] += bench_keyframe(device, args.scale, args.clips, args.keyframe_batches, args.compile, args.quick)
+        result["generation"] += bench_keyframe(
+            device, args.scale, args.clips, args.keyframe_batches, args.compile, args.quick
+        )
     if "video" not in skip:
         result["generation"] += bench_video(device, args.scale, args.clips, args.video_batches, args.quick)
     result["wall_s"] = round(time.time() - t0, 1)

@@ -51,8 +51,10 @@ def synthetic_item(stage: str, cfg, system) -> dict:
     item = {"fmri": torch.randn(v), "clip_index": 0, "split_index": 0, "rep": 0, "keyframe_index": 2}
     if stage == "sr":
         s = cfg.scale.sr
-        item["targets"] = {"clip_tokens": torch.randn(int(s.clip_tokens), int(s.clip_dim)),
-                           "caption_emb": torch.randn(int(s.text_dim))}
+        item["targets"] = {
+            "clip_tokens": torch.randn(int(s.clip_tokens), int(s.clip_dim)),
+            "caption_emb": torch.randn(int(s.text_dim)),
+        }
     else:
         size = int(cfg.scale.image_size)
         frames = torch.rand(6, 3, size, size)
@@ -74,7 +76,9 @@ class _Repeat(torch.utils.data.Dataset):
         return self.item
 
 
-def bench_stage(stage: str, scale: str, device: str, precision: str, steps: int, batch_size: int | None, warmup: int = 2) -> dict:
+def bench_stage(
+    stage: str, scale: str, device: str, precision: str, steps: int, batch_size: int | None, warmup: int = 2
+) -> dict:
     import pytorch_lightning as pl
     from hydra.utils import instantiate
 
@@ -99,14 +103,27 @@ def bench_stage(stage: str, scale: str, device: str, precision: str, steps: int,
     loader = torch.utils.data.DataLoader(_Repeat(item, bs * (steps + warmup)), batch_size=bs, num_workers=0)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    trainer = pl.Trainer(accelerator="gpu" if device == "cuda" else "cpu", devices=1, precision=precision,
-                         max_epochs=1, limit_val_batches=0, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, callbacks=[Timer()])
+    trainer = pl.Trainer(
+        accelerator="gpu" if device == "cuda" else "cpu",
+        devices=1,
+        precision=precision,
+        max_epochs=1,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Timer()],
+    )
     trainer.fit(system, train_dataloaders=loader)
     measured = times[warmup:] or times
     trainable = sum(p.numel() for p in system.parameters() if p.requires_grad)
     return {
-        "stage": stage, "scale": scale, "precision": precision, "batch_size": bs, "steps": len(measured),
+        "stage": stage,
+        "scale": scale,
+        "precision": precision,
+        "batch_size": bs,
+        "steps": len(measured),
         "trainable_params": trainable,
         "s_per_step": round(sum(measured) / len(measured), 4),
         "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device == "cuda" else None,
@@ -129,18 +146,30 @@ def main(argv=None) -> list[dict]:
     for stage in args.stages.split(","):
         for recipe in args.recipes.split(","):
             try:
-                r = bench_stage(stage, args.scale, args.device, precisions[recipe], args.steps, args.batch_size)
+                r = bench_stage(
+                    stage, args.scale, args.device, precisions[recipe], args.steps, args.batch_size
+                )
             except torch.OutOfMemoryError as e:
-                r = {"stage": stage, "precision": precisions[recipe], "error": f"out of memory: {str(e).splitlines()[0]}"}
+                r = {
+                    "stage": stage,
+                    "precision": precisions[recipe],
+                    "error": f"out of memory: {str(e).splitlines()[0]}",
+                }
             r["recipe"] = recipe
             rows.append(r)
             print(json.dumps(r), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"device": torch.cuda.get_device_name() if not cpu else "cpu", "rows": rows}, indent=2))
-    print("| stage | recipe | precision | batch | s/step | peak GiB | trainable |\n|---|---|---|---|---|---|---|")
+    Path(args.out).write_text(
+        json.dumps({"device": torch.cuda.get_device_name() if not cpu else "cpu", "rows": rows}, indent=2)
+    )
+    print(
+        "| stage | recipe | precision | batch | s/step | peak GiB | trainable |\n|---|---|---|---|---|---|---|"
+    )
     for r in rows:
-        print(f"| {r['stage']} | {r['recipe']} | {r.get('precision')} | {r.get('batch_size')} | {r.get('s_per_step', r.get('error'))} "
-              f"| {r.get('peak_gib')} | {r.get('trainable_params')} |")
+        print(
+            f"| {r['stage']} | {r['recipe']} | {r.get('precision')} | {r.get('batch_size')} | {r.get('s_per_step', r.get('error'))} "
+            f"| {r.get('peak_gib')} | {r.get('trainable_params')} |"
+        )
     return rows
 
 
