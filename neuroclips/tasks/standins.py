@@ -99,7 +99,7 @@ def fit_autoencoder(
         done = step + 1
         if done % max(1, steps // 10) == 0 or done == steps:  # progress: ten lines per fit
             log.info(
-                "standins: tiny VAE step %d/%d, L1 %.4f (%.0f s)", done, steps, float(l1), time.time() - start
+                "standins: tiny VAE step %d/%d, L1 %.4f (%.0f s)", done, steps, l1.item(), time.time() - start
             )
     vae.eval()
     return {
