@@ -266,12 +266,16 @@ def test_low_level_head_group_is_the_reference_and_batch_removes_the_clip_indepe
         LowLevelHead(hidden=16, norm="layer")
 
 
-def test_low_level_norm_is_batch_at_tiny_and_the_reference_group_at_paper_and_in_recipe_reference():
+def test_low_level_norm_is_the_reference_group_by_default_and_batch_on_request():
     from tests.test_recipe_reference import config
 
     for stage in ("pr", "blurry"):
         net = (lambda cfg: cfg.system.net) if stage == "pr" else (lambda cfg: cfg.system.net.module)  # noqa: E731
-        assert net(config(f"stage={stage}", "scale=tiny")).low_level_norm == "batch"
+        assert net(config(f"stage={stage}", "scale=tiny")).low_level_norm == "group"
+        assert (
+            net(config(f"stage={stage}", "scale=tiny", "scale.pr.net.low_level_norm=batch")).low_level_norm
+            == "batch"
+        )
         assert net(config(f"stage={stage}", "scale=paper")).low_level_norm == "group"
         assert net(config(f"stage={stage}", "scale=tiny", "recipe=reference")).low_level_norm == "group"
 
