@@ -119,3 +119,21 @@ def test_paper_flow_and_vifi_architectures_on_meta():
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert 5_200_000 < count(raft) < 5_300_000  # torchvision raft_large (5.26 M)
     assert 86_000_000 < count(vifi) < 86_500_000  # CLIP ViT-B/16 vision tower + projection to 512
+
+
+def test_vifi_checkpoints_are_read_by_the_shared_reader_weights_only_unless_trusted(tmp_path):
+    """ViFi-CLIP's .pth keeps its weights under "model" beside a pickled training config: the shared reader unwraps
+    it, and unpickles the extras only when the user trusts the file (as for every other checkpoint)."""
+    import types
+
+    from neuroclips.models.generator_loading import load_checkpoint_dict
+
+    weights = {"image_encoder.proj": torch.ones(2, 2)}
+    path = tmp_path / "vifi.pth"
+    torch.save({"model": weights, "config": types.SimpleNamespace(arch="ViT-B/16")}, path)
+    with pytest.raises(RuntimeError, match="trust_pickle=true"):
+        load_checkpoint_dict(path, "scale.eval.models.vifi.path")
+    state = load_checkpoint_dict(path, "scale.eval.models.vifi.path", trust_pickle=True)
+    assert _strip(state).keys() == {"proj"} and torch.equal(
+        _strip(state)["proj"], weights["image_encoder.proj"]
+    )

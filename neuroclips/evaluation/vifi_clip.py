@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from neuroclips.models.generator_loading import load_checkpoint_dict
 from neuroclips.utils.weights import MissingWeightsError
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -63,7 +64,10 @@ def _strip(state: dict) -> dict:
 
 
 def build_vifi_clip(
-    source: str = "tiny", path: str | None = None, field: str = "scale.eval.models.vifi.path"
+    source: str = "tiny",
+    path: str | None = None,
+    field: str = "scale.eval.models.vifi.path",
+    trust_pickle: bool = False,
 ) -> VideoEmbedder:
     from open_clip.transformer import VisionTransformer
 
@@ -86,8 +90,9 @@ def build_vifi_clip(
                 f"{p}: ViFi-CLIP checkpoint not found (config field '{field}'); put the ViFi-CLIP ViT-B/16 K400 "
                 f".pth there or point '{field}' at it."
             )
-        ckpt = torch.load(p, map_location="cpu", weights_only=False)
-        state = _strip(ckpt.get("model", ckpt) if isinstance(ckpt, dict) else ckpt)
+        # the project's one checkpoint reader: weights_only unless the user trusts the file (ViFi-CLIP's .pth may hold
+        # a pickled training config beside the weights under "model")
+        state = _strip(load_checkpoint_dict(p, field, trust_pickle=trust_pickle))
         missing, unexpected = visual.load_state_dict(state, strict=False)
         if missing:
             raise MissingWeightsError(

@@ -74,7 +74,12 @@ def load_checkpoint_dict(
                     f"if you trust the file, set trust_pickle=true to unpickle it."
                 ) from err
             state = torch.load(path, map_location="cpu", weights_only=False)
-    for wrapper in ("state_dict", "controlnet", "module"):
+    for wrapper in (
+        "state_dict",
+        "controlnet",
+        "module",
+        "model",
+    ):  # "model": ViFi-CLIP's training checkpoints
         if isinstance(state.get(wrapper), dict):
             state = state[wrapper]
     return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}

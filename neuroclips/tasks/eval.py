@@ -205,7 +205,10 @@ class EvalTask:
         vifi = spec(m.get("vifi")) if "vifi" in self.extra_metrics else {}
         if vifi:
             out.vifi = build_vifi_clip(
-                vifi.get("source", "tiny"), vifi.get("path"), field="scale.eval.models.vifi.path"
+                vifi.get("source", "tiny"),
+                vifi.get("path"),
+                field="scale.eval.models.vifi.path",
+                trust_pickle=bool(vifi.get("trust_pickle", False)),
             )
             out.names["vifi"] = vifi.get("label") or f"ViFi-CLIP ViT-B/16 ({vifi.get('source', 'tiny')})"
         if not meta:
