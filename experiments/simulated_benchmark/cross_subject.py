@@ -21,15 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -38,51 +35,16 @@ from neuroclips.checkpoints import load_into, read_checkpoint  # noqa: E402
 from neuroclips.data.datamodule import CC2017DataModule  # noqa: E402
 from neuroclips.data.schema import SUBJECT_VOXELS  # noqa: E402
 from neuroclips.models.semantic import RidgeAdapters, SemanticBackbone  # noqa: E402
-from neuroclips.systems.semantic import retrieval_top1  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sr_vs_ridge import cli as run_stage  # noqa: E402  (the same CLI runner, voxel/target collection, ridge, top-1)
+from sr_vs_ridge import collect, ridge_fit, top1  # noqa: E402
 
 TAG = ("<!-- generated table: start cross_subject -->", "<!-- generated table: end cross_subject -->")
 
 
 def cli(args: list[str], work: Path) -> float:
-    env = {
-        **os.environ,
-        "NEUROCLIPS_RUNS_DIR": str(work / "runs"),
-        "NEUROCLIPS_DATA_DIR": str(work / "data"),
-        "HF_HUB_OFFLINE": "1",
-        "WANDB_MODE": "disabled",
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": str(REPO),
-    }
-    cmd = [
-        sys.executable,
-        "-m",
-        "neuroclips.train",
-        "scale=tiny",
-        "logger=none",
-        "trainer.enable_progress_bar=false",
-        *args,
-    ]
-    t0 = time.time()
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(args)}\n{proc.stderr[-3000:]}")
-    return time.time() - t0
-
-
-def collect(ds, epochs: tuple[int, ...] = (0,)) -> tuple[torch.Tensor, torch.Tensor]:
-    """Voxels and flattened target tokens of every item (train: one pass per epoch parity = both repetitions)."""
-    xs, ys = [], []
-    for e in epochs:
-        ds.set_epoch(e)
-        for i in range(len(ds)):
-            item = ds[i]
-            xs.append(item["fmri"])
-            ys.append(item["targets"]["clip_tokens"].flatten())
-    return torch.stack(xs).float(), torch.stack(ys).float()
-
-
-def top1(pred: torch.Tensor, target: torch.Tensor, k: int) -> tuple[float, float]:
-    return retrieval_top1(F.normalize(pred, dim=-1), F.normalize(target, dim=-1), k)
+    return run_stage(args, work, defaults=("logger=none",))
 
 
 def subject1_scores(ckpt_path: Path, splits: dict, k: int) -> dict:
@@ -121,7 +83,7 @@ def ridge_baseline(train: tuple, splits: dict, k: int) -> dict:
     y_mean = y.mean(0)
     best = None
     for lam in np.logspace(1, 7, 13):
-        w = z(x).T @ torch.linalg.solve(z(x) @ z(x).T + float(lam) * torch.eye(len(x)), y - y_mean)
+        w = ridge_fit(z(x), y - y_mean, float(lam))
         scores = {s: top1(z(xs) @ w + y_mean, ys, k) for s, (xs, ys) in splits.items()}
         if best is None or sum(scores["val"]) > sum(best["val"]):
             best = {**scores, "lambda": float(lam)}

@@ -40,7 +40,8 @@ def markers(tag: str) -> tuple[str, str]:
     return f"<!-- generated table: start {tag} -->", f"<!-- generated table: end {tag} -->"
 
 
-def cli(args: list[str], work: Path) -> None:
+def cli(args: list[str], work: Path, defaults: tuple[str, ...] = ("resume=never",)) -> float:
+    """Run one tiny stage through the real CLI with runs and data under ``work``; seconds it took."""
     env = {
         **os.environ,
         "NEUROCLIPS_RUNS_DIR": str(work / "runs"),
@@ -55,13 +56,15 @@ def cli(args: list[str], work: Path) -> None:
         "-m",
         "neuroclips.train",
         "scale=tiny",
-        "resume=never",
+        *defaults,
         "trainer.enable_progress_bar=false",
         *args,
     ]
+    t0 = time.time()
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"failed: {' '.join(args)}\n{proc.stderr[-3000:]}")
+    return time.time() - t0
 
 
 def collect(ds, epochs: tuple[int, ...] = (0,)) -> tuple[torch.Tensor, torch.Tensor]:
