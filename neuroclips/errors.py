@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import errno
+import sys
+from collections.abc import Callable
+from typing import TypeVar
 
 from omegaconf.errors import InterpolationKeyError, MissingMandatoryValue
+
+T = TypeVar("T")
 
 
 class UserError(Exception):
@@ -54,3 +59,17 @@ def user_error_in_chain(e: BaseException | None) -> BaseException | None:
         seen.add(id(e))
         e = e.__cause__ or e.__context__
     return None
+
+
+def run_reporting_user_errors(fn: Callable[..., T], *args) -> T:
+    """``fn(*args)``, as the entry points run a stage: a user error anywhere in the exception chain (Hydra wraps
+    errors raised while instantiating) is printed as its one sentence and exits with 2; any other error keeps its
+    traceback."""
+    try:
+        return fn(*args)
+    except Exception as e:  # noqa: BLE001 - only user errors are reported briefly
+        user = user_error_in_chain(e)
+        if user is None:
+            raise
+        print(format_user_error(user), file=sys.stderr)
+        sys.exit(2)

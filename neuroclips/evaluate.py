@@ -86,17 +86,10 @@ def translate(argv: list[str]) -> list[str]:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def _run(cfg: DictConfig) -> dict | None:
-    from neuroclips.errors import format_user_error, user_error_in_chain
+    from neuroclips.errors import run_reporting_user_errors
     from neuroclips.runtime import run
 
-    try:
-        return run(cfg)
-    except Exception as e:  # noqa: BLE001 - user errors (also wrapped by Hydra's instantiate) get one sentence
-        user = user_error_in_chain(e)
-        if user is None:
-            raise
-        print(format_user_error(user), file=sys.stderr)
-        sys.exit(2)
+    return run_reporting_user_errors(run, cfg)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,21 +12,14 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 import neuroclips.utils.resolvers  # noqa: E402,F401  (registers ${nc.cwd:})
-from neuroclips.errors import format_user_error, user_error_in_chain  # noqa: E402
+from neuroclips.errors import run_reporting_user_errors  # noqa: E402
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> dict | None:
     from neuroclips.runtime import run
 
-    try:
-        return run(cfg)
-    except Exception as e:  # noqa: BLE001 - only user errors are reported briefly; others keep their traceback
-        user = user_error_in_chain(e)
-        if user is None:
-            raise
-        print(format_user_error(user), file=sys.stderr)
-        sys.exit(2)
+    return run_reporting_user_errors(run, cfg)
 
 
 if __name__ == "__main__":

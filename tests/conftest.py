@@ -107,7 +107,7 @@ def run_inprocess(
     from omegaconf import open_dict
 
     import neuroclips.utils.resolvers  # noqa: F401
-    from neuroclips.errors import format_user_error, user_error_in_chain
+    from neuroclips.errors import run_reporting_user_errors
     from neuroclips.runtime import run
     from neuroclips.utils.cli import quote_numeric_group_overrides
 
@@ -139,15 +139,12 @@ def run_inprocess(
                     HydraConfig.instance().set_config(cfg)
                     with open_dict(cfg):
                         del cfg["hydra"]
-                    run(cfg)
-            except Exception as e:  # noqa: BLE001 - as neuroclips.train.main: user errors are one sentence, exit 2
-                user = user_error_in_chain(e)
-                if user is None:
-                    traceback.print_exc()
-                    code = 1
-                else:
-                    print(format_user_error(user), file=sys.stderr)
-                    code = 2
+                    run_reporting_user_errors(run, cfg)  # what neuroclips.train.main runs
+            except SystemExit as e:  # a user error: its one sentence is on stderr
+                code = e.code if isinstance(e.code, int) else 1
+            except Exception:  # noqa: BLE001 - any other error: its traceback, as the CLI would print it
+                traceback.print_exc()
+                code = 1
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
