@@ -106,9 +106,7 @@ def memory_plan(cfg: DictConfig, report: dict, modules: dict[str, nn.Module]) ->
     precision = str(OmegaConf.select(cfg, "trainer.precision", default="32-true"))
     half = precision.startswith(("bf16", "16"))
     act_bytes = 2 if half else 4
-    frozen_bytes = (
-        2 if OmegaConf.select(cfg, "scale.frozen_dtype", default="float32") in ("bfloat16", "float16") else 4
-    )
+    frozen_bytes = 4  # no stage casts its frozen models: they are held in float32 whatever trainer.precision
     batch = int(OmegaConf.select(cfg, "datamodule.batch_size", default=1) or 1)
     p_t, p_f = int(report["trainable"]), int(report["frozen"])
     per_sample = activation_bytes_per_sample(modules, act_bytes)

@@ -5,10 +5,10 @@ Pure functions live in their modules: ``neuroclips.metrics.ssim.ssim``, ``.psnr.
 ``.flow.endpoint_error``; aggregations in ``.aggregate`` (``per_position``, ``per_clip``, ``all_pairs``); bootstrap
 intervals and paired comparisons in ``.stats`` (the package does not re-export
 ``ssim``/``psnr``/``pixcorr`` so that those names keep meaning the modules). torchmetrics wrappers for batching/DDP:
-``FrameSSIM``, ``FramePSNR``, ``FramePixCorr``.
+``FrameSSIM``, ``FramePSNR``.
 """
 
-from neuroclips.metrics.accumulators import FramePixCorr, FramePSNR, FrameSSIM
+from neuroclips.metrics.accumulators import FramePSNR, FrameSSIM
 from neuroclips.metrics.clip_pcc import CLIP_PCC_VARIANTS, clip_pcc_per_clip, clip_pcc_score
 from neuroclips.metrics.nway import NWAY_PROTOCOLS, NWayResult, nway_topk, nway_topk_frames
 from neuroclips.metrics.psnr import PSNR_VARIANTS
@@ -21,7 +21,6 @@ __all__ = [
     "PSNR_VARIANTS",
     "SSIM_VARIANTS",
     "FramePSNR",
-    "FramePixCorr",
     "FrameSSIM",
     "NWayResult",
     "clip_pcc_per_clip",

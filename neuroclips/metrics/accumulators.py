@@ -1,6 +1,6 @@
 """torchmetrics wrappers: per-sample scores accumulated across batches and gathered across DDP ranks.
 
-The metric math lives in the pure functions (ssim.py, psnr.py, pixcorr.py); these classes only batch and sync, so
+The metric math lives in the pure functions (ssim.py, psnr.py); these classes only batch and sync, so
 a Lightning system or a multi-GPU evaluation can ``update`` per batch and ``compute`` once. ``compute`` returns the
 per-sample values (N,) so the caller aggregates the way its protocol says (per frame position, per clip, ...).
 """
@@ -11,7 +11,6 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from neuroclips.metrics.pixcorr import pixcorr
 from neuroclips.metrics.psnr import psnr
 from neuroclips.metrics.ssim import ssim
 
@@ -55,11 +54,3 @@ class FramePSNR(PerFrameScore):
     def score(self, pred, gt):
         return psnr(pred, gt, variant=self.variant)
 
-
-class FramePixCorr(PerFrameScore):
-    def __init__(self, size: int | None = 425, **kwargs):
-        super().__init__(**kwargs)
-        self.size = size
-
-    def score(self, pred, gt):
-        return pixcorr(pred, gt, size=self.size)

@@ -42,8 +42,3 @@ def load_state_dict_file(path: str | Path, field: str, what: str) -> dict:
         return load_file(str(p))
     return torch.load(p, map_location="cpu", weights_only=True)
 
-
-def count_parameters(module: nn.Module) -> dict[str, int]:
-    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in module.parameters())
-    return {"trainable": trainable, "frozen": total - trainable, "total": total}
