@@ -95,8 +95,3 @@ def test_temperature_schedules():
     assert C.softclip_temperature(9, 10, 0.5) == pytest.approx(0.0075)
     assert C.cosine_anneal(0.004, 0.0075, 1, 0) == 0.004  # upstream gives NaN here
     assert C.mixco_epochs(1.0, 30) == 30
-
-
-def test_top1_accuracy():
-    sim = torch.tensor([[0.9, 0.1], [0.8, 0.2]])
-    assert C.top1_accuracy(sim).item() == 0.5

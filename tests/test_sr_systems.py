@@ -10,10 +10,11 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from neuroclips.metrics.retrieval import retrieval_top1
 from neuroclips.models.prior import BrainDiffusionPrior, PriorNetwork
 from neuroclips.models.semantic import RidgeAdapters, SemanticBackbone
 from neuroclips.models.text_projector import TextProjector
-from neuroclips.systems.semantic import SemanticReconstructor, cached_target_names, retrieval_top1
+from neuroclips.systems.semantic import SemanticReconstructor, cached_target_names
 from neuroclips.systems.semantic_prior import SemanticPriorReconstructor
 from tests.conftest import read_summary, run_cli, run_inprocess
 
@@ -115,8 +116,11 @@ def test_sr_prior_trains_only_the_prior_and_keeps_frozen_nets_in_train_mode():
 
 def test_retrieval_chunks_and_target_names():
     x = torch.nn.functional.normalize(torch.randn(10, 5), dim=-1)
-    assert retrieval_top1(x, x, k=4) == (1.0, 1.0)  # two full chunks of 4; the last 2 clips are left out
-    assert retrieval_top1(x, x.roll(1, 0), k=100)[0] < 1.0
+    res = retrieval_top1(
+        x, x, 4
+    )  # the SR's validation retrieval: two full chunks of 4; the last 2 clips left out
+    assert (res.forward, res.backward, res.blocks) == (1.0, 1.0, 2)
+    assert retrieval_top1(x, x.roll(1, 0), 100).forward < 1.0  # fewer clips than k: one chunk of all
     assert cached_target_names(False) == ["clip_tokens", "caption_emb"]
     assert cached_target_names(True) == ["caption_emb"]
 

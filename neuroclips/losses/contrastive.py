@@ -121,9 +121,3 @@ def softclip_temperature(
     """SoftCLIP tau for ``epoch``: a cosine from start to end over the epochs after the MixCo phase."""
     first = mixco_epochs(mixup_pct, epochs)
     return cosine_anneal(start, end, epochs - first, epoch - first)
-
-
-def top1_accuracy(similarity: Tensor) -> Tensor:
-    """Fraction of rows whose largest entry is on the diagonal (ties resolved by argmax order)."""
-    labels = torch.arange(len(similarity), device=similarity.device)
-    return (similarity.argmax(dim=-1) == labels).float().mean()

@@ -53,4 +53,3 @@ class FramePSNR(PerFrameScore):
 
     def score(self, pred, gt):
         return psnr(pred, gt, variant=self.variant)
-

@@ -53,6 +53,7 @@ from neuroclips.systems.multi_subject import (
     per_subject_and_mean,
     subject_names,
 )
+from neuroclips.systems.schedules import one_cycle
 
 OBJECTIVES = ("reference", "paper_eq1")
 LATENT_SOURCES = ("cached", "online")
@@ -335,17 +336,12 @@ class PerceptualReconstructor(pl.LightningModule):
         if self.hparams.lr_scheduler == "none":
             return optimizer
         epochs = max(1, int(self.trainer.max_epochs or 1))
-        total_steps = int(self.trainer.estimated_stepping_batches)
-        if total_steps < 4:  # OneCycle needs at least one step up and one down (smoke runs)
-            return optimizer
-        # reference: pct_start = 2 / epochs; capped so that runs of one or two epochs still warm up and decay
-        pct_start = min(max(self.hparams.pct_start_epochs / epochs, 1.5 / total_steps), 0.5)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        # reference: pct_start = 2 / epochs; capped at 0.5 so that runs of one or two epochs still warm up and decay
+        scheduler = one_cycle(
             optimizer,
-            max_lr=[group["lr"] for group in optimizer.param_groups],
-            total_steps=total_steps,
-            pct_start=pct_start,
-            div_factor=self.hparams.div_factor,
-            final_div_factor=self.hparams.final_div_factor,
+            int(self.trainer.estimated_stepping_batches),
+            min(self.hparams.pct_start_epochs / epochs, 0.5),
+            self.hparams.div_factor,
+            self.hparams.final_div_factor,
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neuroclips.losses import contrastive as C
+from neuroclips.metrics.retrieval import retrieval_top1
 from neuroclips.models.frozen_clip import ClipImageTokenEncoder
 from neuroclips.models.semantic import RidgeAdapters, SemanticBackbone
 from neuroclips.models.text_projector import TextProjector
@@ -39,6 +40,7 @@ from neuroclips.systems.multi_subject import (
     per_subject_and_mean,
     subject_names,
 )
+from neuroclips.systems.schedules import one_cycle
 
 
 def cached_target_names(online: bool) -> list[str]:
@@ -49,19 +51,6 @@ def cached_target_names(online: bool) -> list[str]:
 def flat_normalize(x: Tensor) -> Tensor:
     """All tokens as one vector per sample, L2-normalised (every contrastive term of the reference does this)."""
     return F.normalize(x.flatten(1), dim=-1)
-
-
-def retrieval_top1(preds: Tensor, targets: Tensor, k: int) -> tuple[float, float]:
-    """Mean forward (pred -> target) and backward top-1 accuracy over consecutive chunks of ``k`` clips.
-
-    Only full chunks count (as the reference's batches of 300); with fewer than ``k`` clips, one chunk of all.
-    Inputs are normalised embeddings (N, D).
-    """
-    n = len(preds)
-    chunks = [(s, s + k) for s in range(0, n - k + 1, k)] or [(0, n)]
-    fwd = [C.top1_accuracy(preds[a:b].float() @ targets[a:b].float().T) for a, b in chunks]
-    bwd = [C.top1_accuracy(targets[a:b].float() @ preds[a:b].float().T) for a, b in chunks]
-    return float(torch.stack(fwd).mean()), float(torch.stack(bwd).mean())
 
 
 NET_ARGUMENTS = ("ridge", "backbone", "clipproj", "image_encoder", "diffusion_prior", "optimizer")
@@ -307,12 +296,14 @@ class SemanticReconstructor(pl.LightningModule):
 
     def retrieval_of(self, rows: dict[str, list[Tensor]], prefix: str = "val/top1") -> dict[str, float]:
         gathered = self.gather_in_order(rows)
-        fwd, bwd = retrieval_top1(
+        # consecutive chunks of retrieval_k clips, only full ones (one chunk of all when fewer), as the reference's
+        # batches of 300; the same metric as the evaluation's (neuroclips.metrics.retrieval)
+        res = retrieval_top1(
             gathered["preds" if "preds" in gathered else "samples"],
             gathered["targets"],
             self.hparams.retrieval_k,
         )
-        return {f"{prefix}_fwd": fwd, f"{prefix}_bwd": bwd}
+        return {f"{prefix}_fwd": res.forward, f"{prefix}_bwd": res.backward}
 
     def on_validation_epoch_end(self) -> None:
         if not self.multi_subject:
@@ -359,15 +350,7 @@ class SemanticReconstructor(pl.LightningModule):
         epochs = max(int(self.trainer.max_epochs), 1)
         # reference pct_start = 2 / epochs; capped at 0.5 so that runs under 4 epochs still have a decay phase
         pct = hp.pct_start if hp.pct_start is not None else min(2.0 / epochs, 0.5)
-        # very short runs (smoke tests): OneCycle needs at least 2 steps in each phase or it divides by zero
-        total = max(int(self.trainer.estimated_stepping_batches), 8)
-        pct = min(max(pct, 2.0 / total), 1.0 - 2.0 / total)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=[g["lr"] for g in optimizer.param_groups],
-            total_steps=total,
-            pct_start=pct,
-            final_div_factor=hp.final_div_factor,
-            div_factor=hp.div_factor,
+        scheduler = one_cycle(
+            optimizer, int(self.trainer.estimated_stepping_batches), pct, hp.div_factor, hp.final_div_factor
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -41,4 +41,3 @@ def load_state_dict_file(path: str | Path, field: str, what: str) -> dict:
 
         return load_file(str(p))
     return torch.load(p, map_location="cpu", weights_only=True)
-
