@@ -1,4 +1,4 @@
-"""PR loss terms: soft contrastive (known values), reference combination, paper Eq. 1, BiMixCo mixing."""
+"""PR loss terms: soft contrastive (known values), reference combination, paper Eq. 1, the PR's BiMixCo mixing."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ import math
 import torch
 import torch.nn.functional as F
 
+from neuroclips.losses.contrastive import apply_mixco, draw_mixco
 from neuroclips.losses.perceptual import (
     frame_fmri_infonce,
-    mix_like,
-    mixco_mix,
     paper_pr_loss,
     reference_pr_loss,
     soft_cont_loss,
@@ -59,16 +58,21 @@ def test_frame_fmri_infonce_prefers_aligned_frames():
     torch.testing.assert_close(parts["loss"], parts["loss_l1"] + parts["loss_infonce"])
 
 
-def test_mixco_mix_and_mix_like():
+def test_pr_bimixco_mixes_voxels_and_latents_alike_in_the_references_draw_order():
+    """The PR's BiMixCo (system.mixup_pct) is the SR's draw: perm, then Beta(0.15, 0.15), then rand <= p, from the
+    global generator; one draw mixes the voxels and the target latents with the same partners and weights."""
+    voxels, latents = torch.randn(8, 5), torch.randn(8, 6, 4, 2, 2)
     torch.manual_seed(0)
-    voxels = torch.randn(8, 5)
-    mixed, perm, lambdas = mixco_mix(voxels, select_prob=0.5)
-    expected = voxels * lambdas[:, None] + voxels[perm] * (1 - lambdas[:, None])
-    torch.testing.assert_close(mixed, expected)
-    assert ((lambdas > 0) & (lambdas <= 1)).all()
-    latents = torch.randn(8, 6, 4, 2, 2)
-    torch.testing.assert_close(
-        mix_like(latents, perm, lambdas)[0], lambdas[0] * latents[0] + (1 - lambdas[0]) * latents[perm[0]]
+    draw = draw_mixco(8, 0.15, 0.5)
+    torch.manual_seed(0)
+    perm = torch.randperm(8)
+    lambdas = torch.distributions.Beta(0.15, 0.15).sample((8,))
+    lambdas = torch.where(torch.rand(8) <= 0.5, lambdas, torch.ones(8))
+    assert torch.equal(draw.perm, perm) and torch.equal(draw.betas, lambdas)
+    assert torch.equal(
+        apply_mixco(voxels, draw), lambdas[:, None] * voxels + (1 - lambdas[:, None]) * voxels[perm]
     )
-    _, _, none_selected = mixco_mix(voxels, select_prob=-1.0)
-    assert torch.equal(none_selected, torch.ones(8))
+    w = lambdas.reshape(-1, 1, 1, 1, 1)
+    assert torch.equal(apply_mixco(latents, draw), w * latents + (1 - w) * latents[perm])
+    assert ((draw.betas > 0) & (draw.betas <= 1)).all()
+    assert torch.equal(draw_mixco(8, 0.15, -1.0).betas, torch.ones(8))  # nothing selected

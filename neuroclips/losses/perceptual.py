@@ -5,7 +5,8 @@
 * `reference_pr_loss`: the code's objective, total_scale × (L1(latents) + cont_weight × soft_cont).
 * `frame_fmri_infonce`: the paper's Eq. 1 contrastive term, a symmetric InfoNCE between the frame latents and
   the fMRI (predicted) latents over the frames of each clip.
-* `mixco_mix`: the BiMixCo-style voxel mixing that the reference PR script intends but crashes on.
+BiMixCo mixing (system.mixup_pct; the reference PR script intends it but crashes on it) is the SR's:
+`neuroclips.losses.contrastive.draw_mixco` / `apply_mixco`, applied alike to the voxels and the target latents.
 """
 
 from __future__ import annotations
@@ -97,27 +98,3 @@ def paper_pr_loss(
     mae = latent_l1(predicted_latents, target_latents)
     infonce = frame_fmri_infonce(target_latents, predicted_latents, infonce_temperature)
     return {"loss_l1": mae, "loss_infonce": infonce, "loss": mae + infonce_weight * infonce}
-
-
-def mixco_mix(
-    voxels: Tensor, beta: float = 0.15, select_prob: float = 0.5, generator: torch.Generator | None = None
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Mix each selected sample with a random partner: y* = λ·y + (1 − λ)·y[perm], λ ~ Beta(beta, beta).
-
-    Unselected samples keep λ = 1. Returns (mixed voxels, perm, lambdas (B,)), so targets can be mixed alike.
-    """
-    batch = voxels.shape[0]
-    perm = torch.randperm(batch, device=voxels.device, generator=generator)
-    lambdas = torch.distributions.Beta(beta, beta).sample((batch,)).to(voxels.device, voxels.dtype)
-    selected = torch.rand(batch, device=voxels.device, generator=generator) <= select_prob
-    lambdas = torch.where(selected, lambdas, torch.ones_like(lambdas))
-    shape = (-1,) + (1,) * (voxels.dim() - 1)
-    mixed = voxels * lambdas.reshape(shape) + voxels[perm] * (1 - lambdas.reshape(shape))
-    return mixed, perm, lambdas
-
-
-def mix_like(values: Tensor, perm: Tensor, lambdas: Tensor) -> Tensor:
-    """Apply the mixing returned by `mixco_mix` to per-sample targets of any shape (B, ...)."""
-    shape = (-1,) + (1,) * (values.dim() - 1)
-    weights = lambdas.to(values.dtype).reshape(shape)
-    return values * weights + values[perm] * (1 - weights)

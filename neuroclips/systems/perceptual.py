@@ -40,7 +40,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import MeanMetric
 
-from neuroclips.losses.perceptual import mix_like, mixco_mix, paper_pr_loss, reference_pr_loss
+from neuroclips.losses.contrastive import apply_mixco, draw_mixco, mixco_epochs
+from neuroclips.losses.perceptual import paper_pr_loss, reference_pr_loss
 from neuroclips.metrics.pixcorr import pixcorr
 from neuroclips.metrics.ssim import ssim
 from neuroclips.models.convnext_teacher import ConvNeXtTeacher, TeacherAugmentation
@@ -261,10 +262,12 @@ class PerceptualReconstructor(pl.LightningModule):
         frames = batch.get("frames")
         if self.uses_teacher:
             frames = self._frames(batch)
-        mixing = self.current_epoch < int(self.hparams.mixup_pct * (self.trainer.max_epochs or 1))
-        if mixing:
-            voxels, perm, lambdas = mixco_mix(voxels, self.hparams.mixco_beta, self.hparams.mixco_select_prob)
-            targets = mix_like(targets, perm, lambdas)
+        if self.current_epoch < mixco_epochs(self.hparams.mixup_pct, self.trainer.max_epochs or 1):
+            # one BiMixCo draw (the SR's, from the CPU generator) mixes the voxels and their target latents alike
+            draw = draw_mixco(
+                len(voxels), self.hparams.mixco_beta, self.hparams.mixco_select_prob, voxels.device
+            )
+            voxels, targets = apply_mixco(voxels, draw), apply_mixco(targets, draw)
         return self.net(voxels, self.hparams.temporal_window, subject_index), targets, frames
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
