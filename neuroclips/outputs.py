@@ -20,15 +20,6 @@ from neuroclips.utils.atomic import write_json, write_npy
 TEXT_KINDS = {"caption"}
 
 
-def to_uint8(x: torch.Tensor | np.ndarray) -> np.ndarray:
-    """Float images in [0, 1] (any shape) to uint8, rounding; uint8 input passes through."""
-    if isinstance(x, torch.Tensor):
-        x = x.detach().float().cpu().numpy() if x.dtype != torch.uint8 else x.cpu().numpy()
-    if x.dtype == np.uint8:
-        return x
-    return np.clip(np.asarray(x, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-
-
 class OutputStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)

@@ -107,7 +107,7 @@ def test_keyframe_resize_antialias_option_and_png_quantization():
     # quantize=png is ToPILImage's mul(255).byte(); the outputs store's rounding then keeps those levels
     from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 
-    from neuroclips.outputs import to_uint8
+    from neuroclips.utils.images import to_uint8
 
     q = ref.mul(255).to(torch.uint8).float().div(255)
     png = pil_to_tensor(to_pil_image(ref[0]))

@@ -7,7 +7,8 @@ from typing import Any
 import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
 
-from neuroclips.outputs import OutputStore, to_uint8
+from neuroclips.outputs import OutputStore
+from neuroclips.utils.images import to_uint8
 
 IMAGE_KINDS = {"keyframe", "blurry", "video", "fused_video", "frames", "keyframe_init"}
 

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from neuroclips.data import schema
 from neuroclips.errors import UserError
+from neuroclips.utils.images import to_uint8
 
 LAYOUTS = ("auto", "store", "per_clip", "side_by_side")
 ARRAY_SUFFIXES = (".npy", ".pt")
@@ -136,7 +137,7 @@ def to_uint8_chw(array, where: str) -> np.ndarray:
             raise ReconstructionError(
                 f"{where}: float frames must be in [0, 1], found range [{a.min():.3g}, {a.max():.3g}]."
             )
-        return np.clip(a.astype(np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(to_uint8(a))
     raise ReconstructionError(f"{where}: expected uint8 or float frames, found dtype {a.dtype}.")
 
 

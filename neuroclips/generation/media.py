@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning.callbacks import Callback
 
-from neuroclips.outputs import to_uint8
 from neuroclips.utils.atomic import atomic_path
+from neuroclips.utils.images import to_uint8
 
 
 def side_by_side(

@@ -55,13 +55,10 @@ from neuroclips.systems.multi_subject import (
     subject_names,
 )
 from neuroclips.systems.schedules import one_cycle
+from neuroclips.utils.images import quantize
 
 OBJECTIVES = ("reference", "paper_eq1")
 LATENT_SOURCES = ("cached", "online")
-
-
-def to_uint8(images: Tensor) -> Tensor:
-    return (images.float().clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 class PerceptualReconstructor(pl.LightningModule):
@@ -292,7 +289,7 @@ class PerceptualReconstructor(pl.LightningModule):
             with torch.no_grad():
                 decoded = self.decode_frames(outputs["latents"].detach())
                 train_pixcorr = pixcorr(
-                    to_uint8(decoded.flatten(0, 1)), to_uint8(frames.flatten(0, 1))
+                    quantize(decoded.flatten(0, 1)), quantize(frames.flatten(0, 1))
                 ).mean()
             self.log(
                 "train/pixcorr", train_pixcorr.float(), batch_size=batch_size, on_epoch=True, sync_dist=True
@@ -308,7 +305,7 @@ class PerceptualReconstructor(pl.LightningModule):
         truth = frames.flatten(0, 1)
         if decoded.shape[-2:] != truth.shape[-2:]:
             decoded = F.interpolate(decoded, size=truth.shape[-2:], mode="bilinear", antialias=True)
-        decoded, truth = to_uint8(decoded), to_uint8(truth)
+        decoded, truth = quantize(decoded), quantize(truth)
         pixcorr_values = pixcorr(decoded, truth).float().to(self.device)
         ssim_values = ssim(decoded, truth, variant=self.hparams.ssim_variant).float().to(self.device)
         if self.n_subjects > 1:

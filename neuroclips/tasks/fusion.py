@@ -24,9 +24,10 @@ from neuroclips.generation.fusion import (
     train_pair_classifier,
 )
 from neuroclips.generation.video import VideoRecipe, generate_videos
-from neuroclips.outputs import OutputStore, to_uint8
+from neuroclips.outputs import OutputStore
 from neuroclips.stage_types import StageResult
 from neuroclips.utils.atomic import write_json, write_npy
+from neuroclips.utils.images import to_uint8
 
 log = logging.getLogger(__name__)
 
