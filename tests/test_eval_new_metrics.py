@@ -127,12 +127,15 @@ def test_vifi_checkpoints_are_read_by_the_shared_reader_weights_only_unless_trus
     import types
 
     from neuroclips.models.generator_loading import load_checkpoint_dict
+    from neuroclips.utils.weights import UnreadableWeightsError
 
     weights = {"image_encoder.proj": torch.ones(2, 2)}
     path = tmp_path / "vifi.pth"
     torch.save({"model": weights, "config": types.SimpleNamespace(arch="ViT-B/16")}, path)
-    with pytest.raises(RuntimeError, match="trust_pickle=true"):
-        load_checkpoint_dict(path, "scale.eval.models.vifi.path")
+    with pytest.raises(UnreadableWeightsError, match=r"set scale\.eval\.models\.vifi\.trust_pickle=true"):
+        load_checkpoint_dict(
+            path, "scale.eval.models.vifi.path", False, "scale.eval.models.vifi.trust_pickle"
+        )
     state = load_checkpoint_dict(path, "scale.eval.models.vifi.path", trust_pickle=True)
     assert _strip(state).keys() == {"proj"} and torch.equal(
         _strip(state)["proj"], weights["image_encoder.proj"]

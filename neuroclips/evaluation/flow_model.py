@@ -12,14 +12,12 @@ Frames are resized to ``size`` (a multiple of 8, as RAFT needs; the 256x256 GT f
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from neuroclips.metrics.flow import endpoint_error
-from neuroclips.utils.weights import MissingWeightsError
+from neuroclips.utils.weights import read_weight_file
 
 TINY_SEED = 1234
 # RAFT's correlation pyramid needs feature maps (1/8 of the frame) of at least 2^levels: 128 px for the published
@@ -71,13 +69,8 @@ def build_flow_estimator(
     elif source in ("local", "random"):
         raft = (raft_large if arch == "large" else raft_small)(weights=None)
         if source == "local":
-            p = Path(str(path)) if path else None
-            if p is None or not p.is_file():
-                raise MissingWeightsError(
-                    f"{p}: RAFT weights not found (config field '{field}'); save torchvision's "
-                    f"Raft_{arch.capitalize()}_Weights state dict there or point '{field}' at it."
-                )
-            state = torch.load(p, map_location="cpu", weights_only=True)
+            what = f"RAFT weights (torchvision's Raft_{arch.capitalize()}_Weights state dict)"
+            state = read_weight_file(str(path), field, what)
             raft.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
     else:
         raise ValueError(f"scale.eval.models.flow.source: expected local, random or tiny, found {source!r}.")

@@ -92,7 +92,7 @@ def build_vifi_clip(
             )
         # the project's one checkpoint reader: weights_only unless the user trusts the file (ViFi-CLIP's .pth may hold
         # a pickled training config beside the weights under "model")
-        state = _strip(load_checkpoint_dict(p, field, trust_pickle=trust_pickle))
+        state = _strip(load_checkpoint_dict(p, field, trust_pickle, "scale.eval.models.vifi.trust_pickle"))
         missing, unexpected = visual.load_state_dict(state, strict=False)
         if missing:
             raise MissingWeightsError(

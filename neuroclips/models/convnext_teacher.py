@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neuroclips.errors import ConfigError
-from neuroclips.utils.weights import MissingWeightsError
+from neuroclips.utils.weights import read_weight_file
 
 # ImageNet normalisation as written in the reference (std 0.228 for red, not the usual 0.229).
 TEACHER_MEAN = (0.485, 0.456, 0.406)
@@ -157,18 +157,13 @@ def load_convnext_teacher(
     if weights is None or next(teacher.parameters()).is_meta:
         return teacher
     path = Path(weights)
-    if not path.exists():
-        raise MissingWeightsError(
-            f"ConvNeXt teacher weights not found: {path} (config field `{weights_field}`); expected the local "
-            f"convnext_xlarge_alpha0.75_fullckpt.pth."
-        )
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
-    except Exception as error:  # unpickling refused: say how to proceed
-        raise ConfigError(
-            f"Could not read {path} (config field `{weights_field}`) with weights_only loading ({error}); "
-            f"if you trust the file set scale.pr.teacher.allow_pickle=true."
-        ) from error
+    checkpoint = read_weight_file(
+        path,
+        weights_field,
+        "ConvNeXt teacher weights (the local convnext_xlarge_alpha0.75_fullckpt.pth)",
+        allow_pickle,
+        "scale.pr.teacher.allow_pickle",
+    )
     state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else checkpoint
     state = {key.replace("module.", "", 1): value for key, value in state.items()}
     expected = teacher.state_dict()

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from open_clip.model import _build_text_tower, _build_vision_tower
 from torch import Tensor, nn
 
-from neuroclips.utils.weights import is_meta, load_state_dict_file
+from neuroclips.utils.weights import is_meta, read_weight_file
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -63,7 +63,7 @@ def _load_tower(tower: nn.Module, weights_path: str | None, keep: Any, strip: st
     """Load the keys of an OpenCLIP checkpoint that ``keep`` selects (``strip`` removed) into ``tower``."""
     if weights_path is None:
         raise ValueError(f"{field}: pretrained='local' needs a weights file path, found null")
-    state = load_state_dict_file(weights_path, field, "OpenCLIP checkpoint (open_clip_pytorch_model.bin)")
+    state = read_weight_file(weights_path, field, "an OpenCLIP checkpoint (open_clip_pytorch_model.bin)")
     state = state.get("state_dict", state)
     picked = {k[len(strip) :]: v for k, v in state.items() if keep(k)}
     result = tower.load_state_dict(picked, strict=False)

@@ -21,7 +21,7 @@ from diffusers import AutoencoderKL
 from torch import Tensor, nn
 
 from neuroclips.errors import ConfigError
-from neuroclips.utils.weights import MissingWeightsError
+from neuroclips.utils.weights import MissingWeightsError, read_weight_file
 
 SD_LATENT_SCALE = 0.18215  # SD-1.x VAE scaling factor, used by the reference for the PR targets
 
@@ -133,11 +133,7 @@ def _read_state_dict(path: Path, weights_field: str) -> dict[str, Tensor]:
                 f"at scale=tiny run `python -m neuroclips.train stage=standins` first."
             )
         path = found[0]
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = read_weight_file(path, weights_field, "VAE weights")
     for nested in ("state_dict", "model_state_dict"):
         if isinstance(state, dict) and nested in state:
             state = state[nested]

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from transformers import CLIPTokenizer
 
-from neuroclips.utils.weights import require_file
+from neuroclips.utils.weights import read_weight_file
 
 
 def check_choice(field: str, value: str, choices) -> None:
@@ -56,24 +56,12 @@ def randomize_zero_init(*modules: torch.nn.Module) -> int:
 
 
 def load_checkpoint_dict(
-    path: str | os.PathLike, field: str, trust_pickle: bool = False
+    path: str | os.PathLike, field: str, trust_pickle: bool = False, trust_field: str | None = None
 ) -> dict[str, torch.Tensor]:
-    """Tensors of a local checkpoint (.safetensors, .ckpt/.pth/.bin), unwrapped from state_dict/controlnet wrappers."""
-    path = require_file(path, field, "weight file")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    """Tensors of a local checkpoint (.safetensors, .ckpt/.pth/.bin), unwrapped from state_dict/controlnet wrappers.
 
-        state = load_file(str(path))
-    else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # Lightning checkpoints may hold pickled extras that weights_only refuses
-            if not trust_pickle:
-                raise RuntimeError(
-                    f"{path} (config field {field}) cannot be read with torch.load(weights_only=True) ({err}); "
-                    f"if you trust the file, set trust_pickle=true to unpickle it."
-                ) from err
-            state = torch.load(path, map_location="cpu", weights_only=False)
+    Read by the one weight-file reader (utils.weights.read_weight_file): pickles only when ``trust_pickle``."""
+    state = read_weight_file(path, field, "a weight file", trust_pickle, trust_field)
     for wrapper in (
         "state_dict",
         "controlnet",

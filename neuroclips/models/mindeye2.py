@@ -9,16 +9,13 @@ mismatches raise; the report lists loaded, missing and skipped keys. Files are r
 from __future__ import annotations
 
 import logging
-import pickle
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 
 from neuroclips.checkpoints import CheckpointMismatchError
-from neuroclips.utils.weights import require_file
+from neuroclips.utils.weights import UnreadableWeightsError, read_weight_file
 
 log = logging.getLogger(__name__)
 
@@ -50,21 +47,12 @@ class LoadReport:
 
 def read_mindeye2_state(path: str | Path, config_field: str = "init.mindeye2_ckpt") -> dict[str, Tensor]:
     """The ``model_state_dict`` of an upstream checkpoint (or the dict itself if it is a plain state dict)."""
-    path = require_file(path, config_field, "MindEye2 checkpoint")
+    path = Path(path)
     expected = f"expected a MindEye2 checkpoint (config field '{config_field}'; a dict with 'model_state_dict' of tensors)"
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        with open(path, "rb") as fh:  # a pickle (legacy torch format) starts with its protocol byte 0x80
-            is_pickle = fh.read(1) == b"\x80" or zipfile.is_zipfile(path)
-        found = (
-            "pickled Python objects other than tensors (refused: unpickling can run code)"
-            if (is_pickle and "weights only" in str(e).lower())
-            else "a file torch cannot read"
-        )
-        raise CheckpointMismatchError(f"{path}: {expected}, found {found}.") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile):
-        raise CheckpointMismatchError(f"{path}: {expected}, found a file torch cannot read.") from None
+        checkpoint = read_weight_file(path, config_field, "a MindEye2 checkpoint")
+    except UnreadableWeightsError as e:  # the same sentence, as the error of a wrong checkpoint
+        raise CheckpointMismatchError(str(e)) from None
     state = checkpoint.get("model_state_dict", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or not state or not all(isinstance(v, Tensor) for v in state.values()):
         found = (

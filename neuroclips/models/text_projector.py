@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from neuroclips.utils.weights import UnreadableWeightsError, read_weight_file
+
 
 class TextProjector(nn.Module):
     """(B, T, clip_dim) -> mean over T -> @ proj -> (B, text_dim). Key: ``proj`` (so ``clipproj.proj`` in a system)."""
@@ -29,21 +31,21 @@ class TextProjector(nn.Module):
 def load_text_projector(module: TextProjector, weights_path: str, config_field: str = "weights_path") -> None:
     """Load ``proj`` from a ``torch.save``d state dict (``{"proj": (clip_dim, text_dim)}``), weights_only."""
     path = Path(weights_path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"text projector weights not found: {path} (set `{config_field}`; the reference file is "
-            f"coco_tokens_avg_proj.pth)"
-        )
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = read_weight_file(
+        path, config_field, "text projector weights (the reference's coco_tokens_avg_proj.pth)"
+    )
     if isinstance(state, dict) and "proj" not in state and "model_state_dict" in state:
         state = state["model_state_dict"]
     if not isinstance(state, dict) or "proj" not in state:
         found = sorted(state)[:5] if isinstance(state, dict) else type(state).__name__
-        raise KeyError(f"{path}: expected a state dict with key 'proj', found {found}")
+        raise UnreadableWeightsError(
+            f"{path}: expected a state dict with key 'proj' (config field '{config_field}'), found {found}."
+        )
     proj = state["proj"]
     if tuple(proj.shape) != tuple(module.proj.shape):
-        raise ValueError(
-            f"{path}: 'proj' expected shape {tuple(module.proj.shape)}, found {tuple(proj.shape)}"
+        raise UnreadableWeightsError(
+            f"{path}: 'proj' (config field '{config_field}') expected shape {tuple(module.proj.shape)}, "
+            f"found {tuple(proj.shape)}."
         )
     with torch.no_grad():
         module.proj.copy_(proj)

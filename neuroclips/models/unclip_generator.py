@@ -127,7 +127,9 @@ def build_unclip(
         unet = UNet2DConditionModel(**cfg["unet"])
         vae = AutoencoderKL(**cfg["vae"])
     if pretrained == "local" and not building_on_meta():
-        state = load_checkpoint_dict(unclip_file, "scale.gen.keyframe.unclip_file", trust_pickle=trust_pickle)
+        state = load_checkpoint_dict(
+            unclip_file, "scale.gen.keyframe.unclip_file", trust_pickle, "scale.gen.keyframe.trust_pickle"
+        )
         load_unclip_unet(unet, state, source=str(unclip_file))
         load_unclip_vae(vae, state, source=str(unclip_file))
     for module in (unet, vae):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -12,6 +14,10 @@ from neuroclips.errors import UserError
 
 class MissingWeightsError(UserError, FileNotFoundError):
     """A weight file that the configuration names is not on disk."""
+
+
+class UnreadableWeightsError(UserError, ValueError):
+    """A weight file that is there but holds no readable tensors (or pickles that were not trusted)."""
 
 
 def is_meta(module: nn.Module) -> bool:
@@ -33,11 +39,38 @@ def require_file(path: str | Path, field: str, what: str) -> Path:
     return p
 
 
-def load_state_dict_file(path: str | Path, field: str, what: str) -> dict:
-    """Read a state dict safely (``weights_only=True``; safetensors when the suffix says so)."""
+def _is_pickle_refusal(path: Path, err: Exception) -> bool:
+    """torch refused pickled objects (weights_only) rather than failing to read the file at all."""
+    with open(path, "rb") as fh:  # a pickle (legacy torch format) starts with its protocol byte 0x80
+        looks_like_torch = fh.read(1) == b"\x80" or zipfile.is_zipfile(path)
+    return looks_like_torch and "weights only" in str(err).lower()
+
+
+def read_weight_file(
+    path: str | Path, field: str, what: str, trust_pickle: bool = False, trust_field: str | None = None
+) -> Any:
+    """The one reader of local weight files: ``.safetensors`` through safetensors, anything else through
+    ``torch.load(weights_only=True)``. A file that holds pickled objects other than tensors is unpickled only when
+    ``trust_pickle`` (the config key ``trust_field``) says so: unpickling can run code. Returns what the file holds.
+    """
     p = require_file(path, field, what)
     if p.suffix == ".safetensors":
         from safetensors.torch import load_file
 
         return load_file(str(p))
-    return torch.load(p, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - every unreadable file gets the same one sentence
+        refused = _is_pickle_refusal(p, err)
+        if refused and trust_pickle:
+            return torch.load(p, map_location="cpu", weights_only=False)
+        if refused:
+            hint = (
+                f"set {trust_field}=true if you trust the file" if trust_field else "save its tensors alone"
+            )
+            found = f"pickled Python objects other than tensors (refused: unpickling can run code; {hint})"
+        else:
+            found = "a file torch cannot read"
+        raise UnreadableWeightsError(
+            f"{p}: expected {what} (config field '{field}'), found {found}."
+        ) from None
