@@ -10,15 +10,15 @@ from diffusers import UNet2DConditionModel
 from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
 
 from neuroclips.generation.keyframe import KeyframeRecipe, sample_keyframes, unclip_timesteps
-from neuroclips.generation.seeding import clip_generators, randn_per_clip
-from neuroclips.generation.unclip_keys import (
+from neuroclips.models.captioner import build_captioner
+from neuroclips.models.unclip_generator import build_unclip, unclip_configs
+from neuroclips.models.unclip_keys import (
     LDM_UNET_PREFIX,
     load_unclip_unet,
     map_unclip_unet,
     unclip_key_map,
 )
-from neuroclips.models.captioner import build_captioner
-from neuroclips.models.unclip_generator import build_unclip, unclip_configs
+from neuroclips.utils.seeding import clip_generators, randn_per_clip
 from neuroclips.utils.weights import MissingWeightsError
 
 RECIPE = KeyframeRecipe(steps=6, gen_size=32, out_size=24)

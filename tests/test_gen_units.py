@@ -9,12 +9,12 @@ import torch
 from diffusers import DDIMScheduler
 
 from neuroclips.data.schema import SchemaError
-from neuroclips.generation.caption import NearestCaptionBank, load_caption_bank
 from neuroclips.generation.fusion import decide_links, fusion_groups, neighbour_pairs, train_pair_classifier
 from neuroclips.generation.guidance import initial_latents, plan_alpha, sampling_scheduler
 from neuroclips.generation.interpolation import interpolate_frames, interpolation_matrix
-from neuroclips.generation.seeding import clip_generators, clip_seed, randn_per_clip
+from neuroclips.models.captioning import NearestCaptionBank, load_caption_bank
 from neuroclips.models.video_generator import VIDEO_SCHEDULER
+from neuroclips.utils.seeding import clip_generators, clip_seed, randn_per_clip
 
 
 def reference_ddim() -> DDIMScheduler:

@@ -8,16 +8,10 @@ import torch.nn.functional as F
 from diffusers import AnimateDiffPipeline, AnimateDiffSparseControlNetPipeline
 from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D
 
-from neuroclips.generation.seeding import clip_seed
-from neuroclips.generation.video import (
-    NEGATIVE_PROMPT,
-    PROMPT_SUFFIX,
-    PerFrameGroupNorm,
-    VideoRecipe,
-    generate_videos,
-    set_motion_norm,
-)
+from neuroclips.generation.video import NEGATIVE_PROMPT, PROMPT_SUFFIX, VideoRecipe, generate_videos
 from neuroclips.models.video_generator import build_video_pipeline, merge_domain_lora
+from neuroclips.models.video_pipeline import PerFrameGroupNorm, set_motion_norm
+from neuroclips.utils.seeding import clip_seed
 from neuroclips.utils.weights import MissingWeightsError
 
 TINY = dict(size=32, steps=2)

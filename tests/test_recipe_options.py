@@ -117,8 +117,8 @@ def test_keyframe_resize_antialias_option_and_png_quantization():
 def test_blip2_pil_preprocessing_and_default_generation():
     from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 
-    from neuroclips.generation.caption import to_pil
     from neuroclips.models.captioner import build_captioner
+    from neuroclips.models.captioning import to_pil
 
     torch.set_num_threads(1)
     images = torch.rand(2, 3, 48, 48, generator=torch.Generator().manual_seed(2))

@@ -14,14 +14,9 @@ from diffusers import AnimateDiffSparseControlNetPipeline
 from torchvision.transforms import RandomResizedCrop
 
 from neuroclips.generation.keyframe import KeyframeRecipe, sample_keyframes
-from neuroclips.generation.seeding import REFERENCE_VIDEO_SEED, ReferenceRNG, reference_video_draws
-from neuroclips.generation.video import (
-    NEGATIVE_PROMPT,
-    PROMPT_SUFFIX,
-    VideoRecipe,
-    generate_videos,
-)
+from neuroclips.generation.video import NEGATIVE_PROMPT, PROMPT_SUFFIX, VideoRecipe, generate_videos
 from neuroclips.models.video_generator import build_video_pipeline
+from neuroclips.utils.seeding import REFERENCE_VIDEO_SEED, ReferenceRNG, reference_video_draws
 
 SIZE, FRAMES, STEPS = 32, 16, 2
 

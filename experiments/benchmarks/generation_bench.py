@@ -33,9 +33,9 @@ def timed(fn, repeats: int) -> float:
 
 
 def main(argv=None) -> dict:
-    from neuroclips.generation.seeding import clip_generators, randn_per_clip
     from neuroclips.generation.video import NEGATIVE_PROMPT, PROMPT_SUFFIX, VideoRecipe, generate_videos
     from neuroclips.models.video_generator import build_video_pipeline
+    from neuroclips.utils.seeding import clip_generators, randn_per_clip
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=4)

@@ -15,26 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neuroclips.generation.caption import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
-
 DECISIONS = ("cosine", "mlp")
-
-
-class ClipImageEmbedder(nn.Module):
-    """Images (B, 3, H, W) in [0, 1] -> unit-norm CLIP image embeddings (B, D)."""
-
-    def __init__(self, model: nn.Module, image_size: int = 224) -> None:
-        super().__init__()
-        self.model = model
-        self.image_size = image_size
-        self.register_buffer("mean", torch.tensor(OPENAI_CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(OPENAI_CLIP_STD).view(1, 3, 1, 1), persistent=False)
-
-    @torch.no_grad()
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(images.float(), size=(self.image_size,) * 2, mode="bicubic", align_corners=False)
-        x = ((x.clamp(0, 1) - self.mean) / self.std).to(next(self.model.parameters()).dtype)
-        return F.normalize(self.model(pixel_values=x).image_embeds.float(), dim=-1)
 
 
 def pair_features(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

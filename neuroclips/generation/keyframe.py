@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
 
-from neuroclips.generation.seeding import ReferenceRNG, check_seeding, clip_generators, randn_per_clip
+from neuroclips.utils.seeding import ReferenceRNG, check_seeding, clip_generators, randn_per_clip
 
 OUTPUT_MAPPINGS = ("mindeye2", "standard")
 

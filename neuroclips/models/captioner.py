@@ -97,7 +97,7 @@ def build_captioner(
     """
     from transformers import AutoTokenizer, Blip2Config, Blip2ForConditionalGeneration
 
-    from neuroclips.generation.caption import Blip2Captioner
+    from neuroclips.models.captioning import Blip2Captioner
 
     check_choice("scale.pretrained", pretrained, ("random", "local"))
     check_choice("scale.gen.size", size, BLIP2_CONFIGS)

@@ -119,7 +119,7 @@ def build_unclip(
     init_seed: int = 0,
 ) -> UnclipComponents:
     """unclip6 UNet + SDXL VAE + Euler scheduler; ``local`` reads both nets from the unclip6 Lightning file."""
-    from neuroclips.generation.unclip_keys import load_unclip_unet, load_unclip_vae
+    from neuroclips.models.unclip_keys import load_unclip_unet, load_unclip_vae
 
     check_choice("scale.pretrained", pretrained, ("random", "local"))
     cfg = unclip_configs(size, context_dim)

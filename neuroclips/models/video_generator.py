@@ -188,7 +188,7 @@ def build_video_pipeline(
     ``all_frames`` (stock diffusers: statistics over all frames); see generation-notes.md D1.
     ``init_seed`` seeds random weights, so every rank and every rerun builds the same stand-ins.
     """
-    from neuroclips.generation.video import NeuroClipsVideoPipeline, set_motion_norm
+    from neuroclips.models.video_pipeline import NeuroClipsVideoPipeline, set_motion_norm
 
     check_choice("scale.pretrained", pretrained, ("random", "local"))
     check_choice("scale.gen.size", size, VIDEO_CONFIGS)

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from neuroclips.generation.keyframe import KeyframeRecipe, _autocast, sample_keyframes
-from neuroclips.generation.seeding import ReferenceRNG, check_seeding, clip_seed
 from neuroclips.models.unclip_generator import UnclipComponents
+from neuroclips.utils.seeding import ReferenceRNG, check_seeding, clip_seed
 
 log = logging.getLogger("neuroclips")
 
@@ -214,7 +214,7 @@ def maybe_captioner(caption_source: str, **kwargs):
 
 def maybe_caption_bank(caption_source: str, data_file: str, target: str = "clip_tokens"):
     """The nearest-training-caption bank when ``caption_source == "nearest_train"``, else None."""
-    from neuroclips.generation.caption import load_caption_bank
+    from neuroclips.models.captioning import load_caption_bank
     from neuroclips.models.generator_loading import building_on_meta
 
     if caption_source != "nearest_train" or building_on_meta():

@@ -11,7 +11,8 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import torch
 
-from neuroclips.generation.video import NeuroClipsVideoPipeline, VideoRecipe, generate_videos
+from neuroclips.generation.video import VideoRecipe, generate_videos
+from neuroclips.models.video_pipeline import NeuroClipsVideoPipeline
 
 
 class VideoGenerator(pl.LightningModule):
