@@ -6,6 +6,7 @@ import os
 
 from omegaconf import OmegaConf
 
+from neuroclips.data.schema import SUBJECT_VOXELS
 from neuroclips.subjects import roster_group_id, roster_voxels
 
 
@@ -16,6 +17,8 @@ def register() -> None:
     # subj.id / subj.voxels from the merged subject roster (neuroclips/subjects.py)
     OmegaConf.register_new_resolver("nc.subj_id", roster_group_id, replace=True)
     OmegaConf.register_new_resolver("nc.subj_voxels", roster_voxels, replace=True)
+    # conf/subj's voxel counts: the data layer's one table (data/schema.SUBJECT_VOXELS, what files are checked against)
+    OmegaConf.register_new_resolver("nc.cc2017_voxels", lambda subj: SUBJECT_VOXELS[int(subj)], replace=True)
 
 
 register()
