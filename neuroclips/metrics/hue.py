@@ -11,6 +11,7 @@ r is scale-free, so degrees and OpenCV units give the same value up to that roun
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from neuroclips.metrics.frames import as_frames_nchw
@@ -36,13 +37,26 @@ def rgb_to_hue(frames: torch.Tensor, quantize: bool = True) -> torch.Tensor:
 
 
 def hue_pcc(pred, gt, quantize: bool = True, chunk_size: int = 16) -> torch.Tensor:
-    """Per-frame Pearson r of the hue channels (N,) float64; NaN where either hue map is constant."""
+    """Per-frame Pearson r of the hue channels (N,) float64; NaN where either hue map is constant.
+
+    CPU tensors go through the fused kernel ``pixel_cpu.hue_pcc_frames`` (same formulas, one frame per thread)."""
     pred = as_frames_nchw(pred, "pred")
     gt = as_frames_nchw(gt, "gt")
     if pred.shape != gt.shape:
         raise ValueError(
             f"Hue-pcc: pred and gt must have the same shape, found {tuple(pred.shape)} vs {tuple(gt.shape)}."
         )
+    if pred.device.type == "cpu":
+        from neuroclips.metrics.pixel_cpu import hue_pcc_frames  # numba is imported only where it runs
+
+        out = np.empty(pred.shape[0], dtype=np.float64)
+        hue_pcc_frames(pred.numpy(), gt.numpy(), quantize, out)
+        return torch.from_numpy(out)
+    return hue_pcc_torch(pred, gt, quantize, chunk_size)
+
+
+def hue_pcc_torch(pred: torch.Tensor, gt: torch.Tensor, quantize: bool, chunk_size: int = 16) -> torch.Tensor:
+    """The batched torch version (for accelerators; the CPU kernel's reference in the tests)."""
     out = []
     for s in range(0, pred.shape[0], chunk_size):
         p = rgb_to_hue(pred[s : s + chunk_size], quantize).flatten(1)

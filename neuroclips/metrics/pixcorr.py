@@ -3,6 +3,7 @@ resize to 425x425. NeuroClips uses it only to select PR checkpoints; it is not i
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -16,17 +17,26 @@ def pixcorr(
 ) -> torch.Tensor:
     """Per-frame Pearson r (N,) float64 between RGB uint8 frames; ``size=None`` skips the resize. A constant frame
     (either side) gives NaN, as ``np.corrcoef`` does; the evaluation leaves those out (``nanmean``, as NeuroClips)
-    and counts them."""
+    and counts them. On CPU a fused float64 kernel computes it (``_pixcorr_cpu``); the torch code below (float32,
+    relative error ~1e-6) runs on accelerators."""
     pred = as_frames_nchw(pred, "pred")
     gt = as_frames_nchw(gt, "gt")
     if pred.shape[0] != gt.shape[0]:
         raise ValueError(
             f"PixCorr: expected the same number of frames, found {pred.shape[0]} and {gt.shape[0]}."
         )
+    dev = torch.device(device) if device is not None else pred.device
+    if dev.type == "cpu" and pred.shape == gt.shape:
+        return _pixcorr_cpu(pred.cpu(), gt.cpu(), size)
+    return pixcorr_torch(pred, gt, size, chunk_size, dev)
+
+
+def pixcorr_torch(pred, gt, size: int | None, chunk_size: int, device: torch.device) -> torch.Tensor:
+    """The batched float32 torch version (for accelerators; the CPU kernel's reference in the tests)."""
     out = []
     for start in range(0, pred.shape[0], chunk_size):
-        p_raw = pred[start : start + chunk_size].to(device or pred.device)
-        g_raw = gt[start : start + chunk_size].to(device or pred.device)
+        p_raw = pred[start : start + chunk_size].to(device)
+        g_raw = gt[start : start + chunk_size].to(device)
         p, g = _prepare(p_raw, size), _prepare(g_raw, size)
         p = p - p.mean(1, keepdim=True)
         g = g - g.mean(1, keepdim=True)
@@ -39,6 +49,28 @@ def pixcorr(
     if not out:
         return torch.zeros(0, dtype=torch.float64)
     return torch.cat(out).cpu()
+
+
+def bilinear_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(i0, i1, l0, l1): output index k of a 1-D bilinear resize is l0[k] * x[i0[k]] + l1[k] * x[i1[k]], with
+    torch's ``align_corners=False`` source index max(0, (k + 0.5) * n_in / n_out - 0.5), in float64."""
+    src = np.maximum((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0.0)
+    i0 = src.astype(np.int64)  # floor (src >= 0)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    l1 = src - i0
+    return i0, i1, 1.0 - l1, l1
+
+
+def _pixcorr_cpu(pred: torch.Tensor, gt: torch.Tensor, size: int | None) -> torch.Tensor:
+    """The fused kernel ``pixel_cpu.pixcorr_frames`` (float64, one frame per thread), same value as below."""
+    from neuroclips.metrics.pixel_cpu import pixcorr_frames  # numba is imported only where it runs
+
+    h, w = pred.shape[-2:]
+    rows = bilinear_taps(h, size or h)
+    cols = bilinear_taps(w, size or w)
+    out = np.empty(pred.shape[0], dtype=np.float64)
+    pixcorr_frames(pred.numpy(), gt.numpy(), *rows, *cols, out)
+    return torch.from_numpy(out)
 
 
 def _constant(frames: torch.Tensor) -> torch.Tensor:

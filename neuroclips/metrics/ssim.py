@@ -24,6 +24,7 @@ Speed: SSIM needs local means of x, y, x^2, y^2 and xy. With s = x + y and d = x
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from neuroclips.metrics.frames import as_frames_nchw
@@ -182,9 +183,9 @@ def ssim(
             f"SSIM {variant}: frames must be at least {win}x{win} pixels, found {tuple(pred.shape[-2:])}."
         )
     dev = torch.device(device) if device is not None else pred.device
-    if chunk_size is None:
-        # small chunks keep the CPU working set in cache (measured: 1-2 frames is fastest on CPU)
-        chunk_size = 1 if dev.type == "cpu" else 64
+    if dev.type == "cpu":
+        return ssim_cpu(pred.cpu(), gt.cpu(), variant)
+    chunk_size = chunk_size or 64
     out = []
     for start in range(0, pred.shape[0], chunk_size):
         p = pred[start : start + chunk_size].to(dev)
@@ -193,6 +194,21 @@ def ssim(
     if not out:
         return torch.zeros(0, dtype=torch.float64)
     return torch.cat(out).cpu()
+
+
+def ssim_cpu(pred: torch.Tensor, gt: torch.Tensor, variant: str) -> torch.Tensor:
+    """The fused numba kernels (``ssim_cpu.py``): same values as ``_ssim_chunk``, all CPU threads, no chunks."""
+    from neuroclips.metrics import ssim_cpu as kernels  # numba is imported only where a CPU SSIM runs
+
+    p, g = pred.numpy(), gt.numpy()
+    out = np.empty(p.shape[0], dtype=np.float64)
+    if variant == "rgb255":
+        kernels.ssim_rgb255_frames(p, g, K1, K2, out)
+    else:
+        c1, c2 = K1**2, K2**2  # data range 1
+        gray, kernel = np.array(RGB2GRAY), gaussian_kernel1d().numpy()
+        kernels.ssim_gaussian_frames(p, g, gray, kernel, variant == "gray_gauss", c1, c2, out)
+    return torch.from_numpy(out)
 
 
 def _ssim_chunk(p: torch.Tensor, g: torch.Tensor, variant: str) -> torch.Tensor:

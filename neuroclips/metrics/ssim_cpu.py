@@ -1,0 +1,138 @@
+"""The SSIM variants of ``ssim.py`` as fused CPU kernels (numba), one frame per thread; same formulas, same values.
+
+Each kernel streams the frame row by row: the window sums of s = x + y, d = x - y, s^2 and d^2 for one output row
+live in a few row buffers (in cache) instead of four full-frame tensors, and the SSIM of each pixel is summed as
+soon as it is known. ``rgb255`` keeps the exact integer window sums of the torch version (sliding down the rows,
+7-tap sums along them) and takes the final ratio in float64; the Gaussian variants filter in float64 in the same
+order as the torch version (rows first, then columns), so the values agree with it to ~1e-15.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from neuroclips.metrics.jit import cpu_kernel
+
+
+@cpu_kernel
+def ssim_rgb255_frames(pred, gt, k1, k2, out):  # pragma: no cover - compiled
+    """out[f] = rgb255 SSIM of frame f; pred, gt uint8 (N, C, H, W), 7x7 uniform window, sample covariance."""
+    n_frames, n_ch, h, w = gt.shape
+    win = 7
+    ho, wo = h - win + 1, w - win + 1
+    n = win * win
+    cov_norm = n / (n - 1)
+    # every term below is n^2 times scikit-image's (the ratio is unchanged): so are the constants
+    c1 = (k1 * 255.0) ** 2 * n * n
+    c2 = (k2 * 255.0) ** 2 * n * n
+    for f in prange(n_frames):
+        col = np.zeros((4, w), np.int32)  # sums over 7 rows of s, d, s^2, d^2, per column
+        box = np.empty((4, wo), np.int32)  # and over 7 columns of those
+        total = 0.0
+        for c in range(n_ch):
+            col[:] = 0
+            for i in range(h):
+                for j in range(w):  # add row i
+                    a = np.int32(gt[f, c, i, j]) + np.int32(pred[f, c, i, j])
+                    b = np.int32(gt[f, c, i, j]) - np.int32(pred[f, c, i, j])
+                    col[0, j] += a
+                    col[1, j] += b
+                    col[2, j] += a * a
+                    col[3, j] += b * b
+                if i >= win:
+                    for j in range(w):  # drop row i - 7
+                        a = np.int32(gt[f, c, i - win, j]) + np.int32(pred[f, c, i - win, j])
+                        b = np.int32(gt[f, c, i - win, j]) - np.int32(pred[f, c, i - win, j])
+                        col[0, j] -= a
+                        col[1, j] -= b
+                        col[2, j] -= a * a
+                        col[3, j] -= b * b
+                if i < win - 1:
+                    continue
+                for q in range(4):
+                    for j in range(wo):
+                        box[q, j] = col[q, j]
+                    for t in range(1, win):
+                        for j in range(wo):
+                            box[q, j] += col[q, j + t]
+                row = 0.0
+                for j in range(wo):
+                    sq0 = np.int64(box[0, j]) * box[0, j]  # (sum s)^2, (sum d)^2: exact integers
+                    sq1 = np.int64(box[1, j]) * box[1, j]
+                    var0 = n * np.int64(box[2, j]) - sq0  # n^2 * biased local variances of s and d
+                    var1 = n * np.int64(box[3, j]) - sq1
+                    f0 = 0.5 * (sq0 - sq1) + c1  # 2 mu_x mu_y + C1
+                    f1 = 0.5 * cov_norm * (var0 - var1) + c2  # 2 cov_xy + C2
+                    f2 = 0.5 * (sq0 + sq1) + c1  # mu_x^2 + mu_y^2 + C1
+                    f3 = 0.5 * cov_norm * (var0 + var1) + c2  # var_x + var_y + C2
+                    row += (f0 * f1) / (f2 * f3)
+                total += row
+        out[f] = total / (n_ch * ho * wo)
+
+
+@cpu_kernel
+def ssim_gaussian_frames(
+    pred, gt, gray_weights, kernel, horizontal, c1, c2, out
+):  # pragma: no cover - compiled
+    """out[f] = Gaussian-window SSIM of the gray frames (no sample covariance), valid region; ``horizontal=False``
+    filters along the rows' direction only (each column a 1-D signal: ``gray_gauss_columns``)."""
+    n_frames, n_ch, h, w = gt.shape
+    k = kernel.size
+    ho = h - k + 1
+    wo = w - k + 1 if horizontal else w
+    for f in prange(n_frames):
+        s = np.empty((h, w))
+        d = np.empty((h, w))
+        for i in range(h):
+            for j in range(w):
+                x = 0.0
+                y = 0.0
+                for c in range(n_ch):
+                    x += gt[f, c, i, j] / 255.0 * gray_weights[c]
+                    y += pred[f, c, i, j] / 255.0 * gray_weights[c]
+                s[i, j] = x + y
+                d[i, j] = x - y
+        col = np.empty((4, w))  # Gaussian means along H of s, d, s^2, d^2 for one output row
+        row = np.empty((4, wo))  # then along W
+        total = 0.0
+        for i in range(ho):
+            for j in range(w):
+                a = s[i, j]
+                b = d[i, j]
+                col[0, j] = a * kernel[0]
+                col[1, j] = b * kernel[0]
+                col[2, j] = (a * a) * kernel[0]
+                col[3, j] = (b * b) * kernel[0]
+            for t in range(1, k):
+                wt = kernel[t]
+                for j in range(w):
+                    a = s[i + t, j]
+                    b = d[i + t, j]
+                    col[0, j] += a * wt
+                    col[1, j] += b * wt
+                    col[2, j] += (a * a) * wt
+                    col[3, j] += (b * b) * wt
+            if horizontal:
+                for q in range(4):
+                    for j in range(wo):
+                        row[q, j] = col[q, j] * kernel[0]
+                    for t in range(1, k):
+                        wt = kernel[t]
+                        for j in range(wo):
+                            row[q, j] += col[q, j + t] * wt
+            else:
+                row[:] = col
+            acc = 0.0
+            for j in range(wo):
+                mu_s2 = row[0, j] * row[0, j]
+                mu_d2 = row[1, j] * row[1, j]
+                var_s = row[2, j] - mu_s2
+                var_d = row[3, j] - mu_d2
+                a1 = 0.5 * (mu_s2 - mu_d2) + c1
+                b1 = 0.5 * (mu_s2 + mu_d2) + c1
+                a2 = 0.5 * (var_s - var_d) + c2
+                b2 = 0.5 * (var_s + var_d) + c2
+                acc += (a1 * a2) / (b1 * b2)
+            total += acc
+        out[f] = total / (ho * wo)
