@@ -11,7 +11,7 @@ from neuroclips.metrics import jit
 from neuroclips.metrics.hue import hue_pcc, hue_pcc_torch
 from neuroclips.metrics.pixcorr import pixcorr, pixcorr_torch
 from neuroclips.metrics.psnr import frame_mse, squared_error_sums_torch
-from neuroclips.metrics.ssim import _ssim_chunk, ssim
+from neuroclips.metrics.ssim import _ssim_chunk, ssim, ssim_variants
 from tests.test_eval_metrics import _varied_pairs
 
 
@@ -74,3 +74,11 @@ def test_kernels_compile_without_a_writable_cache(monkeypatch):
     out = np.empty(3)
     double(np.arange(3.0), out)
     assert out.tolist() == [0.0, 2.0, 4.0]
+
+
+def test_ssim_variants_at_once_equal_one_at_a_time():
+    gt, pred = _pairs()
+    both = ssim_variants(pred, gt, ["gray_gauss_columns", "rgb255", "gray_gauss"])
+    assert list(both) == ["gray_gauss_columns", "rgb255", "gray_gauss"]
+    for variant, values in both.items():
+        assert torch.equal(values, ssim(pred, gt, variant))

@@ -37,7 +37,7 @@ from neuroclips.metrics.mse import mse
 from neuroclips.metrics.nway import NWAY_PROTOCOLS, nway_topk, nway_topk_frames
 from neuroclips.metrics.pixcorr import pixcorr
 from neuroclips.metrics.psnr import psnr
-from neuroclips.metrics.ssim import ssim
+from neuroclips.metrics.ssim import ssim_variants
 from neuroclips.metrics.stats import bootstrap_ci
 
 
@@ -189,9 +189,9 @@ class Scorer:
         n, f = clips.shape[:2]
         flat_gt, flat_pred = clips.flatten(0, 1), preds.flatten(0, 1)
         sel = self.frame_selection
-        for v in self.ssim_variants:
-            vals = ssim(flat_pred, flat_gt, variant=v, device=self.device).numpy()
-            self.add(f"ssim_{v}", vals, "per_position", f"SSIM {v}, per frame position, {sel}", variant=v)
+        for v, vals in ssim_variants(flat_pred, flat_gt, self.ssim_variants, device=self.device).items():
+            label = f"SSIM {v}, per frame position, {sel}"
+            self.add(f"ssim_{v}", vals.numpy(), "per_position", label, variant=v)
         for v in self.psnr_variants:
             vals = psnr(flat_pred, flat_gt, variant=v, device=self.device).numpy()
             if v == "mind_animator":  # per clip first, then over clips

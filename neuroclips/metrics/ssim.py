@@ -14,12 +14,13 @@ Variants (names are the config values):
 Why our own code instead of torchmetrics: torchmetrics pads and averages the whole SSIM map and has no sample
 covariance, so it differs from scikit-image by up to 3e-2 (stack-notes 3e). scikit-image crops (win-1)/2 pixels from
 every border before averaging; that is exactly a "valid" filter, which is what we compute. The gray variants run in
-float64 like scikit-image (agreement ~1e-15); ``rgb255`` uses exact integer window sums and a float32 final ratio
-(agreement better than 1e-7, measured max 3.5e-8).
+float64 like scikit-image (agreement ~1e-15); ``rgb255`` uses exact integer window sums and a float64 final ratio
+on CPU (~1e-15), float32 on accelerators (better than 1e-7, measured max 3.5e-8).
 
 Speed: SSIM needs local means of x, y, x^2, y^2 and xy. With s = x + y and d = x - y it needs only four local means
-(of s, d, s^2, d^2). For ``rgb255`` the inputs are integers, so the 7x7 window sums are exact int32 cumulative sums
-(O(1) per pixel) and only the final ratio is floating point; small chunks keep the working set in the CPU cache.
+(of s, d, s^2, d^2). For ``rgb255`` the inputs are integers, so the 7x7 window sums are exact int32 sums and only
+the final ratio is floating point. On CPU, fused numba kernels (``ssim_cpu.py``) stream each frame row by row on
+all threads; the batched torch code below runs on accelerators (``device=``).
 """
 
 from __future__ import annotations
@@ -168,47 +169,70 @@ def ssim(
     """Per-frame SSIM (N,) float64 between two stacks of RGB uint8 frames.
 
     pred, gt: (N, 3, H, W) or (N, H, W, 3), uint8 numpy arrays or tensors (channel-last is detected by a last dim of 3).
+    ``chunk_size``: frames per batch on an accelerator (default 64); the CPU kernels take all frames at once.
     """
-    if variant not in SSIM_VARIANTS:
-        raise ValueError(f"SSIM variant: expected one of {SSIM_VARIANTS}, found {variant!r}.")
+    return ssim_variants(pred, gt, [variant], chunk_size, device)[variant]
+
+
+def ssim_variants(
+    pred,
+    gt,
+    variants: list[str],
+    chunk_size: int | None = None,
+    device: str | torch.device | None = None,
+) -> dict[str, torch.Tensor]:
+    """``{variant: ssim(pred, gt, variant)}`` for several variants; on CPU ``gray_gauss`` and ``gray_gauss_columns``
+    share one pass (the gray frames and the Gaussian along H), which the evaluation suite uses."""
+    for variant in variants:
+        if variant not in SSIM_VARIANTS:
+            raise ValueError(f"SSIM variant: expected one of {SSIM_VARIANTS}, found {variant!r}.")
     pred = as_frames_nchw(pred, "pred")
     gt = as_frames_nchw(gt, "gt")
     if pred.shape != gt.shape:
         raise ValueError(
             f"SSIM: pred and gt must have the same shape, found {tuple(pred.shape)} vs {tuple(gt.shape)}."
         )
-    win = UNIFORM_WINDOW if variant == "rgb255" else gaussian_kernel1d().numel()
-    if min(pred.shape[-2:]) < win:
-        raise ValueError(
-            f"SSIM {variant}: frames must be at least {win}x{win} pixels, found {tuple(pred.shape[-2:])}."
-        )
+    for variant in variants:
+        win = UNIFORM_WINDOW if variant == "rgb255" else gaussian_kernel1d().numel()
+        if min(pred.shape[-2:]) < win:
+            raise ValueError(
+                f"SSIM {variant}: frames must be at least {win}x{win} pixels, found {tuple(pred.shape[-2:])}."
+            )
     dev = torch.device(device) if device is not None else pred.device
     if dev.type == "cpu":
-        return ssim_cpu(pred.cpu(), gt.cpu(), variant)
+        return ssim_cpu(pred.cpu(), gt.cpu(), variants)
     chunk_size = chunk_size or 64
-    out = []
-    for start in range(0, pred.shape[0], chunk_size):
-        p = pred[start : start + chunk_size].to(dev)
-        g = gt[start : start + chunk_size].to(dev)
-        out.append(_ssim_chunk(p, g, variant))
-    if not out:
-        return torch.zeros(0, dtype=torch.float64)
-    return torch.cat(out).cpu()
+    result = {}
+    for variant in variants:
+        out = []
+        for start in range(0, pred.shape[0], chunk_size):
+            p = pred[start : start + chunk_size].to(dev)
+            g = gt[start : start + chunk_size].to(dev)
+            out.append(_ssim_chunk(p, g, variant))
+        result[variant] = torch.cat(out).cpu() if out else torch.zeros(0, dtype=torch.float64)
+    return result
 
 
-def ssim_cpu(pred: torch.Tensor, gt: torch.Tensor, variant: str) -> torch.Tensor:
-    """The fused numba kernels (``ssim_cpu.py``): same values as ``_ssim_chunk``, all CPU threads, no chunks."""
+def ssim_cpu(pred: torch.Tensor, gt: torch.Tensor, variants: list[str]) -> dict[str, torch.Tensor]:
+    """The fused numba kernels (``ssim_cpu.py``): the values of ``_ssim_chunk`` (to ~1e-15; rgb255: its float32
+    ratio to 1e-7), one frame per thread."""
     from neuroclips.metrics import ssim_cpu as kernels  # numba is imported only where a CPU SSIM runs
 
     p, g = pred.numpy(), gt.numpy()
-    out = np.empty(p.shape[0], dtype=np.float64)
-    if variant == "rgb255":
-        kernels.ssim_rgb255_frames(p, g, K1, K2, out)
-    else:
+    n = p.shape[0]
+    out = {}
+    if "rgb255" in variants:
+        out["rgb255"] = np.empty(n, dtype=np.float64)
+        kernels.ssim_rgb255_frames(p, g, K1, K2, out["rgb255"])
+    gray = [v for v in variants if v != "rgb255"]
+    if gray:
+        out_2d = np.empty(n if "gray_gauss" in gray else 0, dtype=np.float64)
+        out_columns = np.empty(n if "gray_gauss_columns" in gray else 0, dtype=np.float64)
         c1, c2 = K1**2, K2**2  # data range 1
-        gray, kernel = np.array(RGB2GRAY), gaussian_kernel1d().numpy()
-        kernels.ssim_gaussian_frames(p, g, gray, kernel, variant == "gray_gauss", c1, c2, out)
-    return torch.from_numpy(out)
+        weights, kernel = np.array(RGB2GRAY), gaussian_kernel1d().numpy()
+        kernels.ssim_gaussian_frames(p, g, weights, kernel, c1, c2, out_2d, out_columns)
+        out.update({"gray_gauss": out_2d, "gray_gauss_columns": out_columns})
+    return {v: torch.from_numpy(out[v]) for v in variants}
 
 
 def _ssim_chunk(p: torch.Tensor, g: torch.Tensor, variant: str) -> torch.Tensor:

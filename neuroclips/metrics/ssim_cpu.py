@@ -1,10 +1,10 @@
 """The SSIM variants of ``ssim.py`` as fused CPU kernels (numba), one frame per thread; same formulas, same values.
 
-Each kernel streams the frame row by row: the window sums of s = x + y, d = x - y, s^2 and d^2 for one output row
-live in a few row buffers (in cache) instead of four full-frame tensors, and the SSIM of each pixel is summed as
-soon as it is known. ``rgb255`` keeps the exact integer window sums of the torch version (sliding down the rows,
-7-tap sums along them) and takes the final ratio in float64; the Gaussian variants filter in float64 in the same
-order as the torch version (rows first, then columns), so the values agree with it to ~1e-15.
+Each kernel works one output row at a time: the window sums of s = x + y, d = x - y, s^2 and d^2 for that row live
+in a few row buffers (in cache) instead of four full-frame tensors, and the SSIM of each pixel is summed as soon as
+it is known. ``rgb255`` keeps the exact integer window sums of the torch version (sliding down the rows, 7-tap sums
+along them) and takes the final ratio in float64; the Gaussian variants filter in float64 in the same order as the
+torch version (along H, then along W, tap by tap), so the values agree with it to ~1e-15.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from neuroclips.metrics.jit import cpu_kernel
+from neuroclips.metrics.jit import cpu_helper, cpu_kernel
 
 
 @cpu_kernel
@@ -71,16 +71,31 @@ def ssim_rgb255_frames(pred, gt, k1, k2, out):  # pragma: no cover - compiled
         out[f] = total / (n_ch * ho * wo)
 
 
+@cpu_helper
+def _gauss_ssim(mu_s, mu_d, ss, dd, c1, c2):  # pragma: no cover - compiled
+    """SSIM of one pixel from the local means of s, d, s^2, d^2 (the identities of ``ssim._ssim_gaussian``)."""
+    mu_s2 = mu_s * mu_s
+    mu_d2 = mu_d * mu_d
+    var_s = ss - mu_s2
+    var_d = dd - mu_d2
+    a1 = 0.5 * (mu_s2 - mu_d2) + c1
+    b1 = 0.5 * (mu_s2 + mu_d2) + c1
+    a2 = 0.5 * (var_s - var_d) + c2
+    b2 = 0.5 * (var_s + var_d) + c2
+    return (a1 * a2) / (b1 * b2)
+
+
 @cpu_kernel
 def ssim_gaussian_frames(
-    pred, gt, gray_weights, kernel, horizontal, c1, c2, out
+    pred, gt, gray_weights, kernel, c1, c2, out_2d, out_columns
 ):  # pragma: no cover - compiled
-    """out[f] = Gaussian-window SSIM of the gray frames (no sample covariance), valid region; ``horizontal=False``
-    filters along the rows' direction only (each column a 1-D signal: ``gray_gauss_columns``)."""
+    """Gaussian-window SSIM of the gray frames (no sample covariance), valid region: out_2d[f] filtered along H and
+    W (``gray_gauss``), out_columns[f] along H only (each column a 1-D signal: ``gray_gauss_columns``). Both share
+    the gray frames and the pass along H, so asking for both costs little more than one; an empty out is skipped."""
     n_frames, n_ch, h, w = gt.shape
     k = kernel.size
-    ho = h - k + 1
-    wo = w - k + 1 if horizontal else w
+    ho, wo = h - k + 1, w - k + 1
+    want_2d, want_columns = out_2d.size > 0, out_columns.size > 0
     # value / 255 * weight of every uint8 value per channel: the same float64 terms as rgb_to_gray, looked up
     # instead of divided (a division costs ~10 multiplications)
     lut = np.empty((n_ch, 256))
@@ -103,7 +118,10 @@ def ssim_gaussian_frames(
                 sd[3, i, j] = sd[1, i, j] * sd[1, i, j]
         col = np.empty((4, w))  # Gaussian means along H of s, d, s^2, d^2 for one output row
         row = np.empty((4, wo))  # then along W
-        acc = np.zeros(wo)  # SSIM summed per output column: no loop-carried float sum, so the loops vectorise
+        acc_2d = np.zeros(
+            wo
+        )  # SSIM summed per output column: no loop-carried float sum, so the loops vectorise
+        acc_columns = np.zeros(w)
         for i in range(ho):
             for q in range(4):  # one quantity at a time: simple loops over a row, which vectorise
                 for j in range(w):
@@ -112,7 +130,10 @@ def ssim_gaussian_frames(
                     wt = kernel[t]
                     for j in range(w):
                         col[q, j] += sd[q, i + t, j] * wt
-            if horizontal:
+            if want_columns:
+                for j in range(w):
+                    acc_columns[j] += _gauss_ssim(col[0, j], col[1, j], col[2, j], col[3, j], c1, c2)
+            if want_2d:
                 for q in range(4):
                     for j in range(wo):
                         row[q, j] = col[q, j] * kernel[0]
@@ -120,16 +141,9 @@ def ssim_gaussian_frames(
                         wt = kernel[t]
                         for j in range(wo):
                             row[q, j] += col[q, j + t] * wt
-            else:
-                row[:] = col
-            for j in range(wo):
-                mu_s2 = row[0, j] * row[0, j]
-                mu_d2 = row[1, j] * row[1, j]
-                var_s = row[2, j] - mu_s2
-                var_d = row[3, j] - mu_d2
-                a1 = 0.5 * (mu_s2 - mu_d2) + c1
-                b1 = 0.5 * (mu_s2 + mu_d2) + c1
-                a2 = 0.5 * (var_s - var_d) + c2
-                b2 = 0.5 * (var_s + var_d) + c2
-                acc[j] += (a1 * a2) / (b1 * b2)
-        out[f] = acc.sum() / (ho * wo)
+                for j in range(wo):
+                    acc_2d[j] += _gauss_ssim(row[0, j], row[1, j], row[2, j], row[3, j], c1, c2)
+        if want_2d:
+            out_2d[f] = acc_2d.sum() / (ho * wo)
+        if want_columns:
+            out_columns[f] = acc_columns.sum() / (ho * w)
