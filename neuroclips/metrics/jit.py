@@ -5,7 +5,8 @@ stacked intermediates (about one full-frame tensor per operation); a fused loop 
 5-20x faster. The torch versions stay for accelerators (``device=``), where batching wins.
 
 Threads: ``prange`` over frames runs on numba's thread pool, ``numba.get_num_threads()`` threads (default: every
-core; ``NUMBA_NUM_THREADS`` or ``numba.set_num_threads`` change it). Compiled code is cached on disk
+core; ``NUMBA_NUM_THREADS`` or ``numba.set_num_threads`` change it), on numba's default threading layer (OpenMP
+here; the project calls the metrics from one Python thread at a time, and forked data workers never run them). Compiled code is cached on disk
 (``__pycache__`` next to this package, else numba's user cache dir, else ``NUMBA_CACHE_DIR``); where none is
 writable, e.g. a read-only install without a home, each process compiles again (a few seconds) instead of failing.
 """
