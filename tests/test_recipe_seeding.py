@@ -218,3 +218,14 @@ def test_keyframe_reference_seeding_is_one_stream_in_the_reference_order():
     assert (alone - both[1:2]).abs().max() > 1e-4
     with pytest.raises(ValueError, match="ReferenceRNG"):
         sample_keyframes(*args, tokens[:1], [0])
+
+
+def test_the_configs_video_seed_is_the_reference_seed_the_code_defaults_to():
+    """One fact, written once in conf/stage/video.yaml and once as the Python constant the defaults use."""
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import REPO
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["stage=video"])
+    assert cfg.video.seed == REFERENCE_VIDEO_SEED

@@ -23,6 +23,7 @@ from neuroclips.generation.guidance import initial_latents, plan_alpha, sampling
 from neuroclips.generation.interpolation import interpolate_frames
 from neuroclips.models.video_pipeline import NeuroClipsVideoPipeline
 from neuroclips.utils.seeding import (
+    REFERENCE_VIDEO_SEED,
     check_seeding,
     clip_generators,
     randn_per_clip,
@@ -61,7 +62,7 @@ class VideoRecipe:
     prompt_suffix: str = PROMPT_SUFFIX
     negative_prompt: str = NEGATIVE_PROMPT
     no_caption_prompt: str = NO_CAPTION_PROMPT
-    seed: int = 12099779162349365895
+    seed: int = REFERENCE_VIDEO_SEED
     per_clip_seed: bool = True  # reference: false (the same seed for every clip)
     # streams: every draw from its own (seed, clip, purpose) generator; reference: the reference script's
     # torch.manual_seed(seed) before every clip, draws in its order (seeding.reference_video_draws)

@@ -13,6 +13,7 @@ import torch
 
 from neuroclips.generation.video import VideoRecipe, generate_videos
 from neuroclips.models.video_pipeline import NeuroClipsVideoPipeline
+from neuroclips.utils.seeding import REFERENCE_VIDEO_SEED
 
 
 class VideoGenerator(pl.LightningModule):
@@ -22,7 +23,7 @@ class VideoGenerator(pl.LightningModule):
         self,
         pipeline: NeuroClipsVideoPipeline,
         recipe: dict | None = None,
-        seed: int = 12099779162349365895,
+        seed: int = REFERENCE_VIDEO_SEED,
         per_clip_seed: bool = True,
         autocast: bool = False,
         seeding: str = "streams",

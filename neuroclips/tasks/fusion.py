@@ -28,6 +28,7 @@ from neuroclips.outputs import OutputStore
 from neuroclips.stage_types import StageResult
 from neuroclips.utils.atomic import write_json, write_npy
 from neuroclips.utils.images import to_uint8
+from neuroclips.utils.seeding import REFERENCE_VIDEO_SEED
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class FusionTask:
         pipeline,
         clip_encoder,
         recipe: dict | None = None,
-        seed: int = 12099779162349365895,
+        seed: int = REFERENCE_VIDEO_SEED,
         per_clip_seed: bool = True,
         decision: str = "cosine",
         threshold: float = 0.9,
