@@ -280,6 +280,20 @@ def test_low_level_norm_is_the_reference_group_by_default_and_batch_on_request()
         assert net(config(f"stage={stage}", "scale=tiny", "recipe=reference")).low_level_norm == "group"
 
 
+def test_low_level_dropout_is_the_references_by_default_and_an_option():
+    from tests.test_recipe_reference import config
+
+    for stage in ("pr", "blurry"):
+        net = (lambda cfg: cfg.system.net) if stage == "pr" else (lambda cfg: cfg.system.net.module)  # noqa: E731
+        assert net(config(f"stage={stage}", "scale=tiny")).low_level_dropout == 0.3
+        assert (
+            net(config(f"stage={stage}", "scale=tiny", "scale.pr.net.low_level_dropout=0")).low_level_dropout
+            == 0
+        )
+        assert net(config(f"stage={stage}", "scale=paper")).low_level_dropout == 0.3
+        assert net(config(f"stage={stage}", "scale=tiny", "recipe=reference")).low_level_dropout == 0.3
+
+
 def test_reference_checkpoint_needs_the_group_head():
     torch.manual_seed(0)
     ours = PerceptualNet(**TINY_NET).state_dict()

@@ -34,13 +34,20 @@ def main() -> None:
     )
     parser.add_argument("--data-file", default="data/simulated_tiny.h5")
     parser.add_argument("--norm", default="group")
+    parser.add_argument("--dropout", type=float, default=None, help="scale.pr.net.low_level_dropout")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose(
-            "config", overrides=["stage=pr", "experiment=demo", f"scale.pr.net.low_level_norm={args.norm}"]
+            "config",
+            overrides=[
+                "stage=pr",
+                "experiment=demo",
+                f"scale.pr.net.low_level_norm={args.norm}",
+                *([f"scale.pr.net.low_level_dropout={args.dropout}"] if args.dropout is not None else []),
+            ],
         )
     torch.manual_seed(args.seed)
     net = instantiate(cfg.system.net)

@@ -24,9 +24,9 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
-import torch
+
+from neuroclips.metrics.mean_frame import mean_frame_val_pixcorr
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -49,28 +49,6 @@ def val_pixcorr_per_epoch(run_dir: Path) -> list[float]:
             if row.get("val/pixcorr"):
                 values[int(row["epoch"])] = float(row["val/pixcorr"])
     return [values[e] for e in sorted(values)]
-
-
-def mean_frame_val_pixcorr(data_file: Path, data_cfg: dict) -> float:
-    """Mean over validation frames of PixCorr(mean training frame, frame): the no-fMRI baseline."""
-    from neuroclips.data.datamodule import validation_rows
-    from neuroclips.metrics.pixcorr import pixcorr
-
-    with h5py.File(data_file, "r") as f:
-        frames = f["stimuli/train/frames"]
-        val = np.sort(
-            validation_rows(
-                frames.shape[0], data_cfg["val_fraction"], data_cfg["val_block"], data_cfg["val_seed"]
-            )
-        )
-        train = np.setdiff1d(np.arange(frames.shape[0]), val)
-        mean = np.zeros(frames.shape[2:], np.float64)
-        for start in range(0, len(train), 64):
-            mean += frames[train[start : start + 64]].astype(np.float64).sum(axis=(0, 1))
-        mean /= len(train) * frames.shape[1]
-        truth = torch.from_numpy(frames[val].reshape(-1, *frames.shape[2:]))
-    baseline = torch.from_numpy(np.rint(mean).astype(np.uint8)).expand_as(truth).contiguous()
-    return float(pixcorr(baseline, truth).mean())
 
 
 def first_epoch_above(values: list[float], threshold: float) -> int | None:

@@ -111,6 +111,8 @@ class LowLevelHead(nn.Module):
     removes that clip-independent part (the mean over the batch's frames) and scales each feature to unit variance
     over the batch, so the maps vary across clips from the first step; running statistics at evaluation. Under
     DDP its statistics are each process's own (no SyncBatchNorm), like the `batch` temporal window.
+    `dropout` (reference 0.3; `scale.pr.net.low_level_dropout`) drops units of the linear output before the norm, so
+    its noise scales with the large clip-independent part; 0 did not remove the plateau (pr_plateau.md).
     """
 
     def __init__(
