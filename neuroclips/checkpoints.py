@@ -32,37 +32,37 @@ def read_checkpoint(path: str | Path, field: str = "checkpoint") -> dict:
         ) from e
 
 
-def checkpoint_meta(ckpt: dict) -> dict:
+def checkpoint_metadata(ckpt: dict) -> dict:
     return dict(ckpt.get("neuroclips") or {})
 
 
-def meta_subjects(meta: dict) -> list[int] | None:
+def held_subjects(metadata: dict) -> list[int] | None:
     """The subjects a checkpoint holds, in adapter order (single-subject checkpoints before this field: [subj])."""
-    if meta.get("subjects") is not None:
-        return [int(s) for s in meta["subjects"]]
-    if meta.get("subj") is not None:
-        return [int(meta["subj"])]
+    if metadata.get("subjects") is not None:
+        return [int(s) for s in metadata["subjects"]]
+    if metadata.get("subj") is not None:
+        return [int(metadata["subj"])]
     return None
 
 
-def check_meta(
+def check_metadata(
     path, ckpt: dict, expected_stage: str | list[str] | None, expected_subj: int | str | list[int] | None
 ) -> dict:
     """Refuse a checkpoint of another stage or subject. ``expected_subj``: one subject (held by the checkpoint, alone
     or among others) or a list of subjects (the checkpoint holds exactly those: a resume)."""
-    meta = checkpoint_meta(ckpt)
-    if not meta:
+    metadata = checkpoint_metadata(ckpt)
+    if not metadata:
         raise CheckpointMismatchError(
             f"{path}: not a neuroclips checkpoint (no 'neuroclips' metadata: stage, subj)."
         )
     stages = [expected_stage] if isinstance(expected_stage, str) else expected_stage
-    if stages and meta.get("stage") not in stages:
+    if stages and metadata.get("stage") not in stages:
         raise CheckpointMismatchError(
-            f"{path}: checkpoint of stage '{meta.get('stage')}', expected stage {' or '.join(repr(s) for s in stages)}."
+            f"{path}: checkpoint of stage '{metadata.get('stage')}', expected stage {' or '.join(repr(s) for s in stages)}."
         )
-    held = meta_subjects(meta)
+    held = held_subjects(metadata)
     if expected_subj is None or held is None:
-        return meta
+        return metadata
     wanted = _ids(expected_subj)
     if len(wanted) == 1 and len(held) == 1 and held != wanted:
         raise CheckpointMismatchError(
@@ -76,7 +76,7 @@ def check_meta(
         raise CheckpointMismatchError(
             f"{path}: checkpoint of subjects {held}, expected subjects {wanted} (subj)."
         )
-    return meta
+    return metadata
 
 
 def _ids(subj: int | str | list[int]) -> list[int]:
@@ -131,9 +131,9 @@ def load_into(
     if is_meta(module):
         return module
     ckpt = read_checkpoint(path, field)
-    meta = check_meta(path, ckpt, expected_stage, expected_subj)
+    metadata = check_metadata(path, ckpt, expected_stage, expected_subj)
     sd = ckpt.get("state_dict", ckpt)
-    held = meta_subjects(meta)
+    held = held_subjects(metadata)
     if (
         held and expected_subj is not None and len(_ids(expected_subj)) == 1
     ):  # one subject out of a multi-subject run
@@ -197,8 +197,8 @@ def warm_start_from_run(
     """
     ckpt_path = run_checkpoint(path)
     ckpt = read_checkpoint(ckpt_path, field)
-    meta = check_meta(ckpt_path, ckpt, expected_stage, None)
-    held = meta_subjects(meta) or []
+    metadata = check_metadata(ckpt_path, ckpt, expected_stage, None)
+    held = held_subjects(metadata) or []
     source = {k: v for k, v in ckpt.get("state_dict", ckpt).items() if k.startswith(prefixes)}
     shared, per = split_subjects(source, held)
     own = {k: v for k, v in system.state_dict().items() if k.startswith(prefixes)}

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from neuroclips.checkpoints import CheckpointMismatchError, check_meta
+from neuroclips.checkpoints import CheckpointMismatchError, check_metadata
 from neuroclips.errors import StageError
 from neuroclips.provenance import Provenance, describe_difference
 
@@ -95,11 +95,11 @@ def resume_checkpoint(
         return None, None
     ckpt = read_last(last)
     try:
-        meta = check_meta(last, ckpt, stage, subj)
+        metadata = check_metadata(last, ckpt, stage, subj)
     except CheckpointMismatchError as e:
         raise StageError(f"{e} ({WAY_OUT})") from e
-    if meta.get("fingerprint") != prov.fingerprint:
-        old = {"fingerprint": meta.get("fingerprint"), **(meta.get("provenance") or {})}
+    if metadata.get("fingerprint") != prov.fingerprint:
+        old = {"fingerprint": metadata.get("fingerprint"), **(metadata.get("provenance") or {})}
         raise StageError(
             f"{run_dir}: the run there was made under another configuration "
             f"({describe_difference(old, prov) or 'no fingerprint recorded'}); {WAY_OUT}."

@@ -135,20 +135,17 @@ def build_trainer(
     logger = False
     if cfg.get("logger") and OmegaConf.select(cfg, "logger._target_"):
         logger = instantiate(cfg.logger)
-    trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
-    trainer_cfg.pop("_target_", None)
-    strategy = trainer_cfg.pop("strategy", "auto")
-    if isinstance(strategy, dict):
-        strategy = instantiate(strategy)
-    return pl.Trainer(
-        **trainer_cfg,
-        strategy=strategy,
+    # conf/trainer/*.yaml names the class (_target_) and its settings, a strategy config included; the runtime adds
+    # what only it knows: the run folder, the callbacks, the logger, atomic checkpoint writes
+    return instantiate(
+        cfg.trainer,
         default_root_dir=str(run_dir),
         callbacks=callbacks,
         logger=logger,
         enable_checkpointing=enable_checkpointing,
         plugins=[AtomicCheckpointIO()],
         use_distributed_sampler=False,  # the DataModule's EpochSampler shards over ranks itself
+        _convert_="all",
     )
 
 

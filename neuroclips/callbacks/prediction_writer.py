@@ -10,7 +10,7 @@ from pytorch_lightning.callbacks import BasePredictionWriter
 from neuroclips.outputs import OutputStore
 from neuroclips.utils.images import to_uint8
 
-IMAGE_KINDS = {"keyframe", "blurry", "video", "fused_video", "frames", "keyframe_init"}
+PIXEL_KINDS = {"keyframe", "blurry", "video", "fused_video", "frames", "keyframe_init"}  # stored as uint8
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -46,6 +46,6 @@ class PredictionWriter(BasePredictionWriter):
                     self.store.save(kind, clip, None, {**base, "text": value})
                     continue
                 arr = (
-                    to_uint8(value) if kind in IMAGE_KINDS else value.detach().to(torch.float16).cpu().numpy()
+                    to_uint8(value) if kind in PIXEL_KINDS else value.detach().to(torch.float16).cpu().numpy()
                 )
                 self.store.save(kind, clip, arr, base)

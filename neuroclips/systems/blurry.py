@@ -7,8 +7,8 @@ Temporal window and batches: with `temporal_window=clip` every clip is decoded o
 not depend on batching, resuming or DDP sharding. With `batch` (the reference, and the default because it is the
 training window) the frames of the whole prediction batch attend to each other, so a clip's output depends on its
 batch neighbours: it matches training only when a batch holds consecutive clips. A resumed run (only missing clips
-are predicted) or DDP sharding (the DataModule's EpochSampler deals clips to ranks round-robin) changes the
-neighbours.
+are predicted) changes the neighbours; under DDP the stage's `datamodule.shard: contiguous` gives each rank one
+consecutive block of clips, so only the clips at a block's edges see other neighbours than in one process.
 This module warns once when a batch is not a run of consecutive clip indices; use `clip` (or a single process
 and a fresh output folder) when bitwise-stable outputs matter.
 

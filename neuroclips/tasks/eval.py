@@ -44,7 +44,9 @@ from neuroclips.utils.atomic import write_json
 
 log = logging.getLogger("neuroclips")
 
-IMAGE_KINDS = {"keyframe"}  # kinds that hold one image per clip, scored against GT frame `keyframe_gt_index`
+SINGLE_IMAGE_KINDS = {
+    "keyframe"
+}  # kinds that hold one image per clip, scored against GT frame `keyframe_gt_index`
 SELECTION_STAGES = (
     "sr",
     "sr_prior",
@@ -378,7 +380,7 @@ class EvalTask:
         raws = [r for r, k in zip(raws, keep) if k]
         gt_frames = torch.from_numpy(np.ascontiguousarray(gt.frames[keep]))
         num_gt = gt_frames.shape[1]
-        is_image = kind in IMAGE_KINDS or raws[0].ndim == 3
+        is_image = kind in SINGLE_IMAGE_KINDS or raws[0].ndim == 3
         if is_image:
             gt_frames = gt_frames[:, self.keyframe_gt_index]
             recon = torch.stack([torch.from_numpy(r if r.ndim == 3 else r[0]) for r in raws])
