@@ -334,7 +334,8 @@ def model_selection_line(doc: dict) -> str | None:
 
 
 CAPTION_SOURCES_TEXT = {
-    "blip2": "the BLIP-2 captioner (random at scale tiny)",
+    "blip2": "the BLIP-2 captioner (at scale tiny random, or fitted to the simulated captions by stage=standins "
+    "when scale.gen.caption.pretrained=local, as in experiment=demo)",
     "nearest_train": "the caption of the nearest training clip in CLIP-token space (no captioner model)",
     "none": "none (no captions)",
 }

@@ -1,5 +1,6 @@
 """Stage `standins`: fit the small tiny-scale AutoencoderKL (and, when configured, the tiny N-way classifiers of
-neuroclips.tasks.standin_classifiers) to the simulated training frames, once.
+neuroclips.tasks.standin_classifiers and the tiny BLIP-2 captioner of neuroclips.tasks.standin_captioner) to the
+simulated training frames, once.
 
 Why: a randomly initialised VAE makes the PR's pixel-space results meaningless (its decoder maps any latent to
 noise), so at `scale=tiny` the frozen SD-VAE is replaced by a small AutoencoderKL fitted here to the training
@@ -30,6 +31,7 @@ from torch import nn
 
 from neuroclips.models.frozen_vae import build_autoencoder_kl
 from neuroclips.stage_types import StageResult
+from neuroclips.tasks.standin_captioner import TinyCaptionerStandin
 from neuroclips.tasks.standin_classifiers import TinyClassifierStandins
 
 log = logging.getLogger("neuroclips")
@@ -146,9 +148,11 @@ class TinyVaeStandin:
         overwrite: bool = False,
         seed: int = 0,
         classifiers: TinyClassifierStandins | None = None,
+        captioner: TinyCaptionerStandin | None = None,
     ) -> None:
         self.out_dir = Path(out_dir)
         self.classifiers = classifiers if classifiers is not None and classifiers.enabled else None
+        self.captioner = captioner if captioner is not None and captioner.enabled else None
         self.enabled = enabled
         self.architecture = dict(
             block_out_channels=list(block_out_channels),
@@ -201,20 +205,27 @@ class TinyVaeStandin:
             metrics = {"reused": True}
         else:
             metrics = self._fit_vae(ctx.data_file, held_out, run_fingerprint)
+        fingerprint = {
+            **data_fingerprint(ctx.data_file),
+            "held_out_rows": [int(r) for r in np.sort(held_out)],
+        }
         if self.classifiers is not None:
             outputs.update(
                 frame_classifier=str(self.classifiers.frame_dir),
                 video_classifier=str(self.classifiers.video_dir),
             )
-            fingerprint = {
-                **data_fingerprint(ctx.data_file),
-                "held_out_rows": [int(r) for r in np.sort(held_out)],
-            }
             if self.classifiers.is_current(fingerprint) and not self.overwrite:
                 log.info("standins: N-way classifiers are up to date for %s", ctx.data_file)
                 metrics["classifiers_reused"] = True
             else:
                 metrics["classifiers"] = self.classifiers.fit_and_save(ctx.data_file, held_out, fingerprint)
+        if self.captioner is not None:
+            outputs["captioner"] = str(self.captioner.out_dir)
+            if self.captioner.is_current(fingerprint) and not self.overwrite:
+                log.info("standins: captioner is up to date for %s", ctx.data_file)
+                metrics["captioner_reused"] = True
+            else:
+                metrics["captioner"] = self.captioner.fit_and_save(ctx.data_file, held_out, fingerprint)
         return StageResult(metrics=metrics, outputs=outputs)
 
     def _fit_vae(self, data_file: str, held_out: np.ndarray, run_fingerprint: str | None) -> dict:
