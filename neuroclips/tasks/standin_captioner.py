@@ -129,7 +129,10 @@ def fit_captioner(captioner, frames: np.ndarray, captions: list[str], *, steps, 
         shift = torch.randint(-3, 4, (2,), generator=generator).tolist()
         batch = batch.roll(shift, dims=(-2, -1))
         out = model(
-            pixel_values=batch, input_ids=input_ids[index], attention_mask=attention[index], labels=labels[index]
+            pixel_values=batch,
+            input_ids=input_ids[index],
+            attention_mask=attention[index],
+            labels=labels[index],
         )
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
@@ -194,7 +197,8 @@ class TinyCaptionerStandin:
         with seeded_init(self.seed):
             Blip2ForConditionalGeneration(Blip2Config(**config)).save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
-        captioner = self.load(tmp)  # fitted through the paper-scale loader: the preprocessing the keyframe uses
+        # fitted through the paper-scale loader, so with the preprocessing the keyframe stage uses
+        captioner = self.load(tmp)
         with seeded_init(self.seed):  # dropout draws from the global RNG
             stats = fit_captioner(captioner, frames, captions, seed=self.seed, **self.training)
         val_frames, val_captions = read_captioned_frames(data_file, held_out_rows)
