@@ -109,3 +109,26 @@ def test_demo_captions_keyframes_with_the_fitted_captioner():
     assert keyframe.system.captioner.pretrained == "local" and keyframe.keyframe.caption_source == "blip2"
     assert keyframe.system.captioner.blip2_dir == standins.task.captioner.out_dir
     assert plain.system.captioner.pretrained == "random"  # pretrained=random stays the tiny default
+
+
+def test_stage_standins_fits_the_captioner_once_and_reuses_it(sim_copy, tmp_path):
+    from neuroclips.models.captioner import build_captioner
+    from tests.conftest import read_summary, run_inprocess
+
+    folder = tmp_path / "captioner"
+    args = [
+        "stage=standins",
+        "scale=tiny",
+        "scale.pr.standin.steps=2",
+        "scale.standins.captioner.enabled=true",
+        f"scale.standins.captioner.dir={folder}",
+        "scale.standins.captioner.steps=3",
+        "scale.standins.captioner.hidden_size=16",
+        "scale.standins.captioner.patch_size=8",
+    ]
+    run_inprocess(args, tmp_path, sim_copy)
+    summary = read_summary(tmp_path, "standins")
+    assert summary["metrics"]["captioner"]["steps"] == 3 and summary["outputs"]["captioner"] == str(folder)
+    run_inprocess(args, tmp_path, sim_copy)
+    assert read_summary(tmp_path, "standins")["metrics"].get("captioner_reused") is True
+    assert len(build_captioner(pretrained="local", blip2_dir=str(folder))(torch.rand(1, 3, 64, 64))) == 1
