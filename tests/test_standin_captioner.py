@@ -132,3 +132,32 @@ def test_stage_standins_fits_the_captioner_once_and_reuses_it(sim_copy, tmp_path
     run_inprocess(args, tmp_path, sim_copy)
     assert read_summary(tmp_path, "standins")["metrics"].get("captioner_reused") is True
     assert len(build_captioner(pretrained="local", blip2_dir=str(folder))(torch.rand(1, 3, 64, 64))) == 1
+
+
+def test_keyframe_stage_captions_with_the_fitted_captioner(fitted, sim_copy, tmp_path):
+    import json
+
+    import neuroclips.utils.resolvers  # noqa: F401  (registers the ${nc.*:} resolvers the checkpoint writer composes)
+    from tests.conftest import run_inprocess
+    from tests.test_gen_stages import write_sr_prior_checkpoint
+
+    task, _ = fitted
+    ckpt = write_sr_prior_checkpoint(tmp_path / "sr_prior.ckpt")
+    run_inprocess(
+        [
+            "stage=keyframe",
+            "logger=none",
+            "data.predict_clips=[0,1]",
+            f"init.sr_prior_ckpt={ckpt}",
+            "scale.gen.caption.pretrained=local",
+            f"scale.gen.caption.blip2_dir={task.out_dir}",
+        ],
+        tmp_path,
+        sim_copy,
+    )
+    vocabulary = set(json.loads((task.out_dir / "tokenizer.json").read_text())["model"]["vocab"])
+    for clip in (0, 1):
+        text = json.loads((tmp_path / f"runs/default/subj1/outputs/caption/{clip:05d}.json").read_text())[
+            "text"
+        ]
+        assert isinstance(text, str) and all(w in vocabulary for w in text.split()), text
