@@ -95,19 +95,29 @@ def test_word_accuracy():
     assert out == {"exact_match": 0.5, "word_accuracy": pytest.approx((1 + 2 / 3) / 2)}
 
 
-def test_demo_captions_keyframes_with_the_fitted_captioner():
+def test_the_fitted_captioner_is_one_switch_away_and_the_demo_keeps_nearest_train():
     from hydra import compose, initialize_config_dir
 
     import neuroclips.utils.resolvers  # noqa: F401  (registers ${nc.cwd:})
     from tests.conftest import REPO
 
+    fitted = [
+        "scale.standins.captioner.enabled=true",
+        "scale.gen.caption.pretrained=local",
+        "scale.gen.caption.blip2_dir=${scale.standins.captioner.dir}",
+        "keyframe.caption_source=blip2",
+    ]
     with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
-        standins = compose("config", ["stage=standins", "experiment=demo", "subj='1'"])
-        keyframe = compose("config", ["stage=keyframe", "experiment=demo", "subj='1'"])
+        standins = compose("config", ["stage=standins", "experiment=demo", "subj='1'", *fitted])
+        keyframe = compose("config", ["stage=keyframe", "experiment=demo", "subj='1'", *fitted])
+        demo = compose("config", ["stage=keyframe", "experiment=demo", "subj='1'"])
+        demo_standins = compose("config", ["stage=standins", "experiment=demo", "subj='1'"])
         plain = compose("config", ["stage=keyframe", "subj='1'"])
     assert standins.task.captioner.enabled is True
     assert keyframe.system.captioner.pretrained == "local" and keyframe.keyframe.caption_source == "blip2"
     assert keyframe.system.captioner.blip2_dir == standins.task.captioner.out_dir
+    # the demo's keyframes come from a random unCLIP: it captions with the nearest training clip and fits no captioner
+    assert demo.keyframe.caption_source == "nearest_train" and demo_standins.task.captioner.enabled is False
     assert plain.system.captioner.pretrained == "random"  # pretrained=random stays the tiny default
 
 
