@@ -1,0 +1,13 @@
+#!/bin/bash
+# A reduced `make demo` (small simulated file, few steps, deterministic) run from a given checkout, for before/after
+# comparisons of a refactor: experiments/refactor_check/README.md.
+# usage: experiments/refactor_check/reduced_demo.sh CHECKOUT OUT_DIR [PYTHON]
+set -euo pipefail
+REPO=$(cd "$1" && pwd); OUT=$2; PY=${3:-$REPO/.venv/bin/python}
+mkdir -p "$OUT/data"
+export PYTHONPATH=$REPO NEUROCLIPS_RUNS_DIR=$OUT/runs NEUROCLIPS_DATA_DIR=$OUT/data HF_HUB_OFFLINE=1 WANDB_MODE=disabled
+cd "$REPO"
+"$PY" -m neuroclips.data.simulate out="$OUT/data/sim.h5" scale=tiny n_train=120 n_test=20 segment_len=40
+"$PY" -m neuroclips.pipeline experiment=demo subj=1 data.file="$OUT/data/sim.h5" scale.pr.standin.steps=40 \
+  scale.standins.classifiers.steps=40 scale.sr.train.epochs=2 scale.sr.prior_train.epochs=2 scale.pr.max_epochs=1 \
+  deterministic=true logger=none trainer.enable_progress_bar=false
