@@ -56,6 +56,25 @@ def test_pixcorr_kernel_equals_torch(size):
     np.testing.assert_allclose(ours, ref, atol=2e-6, rtol=0)  # torch: float32 resize and sums
 
 
+@pytest.mark.parametrize("shape, size", [((256, 256), 425), ((40, 56), 32), ((9, 7), 20), ((16, 16), None)])
+def test_pixcorr_without_resampling_equals_resample_then_corrcoef_in_float64(shape, size):
+    """The CPU kernel's quadratic forms against the definition: resize each channel with torch's bilinear weights as
+    matrices (float64), then np.corrcoef of all pixels."""
+    from neuroclips.metrics.pixcorr import resize_matrix
+
+    rng = np.random.default_rng(1)
+    h, w = shape
+    gt = rng.integers(0, 256, (5, 3, h, w), dtype=np.uint8)
+    pred = np.clip(gt.astype(int) + rng.integers(-60, 60, gt.shape), 0, 255).astype(np.uint8)
+    ry, rx = resize_matrix(h, size or h), resize_matrix(w, size or w)
+    ref = [
+        np.corrcoef((ry @ (p / 255.0) @ rx.T).ravel(), (ry @ (g / 255.0) @ rx.T).ravel())[0, 1]
+        for p, g in zip(pred, gt)
+    ]
+    ours = pixcorr(torch.from_numpy(pred), torch.from_numpy(gt), size=size).numpy()
+    np.testing.assert_allclose(ours, ref, atol=1e-12, rtol=0)
+
+
 def test_kernels_compile_without_a_writable_cache(monkeypatch):
     real_njit = jit.numba.njit
 

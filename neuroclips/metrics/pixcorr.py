@@ -61,15 +61,36 @@ def bilinear_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.nda
     return i0, i1, 1.0 - l1, l1
 
 
-def _pixcorr_cpu(pred: torch.Tensor, gt: torch.Tensor, size: int | None) -> torch.Tensor:
-    """The fused kernel ``pixel_cpu.pixcorr_frames`` (float64, one frame per thread), same value as below."""
-    from neuroclips.metrics.pixel_cpu import pixcorr_frames  # numba is imported only where it runs
+def resize_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """The (n_out, n_in) matrix of a 1-D bilinear resize (``bilinear_taps``), float64."""
+    i0, i1, l0, l1 = bilinear_taps(n_in, n_out)
+    m = np.zeros((n_out, n_in))
+    np.add.at(m, (np.arange(n_out), i0), l0)
+    np.add.at(m, (np.arange(n_out), i1), l1)
+    return m
 
-    h, w = pred.shape[-2:]
-    rows = bilinear_taps(h, size or h)
-    cols = bilinear_taps(w, size or w)
+
+def _gram_bands(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Diagonal, off-diagonal (padded with 0 at both ends) of R^T R, tridiagonal for bilinear weights, and the
+    column sums of R."""
+    r = resize_matrix(n_in, n_out)
+    gram = r.T @ r
+    diag, off = np.diag(gram).copy(), np.diag(gram, 1).copy()
+    assert np.allclose(gram, np.diag(diag) + np.diag(off, 1) + np.diag(off, -1), atol=0)  # band of width 1
+    return diag, np.concatenate([[0.0], off, [0.0]]), r.sum(0)
+
+
+def _pixcorr_cpu(pred: torch.Tensor, gt: torch.Tensor, size: int | None) -> torch.Tensor:
+    """The fused kernel ``pixel_cpu.pixcorr_frames_quadratic`` (float64, one frame per thread): the correlation of
+    the resized frames from quadratic forms of the inputs, without resampling them; same value as resampling."""
+    from neuroclips.metrics.pixel_cpu import pixcorr_frames_quadratic  # numba is imported only where it runs
+
+    n_ch, h, w = pred.shape[-3:]
+    ho, wo = size or h, size or w
+    ad, ao, ry = _gram_bands(h, ho)
+    bd, bo, rx = _gram_bands(w, wo)
     out = np.empty(pred.shape[0], dtype=np.float64)
-    pixcorr_frames(pred.numpy(), gt.numpy(), *rows, *cols, out)
+    pixcorr_frames_quadratic(pred.numpy(), gt.numpy(), ad, ao, bd, bo, ry, rx, float(n_ch * ho * wo), out)
     return torch.from_numpy(out)
 
 
