@@ -133,7 +133,7 @@ def test_missing_weight_file_at_paper_scale(sim_file, tmp_path):
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert (
-        "open_clip_pytorch_model.bin: OpenCLIP checkpoint (open_clip_pytorch_model.bin) not found (config field 'scale.sr.clip_weights_path')"
+        "open_clip_pytorch_model.bin: an OpenCLIP checkpoint (open_clip_pytorch_model.bin) not found (config field 'scale.sr.clip_weights_path')"
         in proc.stderr
     )
     assert "Traceback" not in proc.stderr
