@@ -85,3 +85,23 @@ def test_missing_root_is_empty(tmp_path):
 )
 def test_format_bytes(n, text):
     assert format_bytes(n) == text
+
+
+def test_atomic_folder_replaces_the_folder_only_when_the_block_finishes(tmp_path):
+    import pytest
+
+    from neuroclips.utils.atomic import atomic_folder
+
+    final = tmp_path / "model"
+    final.mkdir()
+    (final / "weights.bin").write_text("old")
+    with pytest.raises(RuntimeError), atomic_folder(final) as tmp:
+        tmp.mkdir()
+        (tmp / "weights.bin").write_text("half")
+        raise RuntimeError("killed mid-save")
+    assert (final / "weights.bin").read_text() == "old"  # the interrupted save never reached the final name
+    with atomic_folder(final) as tmp:
+        assert not tmp.exists()  # the leftover of the interrupted save is removed first
+        tmp.mkdir()
+        (tmp / "weights.bin").write_text("new")
+    assert (final / "weights.bin").read_text() == "new" and not tmp.exists()

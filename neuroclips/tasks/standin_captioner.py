@@ -19,10 +19,7 @@ the settings; a later run re-uses the folder while they match (see TinyVaeStandi
 from __future__ import annotations
 
 import copy
-import json
 import logging
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -31,10 +28,11 @@ import numpy as np
 import torch
 
 from neuroclips.models.captioner import BLIP2_CONFIGS, build_captioner
+from neuroclips.tasks.standin_marker import marker_matches, write_marker
+from neuroclips.utils.atomic import atomic_folder
 
 log = logging.getLogger("neuroclips")
 
-MARKER = "standin.json"
 BOS, EOS, UNK = "<|startoftext|>", "<|endoftext|>", "[UNK]"
 
 
@@ -174,11 +172,7 @@ class TinyCaptionerStandin:
         return {"training": self.training, "architecture": self.architecture, "seed": self.seed}
 
     def is_current(self, fingerprint: dict) -> bool:
-        marker = self.out_dir / MARKER
-        if not marker.exists():
-            return False
-        recorded = json.loads(marker.read_text())
-        return recorded.get("fingerprint") == fingerprint and recorded.get("settings") == self.settings()
+        return marker_matches(self.out_dir, {"fingerprint": fingerprint, "settings": self.settings()})
 
     def fit_and_save(self, data_file: str, held_out_rows: np.ndarray, fingerprint: dict) -> dict:
         """Fit on the training rows without `held_out_rows`; report caption accuracy on the held-out rows."""
@@ -190,29 +184,22 @@ class TinyCaptionerStandin:
             n_train = f["stimuli/train/frames"].shape[0]
         frames, captions = read_captioned_frames(data_file, np.setdiff1d(np.arange(n_train), held_out_rows))
         tokenizer = caption_tokenizer(captions)
-        # Write into a temporary sibling folder, then swap it in: a killed run never leaves a half-written model.
-        tmp = self.out_dir.with_name(self.out_dir.name + f".tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
         config = captioner_config(len(tokenizer), **self.architecture)
-        with seeded_init(self.seed):
-            Blip2ForConditionalGeneration(Blip2Config(**config)).save_pretrained(str(tmp))
-        tokenizer.save_pretrained(str(tmp))
-        # fitted through the paper-scale loader, so with the preprocessing the keyframe stage uses
-        captioner = self.load(tmp)
-        with seeded_init(self.seed):  # dropout draws from the global RNG
-            stats = fit_captioner(captioner, frames, captions, seed=self.seed, **self.training)
-        val_frames, val_captions = read_captioned_frames(data_file, held_out_rows)
-        with torch.no_grad():
-            predicted = captioner(torch.from_numpy(val_frames).float().div(255.0))
-        stats["validation"] = word_accuracy(predicted, val_captions)
-        stats["frames"], stats["vocabulary"] = int(frames.shape[0]), len(tokenizer)
-        captioner.model.save_pretrained(str(tmp))
-        marker = {"fingerprint": fingerprint, "settings": self.settings(), "fit": stats}
-        (tmp / MARKER).write_text(json.dumps(marker, indent=2))
-        if self.out_dir.exists():
-            shutil.rmtree(self.out_dir)
-        self.out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp.rename(self.out_dir)
+        with atomic_folder(self.out_dir) as tmp:  # a killed run never leaves a half-written model
+            with seeded_init(self.seed):
+                Blip2ForConditionalGeneration(Blip2Config(**config)).save_pretrained(str(tmp))
+            tokenizer.save_pretrained(str(tmp))
+            # fitted through the paper-scale loader, so with the preprocessing the keyframe stage uses
+            captioner = self.load(tmp)
+            with seeded_init(self.seed):  # dropout draws from the global RNG
+                stats = fit_captioner(captioner, frames, captions, seed=self.seed, **self.training)
+            val_frames, val_captions = read_captioned_frames(data_file, held_out_rows)
+            with torch.no_grad():
+                predicted = captioner(torch.from_numpy(val_frames).float().div(255.0))
+            stats["validation"] = word_accuracy(predicted, val_captions)
+            stats["frames"], stats["vocabulary"] = int(frames.shape[0]), len(tokenizer)
+            captioner.model.save_pretrained(str(tmp))
+            write_marker(tmp, {"fingerprint": fingerprint, "settings": self.settings(), "fit": stats})
         log.info("standins: fitted captioner %s -> %s", stats, self.out_dir)
         return stats
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -38,10 +36,10 @@ from neuroclips.models.frozen_classifiers import (
     videomae_config,
     vit_config,
 )
+from neuroclips.tasks.standin_marker import marker_matches, write_marker
+from neuroclips.utils.atomic import atomic_folder
 
 log = logging.getLogger("neuroclips")
-
-MARKER = "standin.json"
 
 
 def scene_classes(labels: np.ndarray, colours: np.ndarray, n_colours: int) -> np.ndarray:
@@ -143,14 +141,8 @@ class TinyClassifierStandins:
         return {"training": self.training, "seed": self.seed}
 
     def is_current(self, fingerprint: dict) -> bool:
-        for folder in (self.frame_dir, self.video_dir):
-            marker = folder / MARKER
-            if not marker.exists():
-                return False
-            recorded = json.loads(marker.read_text())
-            if recorded.get("fingerprint") != fingerprint or recorded.get("settings") != self.settings():
-                return False
-        return True
+        expected = {"fingerprint": fingerprint, "settings": self.settings()}
+        return all(marker_matches(folder, expected) for folder in (self.frame_dir, self.video_dir))
 
     def fit_and_save(self, data_file: str, held_out_rows: np.ndarray, fingerprint: dict) -> dict:
         """Fit on the training rows without `held_out_rows`; report accuracy on the held-out (validation) rows."""
@@ -225,23 +217,20 @@ class TinyClassifierStandins:
     ) -> dict:
         import transformers
 
-        # Write into a temporary sibling folder, then swap it in: a killed run never leaves a half-written model.
-        tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            getattr(transformers, model_cls)(config).save_pretrained(str(tmp))
-        (tmp / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2))
-        wrapper = load(str(tmp))  # fitted through the paper-scale loader: the preprocessing evaluation uses
-        stats = _fit(wrapper, inputs, targets, seed=self.seed, what=what, **self.training)
-        with torch.no_grad():
-            stats["val_accuracy"] = float((wrapper(validation[0]).argmax(-1) == validation[1]).float().mean())
-        wrapper.model.save_pretrained(str(tmp))
-        marker = {"fingerprint": fingerprint, "settings": self.settings(), "fit": stats}
-        (tmp / MARKER).write_text(json.dumps(marker, indent=2))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp.rename(out_dir)
+        with atomic_folder(out_dir) as tmp:  # a killed run never leaves a half-written model
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                getattr(transformers, model_cls)(config).save_pretrained(str(tmp))
+            (tmp / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2))
+            wrapper = load(
+                str(tmp)
+            )  # fitted through the paper-scale loader: the preprocessing evaluation uses
+            stats = _fit(wrapper, inputs, targets, seed=self.seed, what=what, **self.training)
+            with torch.no_grad():
+                stats["val_accuracy"] = float(
+                    (wrapper(validation[0]).argmax(-1) == validation[1]).float().mean()
+                )
+            wrapper.model.save_pretrained(str(tmp))
+            write_marker(tmp, {"fingerprint": fingerprint, "settings": self.settings(), "fit": stats})
         log.info("standins: fitted %s %s -> %s", what, stats, out_dir)
         return stats

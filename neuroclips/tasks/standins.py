@@ -16,10 +16,7 @@ Order in the demo: standins -> targets (caches the latents with this VAE) -> sr 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,10 +30,10 @@ from neuroclips.models.frozen_vae import build_autoencoder_kl
 from neuroclips.stage_types import StageResult
 from neuroclips.tasks.standin_captioner import TinyCaptionerStandin
 from neuroclips.tasks.standin_classifiers import TinyClassifierStandins
+from neuroclips.tasks.standin_marker import marker_matches, write_marker
+from neuroclips.utils.atomic import atomic_folder
 
 log = logging.getLogger("neuroclips")
-
-MARKER = "standin.json"
 
 
 def data_fingerprint(path: str | Path, sample_every: int = 25) -> dict:
@@ -173,16 +170,10 @@ class TinyVaeStandin:
     def is_current(self, data_file: str, run_fingerprint: str | None = None) -> bool:
         """Fitted to these frames with this architecture, and (when given) under this run's fingerprint: the
         training settings too (steps, lr, seed, validation split), not only the data."""
-        marker = self.out_dir / MARKER
-        if not marker.exists():
-            return False
-        recorded = json.loads(marker.read_text())
-        if run_fingerprint is not None and recorded.get("run_fingerprint") != run_fingerprint:
-            return False
-        return (
-            recorded.get("fingerprint") == data_fingerprint(data_file)
-            and recorded.get("architecture") == self.architecture
-        )
+        expected = {"fingerprint": data_fingerprint(data_file), "architecture": self.architecture}
+        if run_fingerprint is not None:
+            expected["run_fingerprint"] = run_fingerprint
+        return marker_matches(self.out_dir, expected)
 
     def run(self, ctx):
         from neuroclips.data.datamodule import validation_rows
@@ -243,18 +234,12 @@ class TinyVaeStandin:
         return stats
 
     def _save(self, vae: nn.Module, data_file: str, stats: dict, run_fingerprint: str | None = None) -> None:
-        # Write into a temporary sibling folder, then swap it in: a killed run never leaves a half-written VAE.
-        tmp = self.out_dir.with_name(self.out_dir.name + f".tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        vae.save_pretrained(str(tmp))
-        marker = {
-            "fingerprint": data_fingerprint(data_file),
-            "architecture": self.architecture,
-            "fit": stats,
-            "run_fingerprint": run_fingerprint,
-        }
-        (tmp / MARKER).write_text(json.dumps(marker, indent=2))
-        if self.out_dir.exists():
-            shutil.rmtree(self.out_dir)
-        self.out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp.rename(self.out_dir)
+        with atomic_folder(self.out_dir) as tmp:  # a killed run never leaves a half-written VAE
+            vae.save_pretrained(str(tmp))
+            record = {
+                "fingerprint": data_fingerprint(data_file),
+                "architecture": self.architecture,
+                "fit": stats,
+                "run_fingerprint": run_fingerprint,
+            }
+            write_marker(tmp, record)

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import stat
 import tempfile
 import time
@@ -38,6 +39,21 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+@contextlib.contextmanager
+def atomic_folder(final: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling path (``<name>.tmp<pid>``; a leftover of a killed run is removed first) for the block
+    to save a folder into (``save_pretrained`` creates it); when the block finishes, it replaces ``final``: a killed
+    run never leaves a half-written folder under the final name."""
+    final = Path(final)
+    tmp = final.with_name(final.name + f"{_TMP_SUFFIX}{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    yield tmp
+    if final.exists():
+        shutil.rmtree(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp.rename(final)
 
 
 def is_atomic_tmp_name(name: str) -> bool:
