@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tests.conftest import run_cli, run_inprocess
-from tests.test_ddp_stages import SGD, _assert_close
+from tests.test_ddp_stages import SR_WITHOUT_PROCESS_RANDOMNESS, _assert_close
 
 pytestmark = pytest.mark.slow
 
@@ -58,18 +58,7 @@ def test_sr_subj_all_ddp_equals_one_process(sim_copy, tmp_path):
     """Mixed batches under DDP: every process sees its piece of every subject's part of the global batch, and the
     negatives are gathered, so 2 processes train the 1-process experiment (SGD, no per-process randomness)."""
     run_cli(["stage=targets", "logger=none", "task.encoders.vae_latents=null"], tmp_path, sim_copy)
-    common = [
-        "stage=sr",
-        "subj=all",
-        "logger=none",
-        "scale.sr.train.epochs=1",
-        "scale.sr.dropout=0",
-        "scale.sr.train.mixup_pct=0",
-        "scale.sr.train.batch_size=24",
-        "trainer.enable_progress_bar=false",
-        "scale.sr.train.lr=0.05",
-        *SGD,
-    ]
+    common = ["stage=sr", "subj=all", "scale.sr.train.epochs=1", *SR_WITHOUT_PROCESS_RANDOMNESS]
     run_cli([*common, "name=one"], tmp_path, sim_copy)
     run_cli([*common, "trainer=ddp_cpu", "name=two"], tmp_path, sim_copy)
     one, two = _state(tmp_path, "one/subj1_2_3/sr"), _state(tmp_path, "two/subj1_2_3/sr")

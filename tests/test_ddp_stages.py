@@ -52,19 +52,21 @@ NEUTRAL_AUGMENTATION = (
 )
 
 
+# an SR run with no per-process randomness (no dropout, no MixCo), SGD, global batch 24 (12 clips per process)
+SR_WITHOUT_PROCESS_RANDOMNESS = [
+    "logger=none",
+    "scale.sr.dropout=0",
+    "scale.sr.train.mixup_pct=0",
+    "scale.sr.train.batch_size=24",
+    "trainer.enable_progress_bar=false",
+    "scale.sr.train.lr=0.05",
+    *SGD,
+]
+
+
 def test_sr_ddp_equals_one_process(sim_copy, tmp_path):
     run_cli(["stage=targets", "logger=none", "task.encoders.vae_latents=null"], tmp_path, sim_copy)
-    common = [
-        "stage=sr",
-        "logger=none",
-        "scale.sr.train.epochs=2",
-        "scale.sr.dropout=0",
-        "scale.sr.train.mixup_pct=0",
-        "scale.sr.train.batch_size=24",
-        "trainer.enable_progress_bar=false",
-        "scale.sr.train.lr=0.05",
-        *SGD,
-    ]
+    common = ["stage=sr", "scale.sr.train.epochs=2", *SR_WITHOUT_PROCESS_RANDOMNESS]
     run_cli([*common, "name=one"], tmp_path, sim_copy)
     run_cli(
         [*common, "trainer=ddp_cpu", "name=two"], tmp_path, sim_copy
