@@ -3,6 +3,8 @@ resize to 425x425. NeuroClips uses it only to select PR checkpoints; it is not i
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -70,6 +72,7 @@ def resize_matrix(n_in: int, n_out: int) -> np.ndarray:
     return m
 
 
+@functools.lru_cache(maxsize=8)  # per (size in, size out): every PixCorr call (each PR validation batch) reuses them
 def _gram_bands(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Diagonal, off-diagonal (padded with 0 at both ends) of R^T R, tridiagonal for bilinear weights, and the
     column sums of R."""
