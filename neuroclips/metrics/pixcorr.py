@@ -72,7 +72,8 @@ def resize_matrix(n_in: int, n_out: int) -> np.ndarray:
     return m
 
 
-@functools.lru_cache(maxsize=8)  # per (size in, size out): every PixCorr call (each PR validation batch) reuses them
+# Cached per (size in, size out): every PixCorr call (each PR validation batch) reuses them.
+@functools.lru_cache(maxsize=8)
 def _gram_bands(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Diagonal, off-diagonal (padded with 0 at both ends) of R^T R, tridiagonal for bilinear weights, and the
     column sums of R."""
