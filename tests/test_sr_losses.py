@@ -42,7 +42,7 @@ def test_mixco_soft_target_matrix():
         betas=torch.tensor([0.7, 1.0, 0.2, 0.9]),
         select=torch.tensor([True, False, True, True]),
     )
-    soft = C.mixco_soft_targets(draw)
+    soft = C.mixco_soft_labels(draw)
     expected = torch.tensor([[0.7, 0.3, 0, 0], [0, 1.0, 0, 0], [0, 0, 0.2, 0.8], [0, 0, 0.1, 0.9]])
     assert torch.allclose(soft, expected)
     assert torch.allclose(soft.sum(-1), torch.ones(4))
@@ -53,16 +53,16 @@ def test_mixco_fixed_point_quirk_and_option():
         perm=torch.tensor([0, 1]), betas=torch.tensor([0.6, 1.0]), select=torch.tensor([True, False])
     )
     # reference: the (i, perm[i]) write overwrites the diagonal -> rows hold 1 - beta (0 for unselected)
-    assert torch.allclose(C.mixco_soft_targets(draw, "overwrite"), torch.tensor([[0.4, 0.0], [0.0, 0.0]]))
-    assert torch.allclose(C.mixco_soft_targets(draw, "add"), torch.eye(2))
+    assert torch.allclose(C.mixco_soft_labels(draw, "overwrite"), torch.tensor([[0.4, 0.0], [0.0, 0.0]]))
+    assert torch.allclose(C.mixco_soft_labels(draw, "add"), torch.eye(2))
     with pytest.raises(ValueError, match="fixed_point"):
-        C.mixco_soft_targets(draw, "other")
+        C.mixco_soft_labels(draw, "other")
 
 
 def test_mixco_nce_reduces_to_info_nce_without_mixing():
     p, t = unit(6, 5, 4), unit(6, 5, 5)
     draw = C.MixCoDraw(torch.arange(6), torch.ones(6), torch.zeros(6, dtype=torch.bool))
-    soft = C.mixco_soft_targets(draw, "add")
+    soft = C.mixco_soft_labels(draw, "add")
     assert C.mixco_nce(p, t, soft, 0.1).item() == pytest.approx(C.info_nce(p, t, 0.1).item(), rel=1e-5)
 
 

@@ -145,7 +145,7 @@ def test_tiny_chain_targets_sr_sr_prior_and_online(sim_copy, tmp_path):
     prior = read_summary(tmp_path, "sr_prior")
     assert "val/prior_top1_fwd" in prior["metrics"]
     run_inprocess(
-        ["stage=sr", *common, "scale.sr.train.epochs=1", "targets.online=true", "name=online"],
+        ["stage=sr", *common, "scale.sr.train.epochs=1", "clip_tokens.online=true", "name=online"],
         tmp_path,
         sim_copy,
     )

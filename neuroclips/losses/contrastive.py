@@ -1,6 +1,7 @@
 """Contrastive losses and temperature schedules of the Semantic Reconstructor (method.md §3.2).
 
-All functions are pure: inputs are already flattened and (by the caller) L2-normalised embeddings (B, D).
+All functions are pure: inputs are already flattened and (by the caller) L2-normalised embeddings (B, D):
+``preds`` from fMRI, ``target_embeds`` from the frozen encoder (the cached targets of docs/contracts.md).
 """
 
 from __future__ import annotations
@@ -13,22 +14,24 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def soft_clip_loss(preds: Tensor, targets: Tensor, temperature: float) -> Tensor:
+def soft_clip_loss(preds: Tensor, target_embeds: Tensor, temperature: float) -> Tensor:
     """SoftCLIP: soft labels softmax(t t^T / tau) for log_softmax(p t^T / tau), both directions, averaged.
 
     The backward direction uses the same (symmetric) soft labels on the transposed logits, as upstream.
     """
-    target_logits = targets @ targets.T / temperature
-    logits = preds @ targets.T / temperature
+    target_logits = target_embeds @ target_embeds.T / temperature
+    logits = preds @ target_embeds.T / temperature
     soft = target_logits.softmax(-1)
     forward = -(logits.log_softmax(-1) * soft).sum(-1).mean()
     backward = -(logits.T.log_softmax(-1) * soft).sum(-1).mean()
     return (forward + backward) / 2
 
 
-def info_nce(preds: Tensor, targets: Tensor, temperature: float = 0.1, bidirectional: bool = True) -> Tensor:
+def info_nce(
+    preds: Tensor, target_embeds: Tensor, temperature: float = 0.1, bidirectional: bool = True
+) -> Tensor:
     """Symmetric InfoNCE with the diagonal as positives (upstream ``mixco_nce`` without mixing)."""
-    logits = preds @ targets.T / temperature
+    logits = preds @ target_embeds.T / temperature
     labels = torch.arange(len(logits), device=logits.device)
     loss = F.cross_entropy(logits, labels)
     if bidirectional:
@@ -64,8 +67,8 @@ def apply_mixco(x: Tensor, draw: MixCoDraw) -> Tensor:
     return betas * x + (1 - betas) * x[draw.perm]
 
 
-def mixco_soft_targets(draw: MixCoDraw, fixed_point: str = "overwrite") -> Tensor:
-    """Soft target matrix: diagonal = beta, (i, perm[i]) = 1 - beta.
+def mixco_soft_labels(draw: MixCoDraw, fixed_point: str = "overwrite") -> Tensor:
+    """Soft label matrix: diagonal = beta, (i, perm[i]) = 1 - beta.
 
     ``fixed_point`` decides what happens when perm[i] == i. ``overwrite`` (reference): the second assignment wins,
     so the row holds 1 - beta (0 for unselected rows, which then drop out of the loss). ``add``: the row sums to 1.
@@ -84,17 +87,17 @@ def mixco_soft_targets(draw: MixCoDraw, fixed_point: str = "overwrite") -> Tenso
 
 def mixco_nce(
     preds: Tensor,
-    targets: Tensor,
-    soft_targets: Tensor,
+    target_embeds: Tensor,
+    soft_labels: Tensor,
     temperature: float = 0.006,
     bidirectional: bool = True,
 ) -> Tensor:
-    """BiMixCo: cross-entropy of softmax(p t^T / tau) against the soft targets, both directions averaged."""
-    logits = preds @ targets.T / temperature
-    soft_targets = soft_targets.to(logits.dtype)
-    loss = -(logits.log_softmax(-1) * soft_targets).sum(-1).mean()
+    """BiMixCo: cross-entropy of softmax(p t^T / tau) against the soft labels, both directions averaged."""
+    logits = preds @ target_embeds.T / temperature
+    soft_labels = soft_labels.to(logits.dtype)
+    loss = -(logits.log_softmax(-1) * soft_labels).sum(-1).mean()
     if bidirectional:
-        backward = -(logits.T.log_softmax(-1) * soft_targets.T).sum(-1).mean()
+        backward = -(logits.T.log_softmax(-1) * soft_labels.T).sum(-1).mean()
         loss = (loss + backward) / 2
     return loss
 

@@ -230,5 +230,5 @@ class CaptionTextEncoder(nn.Module):
 
 
 def maybe_image_encoder(enabled: bool, **kwargs: Any) -> ClipImageTokenEncoder | None:
-    """Build the image encoder only when ``enabled`` (``targets.online=true``); config-usable as a ``_target_``."""
+    """Build the image encoder only when ``enabled`` (``clip_tokens.online=true``); config-usable as a ``_target_``."""
     return ClipImageTokenEncoder(**kwargs) if enabled else None

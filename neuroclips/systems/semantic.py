@@ -44,7 +44,7 @@ from neuroclips.systems.schedules import one_cycle
 
 
 def cached_target_names(online: bool) -> list[str]:
-    """Datasets the SR stages read from ``/targets`` (config glue for ``targets.online``)."""
+    """Datasets the SR stages read from ``/targets`` (config glue for ``clip_tokens.online``)."""
     return ["caption_emb"] if online else ["clip_tokens", "caption_emb"]
 
 
@@ -241,7 +241,7 @@ class SemanticReconstructor(pl.LightningModule):
             batch = {"targets": {"caption_emb": torch.cat([p["targets"]["caption_emb"] for _, p in parts])}}
         preds, targs = self.gather(flat_normalize(clip_voxels)), self.gather(flat_normalize(targets))
         if draw is not None:
-            soft = C.mixco_soft_targets(self.gather_mixco(draw), hp.mixco_fixed_point)
+            soft = C.mixco_soft_labels(self.gather_mixco(draw), hp.mixco_fixed_point)
             loss_clip, tau = C.mixco_nce(preds, targs, soft, hp.mixco_tau), hp.mixco_tau
         else:
             tau = self.softclip_tau()

@@ -65,7 +65,7 @@ def read_labelled_clips(data_file: str | Path, rows: np.ndarray) -> tuple[np.nda
 def _fit(
     wrapper: torch.nn.Module,
     inputs: torch.Tensor,
-    targets: torch.Tensor,
+    labels: torch.Tensor,
     *,
     steps: int,
     batch_size: int,
@@ -89,7 +89,7 @@ def _fit(
         pixels = wrapper.preprocess(batch.flatten(0, batch.dim() - 4)).reshape(
             *batch.shape[:-3], 3, *_side(wrapper)
         )
-        loss = F.cross_entropy(model(pixel_values=pixels).logits, targets[index])
+        loss = F.cross_entropy(model(pixel_values=pixels).logits, labels[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -98,7 +98,7 @@ def _fit(
             log.info("standins: %s step %d/%d, cross-entropy %.3f", what, step + 1, steps, float(loss))
     model.eval().requires_grad_(False)
     with torch.no_grad():
-        accuracy = float((wrapper(inputs[:512]).argmax(-1) == targets[:512]).float().mean())
+        accuracy = float((wrapper(inputs[:512]).argmax(-1) == labels[:512]).float().mean())
     return {
         "steps": steps,
         "loss": float(loss.detach()),
@@ -152,11 +152,11 @@ class TinyClassifierStandins:
             data_file, np.setdiff1d(np.arange(n_train), held_out_rows)
         )
         val_frames, val_classes, _ = read_labelled_clips(data_file, held_out_rows)
-        targets, val_targets = torch.from_numpy(classes), torch.from_numpy(val_classes)
+        labels, val_labels = torch.from_numpy(classes), torch.from_numpy(val_classes)
         clips, val_clips = torch.from_numpy(frames), torch.from_numpy(val_frames)
         stats = {}
         # frame classifier: every frame of the uncut clips, each with its clip's class
-        frame_targets = targets.repeat_interleave(clips.shape[1])
+        frame_labels = labels.repeat_interleave(clips.shape[1])
         config = vit_config("tiny")
         config.num_labels = n_classes
         preprocessor = {
@@ -173,9 +173,9 @@ class TinyClassifierStandins:
             preprocessor,
             lambda path: build_frame_classifier(source="local", path=path),
             clips.flatten(0, 1),
-            frame_targets,
+            frame_labels,
             fingerprint,
-            (val_clips.flatten(0, 1), val_targets.repeat_interleave(val_clips.shape[1])),
+            (val_clips.flatten(0, 1), val_labels.repeat_interleave(val_clips.shape[1])),
         )
         config = videomae_config("tiny", VIDEOMAE_EVAL_FRAMES)
         config.num_labels = n_classes
@@ -195,9 +195,9 @@ class TinyClassifierStandins:
             preprocessor,
             lambda path: build_video_classifier(source="local", path=path),
             clips[:, :VIDEOMAE_EVAL_FRAMES],
-            targets,
+            labels,
             fingerprint,
-            (val_clips[:, :VIDEOMAE_EVAL_FRAMES], val_targets),
+            (val_clips[:, :VIDEOMAE_EVAL_FRAMES], val_labels),
         )
         stats["classes"], stats["clips"] = n_classes, int(clips.shape[0])
         return stats
@@ -211,7 +211,7 @@ class TinyClassifierStandins:
         preprocessor: dict,
         load,
         inputs,
-        targets,
+        labels,
         fingerprint: dict,
         validation: tuple,
     ) -> dict:
@@ -225,7 +225,7 @@ class TinyClassifierStandins:
             wrapper = load(
                 str(tmp)
             )  # fitted through the paper-scale loader: the preprocessing evaluation uses
-            stats = _fit(wrapper, inputs, targets, seed=self.seed, what=what, **self.training)
+            stats = _fit(wrapper, inputs, labels, seed=self.seed, what=what, **self.training)
             with torch.no_grad():
                 stats["val_accuracy"] = float(
                     (wrapper(validation[0]).argmax(-1) == validation[1]).float().mean()
