@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,6 +55,23 @@ def copy_runs(runs: Path, tmp_path: Path) -> None:
     shutil.copytree(runs, tmp_path / "runs")
 
 
+def _cli_env(tmp_path: Path, env: dict | None) -> dict:
+    return {
+        **os.environ,
+        "NEUROCLIPS_RUNS_DIR": str(tmp_path / "runs"),
+        "NEUROCLIPS_DATA_DIR": str(tmp_path / "data"),
+        "PYTHONPATH": str(REPO),
+        "OMP_NUM_THREADS": "1",
+        **(env or {}),
+    }
+
+
+def _cli_command(args: list[str], data_file: Path | None, module: str) -> list[str]:
+    extra = [f"data.file={data_file}"] if data_file else []
+    extra.append(f"hydra.searchpath=[file://{REPO}/tests/conf]")
+    return [sys.executable, "-m", module, *args, *extra]
+
+
 def run_cli(
     args: list[str],
     tmp_path: Path,
@@ -62,20 +82,10 @@ def run_cli(
     check: bool = True,
 ) -> subprocess.CompletedProcess:
     """Run ``python -m <module> <args>`` from the repo root with runs under ``tmp_path``."""
-    full_env = {
-        **os.environ,
-        "NEUROCLIPS_RUNS_DIR": str(tmp_path / "runs"),
-        "NEUROCLIPS_DATA_DIR": str(tmp_path / "data"),
-        "PYTHONPATH": str(REPO),
-        "OMP_NUM_THREADS": "1",
-        **(env or {}),
-    }
-    extra = [f"data.file={data_file}"] if data_file else []
-    extra.append(f"hydra.searchpath=[file://{REPO}/tests/conf]")
     proc = subprocess.run(
-        [sys.executable, "-m", module, *args, *extra],
+        _cli_command(args, data_file, module),
         cwd=REPO,
-        env=full_env,
+        env=_cli_env(tmp_path, env),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -85,6 +95,33 @@ def run_cli(
             f"command failed ({proc.returncode}): {args}\nSTDOUT:\n{proc.stdout[-4000:]}\nSTDERR:\n{proc.stderr[-6000:]}"
         )
     return proc
+
+
+def start_cli(
+    args: list[str],
+    tmp_path: Path,
+    data_file: Path | None = None,
+    module: str = "neuroclips.train",
+    **popen: Any,
+) -> subprocess.Popen:
+    """Start what ``run_cli`` runs, in the background (output discarded unless ``popen`` says otherwise), for
+    tests that kill a run or start a second one beside it."""
+    popen = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, **popen}
+    return subprocess.Popen(
+        _cli_command(args, data_file, module), cwd=REPO, env=_cli_env(tmp_path, None), **popen
+    )
+
+
+def wait_while_running(
+    proc: subprocess.Popen, done: Callable[[], bool], timeout: float, every: float = 0.1
+) -> bool:
+    """Poll ``done()`` until it holds (True), the process ends or ``timeout`` seconds pass (False)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if done():
+            return True
+        time.sleep(every)
+    return False
 
 
 def run_inprocess(

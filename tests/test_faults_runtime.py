@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import os
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import REPO, copy_runs, read_summary, run_cli, run_inprocess
+from tests.conftest import copy_runs, read_summary, run_cli, run_inprocess, start_cli, wait_while_running
 
 RUN = "runs/default/subj1"
 
@@ -98,33 +95,15 @@ def test_orphan_temporary_files_are_removed_at_the_next_start(sim_file, tmp_path
 
 @pytest.mark.slow
 def test_a_second_run_into_a_locked_run_dir_is_refused_and_the_first_unharmed(sim_file, tmp_path):
-    env = {
-        **os.environ,
-        "NEUROCLIPS_RUNS_DIR": str(tmp_path / "runs"),
-        "PYTHONPATH": str(REPO),
-        "OMP_NUM_THREADS": "1",
-    }
     args = [
         "stage=toy_fit",
         "logger=csv",
         "stage.max_epochs=3",
-        f"data.file={sim_file}",
         "+stage.callbacks.slow={_target_: tests.toy.system.SlowDown, seconds: 1.5}",  # outlives the second start
-        f"hydra.searchpath=[file://{REPO}/tests/conf]",
     ]
-    first = subprocess.Popen(
-        [sys.executable, "-m", "neuroclips.train", *args],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    first = start_cli(args, tmp_path, sim_file, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lock = tmp_path / RUN / "toy_fit/.lock"
-    deadline = time.time() + 120
-    while not lock.exists() and time.time() < deadline and first.poll() is None:
-        time.sleep(0.1)
-    assert lock.exists(), "the first run never took the lock"
+    assert wait_while_running(first, lock.exists, timeout=120), "the first run never took the lock"
     # in process: a second CLI start pays its imports, and on a loaded machine the first run could end meanwhile
     second = run_inprocess(
         ["stage=toy_fit", "logger=csv", "stage.max_epochs=3"], tmp_path, sim_file, check=False
@@ -217,33 +196,21 @@ def test_kill_mid_epoch_then_resume_from_the_step_checkpoint_is_bit_identical(si
     ]
 
     b = tmp_path / "b"
-    env = {
-        **os.environ,
-        "NEUROCLIPS_RUNS_DIR": str(b / "runs"),
-        "PYTHONPATH": str(REPO),
-        "OMP_NUM_THREADS": "1",
-    }
-    cmd = [
-        sys.executable,
-        "-m",
-        "neuroclips.train",
-        *common,
-        f"data.file={sim_file}",
-        f"hydra.searchpath=[file://{REPO}/tests/conf]",
-    ]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_cli(common, b, sim_file)
     last = b / RUN / "toy_fit/checkpoints/last.ckpt"
     steps_per_epoch = 7  # 108 training clips / batch 16
-    deadline, killed_at = time.time() + 300, None
-    while time.time() < deadline and proc.poll() is None:
-        if last.exists():
-            with contextlib.suppress(Exception):
-                step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
-                if step > steps_per_epoch and step % steps_per_epoch:  # a step checkpoint inside epoch 1
-                    proc.kill()
-                    killed_at = step
-                    break
-        time.sleep(0.05)
+    killed_at = None
+
+    def kill_inside_epoch_one() -> bool:
+        nonlocal killed_at
+        with contextlib.suppress(Exception):
+            step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+            if step > steps_per_epoch and step % steps_per_epoch:  # a step checkpoint inside epoch 1
+                proc.kill()
+                killed_at = step
+        return killed_at is not None
+
+    wait_while_running(proc, kill_inside_epoch_one, timeout=300, every=0.05)
     proc.wait()
     assert killed_at is not None, "the run ended before it could be killed mid-epoch"
     out = run_cli([*common, "resume=must"], b, sim_file)

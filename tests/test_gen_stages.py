@@ -9,9 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import h5py
@@ -20,7 +17,7 @@ import pytest
 import torch
 
 from neuroclips.utils.atomic import is_atomic_tmp_name
-from tests.conftest import REPO, read_summary, run_cli, run_inprocess
+from tests.conftest import REPO, read_summary, run_cli, run_inprocess, start_cli, wait_while_running
 
 pytestmark = pytest.mark.slow
 CLIPS = [0, 1, 2, 3, 4, 5]
@@ -117,12 +114,6 @@ def test_keyframe_stage_writes_keyframes_captions_tokens_batch_independent(sim_c
 def test_video_stage_resumes_after_a_kill_without_recomputing(sim_file, tmp_path):
     outputs = tmp_path / "runs/default/subj1/outputs"
     write_video_inputs(outputs, sim_file)
-    env = {
-        **os.environ,
-        "NEUROCLIPS_RUNS_DIR": str(tmp_path / "runs"),
-        "PYTHONPATH": str(REPO),
-        "OMP_NUM_THREADS": "1",
-    }
     args = [
         "stage=video",
         "logger=none",
@@ -130,22 +121,11 @@ def test_video_stage_resumes_after_a_kill_without_recomputing(sim_file, tmp_path
         f"data.predict_clips={CLIPS}".replace(" ", ""),
         "scale.gen.batch_size=1",
     ]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "neuroclips.train", *args],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    proc = start_cli(args, tmp_path, start_new_session=True)
     try:
-        deadline = time.time() + 240
-        while (
-            len(list((outputs / "video").glob("*.npy"))) < 2
-            and time.time() < deadline
-            and proc.poll() is None
-        ):
-            time.sleep(0.2)
+        wait_while_running(
+            proc, lambda: len(list((outputs / "video").glob("*.npy"))) >= 2, timeout=240, every=0.2
+        )
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 import torch
 
-from tests.conftest import REPO, read_summary, run_cli
+from tests.conftest import read_summary, run_cli, start_cli, wait_while_running
 
 pytestmark = pytest.mark.slow
 
@@ -35,30 +32,16 @@ def test_kill_and_resume_equals_unbroken_run(sim_file, tmp_path):
     ref = _weights(a / "runs/default/subj1/toy_fit/checkpoints/last.ckpt")
 
     b = tmp_path / "b"
-    env = {
-        **os.environ,
-        "NEUROCLIPS_RUNS_DIR": str(b / "runs"),
-        "PYTHONPATH": str(REPO),
-        "OMP_NUM_THREADS": "1",
-    }
-    cmd = [
-        sys.executable,
-        "-m",
-        "neuroclips.train",
-        *common,
-        f"data.file={sim_file}",
-        f"hydra.searchpath=[file://{REPO}/tests/conf]",
-    ]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_cli(common, b, sim_file)
     last = b / "runs/default/subj1/toy_fit/checkpoints/last.ckpt"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if last.exists():
-            e = torch.load(last, map_location="cpu", weights_only=True)["epoch"]
-            if e >= 1:
-                time.sleep(0.6)  # well inside epoch 2 (7 batches x 0.15 s)
-                break
-        time.sleep(0.1)
+
+    def first_epoch_saved() -> bool:
+        return last.exists() and torch.load(last, map_location="cpu", weights_only=True)["epoch"] >= 1
+
+    assert wait_while_running(proc, first_epoch_saved, timeout=300), (
+        "the run ended before its first epoch's save"
+    )
+    time.sleep(0.6)  # well inside epoch 2 (7 batches x 0.15 s)
     assert proc.poll() is None, "the run ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
