@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from tests.standin_checks import assert_reused_only_for_same_data_and_settings
+
 
 @pytest.fixture(scope="module")
 def fitted(sim_file, tmp_path_factory):
@@ -70,13 +72,7 @@ def test_fitted_classifier_loads_strictly_through_the_paper_scale_loader(fitted,
 
 def test_fitted_classifiers_are_reused_only_for_the_same_data_and_settings(fitted):
     task, _ = fitted
-    assert task.is_current({"frames_sha1": "x"})
-    assert not task.is_current({"frames_sha1": "other data"})
-    task.training["steps"] += 1
-    try:
-        assert not task.is_current({"frames_sha1": "x"})
-    finally:
-        task.training["steps"] -= 1
+    assert_reused_only_for_same_data_and_settings(task, {"frames_sha1": "x"})
 
 
 def test_fit_is_deterministic_for_a_seed(sim_file, fitted, tmp_path):
