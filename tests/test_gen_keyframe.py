@@ -155,3 +155,23 @@ def test_missing_unclip_file_and_tiny_captioner(tmp_path):
         build_unclip("local", "tiny", unclip_file=str(tmp_path / "unclip6.ckpt"))
     captions = build_captioner("random", "tiny", max_new_tokens=4)(torch.rand(2, 3, 40, 40))
     assert len(captions) == 2 and all(isinstance(c, str) for c in captions)
+
+
+def test_keyframe_options_come_from_the_stage_config_once_and_refuse_unknown_or_missing_keys():
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    import neuroclips.utils.resolvers  # noqa: F401
+    from neuroclips.errors import ConfigError
+    from neuroclips.systems.keyframe import KeyframeOptions
+    from tests.conftest import REPO
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["stage=keyframe", "keyframe.guidance_scale=7.5"])
+    values = OmegaConf.to_container(cfg.system.options, resolve=True)
+    options = KeyframeOptions.from_config(values)
+    assert options.guidance_scale == 7.5 and options.caption_source == cfg.keyframe.caption_source
+    with pytest.raises(ConfigError, match=r"unknown \['guidence_scale'\]"):
+        KeyframeOptions.from_config({**values, "guidence_scale": 1.0})
+    with pytest.raises(ConfigError, match=r"missing \['seed'\]"):
+        KeyframeOptions.from_config({k: v for k, v in values.items() if k != "seed"})

@@ -27,6 +27,7 @@ def write_sr_prior_checkpoint(path: Path) -> Path:
     """A random-weight sr_prior checkpoint with the tiny SR shapes and the runtime's metadata."""
     from hydra import compose, initialize_config_dir
 
+    import neuroclips.utils.resolvers  # noqa: F401  (the ${nc.*:} resolvers of conf/subj; alone, nothing else registers them)
     from neuroclips.models.prior import BrainDiffusionPrior, PriorNetwork
     from neuroclips.models.semantic import RidgeAdapters, SemanticBackbone
 

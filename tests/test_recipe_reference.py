@@ -47,12 +47,9 @@ def test_recipe_reference_values_reach_the_stage_objects():
     assert (cfg.stage.callbacks.media.first_frame, cfg.stage.callbacks.media.play_fps) == (4, 6)
     assert cfg.stage.callbacks.media.fps == 8  # the frames are still made at 8 fps
     cfg = config("stage=keyframe", "recipe=reference", "scale=paper")
-    assert (cfg.system.seeding, cfg.system.autocast_scope, cfg.system.quantize) == (
-        "reference",
-        "stage",
-        "png",
-    )
-    assert cfg.system.recipe.resize_antialias is False and cfg.datamodule.eval_batch_size == 200
+    options = cfg.system.options
+    assert (options.seeding, options.autocast_scope, options.quantize) == ("reference", "stage", "png")
+    assert options.resize_antialias is False and cfg.datamodule.eval_batch_size == 200
     assert (cfg.system.captioner.preprocess, cfg.system.captioner.generation) == ("pil", "defaults")
     cfg = config("stage=blurry", "recipe=reference")
     assert cfg.system.temporal_window == "batch_size_frames" and cfg.datamodule.eval_batch_size == 10
@@ -64,9 +61,9 @@ def test_recipe_reference_values_reach_the_stage_objects():
 
 
 def test_recipe_reference_defaults_are_ours():
-    cfg = config("stage=keyframe")
-    assert (cfg.system.seeding, cfg.system.autocast_scope, cfg.system.quantize) == ("streams", "unet", "none")
-    assert cfg.system.recipe.resize_antialias is True
+    options = config("stage=keyframe").system.options
+    assert (options.seeding, options.autocast_scope, options.quantize) == ("streams", "unet", "none")
+    assert options.resize_antialias is True
     cfg = config("stage=video")
     assert cfg.system.seeding == "streams" and cfg.stage.callbacks.media.first_frame == 0
     assert config("stage=sr_prior").init.mindeye2_ckpt is None

@@ -15,12 +15,15 @@ the whole loop), the VAE decode staying fp32. ``quantize="png"`` quantizes the k
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+from collections.abc import Mapping
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from neuroclips.errors import ConfigError
 from neuroclips.generation.keyframe import KeyframeRecipe, _autocast, sample_keyframes
 from neuroclips.models.unclip_generator import UnclipComponents
 from neuroclips.utils.seeding import ReferenceRNG, check_seeding, clip_seed
@@ -30,6 +33,58 @@ log = logging.getLogger("neuroclips")
 CAPTION_SOURCES = ("blip2", "nearest_train", "none")
 AUTOCAST_SCOPES = ("unet", "stage")
 QUANTIZE = ("none", "png")
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyframeOptions:
+    """The keyframe stage's settings: the ``keyframe:`` block of conf/stage/keyframe.yaml, where each one's default
+    and reference value are written (``keyframe.<name>`` on the command line). No defaults here: that file is the
+    one place they are stated."""
+
+    seed: int
+    per_clip_seed: bool
+    seeding: str
+    batch_size: int  # clips per predict call (the DataModule's eval batch)
+    autocast_scope: str
+    resize_antialias: bool
+    quantize: str
+    caption_preprocess: str
+    caption_generation: str
+    prior_steps: int
+    prior_cond_scale: float
+    condition_divisor: float
+    guidance_scale: float
+    offset_noise: float
+    uncond: str
+    output_mapping: str
+    init_from_blurry: bool
+    blurry_strength: float
+    caption_source: str
+
+    @classmethod
+    def from_config(cls, values: Mapping) -> KeyframeOptions:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown, missing = sorted(set(values) - names), sorted(names - set(values))
+        if unknown or missing:
+            raise ConfigError(
+                f"conf/stage/keyframe.yaml: the keyframe settings are {sorted(names)}; found "
+                f"{'unknown ' + str(unknown) if unknown else ''}{' and ' if unknown and missing else ''}"
+                f"{'missing ' + str(missing) if missing else ''}."
+            )
+        return cls(**dict(values))
+
+    def check(self) -> None:
+        if self.caption_source not in CAPTION_SOURCES:
+            raise ValueError(
+                f"keyframe.caption_source: expected one of {CAPTION_SOURCES}, found {self.caption_source!r}."
+            )
+        check_seeding("keyframe.seeding", self.seeding)
+        if self.autocast_scope not in AUTOCAST_SCOPES:
+            raise ValueError(
+                f"keyframe.autocast_scope: expected one of {AUTOCAST_SCOPES}, found {self.autocast_scope!r}."
+            )
+        if self.quantize not in QUANTIZE:
+            raise ValueError(f"keyframe.quantize: expected one of {QUANTIZE}, found {self.quantize!r}.")
 
 
 class KeyframeGenerator(pl.LightningModule):
@@ -49,33 +104,19 @@ class KeyframeGenerator(pl.LightningModule):
         backbone: nn.Module,
         diffusion_prior: nn.Module,
         unclip: UnclipComponents,
+        options: KeyframeOptions | Mapping,
+        sampler: Mapping,
         captioner: nn.Module | None = None,
         caption_bank: nn.Module | None = None,
-        caption_source: str = "blip2",
-        prior_steps: int = 20,
-        prior_cond_scale: float = 1.0,
-        condition_divisor: float = 1.0,
-        recipe: dict | None = None,
-        seed: int = 0,
-        per_clip_seed: bool = True,
-        seeding: str = "streams",
-        autocast_scope: str = "unet",
-        quantize: str = "none",
     ) -> None:
+        """``options``: the stage's settings (``keyframe.*``); ``sampler``: the frozen unCLIP sampler's facts of the
+        scale (``scale.gen.keyframe``: steps, gen_size, out_size, original_size, unet_autocast)."""
         super().__init__()
-        if caption_source not in CAPTION_SOURCES:
-            raise ValueError(
-                f"keyframe.caption_source: expected one of {CAPTION_SOURCES}, found {caption_source!r}."
-            )
-        check_seeding("keyframe.seeding", seeding)
-        if autocast_scope not in AUTOCAST_SCOPES:
-            raise ValueError(
-                f"keyframe.autocast_scope: expected one of {AUTOCAST_SCOPES}, found {autocast_scope!r}."
-            )
-        if quantize not in QUANTIZE:
-            raise ValueError(f"keyframe.quantize: expected one of {QUANTIZE}, found {quantize!r}.")
+        options = options if isinstance(options, KeyframeOptions) else KeyframeOptions.from_config(options)
+        options.check()
+        self.options = options
         self.save_hyperparameters(
-            ignore=["ridge", "backbone", "diffusion_prior", "unclip", "captioner", "caption_bank"]
+            {"options": dataclasses.asdict(options), "sampler": dict(sampler)},
         )
         self.ridge, self.backbone, self.diffusion_prior = ridge, backbone, diffusion_prior
         self.unet, self.vae = unclip.unet, unclip.vae
@@ -83,7 +124,17 @@ class KeyframeGenerator(pl.LightningModule):
         self.captioner = captioner
         self.caption_bank = caption_bank
         self.recipe = KeyframeRecipe(
-            **{**(recipe or {}), "seed": seed, "per_clip_seed": per_clip_seed, "seeding": seeding}
+            **dict(sampler),
+            guidance_scale=options.guidance_scale,
+            offset_noise=options.offset_noise,
+            uncond=options.uncond,
+            output_mapping=options.output_mapping,
+            init_from_blurry=options.init_from_blurry,
+            blurry_strength=options.blurry_strength,
+            resize_antialias=options.resize_antialias,
+            seed=options.seed,
+            per_clip_seed=options.per_clip_seed,
+            seeding=options.seeding,
         )
         self._reference_rng: ReferenceRNG | None = None
         for module in (ridge, backbone, diffusion_prior):
@@ -99,13 +150,13 @@ class KeyframeGenerator(pl.LightningModule):
                 "keyframe seeding=reference: one random stream over the clips in predict order, seeded once "
                 "(outputs depend on batch size, order, ranks and resuming)."
             )
-            self._reference_rng = ReferenceRNG(self.hparams.seed, self.device)
+            self._reference_rng = ReferenceRNG(self.options.seed, self.device)
         return self._reference_rng
 
     def sample_prior(self, clip_voxels: torch.Tensor, clip_indices: list[int]) -> torch.Tensor:
         """One prior sample per clip with its own generator (batch-independent); with ``seeding="reference"`` one
         batched sample from the reference stream (dalle2's ``p_sample_loop`` on the whole test batch)."""
-        hp = self.hparams
+        hp = self.options
         cond = clip_voxels / hp.condition_divisor
         if hp.seeding == "reference":  # dalle2 draws float32 noise whatever the condition's dtype
             return self.diffusion_prior.p_sample_loop(
@@ -127,7 +178,7 @@ class KeyframeGenerator(pl.LightningModule):
         return torch.cat(out)
 
     def captions(self, keyframes: torch.Tensor, prior_tokens: torch.Tensor) -> list[str]:
-        source = self.hparams.caption_source
+        source = self.options.caption_source
         needed = {"blip2": self.captioner, "nearest_train": self.caption_bank}
         if source in needed and needed[source] is None:
             raise ValueError(
@@ -144,7 +195,7 @@ class KeyframeGenerator(pl.LightningModule):
         for module in (self.ridge, self.backbone, self.diffusion_prior):
             module.eval()  # no dropout at inference (the reference samples in eval mode)
         clips = [int(c) for c in batch["clip_index"]]
-        hp = self.hparams
+        hp = self.options
         scope = (
             _autocast(self.device, self.recipe.unet_autocast)
             if hp.autocast_scope == "stage"
