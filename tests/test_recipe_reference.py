@@ -43,7 +43,7 @@ def test_recipe_reference_composes_and_default_is_a_no_op(stage, scale):
 
 def test_recipe_reference_values_reach_the_stage_objects():
     cfg = config("stage=video", "recipe=reference")
-    assert cfg.system.seeding == "reference" and cfg.system.per_clip_seed is False
+    assert cfg.system.options.seeding == "reference" and cfg.system.options.per_clip_seed is False
     assert (cfg.stage.callbacks.media.first_frame, cfg.stage.callbacks.media.play_fps) == (4, 6)
     assert cfg.stage.callbacks.media.fps == 8  # the frames are still made at 8 fps
     cfg = config("stage=keyframe", "recipe=reference", "scale=paper")
@@ -65,7 +65,7 @@ def test_recipe_reference_defaults_are_ours():
     assert (options.seeding, options.autocast_scope, options.quantize) == ("streams", "unet", "none")
     assert options.resize_antialias is True
     cfg = config("stage=video")
-    assert cfg.system.seeding == "streams" and cfg.stage.callbacks.media.first_frame == 0
+    assert cfg.system.options.seeding == "streams" and cfg.stage.callbacks.media.first_frame == 0
     assert config("stage=sr_prior").init.mindeye2_ckpt is None
 
 

@@ -23,9 +23,9 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from neuroclips.errors import ConfigError
 from neuroclips.generation.keyframe import KeyframeRecipe, _autocast, sample_keyframes
 from neuroclips.models.unclip_generator import UnclipComponents
+from neuroclips.utils.options import options_from_config
 from neuroclips.utils.seeding import ReferenceRNG, check_seeding, clip_seed
 
 log = logging.getLogger("neuroclips")
@@ -60,18 +60,6 @@ class KeyframeOptions:
     init_from_blurry: bool
     blurry_strength: float
     caption_source: str
-
-    @classmethod
-    def from_config(cls, values: Mapping) -> KeyframeOptions:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown, missing = sorted(set(values) - names), sorted(names - set(values))
-        if unknown or missing:
-            raise ConfigError(
-                f"conf/stage/keyframe.yaml: the keyframe settings are {sorted(names)}; found "
-                f"{'unknown ' + str(unknown) if unknown else ''}{' and ' if unknown and missing else ''}"
-                f"{'missing ' + str(missing) if missing else ''}."
-            )
-        return cls(**dict(values))
 
     def check(self) -> None:
         if self.caption_source not in CAPTION_SOURCES:
@@ -112,7 +100,7 @@ class KeyframeGenerator(pl.LightningModule):
         """``options``: the stage's settings (``keyframe.*``); ``sampler``: the frozen unCLIP sampler's facts of the
         scale (``scale.gen.keyframe``: steps, gen_size, out_size, original_size, unet_autocast)."""
         super().__init__()
-        options = options if isinstance(options, KeyframeOptions) else KeyframeOptions.from_config(options)
+        options = options_from_config(KeyframeOptions, options, "conf/stage/keyframe.yaml", "keyframe")
         options.check()
         self.options = options
         self.save_hyperparameters(

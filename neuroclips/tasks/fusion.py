@@ -11,6 +11,7 @@ Resumable: clips that already have ``fused_video`` are loaded, not regenerated.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import h5py
 import numpy as np
@@ -23,12 +24,12 @@ from neuroclips.generation.fusion import (
     neighbour_pairs,
     train_pair_classifier,
 )
-from neuroclips.generation.video import VideoRecipe, generate_videos
+from neuroclips.generation.video import generate_videos
 from neuroclips.outputs import OutputStore
 from neuroclips.stage_types import StageResult
+from neuroclips.systems.video import VideoOptions
 from neuroclips.utils.atomic import write_json, write_npy
 from neuroclips.utils.images import to_uint8
-from neuroclips.utils.seeding import REFERENCE_VIDEO_SEED
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,8 @@ class FusionTask:
         self,
         pipeline,
         clip_encoder,
-        recipe: dict | None = None,
-        seed: int = REFERENCE_VIDEO_SEED,
-        per_clip_seed: bool = True,
+        options: Mapping,
+        sampler: Mapping,
         decision: str = "cosine",
         threshold: float = 0.9,
         mlp_label: str = "labels",
@@ -55,7 +55,9 @@ class FusionTask:
         limit_clips: int | None = None,
     ) -> None:
         self.pipeline, self.clip_encoder = pipeline, clip_encoder
-        self.recipe = VideoRecipe(**{**(recipe or {}), "seed": seed, "per_clip_seed": per_clip_seed})
+        # the video stage's settings and seed; per-clip streams whatever video.seeding says (the reference has no
+        # fusion code whose draws could be followed)
+        self.recipe = VideoOptions.of(options).recipe(sampler, seeding="streams")
         self.decision, self.threshold = decision, threshold
         self.mlp_label, self.mlp_hidden, self.mlp_epochs = mlp_label, mlp_hidden, mlp_epochs
         self.mlp_keyframe_index = mlp_keyframe_index
