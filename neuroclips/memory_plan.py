@@ -29,7 +29,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from neuroclips.data.datamodule import process_batch_size
+from neuroclips.data.sampler import process_batch_size
 from neuroclips.errors import ConfigError
 from neuroclips.subjects import as_ids
 

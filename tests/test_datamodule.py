@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from neuroclips.data.datamodule import CC2017DataModule, validation_rows
+from neuroclips.data.datamodule import CC2017DataModule
+from neuroclips.data.sampler import validation_rows
 
 
 def make_dm(path, **kw):
@@ -133,7 +134,7 @@ def test_predict_split_and_clip_subset(sim_file):
 
 
 def test_sampler_shards_strided_or_contiguous(sim_file, monkeypatch):
-    from neuroclips.data.datamodule import EpochSampler
+    from neuroclips.data.sampler import EpochSampler
 
     ds = make_dm(sim_file).dataset("predict")  # 20 test clips
     got = {}

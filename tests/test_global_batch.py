@@ -8,7 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from neuroclips.data.datamodule import CC2017DataModule, EpochSampler, process_batch_size
+from neuroclips.data.datamodule import CC2017DataModule
+from neuroclips.data.sampler import EpochSampler, process_batch_size
 from neuroclips.errors import ConfigError
 
 

@@ -11,7 +11,7 @@ from tests.standin_checks import assert_reused_only_for_same_data_and_settings
 
 @pytest.fixture(scope="module")
 def fitted(sim_file, tmp_path_factory):
-    from neuroclips.data.datamodule import validation_rows
+    from neuroclips.data.sampler import validation_rows
     from neuroclips.tasks.standin_classifiers import TinyClassifierStandins
 
     root = tmp_path_factory.mktemp("classifiers")
@@ -76,7 +76,7 @@ def test_fitted_classifiers_are_reused_only_for_the_same_data_and_settings(fitte
 
 
 def test_fit_is_deterministic_for_a_seed(sim_file, fitted, tmp_path):
-    from neuroclips.data.datamodule import validation_rows
+    from neuroclips.data.sampler import validation_rows
     from neuroclips.tasks.standin_classifiers import TinyClassifierStandins
 
     task, _ = fitted

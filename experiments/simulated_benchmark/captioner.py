@@ -51,7 +51,7 @@ def main() -> None:
     from hydra.utils import instantiate
 
     import neuroclips.utils.resolvers  # noqa: F401  (registers ${nc.cwd:})
-    from neuroclips.data.datamodule import validation_rows
+    from neuroclips.data.sampler import validation_rows
     from neuroclips.models.captioner import build_captioner
 
     parser = argparse.ArgumentParser(

@@ -23,7 +23,7 @@ import torch
 
 
 def main() -> None:
-    from neuroclips.data.datamodule import validation_rows
+    from neuroclips.data.sampler import validation_rows
     from neuroclips.metrics.nway import nway_topk
     from neuroclips.models.frozen_classifiers import build_frame_classifier, build_video_classifier
 

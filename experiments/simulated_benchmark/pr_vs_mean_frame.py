@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--out", default="experiments/simulated_benchmark/pr_results.md")
     args = parser.parse_args()
 
-    from neuroclips.data.datamodule import validation_rows
+    from neuroclips.data.sampler import validation_rows
     from neuroclips.metrics.pixcorr import pixcorr
     from neuroclips.metrics.ssim import ssim
     from neuroclips.models.frozen_vae import load_vae_latent_encoder

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import torch
 
-from neuroclips.data.datamodule import validation_rows
+from neuroclips.data.sampler import validation_rows
 from neuroclips.metrics.pixcorr import pixcorr
 
 

@@ -176,7 +176,7 @@ class TinyVaeStandin:
         return marker_matches(self.out_dir, expected)
 
     def run(self, ctx):
-        from neuroclips.data.datamodule import validation_rows
+        from neuroclips.data.sampler import validation_rows
 
         if not self.enabled:
             return StageResult(metrics={"skipped": "scale uses local pretrained weights (enabled=false)"})
