@@ -10,7 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from neuroclips.errors import ConfigError, StageError
-from neuroclips.fit_resume import RESUME_MODES
+from neuroclips.resume import RESUME_MODES
 from neuroclips.utils.atomic import format_bytes, remove_orphan_tmp
 
 log = logging.getLogger("neuroclips")

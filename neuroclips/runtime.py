@@ -30,14 +30,9 @@ from neuroclips.callbacks.finite_loss import FiniteLossGuard
 from neuroclips.callbacks.prediction_writer import PredictionWriter
 from neuroclips.data import schema
 from neuroclips.errors import ConfigError, StageError
-from neuroclips.fit_resume import (
-    last_checkpoint,
-    mid_epoch_batches,
-    next_epoch,
-    resume_checkpoint,
-)
 from neuroclips.outputs import OutputStore
-from neuroclips.provenance import Provenance, describe_difference, upstream_summary
+from neuroclips.provenance import Provenance
+from neuroclips.resume import clips_to_do, last_checkpoint, resume_point
 from neuroclips.run_setup import RunFiles, check_top_level, make_run_dir, remove_orphans
 from neuroclips.stage_fingerprint import provenance_of_stage, target_encoder_fingerprints
 from neuroclips.stage_types import StageContext, StageResult  # noqa: F401  (re-exported)
@@ -197,11 +192,6 @@ def _every_n_train_steps(cfg: DictConfig) -> int | None:
     return steps
 
 
-def _previous_summary(run_dir: Path) -> dict | None:
-    summary = upstream_summary(run_dir.parent, run_dir.name)
-    return summary if summary and summary.get("status") == "finished" else None
-
-
 def check_adapters(dm, system) -> None:
     """One ridge adapter per subject of the data, each as wide as that subject's voxels (one sentence otherwise)."""
     sizes = getattr(getattr(system, "ridge", None), "in_features", None)
@@ -219,36 +209,28 @@ def run_fit(cfg: DictConfig, run_dir: Path, prov: Provenance, begin) -> tuple[St
     dm = build_datamodule(cfg)
     system = instantiate(cfg.system, _convert_="partial")
     check_adapters(dm, system)
-    mode = str(cfg.get("resume", "auto"))
     from neuroclips.callbacks.checkpointing import frozen_prefixes
 
-    resume, ckpt = resume_checkpoint(
-        run_dir, mode, str(cfg.stage.name), config_subjects(cfg), prov, system, frozen_prefixes(system)
-    )
-    start_epoch = next_epoch(ckpt) if ckpt is not None else 0
-    done_batches = mid_epoch_batches(ckpt) if ckpt is not None else 0
-    rng_states = ckpt.get("neuroclips_rng") if done_batches else None
     max_epochs = int(OmegaConf.select(cfg, "trainer.max_epochs", default=1))
-    previous = _previous_summary(run_dir)
-    if (
-        ckpt is not None
-        and start_epoch >= max_epochs
-        and previous
-        and previous.get("fingerprint") == prov.fingerprint
-    ):
-        log.info(
-            "%s: already finished (%d epochs, fingerprint %s); nothing to train",
-            run_dir,
-            start_epoch,
-            prov.fingerprint,
-        )
+    point = resume_point(
+        run_dir,
+        str(cfg.get("resume", "auto")),
+        str(cfg.stage.name),
+        config_subjects(cfg),
+        prov,
+        system,
+        frozen_prefixes(system),
+        max_epochs,
+    )
+    if point.finished is not None:
+        previous = point.finished
         result = StageResult(
             metrics=dict(previous.get("metrics") or {}),
             checkpoint=previous.get("checkpoint"),
             outputs=dict(previous.get("outputs") or {}),
         )
         return result, None
-    del ckpt
+    resume, start_epoch, done_batches = point.ckpt_path, point.epoch, point.done_batches
     every_steps = _every_n_train_steps(cfg)
     begin()
     monitor = OmegaConf.select(cfg, "stage.monitor")
@@ -312,7 +294,7 @@ def run_fit(cfg: DictConfig, run_dir: Path, prov: Provenance, begin) -> tuple[St
     # reseed for the first epoch now: Lightning creates its iterator before any hook
     if done_batches:
         dm.skip_first_train_batches(done_batches)
-        epoch_cb.start_mid_epoch(start_epoch, env_rank()[0], rng_states)
+        epoch_cb.start_mid_epoch(start_epoch, env_rank()[0], point.rng_states)
     else:
         epoch_cb.start(start_epoch, env_rank()[0])
     trainer.fit(system, datamodule=dm, ckpt_path=resume)
@@ -336,29 +318,6 @@ def _extra_callbacks(cfg: DictConfig) -> list:
     return [instantiate(c) for c in (cbs.values() if isinstance(cbs, DictConfig) else cbs)]
 
 
-def _stale_sentence(
-    store: OutputStore, kinds: list[str], stale: list[int], total: int, prov: Provenance, run_dir: Path
-) -> str:
-    old = store.fingerprint(kinds[0], stale[0])
-    previous = upstream_summary(run_dir.parent, run_dir.name) or {}
-    why = ""
-    if previous.get("fingerprint") == old and previous.get("provenance"):
-        why = f" ({describe_difference(previous['provenance'], prov)})"
-    return (
-        f"{store.root}: {len(stale)} of {total} clips of {kinds} were made under another configuration{why}; pass "
-        f"outputs=overwrite to recompute exactly those clips, or name=<new name> for a new run."
-    )
-
-
-def _predict_clips(dm) -> list[int]:
-    import h5py
-
-    with h5py.File(dm.file, "r") as f:
-        split = "test" if dm.predict_split == "test" else "train"
-        clip_index = f[schema.stimulus_path(split, "clip_index")][:]
-    return [int(clip_index[r]) for r in dm.split_rows()["predict"]]
-
-
 def run_predict(
     cfg: DictConfig, run_dir: Path, prov: Provenance, begin
 ) -> tuple[StageResult, pl.Trainer | None]:
@@ -366,15 +325,10 @@ def run_predict(
     store = OutputStore(cfg.paths.outputs_dir)
     kinds = list(OmegaConf.select(cfg, "stage.outputs") or [])
     dm = build_datamodule(cfg)
-    clips = _predict_clips(dm)
+    clips = dm.predict_clip_indices()
     extra = _extra_callbacks(cfg)
-    missing, stale = store.classify(kinds, clips, prov.fingerprint)
-    for cb in extra:  # e.g. the media writer: a clip whose GIF is missing is not done
-        if hasattr(cb, "missing"):
-            missing = sorted(set(missing) | (set(cb.missing(clips)) - set(stale)))
-    if stale and str(cfg.get("outputs", "keep")) != "overwrite":
-        raise StageError(_stale_sentence(store, kinds, stale, len(clips), prov, run_dir))
-    todo = sorted(set(missing) | set(stale))
+    overwrite = str(cfg.get("outputs", "keep")) == "overwrite"
+    todo, stale = clips_to_do(store, kinds, clips, prov, extra, overwrite, run_dir)
     result = StageResult(outputs={k: str(store.root / k) for k in kinds})
     result.metrics = {
         "clips_total": len(clips),

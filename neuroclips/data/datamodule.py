@@ -182,6 +182,13 @@ class CC2017DataModule(pl.LightningDataModule):
         rows["predict"] = pred_rows
         return rows
 
+    def predict_clip_indices(self) -> list[int]:
+        """The clip indices (``clip_index``) of the predict split's rows, in row order."""
+        with h5py.File(self.file, "r") as f:
+            split = "test" if self.predict_split == "test" else "train"
+            clip_index = f[schema.stimulus_path(split, "clip_index")][:]
+        return [int(clip_index[r]) for r in self.split_rows()["predict"]]
+
     def setup(self, stage: str | None = None) -> None:
         if not self._sets:
             self._build()
