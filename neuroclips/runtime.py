@@ -25,8 +25,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from neuroclips.callbacks.checkpointing import AtomicCheckpointIO, CheckpointMetadata, EpochToData
-from neuroclips.callbacks.finite_loss import FiniteLossGuard
+from neuroclips.callbacks.checkpointing import AtomicCheckpointIO
+from neuroclips.callbacks.fit_standard import fit_callbacks
 from neuroclips.callbacks.prediction_writer import PredictionWriter
 from neuroclips.data import schema
 from neuroclips.errors import ConfigError, StageError
@@ -234,53 +234,17 @@ def run_fit(cfg: DictConfig, run_dir: Path, prov: Provenance, begin) -> tuple[St
     every_steps = _every_n_train_steps(cfg)
     begin()
     monitor = OmegaConf.select(cfg, "stage.monitor")
-    from pytorch_lightning.callbacks import ModelCheckpoint
-
-    ckpt_dir = str(run_dir / "checkpoints")
-    best_cb = ModelCheckpoint(
-        dirpath=ckpt_dir,
-        filename="best",
-        monitor=monitor,
-        mode=str(OmegaConf.select(cfg, "stage.monitor_mode", default="min")),
-        save_last=False,
-        save_top_k=1 if monitor else 0,
-        auto_insert_metric_name=False,
-        enable_version_counter=False,
+    standard = fit_callbacks(
+        str(run_dir / "checkpoints"),
+        str(cfg.stage.name),
+        monitor,
+        str(OmegaConf.select(cfg, "stage.monitor_mode", default="min")),
+        int(cfg.seed),
+        _meta(cfg, prov),
+        every_steps,
     )
-    # last.ckpt is the end of the latest completed epoch, whatever the monitor did (not only when it improved)
-    last_cb = ModelCheckpoint(
-        dirpath=ckpt_dir,
-        filename="last",
-        monitor=None,
-        save_top_k=1,
-        every_n_epochs=1,
-        auto_insert_metric_name=False,
-        enable_version_counter=False,
-    )
-    epoch_cb = EpochToData(int(cfg.seed))
-    guard = FiniteLossGuard(str(cfg.stage.name), monitor)  # before the checkpoints: no save of a NaN state
-    # without a monitor there is no best: best.ckpt is then a copy of the last epoch (below)
-    callbacks = [
-        guard,
-        *([best_cb] if monitor else []),
-        last_cb,
-        CheckpointMetadata(_meta(cfg, prov)),
-        epoch_cb,
-    ]
-    callbacks += _extra_callbacks(cfg)
-    if every_steps:  # long epochs: last.ckpt also every N optimizer steps, resumable mid-epoch exactly
-        callbacks.insert(
-            callbacks.index(last_cb) + 1,
-            ModelCheckpoint(
-                dirpath=ckpt_dir,
-                filename="last",
-                monitor=None,
-                save_top_k=1,
-                every_n_train_steps=every_steps,
-                auto_insert_metric_name=False,
-                enable_version_counter=False,
-            ),
-        )
+    best_cb, epoch_cb = standard.best, standard.epoch
+    callbacks = standard.callbacks + _extra_callbacks(cfg)
     trainer = build_trainer(cfg, run_dir, callbacks)
     if resume:
         log.info(
