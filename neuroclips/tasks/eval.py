@@ -20,7 +20,7 @@ from torch import nn
 
 from neuroclips.data import schema
 from neuroclips.evaluation.comparison import compare_per_clip
-from neuroclips.evaluation.flow_model import build_flow_estimator
+from neuroclips.evaluation.models import build_eval_models, dry_run_modules
 from neuroclips.evaluation.presets import preset_row, resolve_presets
 from neuroclips.evaluation.readers import (
     GroundTruth,
@@ -31,13 +31,7 @@ from neuroclips.evaluation.readers import (
     select_frames,
 )
 from neuroclips.evaluation.suite import Bootstrap, EvalModels, NWaySettings, Scorer
-from neuroclips.evaluation.vifi_clip import build_vifi_clip
 from neuroclips.metrics.retrieval import retrieval_top1
-from neuroclips.models.frozen_classifiers import (
-    build_clip_embedder,
-    build_frame_classifier,
-    build_video_classifier,
-)
 from neuroclips.report import render_comparison_markdown, write_reports, write_text
 from neuroclips.stage_types import StageResult
 from neuroclips.utils.atomic import write_json
@@ -147,90 +141,12 @@ class EvalTask:
 
     # ------------------------------------------------------------------------------------------------ models
     def build_models(self, device: torch.device, meta: bool = False) -> EvalModels:
-        dtype = torch.float16 if (device.type == "cuda" and self.half_precision_on_gpu) else torch.float32
-        m = self.models_cfg
-
-        def spec(d) -> dict:
-            d = dict(d or {})
-            if meta and d.get("source") == "local":
-                d["source"] = "random"  # dry runs read no files: the real architecture, on the meta device
-            return d
-
-        out = EvalModels()
-        fc, vc = spec(m.get("frame_classifier")), spec(m.get("video_classifier"))
-        if fc:
-            out.frame_classifier = build_frame_classifier(
-                fc.get("source", "tiny"),
-                fc.get("path"),
-                dtype=dtype,
-                field="scale.eval.models.frame_classifier.path",
-            )
-            out.names["frame_classifier"] = fc.get("label") or f"ViT ImageNet ({fc.get('source', 'tiny')})"
-        if vc:
-            out.video_classifier = build_video_classifier(
-                vc.get("source", "tiny"),
-                vc.get("path"),
-                num_frames=int(vc.get("num_frames", 6)),
-                dtype=dtype,
-                field="scale.eval.models.video_classifier.path",
-            )
-            out.names["video_classifier"] = vc.get("label") or f"VideoMAE K400 ({vc.get('source', 'tiny')})"
-        clip_cfg = m.get("clip") or {}
-        for variant in self.clip_pcc:
-            c = spec(clip_cfg.get(variant))
-            if not c:
-                continue
-            out.clip_embedders[variant] = build_clip_embedder(
-                c.get("source", "tiny"),
-                c.get("path"),
-                arch=c.get("arch", "vit-b-32"),
-                dtype=dtype,
-                field=f"scale.eval.models.clip.{variant}.path",
-            )
-            out.names[variant] = (
-                c.get("label") or f"CLIP {c.get('arch', 'vit-b-32')} ({c.get('source', 'tiny')})"
-            )
-        flow = spec(m.get("flow")) if "epe" in self.extra_metrics else {}
-        if flow:
-            out.flow = build_flow_estimator(
-                flow.get("source", "tiny"),
-                flow.get("path"),
-                flow.get("arch", "large"),
-                int(flow.get("size", 256)),
-                int(flow.get("num_flow_updates", 12)),
-                field="scale.eval.models.flow.path",
-            )
-            src = flow.get("source", "tiny")
-            out.names["flow"] = (
-                flow.get("label") or f"RAFT {'tiny' if src == 'tiny' else flow.get('arch', 'large')} ({src})"
-            )
-        vifi = spec(m.get("vifi")) if "vifi" in self.extra_metrics else {}
-        if vifi:
-            out.vifi = build_vifi_clip(
-                vifi.get("source", "tiny"),
-                vifi.get("path"),
-                field="scale.eval.models.vifi.path",
-                trust_pickle=bool(vifi.get("trust_pickle", False)),
-            )
-            out.names["vifi"] = vifi.get("label") or f"ViFi-CLIP ViT-B/16 ({vifi.get('source', 'tiny')})"
-        if not meta:
-            for mod in [
-                out.frame_classifier,
-                out.video_classifier,
-                *out.clip_embedders.values(),
-                out.flow,
-                out.vifi,
-            ]:
-                if mod is not None:
-                    mod.to(device)
-        return out
+        return build_eval_models(
+            self.models_cfg, self.clip_pcc, self.extra_metrics, device, self.half_precision_on_gpu, meta
+        )
 
     def build_for_dry_run(self) -> dict[str, nn.Module]:
-        models = self.build_models(torch.device("meta"), meta=True)
-        mods = {"frame_classifier": models.frame_classifier, "video_classifier": models.video_classifier}
-        mods.update({f"clip_{k}": v for k, v in models.clip_embedders.items()})
-        mods.update({"flow": models.flow, "vifi": models.vifi})
-        return {k: v for k, v in mods.items() if v is not None}
+        return dry_run_modules(self.build_models(torch.device("meta"), meta=True))
 
     # ------------------------------------------------------------------------------------------------ run
     def run(self, ctx):
