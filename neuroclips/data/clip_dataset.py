@@ -101,7 +101,7 @@ class ClipDataset(Dataset):
             if p not in f:
                 raise schema.SchemaError(
                     f"{self.file}: dataset '/{p}' is missing; run `python -m neuroclips.train stage=targets` first "
-                    f"(or set targets.online=true)."
+                    f"(or set clip_tokens.online=true)."
                 )
             ds["t/" + t] = f[p]
             fi = f[p].attrs.get("frame_indices")
