@@ -164,17 +164,14 @@ def test_keyframe_options_come_from_the_stage_config_once_and_refuse_unknown_or_
     import neuroclips.utils.resolvers  # noqa: F401
     from neuroclips.errors import ConfigError
     from neuroclips.systems.keyframe import KeyframeOptions
-    from neuroclips.utils.options import options_from_config
     from tests.conftest import REPO
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=["stage=keyframe", "keyframe.guidance_scale=7.5"])
     values = OmegaConf.to_container(cfg.system.options, resolve=True)
-    options = options_from_config(KeyframeOptions, values, "conf/stage/keyframe.yaml", "keyframe")
+    options = KeyframeOptions.of(values)
     assert options.guidance_scale == 7.5 and options.caption_source == cfg.keyframe.caption_source
     with pytest.raises(ConfigError, match=r"unknown \['guidence_scale'\]"):
-        options_from_config(KeyframeOptions, {**values, "guidence_scale": 1.0}, "k.yaml", "keyframe")
+        KeyframeOptions.of({**values, "guidence_scale": 1.0})
     with pytest.raises(ConfigError, match=r"missing \['seed'\]"):
-        options_from_config(
-            KeyframeOptions, {k: v for k, v in values.items() if k != "seed"}, "k.yaml", "keyframe"
-        )
+        KeyframeOptions.of({k: v for k, v in values.items() if k != "seed"})

@@ -61,7 +61,7 @@ class KeyframeOptions:
     blurry_strength: float
     caption_source: str
 
-    def check(self) -> None:
+    def __post_init__(self) -> None:
         if self.caption_source not in CAPTION_SOURCES:
             raise ValueError(
                 f"keyframe.caption_source: expected one of {CAPTION_SOURCES}, found {self.caption_source!r}."
@@ -73,6 +73,27 @@ class KeyframeOptions:
             )
         if self.quantize not in QUANTIZE:
             raise ValueError(f"keyframe.quantize: expected one of {QUANTIZE}, found {self.quantize!r}.")
+
+    @classmethod
+    def of(cls, values: Mapping | KeyframeOptions) -> KeyframeOptions:
+        return options_from_config(cls, values, "conf/stage/keyframe.yaml", "keyframe")
+
+    def recipe(self, sampler: Mapping) -> KeyframeRecipe:
+        """The unCLIP sampling recipe: these settings with the frozen sampler's scale facts (``sampler``: steps,
+        gen_size, out_size, original_size, unet_autocast)."""
+        return KeyframeRecipe(
+            **dict(sampler),
+            guidance_scale=self.guidance_scale,
+            offset_noise=self.offset_noise,
+            uncond=self.uncond,
+            output_mapping=self.output_mapping,
+            init_from_blurry=self.init_from_blurry,
+            blurry_strength=self.blurry_strength,
+            resize_antialias=self.resize_antialias,
+            seed=self.seed,
+            per_clip_seed=self.per_clip_seed,
+            seeding=self.seeding,
+        )
 
 
 class KeyframeGenerator(pl.LightningModule):
@@ -100,30 +121,14 @@ class KeyframeGenerator(pl.LightningModule):
         """``options``: the stage's settings (``keyframe.*``); ``sampler``: the frozen unCLIP sampler's facts of the
         scale (``scale.gen.keyframe``: steps, gen_size, out_size, original_size, unet_autocast)."""
         super().__init__()
-        options = options_from_config(KeyframeOptions, options, "conf/stage/keyframe.yaml", "keyframe")
-        options.check()
-        self.options = options
-        self.save_hyperparameters(
-            {"options": dataclasses.asdict(options), "sampler": dict(sampler)},
-        )
+        self.options = KeyframeOptions.of(options)
+        self.save_hyperparameters({"options": dataclasses.asdict(self.options), "sampler": dict(sampler)})
         self.ridge, self.backbone, self.diffusion_prior = ridge, backbone, diffusion_prior
         self.unet, self.vae = unclip.unet, unclip.vae
         self.scheduler = unclip.scheduler
         self.captioner = captioner
         self.caption_bank = caption_bank
-        self.recipe = KeyframeRecipe(
-            **dict(sampler),
-            guidance_scale=options.guidance_scale,
-            offset_noise=options.offset_noise,
-            uncond=options.uncond,
-            output_mapping=options.output_mapping,
-            init_from_blurry=options.init_from_blurry,
-            blurry_strength=options.blurry_strength,
-            resize_antialias=options.resize_antialias,
-            seed=options.seed,
-            per_clip_seed=options.per_clip_seed,
-            seeding=options.seeding,
-        )
+        self.recipe = self.options.recipe(sampler)
         self._reference_rng: ReferenceRNG | None = None
         for module in (ridge, backbone, diffusion_prior):
             module.requires_grad_(False)
@@ -144,23 +149,26 @@ class KeyframeGenerator(pl.LightningModule):
     def sample_prior(self, clip_voxels: torch.Tensor, clip_indices: list[int]) -> torch.Tensor:
         """One prior sample per clip with its own generator (batch-independent); with ``seeding="reference"`` one
         batched sample from the reference stream (dalle2's ``p_sample_loop`` on the whole test batch)."""
-        hp = self.options
-        cond = clip_voxels / hp.condition_divisor
-        if hp.seeding == "reference":  # dalle2 draws float32 noise whatever the condition's dtype
+        options = self.options
+        cond = clip_voxels / options.condition_divisor
+        if options.seeding == "reference":  # dalle2 draws float32 noise whatever the condition's dtype
             return self.diffusion_prior.p_sample_loop(
                 cond.float(),
-                timesteps=hp.prior_steps,
-                cond_scale=hp.prior_cond_scale,
+                timesteps=options.prior_steps,
+                cond_scale=options.prior_cond_scale,
                 generator=self.reference_rng().on_device,
             )
         out = []
         for i, clip in enumerate(clip_indices):
             g = torch.Generator(device=cond.device).manual_seed(
-                clip_seed(hp.seed, clip, "prior", hp.per_clip_seed)
+                clip_seed(options.seed, clip, "prior", options.per_clip_seed)
             )
             out.append(
                 self.diffusion_prior.p_sample_loop(
-                    cond[i : i + 1], timesteps=hp.prior_steps, cond_scale=hp.prior_cond_scale, generator=g
+                    cond[i : i + 1],
+                    timesteps=options.prior_steps,
+                    cond_scale=options.prior_cond_scale,
+                    generator=g,
                 )
             )
         return torch.cat(out)
@@ -183,10 +191,10 @@ class KeyframeGenerator(pl.LightningModule):
         for module in (self.ridge, self.backbone, self.diffusion_prior):
             module.eval()  # no dropout at inference (the reference samples in eval mode)
         clips = [int(c) for c in batch["clip_index"]]
-        hp = self.options
+        options = self.options
         scope = (
             _autocast(self.device, self.recipe.unet_autocast)
-            if hp.autocast_scope == "stage"
+            if options.autocast_scope == "stage"
             else contextlib.nullcontext()
         )
         blurry = batch.get("inputs", {}).get("blurry")
@@ -194,7 +202,7 @@ class KeyframeGenerator(pl.LightningModule):
         with scope:
             _, clip_voxels = self.backbone(self.ridge(batch["fmri"].float()))
             prior_tokens = self.sample_prior(clip_voxels, clips)
-            if hp.seeding == "reference":  # the reference samples one keyframe after the other
+            if options.seeding == "reference":  # the reference samples one keyframe after the other
                 rng = self.reference_rng()
                 keyframes = torch.cat(
                     [
@@ -221,18 +229,18 @@ class KeyframeGenerator(pl.LightningModule):
                     clips,
                     blurry_first_frame=first,
                 )
-        if hp.quantize == "png":  # torchvision ToPILImage: pic.mul(255).byte() (truncation), then PNG
+        if options.quantize == "png":  # torchvision ToPILImage: pic.mul(255).byte() (truncation), then PNG
             keyframes = keyframes.mul(255).to(torch.uint8).float().div(255)
         captions = self.captions(keyframes, prior_tokens)
-        seeds = [clip_seed(hp.seed, c, "clip", hp.per_clip_seed) for c in clips]
+        seeds = [clip_seed(options.seed, c, "clip", options.per_clip_seed) for c in clips]
         return {
             "clip_index": torch.as_tensor(clips, dtype=torch.long),
             "keyframe": keyframes,
             "caption": captions,
             "clip_voxels": clip_voxels,
             "prior_tokens": prior_tokens,
-            "seed": [hp.seed] * len(clips),
-            "meta": [{"clip_seed": s, "caption_source": hp.caption_source} for s in seeds],
+            "seed": [options.seed] * len(clips),
+            "meta": [{"clip_seed": s, "caption_source": options.caption_source} for s in seeds],
         }
 
 
