@@ -152,13 +152,9 @@ def resume_point(
     start_epoch = next_epoch(ckpt) if ckpt is not None else 0
     done_batches = mid_epoch_batches(ckpt) if ckpt is not None else 0
     rng_states = ckpt.get("neuroclips_rng") if done_batches else None
-    previous = previous_summary(run_dir)
-    if (
-        ckpt is not None
-        and start_epoch >= max_epochs
-        and previous
-        and previous.get("fingerprint") == prov.fingerprint
-    ):
+    # the summary is read only for a checkpoint that already ran every epoch
+    previous = previous_summary(run_dir) if ckpt is not None and start_epoch >= max_epochs else None
+    if previous and previous.get("fingerprint") == prov.fingerprint:
         log.info(
             "%s: already finished (%d epochs, fingerprint %s); nothing to train",
             run_dir,
