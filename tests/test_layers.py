@@ -42,3 +42,32 @@ def test_the_check_sees_function_level_imports(tmp_path):
     f = tmp_path / "m.py"
     f.write_text("def build():\n    from neuroclips.generation.video import VideoRecipe\n")
     assert imported_modules(f) == [(2, "neuroclips.generation.video")]
+
+
+# neuroclips/report/ in its layer order (its __init__ docstring): each module imports only the ones before it, so
+# the HTML page may use the tables and the writer the HTML page without an import circle.
+REPORT_ORDER = (
+    "table1",
+    "inputs",
+    "media",
+    "tables",
+    "settings_lines",
+    "markdown",
+    "gif_grid",
+    "html_page",
+    "write",
+    "__main__",
+)
+
+
+def test_report_modules_import_only_the_ones_below_them():
+    folder = PACKAGE / "report"
+    assert {p.stem for p in folder.glob("*.py")} - {"__init__"} == set(REPORT_ORDER)
+    bad = [
+        f"report/{name}.py:{line} imports {module}"
+        for i, name in enumerate(REPORT_ORDER)
+        for line, module in imported_modules(folder / f"{name}.py")
+        if module.startswith("neuroclips.report")
+        and module.removeprefix("neuroclips.report.") not in REPORT_ORDER[:i]
+    ]
+    assert not bad, bad

@@ -77,3 +77,15 @@ def test_paper_rows_stay_for_data_that_is_not_simulated(tmp_path):
         f.attrs["source"] = "cc2017"
     md = render_markdown(_doc(other, tmp_path / "none"))
     assert "| NeuroClips avg (paper) | 0.834 ± 0.030 |" in md and "Table 1 comparison" in md
+
+
+def test_python_m_report_rerenders_a_finished_eval_run(tmp_path):
+    from neuroclips.report import render_markdown
+    from neuroclips.report.__main__ import main
+
+    run = tmp_path / "eval"
+    run.mkdir()
+    doc = _doc(tmp_path / "none.h5", tmp_path / "none")
+    (run / "metrics.json").write_text(json.dumps(doc))
+    assert main([str(run)]) == 0
+    assert (run / "metrics.md").read_text() == render_markdown(doc)
