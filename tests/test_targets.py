@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import h5py
 import numpy as np
 import pytest
@@ -101,3 +104,33 @@ def test_changed_encoder_is_refused_unless_overwrite(sim_copy):
         )
         == 20
     )
+
+
+def _hold_open_for_reading(path) -> subprocess.Popen:
+    """Another process with the data file open read-only (a training run), until its stdin closes."""
+    code = "import h5py, sys; f = h5py.File(sys.argv[1], 'r'); print('open', flush=True); sys.stdin.read()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "open"
+    return proc
+
+
+def test_finished_cache_is_recognised_read_only_while_another_process_reads_the_file(sim_copy):
+    task = ComputeTargets({}, batch_size=32)
+    enc = MeanColour("clip_tokens", [2])
+    task._encode_split(str(sim_copy), enc, "clip_tokens", "test", torch.device("cpu"))
+    reader = _hold_open_for_reading(sim_copy)
+    try:
+        assert task._encode_split(str(sim_copy), enc, "clip_tokens", "test", torch.device("cpu")) == 0
+        # work to do needs the file for writing: one sentence naming the file, not HDF5's traceback
+        with pytest.raises(
+            ConfigError, match=r"data\.h5: stage=targets must write .*another process holds it open"
+        ):
+            task._encode_split(
+                str(sim_copy), MeanColour("frame_stats", None), "frame_stats", "test", torch.device("cpu")
+            )
+    finally:
+        reader.communicate("")
+    with h5py.File(sim_copy, "r") as f:
+        assert "targets/frame_stats/test" not in f, "a refused run leaves nothing behind"

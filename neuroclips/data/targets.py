@@ -83,14 +83,8 @@ class ComputeTargets:
             raise ConfigError(
                 f"task.encoders.{name}: source expected 'frames' or 'captions', found {source!r}."
             )
-        shape = tuple(int(s) for s in enc.output_shape())
+        frames, full, desc = _expected(enc, n)
         fi = getattr(enc, "frame_indices", None)
-        if source == "frames":
-            frames = list(range(schema.FRAMES_PER_CLIP)) if fi is None else [int(i) for i in fi]
-            full = (n, len(frames), *shape)
-        else:
-            frames, full = None, (n, *shape)
-        desc = describe(enc)
         path, done_path = schema.target_path(name, split), schema.target_done_path(name, split)
         if path in f:
             d = f[path]
@@ -139,7 +133,12 @@ class ComputeTargets:
         overwrite: bool | None = None,
     ) -> int:
         overwrite = self.overwrite if overwrite is None else overwrite
-        with h5py.File(file, "a") as f:
+        if not overwrite and _already_cached(file, enc, name, split, fingerprint, self.limit_clips):
+            # decided read-only: a rerun over a finished cache never opens the file for writing, so it also runs
+            # while training processes of other runs read the file
+            log.info("targets/%s/%s: already cached", name, split)
+            return 0
+        with _open_for_append(file) as f:
             frames_ds = f[schema.stimulus_path(split, "frames")]
             n = frames_ds.shape[0]
             out, done = self._prepare(f, enc, name, split, n, fingerprint, overwrite)
@@ -180,3 +179,51 @@ class ComputeTargets:
                 bar.update(len(rows))
             bar.close()
             return len(todo)
+
+
+def _expected(enc: nn.Module, n: int) -> tuple[list[int] | None, tuple[int, ...], str]:
+    """The frames an encoder reads, the shape of its cache for ``n`` clips, and its description."""
+    shape = tuple(int(s) for s in enc.output_shape())
+    fi = getattr(enc, "frame_indices", None)
+    if enc.source == "frames":
+        frames = list(range(schema.FRAMES_PER_CLIP)) if fi is None else [int(i) for i in fi]
+        return frames, (n, len(frames), *shape), describe(enc)
+    return None, (n, *shape), describe(enc)
+
+
+def _already_cached(
+    file: str, enc: nn.Module, name: str, split: str, fingerprint: str | None, limit_clips: int | None
+) -> bool:
+    """True when ``/targets/<name>/<split>`` holds this encoder's finished, finite output (read-only check).
+    Anything else (missing, another encoder or fingerprint, unfinished or corrupted rows) goes the append path,
+    which resumes, recomputes or refuses it as before."""
+    if enc.source not in ("frames", "captions"):
+        return False  # the append path names the bad source
+    path, done_path = schema.target_path(name, split), schema.target_done_path(name, split)
+    try:
+        f = h5py.File(file, "r")
+    except OSError:
+        return False  # the append path reports why the file cannot be opened
+    with f:
+        if path not in f or done_path not in f:
+            return False
+        n = f[schema.stimulus_path(split, "frames")].shape[0]
+        _, full, desc = _expected(enc, n)
+        d = f[path]
+        if d.shape != full or d.attrs.get("config") != desc:
+            return False
+        if fingerprint is not None and d.attrs.get("fingerprint") != fingerprint:
+            return False
+        limit = min(n, limit_clips) if limit_clips else n
+        flags = f[done_path][:limit]
+        return bool(flags.all()) and not len(validate.nonfinite_rows(d, np.arange(limit)))
+
+
+def _open_for_append(file: str) -> h5py.File:
+    try:
+        return h5py.File(file, "a")
+    except BlockingIOError as e:  # HDF5's file lock: another process has the file open
+        raise ConfigError(
+            f"{file}: stage=targets must write to the data file, but another process holds it open (HDF5's file "
+            "lock); wait for the runs reading it to finish, or cache targets before starting them."
+        ) from e
