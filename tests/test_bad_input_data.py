@@ -199,8 +199,8 @@ def test_empty_training_split(sim_file, tmp_path):
             "datamodule.batch_size: expected a positive integer (clips per optimizer step), found 0.",
         ),
         (
-            ["stage=sr", "scale.sr.train.batch_size=-3"],
-            "scale.sr.train.batch_size: expected a positive integer (clips per optimizer step), found -3.",
+            ["stage=sr", "train.sr.batch_size=-3"],
+            "train.sr.batch_size: expected a positive integer (clips per optimizer step), found -3.",
         ),
         pytest.param(
             ["stage=pr", "datamodule.eval_batch_size=0"],

@@ -88,7 +88,7 @@ def test_mixed_batches_hold_every_subject_with_its_voxels(sim_file):
     assert [len(v) for v in dm.val_dataloader()] == [2, 2, 2]  # one validation loader per subject
     assert split_batch(32, 3, "b") == [11, 11, 10]
     with pytest.raises(ConfigError, match="at least one clip per subject"):
-        split_batch(2, 3, "scale.sr.train.batch_size")
+        split_batch(2, 3, "train.sr.batch_size")
 
 
 def test_one_subject_loader_is_unchanged(sim_file):

@@ -27,7 +27,7 @@ def test_pr_subj_all_then_one_subjects_blurry_from_its_slice(sim_copy, tmp_path)
         sim_copy,
     )
     common = ["logger=none", "trainer.enable_progress_bar=false", "system.temporal_window=clip"]
-    run_inprocess(["stage=pr", "subj=all", "scale.pr.max_epochs=1", *common], tmp_path, sim_copy)
+    run_inprocess(["stage=pr", "subj=all", "train.pr.max_epochs=1", *common], tmp_path, sim_copy)
     ckpt = _state(tmp_path, "default/subj1_2_3/pr")
     assert ckpt["neuroclips"]["subjects"] == [1, 2, 3]
     with h5py.File(sim_copy, "r") as f:  # one Inception Extension per subject, sized by its voxel count
@@ -58,7 +58,7 @@ def test_sr_subj_all_ddp_equals_one_process(sim_copy, tmp_path):
     """Mixed batches under DDP: every process sees its piece of every subject's part of the global batch, and the
     negatives are gathered, so 2 processes train the 1-process experiment (SGD, no per-process randomness)."""
     run_cli(["stage=targets", "logger=none", "task.encoders.vae_latents=null"], tmp_path, sim_copy)
-    common = ["stage=sr", "subj=all", "scale.sr.train.epochs=1", *SR_WITHOUT_PROCESS_RANDOMNESS]
+    common = ["stage=sr", "subj=all", "train.sr.epochs=1", *SR_WITHOUT_PROCESS_RANDOMNESS]
     run_cli([*common, "name=one"], tmp_path, sim_copy)
     run_cli([*common, "trainer=ddp_cpu", "name=two"], tmp_path, sim_copy)
     one, two = _state(tmp_path, "one/subj1_2_3/sr"), _state(tmp_path, "two/subj1_2_3/sr")

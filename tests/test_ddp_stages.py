@@ -56,17 +56,17 @@ NEUTRAL_AUGMENTATION = (
 SR_WITHOUT_PROCESS_RANDOMNESS = [
     "logger=none",
     "scale.sr.dropout=0",
-    "scale.sr.train.mixup_pct=0",
-    "scale.sr.train.batch_size=24",
+    "train.sr.mixup_pct=0",
+    "train.sr.batch_size=24",
     "trainer.enable_progress_bar=false",
-    "scale.sr.train.lr=0.05",
+    "train.sr.lr=0.05",
     *SGD,
 ]
 
 
 def test_sr_ddp_equals_one_process(sim_copy, tmp_path):
     run_cli(["stage=targets", "logger=none", "task.encoders.vae_latents=null"], tmp_path, sim_copy)
-    common = ["stage=sr", "scale.sr.train.epochs=2", *SR_WITHOUT_PROCESS_RANDOMNESS]
+    common = ["stage=sr", "train.sr.epochs=2", *SR_WITHOUT_PROCESS_RANDOMNESS]
     run_cli([*common, "name=one"], tmp_path, sim_copy)
     run_cli(
         [*common, "trainer=ddp_cpu", "name=two"], tmp_path, sim_copy
@@ -84,15 +84,15 @@ def test_pr_ddp_equals_one_process(sim_copy, tmp_path):
     common = [
         "stage=pr",
         "logger=none",
-        "scale.pr.max_epochs=1",
+        "train.pr.max_epochs=1",
         "++system.net.dropout=0",
         "++system.net.low_level_dropout=0",
         NEUTRAL_AUGMENTATION,
         "system.cont_weight=1.0",
         "system.temporal_window=clip",
-        "scale.pr.batch_size=8",
+        "train.pr.batch_size=8",
         "trainer.enable_progress_bar=false",
-        "scale.pr.max_lr=0.05",
+        "train.pr.max_lr=0.05",
         *SGD,
     ]
     run_cli([*common, "name=one"], tmp_path, sim_copy)

@@ -21,9 +21,9 @@ def test_process_batch_size_divides_the_global_batch():
 
 def test_a_batch_that_does_not_divide_is_refused_naming_the_key():
     with pytest.raises(ConfigError) as e:
-        process_batch_size(25, 2, "scale.sr.train.batch_size")
+        process_batch_size(25, 2, "train.sr.batch_size")
     msg = str(e.value)
-    assert msg.startswith("scale.sr.train.batch_size: expected a multiple of the 2 processes, found 25")
+    assert msg.startswith("train.sr.batch_size: expected a multiple of the 2 processes, found 25")
     assert msg.count(". ") == 0 and msg.endswith(").")  # one sentence
 
 
@@ -44,7 +44,7 @@ def test_datamodule_divides_over_the_trainer_world(sim_file):
 
 
 def test_datamodule_refuses_an_uneven_global_batch(sim_file):
-    dm = _dm(sim_file, batch_size=25, batch_size_field="scale.sr.train.batch_size")
+    dm = _dm(sim_file, batch_size=25, batch_size_field="train.sr.batch_size")
     dm.trainer = SimpleNamespace(world_size=2)
     with pytest.raises(
         ConfigError, match=r"^scale\.sr\.train\.batch_size: expected a multiple of the 2 processes, found 25"

@@ -116,7 +116,7 @@ def test_sr_reference_selection_end_to_end(sim_copy, tmp_path):
             "stage=sr",
             "logger=none",
             "stage.selection=reference_test",
-            "scale.sr.train.epochs=2",
+            "train.sr.epochs=2",
             "trainer.enable_progress_bar=false",
         ],
         tmp_path,

@@ -12,10 +12,10 @@ pytestmark = pytest.mark.slow
 
 SMALLEST = [
     "experiment=demo",
-    "scale.sr.train.epochs=1",
-    "scale.sr.prior_train.epochs=1",
-    "scale.sr.prior_train.sample_every=1",
-    "scale.pr.max_epochs=1",
+    "train.sr.epochs=1",
+    "train.sr_prior.epochs=1",
+    "train.sr_prior.sample_every=1",
+    "train.pr.max_epochs=1",
     "scale.pr.standin.steps=20",
     "scale.standins.classifiers.steps=5",
     "data.predict_clips=[0,1,2,3]",
@@ -40,7 +40,7 @@ def test_every_stage_chains_and_a_rerun_skips_finished_ones(sim_copy, tmp_path):
 
     # a PR setting changes: exactly pr and what reads it rerun (blurry, video, eval), each saying why
     changed = run_cli(
-        [*SMALLEST, "scale.pr.max_lr=0.002"], tmp_path, sim_copy, module="neuroclips.pipeline", timeout=900
+        [*SMALLEST, "train.pr.max_lr=0.002"], tmp_path, sim_copy, module="neuroclips.pipeline", timeout=900
     )
     ran = {line.split()[2].rstrip(":") for line in changed.stdout.splitlines() if ": runs (" in line}
     assert ran == {"pr", "blurry", "video", "eval"}, changed.stdout

@@ -131,21 +131,21 @@ def test_tiny_chain_targets_sr_sr_prior_and_online(sim_copy, tmp_path):
     run_inprocess(
         ["stage=targets", *common, "task.encoders.vae_latents=null"], tmp_path, sim_copy
     )  # SR targets only
-    run_inprocess(["stage=sr", *common, "scale.sr.train.epochs=3"], tmp_path, sim_copy)
+    run_inprocess(["stage=sr", *common, "train.sr.epochs=3"], tmp_path, sim_copy)
     sr = read_summary(tmp_path, "sr")
     assert sr["checkpoint"].endswith("best.ckpt") and "val/top1_fwd" in sr["metrics"]
     ckpt = torch.load(sr["checkpoint"], map_location="cpu", weights_only=True)
     assert ckpt["neuroclips"]["stage"] == "sr"
     assert {k.split(".")[0] for k in ckpt["state_dict"]} == {"ridge", "backbone", "clipproj"}
     run_inprocess(
-        ["stage=sr_prior", *common, "scale.sr.prior_train.epochs=2", "scale.sr.prior_train.sample_every=1"],
+        ["stage=sr_prior", *common, "train.sr_prior.epochs=2", "train.sr_prior.sample_every=1"],
         tmp_path,
         sim_copy,
     )
     prior = read_summary(tmp_path, "sr_prior")
     assert "val/prior_top1_fwd" in prior["metrics"]
     run_inprocess(
-        ["stage=sr", *common, "scale.sr.train.epochs=1", "clip_tokens.online=true", "name=online"],
+        ["stage=sr", *common, "train.sr.epochs=1", "clip_tokens.online=true", "name=online"],
         tmp_path,
         sim_copy,
     )
@@ -160,7 +160,7 @@ def test_sr_ddp_with_gathered_negatives(sim_copy, tmp_path):
         ["stage=targets", *common, "task.encoders.vae_latents=null"], tmp_path, sim_copy
     )  # SR targets only
     run_cli(
-        ["stage=sr", *common, "trainer=ddp_cpu", "system.gather_negatives=true", "scale.sr.train.epochs=2"],
+        ["stage=sr", *common, "trainer=ddp_cpu", "system.gather_negatives=true", "train.sr.epochs=2"],
         tmp_path,
         sim_copy,
     )

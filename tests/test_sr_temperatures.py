@@ -1,4 +1,5 @@
-"""Contrastive temperatures are scale facts: paper scale keeps the reference values (method.md §3.2)."""
+"""Contrastive temperatures are part of the training recipe chosen by scale (conf/train/): paper keeps the reference
+values (method.md §3.2)."""
 
 from __future__ import annotations
 

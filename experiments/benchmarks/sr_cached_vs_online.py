@@ -85,7 +85,7 @@ from hydra.utils import instantiate
 from neuroclips.runtime import build_datamodule
 from neuroclips.callbacks.checkpointing import EpochToData
 torch.set_num_threads({os.environ.get("OMP_NUM_THREADS", "1")})
-overrides = ["stage=sr", "scale=tiny", "clip_tokens.online={str(online).lower()}", "scale.sr.train.epochs={epochs}",
+overrides = ["stage=sr", "scale=tiny", "clip_tokens.online={str(online).lower()}", "train.sr.epochs={epochs}",
              *{SCALES[scale]!r}]
 with initialize_config_dir(config_dir="{REPO / "conf"}", version_base="1.3"):
     cfg = compose(config_name="config", overrides=overrides)

@@ -8,7 +8,7 @@
 # Needs data/cc2017.h5 (make convert SRC=...) and the weights listed in README.md under $NEUROCLIPS_WEIGHTS_DIR.
 #
 # What the fit stages run: every batch size is the GLOBAL batch of one optimizer step, as the one-GPU reference
-# used it (sr 720, sr_prior 64, pr 40 clips; conf/scale/{sr,pr}/paper.yaml). With N processes each GPU loads
+# used it (sr 720, sr_prior 64, pr 40 clips; conf/train/paper.yaml). With N processes each GPU loads
 # batch/N clips (a batch that N does not divide is refused before training: 64 and 40 need N in 1, 2, 4, 8), and
 # the contrastive terms gather all N pieces (system.gather_negatives, system.gather_contrastive), so the run is the
 # one-GPU reference experiment, N times faster. One difference remains: the PR's temporal window (the reference's

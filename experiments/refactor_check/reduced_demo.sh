@@ -8,6 +8,9 @@ mkdir -p "$OUT/data"
 export PYTHONPATH=$REPO NEUROCLIPS_RUNS_DIR=$OUT/runs NEUROCLIPS_DATA_DIR=$OUT/data HF_HUB_OFFLINE=1 WANDB_MODE=disabled
 cd "$REPO"
 "$PY" -m neuroclips.data.simulate out="$OUT/data/sim.h5" scale=tiny n_train=120 n_test=20 segment_len=40
+# the epoch counts under the checkout's key names: train.* (conf/train/) since the recipe move, scale.* before it
+if [ -d conf/train ]; then EPOCHS=(train.sr.epochs=2 train.sr_prior.epochs=2 train.pr.max_epochs=1)
+else EPOCHS=(scale.sr.train.epochs=2 scale.sr.prior_train.epochs=2 scale.pr.max_epochs=1); fi
 "$PY" -m neuroclips.pipeline experiment=demo subj=1 data.file="$OUT/data/sim.h5" scale.pr.standin.steps=40 \
-  scale.standins.classifiers.steps=40 scale.sr.train.epochs=2 scale.sr.prior_train.epochs=2 scale.pr.max_epochs=1 \
+  scale.standins.classifiers.steps=40 "${EPOCHS[@]}" \
   deterministic=true logger=none trainer.enable_progress_bar=false

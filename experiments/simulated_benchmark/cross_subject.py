@@ -123,8 +123,8 @@ def main() -> None:
             ["stage=targets", "task.encoders.vae_latents=null"], work
         )  # writes the 3-subject file, caches targets
     data_file = work / "data" / "simulated_tiny.h5"
-    full = [f"scale.sr.train.epochs={args.epochs}"]
-    small = [f"scale.sr.train.epochs={args.small_epochs}", f"data.train_fraction={args.fraction}"]
+    full = [f"train.sr.epochs={args.epochs}"]
+    small = [f"train.sr.epochs={args.small_epochs}", f"data.train_fraction={args.fraction}"]
     dm = CC2017DataModule(file=str(data_file), subj=1, voxels=SUBJECT_VOXELS[1], targets=["clip_tokens"])
     dm_small = CC2017DataModule(
         file=str(data_file),

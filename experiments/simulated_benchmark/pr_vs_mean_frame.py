@@ -154,7 +154,7 @@ def main() -> None:
         f"--epochs {args.epochs} --latent-source {args.latent_source} --temporal-window {args.temporal_window}`",
         f"* PR: {args.epochs} epochs, batch {config['datamodule']['batch_size']} clips, unshuffled, temporal window "
         f"`{args.temporal_window}`, latents `{args.latent_source}`, objective `{config['system']['objective']}`, "
-        f"lr {config['scale']['pr']['max_lr']} OneCycle; best val/pixcorr during training "
+        f"lr {config['system']['optimizer']['lr']} OneCycle; best val/pixcorr during training "
         f"{metrics.get('best/val/pixcorr', float('nan')):.3f} (epoch-end val/ssim {metrics.get('val/ssim', float('nan')):.3f}).",
         f"* Stand-in VAE: {standin['steps']} steps in {standin['seconds']} s, reconstruction MAE {standin['recon_mae']:.3f}, "
         f"scaling factor {standin['scaling_factor']:.3f}.",

@@ -132,18 +132,18 @@ def sr_eval(ckpt_path: Path, dm: CC2017DataModule, k: int) -> dict:
         with torch.no_grad():
             _, clip_voxels = backbone(ridge(x.float()))
         out[split] = top1(clip_voxels.flatten(1), y, k)
-    out["epochs"] = int(sr["train"]["epochs"])
+    out["epochs"] = int(ckpt["neuroclips"]["config"]["trainer"]["max_epochs"])
     return out
 
 
-# the reference temperatures, read where paper scale defines them (method.md §3.2)
+# the reference temperatures, read where the paper recipe defines them (method.md §3.2)
 REFERENCE_TAU = {
-    k: float(v) for k, v in OmegaConf.load(REPO / "conf" / "scale" / "sr" / "paper.yaml").tau.items()
+    k: float(v) for k, v in OmegaConf.load(REPO / "conf" / "train" / "paper.yaml").sr.tau.items()
 }
 
 
 def tau_overrides(factor: float) -> list[str]:
-    return [f"scale.sr.tau.{k}={v * factor:.6g}" for k, v in REFERENCE_TAU.items()]
+    return [f"train.sr.tau.{k}={v * factor:.6g}" for k, v in REFERENCE_TAU.items()]
 
 
 def run_sr(seed: int, factor: float, dm: CC2017DataModule, k: int, work: Path, extra: list[str]) -> dict:
@@ -162,7 +162,7 @@ def main() -> None:
         "--n-train", type=int, default=600, help="simulated training clips (10 %% of them are val)"
     )
     ap.add_argument("--n-test", type=int, default=60)
-    ap.add_argument("--epochs", type=int, default=None, help="SR epochs (default: conf/scale/sr/tiny.yaml)")
+    ap.add_argument("--epochs", type=int, default=None, help="SR epochs (default: conf/train/tiny.yaml)")
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("sr_results.md"))
     ap.add_argument("--k", type=int, default=30)
     ap.add_argument("--tau-factors", type=float, nargs="+", default=[1.0, 4.0, 12.0])
@@ -175,7 +175,7 @@ def main() -> None:
         data_file.parent.mkdir(parents=True, exist_ok=True)
         simulate(data_file, config_for("tiny", n_train=args.n_train, n_test=args.n_test, subjects=(1,)))
     cli(["stage=targets", "task.encoders.vae_latents=null"], work)  # SR targets into the file (resumable)
-    extra = [] if args.epochs is None else [f"scale.sr.train.epochs={args.epochs}"]
+    extra = [] if args.epochs is None else [f"train.sr.epochs={args.epochs}"]
     dm = CC2017DataModule(
         file=str(data_file), subj=1, voxels=13447, targets=["clip_tokens"], auto_create=False
     )
