@@ -25,8 +25,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from neuroclips.callbacks.checkpointing import AtomicCheckpointIO
-from neuroclips.callbacks.fit_standard import fit_callbacks
+from neuroclips.callbacks.checkpointing import AtomicCheckpointIO, EpochToData
+from neuroclips.callbacks.fit_standard import FitCallbacks, FitRun
 from neuroclips.callbacks.prediction_writer import PredictionWriter
 from neuroclips.data import schema
 from neuroclips.errors import ConfigError, StageError
@@ -180,16 +180,40 @@ def stage_provenance(cfg: DictConfig) -> Provenance:
 
 
 # ----------------------------------------------------------------------------------------------- fit
-def _every_n_train_steps(cfg: DictConfig) -> int | None:
+def _check_every_n_train_steps(cfg: DictConfig) -> None:
+    """``checkpoint.every_n_train_steps`` (read by ``callbacks.last_steps``): a positive integer or null."""
     steps = OmegaConf.select(cfg, "checkpoint.every_n_train_steps")
-    if steps is None:
-        return None
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise ConfigError(
             f"conf/config.yaml: checkpoint.every_n_train_steps expected a positive integer or null, "
             f"found {steps!r}."
         )
-    return steps
+
+
+def build_fit_callbacks(cfg: DictConfig, run: FitRun) -> FitCallbacks:
+    """The fit callbacks of ``callbacks`` (conf/callbacks/fit.yaml), in its order: ``_partial_`` entries get
+    ``run=``; entries that are null or build None are left out; ``best`` and ``epoch`` are the two the runtime
+    talks to (``epoch`` is required: exact resume reseeds through it)."""
+    nodes = OmegaConf.select(cfg, "callbacks")
+    if not isinstance(nodes, DictConfig) or not nodes:
+        raise ConfigError(
+            f"conf/stage/{cfg.stage.name}.yaml: callbacks expected the fit callbacks (the defaults entry "
+            f"`- /callbacks: fit`, conf/callbacks/fit.yaml), found none."
+        )
+    built = {}
+    for name, node in nodes.items():
+        callback = None if node is None else instantiate(node)
+        if isinstance(callback, partial):
+            callback = callback(run=run)
+        if callback is not None:
+            built[str(name)] = callback
+    if not isinstance(built.get("epoch"), EpochToData):
+        raise ConfigError(
+            "conf/callbacks/fit.yaml: callbacks.epoch expected the per-epoch seeding callback "
+            "(neuroclips.callbacks.checkpointing.EpochToData) that exact resume needs, found "
+            f"{type(built['epoch']).__name__ if 'epoch' in built else 'none'}."
+        )
+    return FitCallbacks(list(built.values()), built.get("best"), built["epoch"])
 
 
 def check_adapters(dm, system) -> None:
@@ -231,18 +255,10 @@ def run_fit(cfg: DictConfig, run_dir: Path, prov: Provenance, begin) -> tuple[St
         )
         return result, None
     resume, start_epoch, done_batches = point.ckpt_path, point.epoch, point.done_batches
-    every_steps = _every_n_train_steps(cfg)
+    _check_every_n_train_steps(cfg)
+    standard = build_fit_callbacks(cfg, FitRun(str(run_dir / "checkpoints"), _meta(cfg, prov)))
     begin()
     monitor = OmegaConf.select(cfg, "stage.monitor")
-    standard = fit_callbacks(
-        str(run_dir / "checkpoints"),
-        str(cfg.stage.name),
-        monitor,
-        str(OmegaConf.select(cfg, "stage.monitor_mode", default="min")),
-        int(cfg.seed),
-        _meta(cfg, prov),
-        every_steps,
-    )
     best_cb, epoch_cb = standard.best, standard.epoch
     callbacks = standard.callbacks + _extra_callbacks(cfg)
     trainer = build_trainer(cfg, run_dir, callbacks)
@@ -262,7 +278,7 @@ def run_fit(cfg: DictConfig, run_dir: Path, prov: Provenance, begin) -> tuple[St
     else:
         epoch_cb.start(start_epoch, env_rank()[0])
     trainer.fit(system, datamodule=dm, ckpt_path=resume)
-    best = best_cb.best_model_path or ""
+    best = (best_cb.best_model_path if best_cb is not None else "") or ""
     last = last_checkpoint(run_dir)
     if not best and trainer.is_global_zero and last.exists():
         import shutil
@@ -270,7 +286,7 @@ def run_fit(cfg: DictConfig, run_dir: Path, prov: Provenance, begin) -> tuple[St
         best = str(run_dir / "checkpoints" / "best.ckpt")
         shutil.copyfile(last, best)
     metrics = _scalar_metrics(trainer.callback_metrics)
-    if monitor and best_cb.best_model_score is not None:
+    if monitor and best_cb is not None and best_cb.best_model_score is not None:
         metrics[f"best/{monitor}"] = float(best_cb.best_model_score)
     metrics["epochs"] = int(trainer.current_epoch)
     metrics["global_step"] = int(trainer.global_step)
