@@ -117,6 +117,27 @@ def test_fusion_mlp_learns_same_class_pairs():
     assert (torch.tensor(linked) == same).float().mean() > 0.9
 
 
+
+def test_fusion_settings_reach_the_task_whole_and_refuse_unknown_or_missing_keys():
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    import neuroclips.utils.resolvers  # noqa: F401
+    from neuroclips.errors import ConfigError
+    from neuroclips.tasks.fusion import FusionOptions
+    from tests.conftest import REPO
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["stage=fusion", "fusion.threshold=-1", "fusion.max_clips=null"])
+    values = OmegaConf.to_container(cfg.task.fusion, resolve=True)
+    assert values == OmegaConf.to_container(cfg.fusion, resolve=True)  # the block, whole
+    options = FusionOptions.of(values)
+    assert (options.threshold, options.max_clips, options.decision) == (-1, None, "cosine")
+    with pytest.raises(ConfigError, match=r"^conf/stage/fusion.yaml: the fusion settings are .* unknown \['treshold'\]"):
+        FusionOptions.of({**values, "treshold": 0.5})
+    with pytest.raises(ConfigError, match=r"missing \['mlp_epochs'\]"):
+        FusionOptions.of({k: v for k, v in values.items() if k != "mlp_epochs"})
+
 # ---- nearest-caption bank ------------------------------------------------------------------------------------
 def test_nearest_caption_bank(tmp_path):
     emb = torch.eye(3, 8)

@@ -10,6 +10,7 @@ Resumable: clips that already have ``fused_video`` are loaded, not regenerated.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 
@@ -30,12 +31,31 @@ from neuroclips.stage_types import StageResult
 from neuroclips.systems.video import VideoOptions
 from neuroclips.utils.atomic import write_json, write_npy
 from neuroclips.utils.images import to_uint8
+from neuroclips.utils.options import options_from_config
 
 log = logging.getLogger(__name__)
 
 
 def _float(arr: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(arr).float().div_(255.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class FusionOptions:
+    """The fusion stage's settings: the ``fusion:`` block of conf/stage/fusion.yaml, where each one's default is
+    written and explained (``fusion.<name>`` on the command line). No defaults here: that file states them."""
+
+    decision: str  # cosine | mlp
+    threshold: float  # cosine threshold
+    mlp_label: str  # labels | scene: what the MLP learns a link to be
+    mlp_hidden: int
+    mlp_epochs: int
+    max_clips: int | None  # clips per fused video; None = unlimited
+    limit_clips: int | None  # the first N test clips only
+
+    @classmethod
+    def of(cls, values: Mapping | FusionOptions) -> FusionOptions:
+        return options_from_config(cls, values, "conf/stage/fusion.yaml", "fusion")
 
 
 class FusionTask:
@@ -45,23 +65,17 @@ class FusionTask:
         clip_encoder,
         options: Mapping,
         sampler: Mapping,
-        decision: str = "cosine",
-        threshold: float = 0.9,
-        mlp_label: str = "labels",
-        mlp_hidden: int = 64,
-        mlp_epochs: int = 200,
+        fusion: Mapping | FusionOptions,
         mlp_keyframe_index: int = 2,
-        max_clips: int | None = 3,
-        limit_clips: int | None = None,
     ) -> None:
+        """``options``: the video stage's settings (``video.*``); ``sampler``: the generator's scale facts;
+        ``fusion``: this stage's settings (``fusion.*``, a :class:`FusionOptions`)."""
         self.pipeline, self.clip_encoder = pipeline, clip_encoder
         # the video stage's settings and seed; per-clip streams whatever video.seeding says (the reference has no
         # fusion code whose draws could be followed)
         self.recipe = VideoOptions.of(options).recipe(sampler, seeding="streams")
-        self.decision, self.threshold = decision, threshold
-        self.mlp_label, self.mlp_hidden, self.mlp_epochs = mlp_label, mlp_hidden, mlp_epochs
+        self.fusion = FusionOptions.of(fusion)
         self.mlp_keyframe_index = mlp_keyframe_index
-        self.max_clips, self.limit_clips = max_clips, limit_clips
 
     def build_for_dry_run(self) -> dict[str, torch.nn.Module]:
         p = self.pipeline
@@ -85,7 +99,7 @@ class FusionTask:
             frames_ds = f[schema.stimulus_path("train", "frames")]
             n = frames_ds.shape[0]
             segment = f[schema.stimulus_path("train", "segment")][:]
-            if self.mlp_label == "labels":
+            if self.fusion.mlp_label == "labels":
                 key = schema.stimulus_path("train", "labels")
                 if key not in f:
                     raise KeyError(
@@ -93,17 +107,17 @@ class FusionTask:
                     )
                 label = f[key][:]
                 same = (label[1:] == label[:-1]) & (segment[1:] == segment[:-1])
-            elif self.mlp_label == "scene":
+            elif self.fusion.mlp_label == "scene":
                 cut = f[schema.stimulus_path("train", "scene_cut")][:]
                 same = (segment[1:] == segment[:-1]) & ~cut[1:]
             else:
-                raise ValueError(f"fusion.mlp_label: expected 'labels' or 'scene', found {self.mlp_label!r}.")
+                raise ValueError(f"fusion.mlp_label: expected 'labels' or 'scene', found {self.fusion.mlp_label!r}.")
             embeds = []
             for start in range(0, n, 256):
                 block = frames_ds[start : start + 256, self.mlp_keyframe_index]
                 embeds.append(self._embed(_float(block), device))
         return train_pair_classifier(
-            torch.cat(embeds), torch.from_numpy(same), self.mlp_hidden, self.mlp_epochs
+            torch.cat(embeds), torch.from_numpy(same), self.fusion.mlp_hidden, self.fusion.mlp_epochs
         )
 
     # ---- run -------------------------------------------------------------------------------------------------
@@ -112,8 +126,8 @@ class FusionTask:
             return StageResult(metrics={"skipped_rank": ctx.rank})
         store = OutputStore(ctx.outputs_dir)
         clips = sorted(set(store.done("video")) & set(store.done("keyframe")))
-        if self.limit_clips:
-            clips = clips[: self.limit_clips]
+        if self.fusion.limit_clips:
+            clips = clips[: self.fusion.limit_clips]
         if not clips:
             raise FileNotFoundError(
                 f"{ctx.outputs_dir}: fusion needs 'video' and 'keyframe' outputs; run stage=keyframe and stage=video first."
@@ -126,9 +140,9 @@ class FusionTask:
         keyframes = torch.stack([_float(store.load("keyframe", c)) for c in clips])
         embeddings = self._embed(keyframes, device)
         pairs = neighbour_pairs(clips, [segment_of[c] for c in clips])
-        classifier = self._train_classifier(ctx.data_file, device) if self.decision == "mlp" else None
-        linked, scores = decide_links(embeddings, pairs, self.decision, self.threshold, classifier)
-        groups = fusion_groups(len(clips), {i: bool(ok) for (i, _), ok in zip(pairs, linked)}, self.max_clips)
+        classifier = self._train_classifier(ctx.data_file, device) if self.fusion.decision == "mlp" else None
+        linked, scores = decide_links(embeddings, pairs, self.fusion.decision, self.fusion.threshold, classifier)
+        groups = fusion_groups(len(clips), {i: bool(ok) for (i, _), ok in zip(pairs, linked)}, self.fusion.max_clips)
         # a clip is chained to its predecessor only inside a group (max_clips cuts long runs)
         links = {g[k - 1]: True for g in groups for k in range(1, len(g))}
 
@@ -171,8 +185,8 @@ class FusionTask:
         write_json(
             ctx.run_dir / "fusion_groups.json",
             {
-                "decision": self.decision,
-                "threshold": self.threshold,
+                "decision": self.fusion.decision,
+                "threshold": self.fusion.threshold,
                 "pairs": [
                     {"clips": [clips[i], clips[j]], "score": s, "linked": bool(ok)}
                     for (i, j), s, ok in zip(pairs, scores, linked)
