@@ -47,7 +47,7 @@ def test_datamodule_refuses_an_uneven_global_batch(sim_file):
     dm = _dm(sim_file, batch_size=25, batch_size_field="train.sr.batch_size")
     dm.trainer = SimpleNamespace(world_size=2)
     with pytest.raises(
-        ConfigError, match=r"^scale\.sr\.train\.batch_size: expected a multiple of the 2 processes, found 25"
+        ConfigError, match=r"^train\.sr\.batch_size: expected a multiple of the 2 processes, found 25"
     ):
         dm.train_dataloader()
 
