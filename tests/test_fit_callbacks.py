@@ -43,7 +43,14 @@ def oracle(ckpt_dir, stage, monitor, monitor_mode, seed, metadata, every_n_train
         if every_n_train_steps
         else []
     )
-    return [guard, *([best] if monitor else []), last, *steps, CheckpointMetadata(metadata), EpochToData(seed)]
+    return [
+        guard,
+        *([best] if monitor else []),
+        last,
+        *steps,
+        CheckpointMetadata(metadata),
+        EpochToData(seed),
+    ]
 
 
 def describe(callback) -> tuple:
@@ -58,7 +65,9 @@ def built(cfg) -> list:
 
 
 @pytest.mark.parametrize("steps", [None, 3])
-@pytest.mark.parametrize("overrides", [["stage=sr"], ["stage=sr_prior"], ["stage=pr"], ["stage=sr", "recipe=reference"]])
+@pytest.mark.parametrize(
+    "overrides", [["stage=sr"], ["stage=sr_prior"], ["stage=pr"], ["stage=sr", "recipe=reference"]]
+)
 def test_fit_callbacks_equal_the_list_built_in_code_before(overrides, steps):
     cfg = config(*overrides, f"checkpoint.every_n_train_steps={'null' if steps is None else steps}", "seed=7")
     want = oracle(CKPT_DIR, cfg.stage.name, cfg.stage.monitor, cfg.stage.monitor_mode, 7, META, steps)
@@ -68,7 +77,9 @@ def test_fit_callbacks_equal_the_list_built_in_code_before(overrides, steps):
 def test_without_a_monitor_there_is_no_best_callback():
     cfg = config("stage=pr", "~stage.monitor")
     callbacks = built(cfg)
-    assert [describe(c) for c in callbacks] == [describe(c) for c in oracle(CKPT_DIR, "pr", None, "max", 42, META)]
+    assert [describe(c) for c in callbacks] == [
+        describe(c) for c in oracle(CKPT_DIR, "pr", None, "max", 42, META)
+    ]
     assert build_fit_callbacks(cfg, FitRun(CKPT_DIR, META)).best is None
 
 
@@ -77,7 +88,9 @@ def test_fit_callbacks_are_overridable_and_only_fit_stages_have_them():
     (last,) = [c for c in callbacks if isinstance(c, ModelCheckpoint) and c.filename == "last"]
     assert last._every_n_epochs == 5
     fit = build_fit_callbacks(config("stage=sr", "callbacks.best=null"), FitRun(CKPT_DIR, META))
-    assert fit.best is None and [c.filename for c in fit.callbacks if isinstance(c, ModelCheckpoint)] == ["last"]
+    assert fit.best is None and [c.filename for c in fit.callbacks if isinstance(c, ModelCheckpoint)] == [
+        "last"
+    ]
     for stage in ("keyframe", "blurry", "video", "eval", "targets", "standins", "fusion"):
         assert "callbacks" not in config(f"stage={stage}"), stage
 

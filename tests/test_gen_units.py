@@ -117,7 +117,6 @@ def test_fusion_mlp_learns_same_class_pairs():
     assert (torch.tensor(linked) == same).float().mean() > 0.9
 
 
-
 def test_fusion_settings_reach_the_task_whole_and_refuse_unknown_or_missing_keys():
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
@@ -133,10 +132,13 @@ def test_fusion_settings_reach_the_task_whole_and_refuse_unknown_or_missing_keys
     assert values == OmegaConf.to_container(cfg.fusion, resolve=True)  # the block, whole
     options = FusionOptions.of(values)
     assert (options.threshold, options.max_clips, options.decision) == (-1, None, "cosine")
-    with pytest.raises(ConfigError, match=r"^conf/stage/fusion.yaml: the fusion settings are .* unknown \['treshold'\]"):
+    with pytest.raises(
+        ConfigError, match=r"^conf/stage/fusion.yaml: the fusion settings are .* unknown \['treshold'\]"
+    ):
         FusionOptions.of({**values, "treshold": 0.5})
     with pytest.raises(ConfigError, match=r"missing \['mlp_epochs'\]"):
         FusionOptions.of({k: v for k, v in values.items() if k != "mlp_epochs"})
+
 
 # ---- nearest-caption bank ------------------------------------------------------------------------------------
 def test_nearest_caption_bank(tmp_path):

@@ -111,7 +111,9 @@ class FusionTask:
                 cut = f[schema.stimulus_path("train", "scene_cut")][:]
                 same = (segment[1:] == segment[:-1]) & ~cut[1:]
             else:
-                raise ValueError(f"fusion.mlp_label: expected 'labels' or 'scene', found {self.fusion.mlp_label!r}.")
+                raise ValueError(
+                    f"fusion.mlp_label: expected 'labels' or 'scene', found {self.fusion.mlp_label!r}."
+                )
             embeds = []
             for start in range(0, n, 256):
                 block = frames_ds[start : start + 256, self.mlp_keyframe_index]
@@ -141,8 +143,12 @@ class FusionTask:
         embeddings = self._embed(keyframes, device)
         pairs = neighbour_pairs(clips, [segment_of[c] for c in clips])
         classifier = self._train_classifier(ctx.data_file, device) if self.fusion.decision == "mlp" else None
-        linked, scores = decide_links(embeddings, pairs, self.fusion.decision, self.fusion.threshold, classifier)
-        groups = fusion_groups(len(clips), {i: bool(ok) for (i, _), ok in zip(pairs, linked)}, self.fusion.max_clips)
+        linked, scores = decide_links(
+            embeddings, pairs, self.fusion.decision, self.fusion.threshold, classifier
+        )
+        groups = fusion_groups(
+            len(clips), {i: bool(ok) for (i, _), ok in zip(pairs, linked)}, self.fusion.max_clips
+        )
         # a clip is chained to its predecessor only inside a group (max_clips cuts long runs)
         links = {g[k - 1]: True for g in groups for k in range(1, len(g))}
 
