@@ -120,8 +120,8 @@ def main() -> None:
         cli(["stage=standins"], work)  # the stand-in VAE beside the data file (re-used when fitted)
         cli(["stage=targets"], work)  # cached VAE latents for every subject's clips (re-used when cached)
     data_file = work / "data" / "simulated_tiny.h5"
-    full = [f"scale.pr.max_epochs={args.epochs}"]
-    small = [f"scale.pr.max_epochs={args.small_epochs}", f"data.train_fraction={args.fraction}"]
+    full = [f"train.pr.max_epochs={args.epochs}"]
+    small = [f"train.pr.max_epochs={args.small_epochs}", f"data.train_fraction={args.fraction}"]
     results = work / "results"  # one file per finished run: seeds may run in parallel invocations
     results.mkdir(parents=True, exist_ok=True)
     truth = None
