@@ -134,3 +134,18 @@ def test_finished_cache_is_recognised_read_only_while_another_process_reads_the_
         reader.communicate("")
     with h5py.File(sim_copy, "r") as f:
         assert "targets/frame_stats/test" not in f, "a refused run leaves nothing behind"
+
+
+def test_same_encoder_with_another_fingerprint_is_refused_unless_overwrite(sim_copy):
+    """Provenance: the same description under another fingerprint (the weights or the data changed) is neither
+    taken as cached by the read-only check nor reused by the append path."""
+    task = ComputeTargets({}, batch_size=32)
+    enc = MeanColour("clip_tokens", [2])
+    cpu = torch.device("cpu")
+    assert task._encode_split(str(sim_copy), enc, "clip_tokens", "test", cpu, fingerprint="aaa") == 20
+    assert task._encode_split(str(sim_copy), enc, "clip_tokens", "test", cpu, fingerprint="aaa") == 0
+    with pytest.raises(ConfigError, match="cached under another configuration .*aaa, expected bbb"):
+        task._encode_split(str(sim_copy), enc, "clip_tokens", "test", cpu, fingerprint="bbb")
+    assert task._encode_split(str(sim_copy), enc, "clip_tokens", "test", cpu, "bbb", overwrite=True) == 20
+    with h5py.File(sim_copy, "r") as f:
+        assert f["targets/clip_tokens/test"].attrs["fingerprint"] == "bbb"

@@ -86,26 +86,23 @@ class ComputeTargets:
         frames, full, desc = _expected(enc, n)
         fi = getattr(enc, "frame_indices", None)
         path, done_path = schema.target_path(name, split), schema.target_done_path(name, split)
-        if path in f:
+        verdict = _cache_verdict(f, path, full, desc, fingerprint)
+        if verdict == "fingerprint" and not overwrite:
+            # same encoder description, but its weights or the data changed (provenance)
+            raise ConfigError(
+                f"{f.filename}: '/{path}' was cached under another configuration (fingerprint "
+                f"{f[path].attrs.get('fingerprint')}, expected {fingerprint}: the encoder's weights or the data "
+                f"changed); pass outputs=overwrite to recompute it."
+            )
+        if verdict == "other" and not overwrite:
             d = f[path]
-            same = d.shape == full and d.attrs.get("config") == desc
-            if same and fingerprint is not None and d.attrs.get("fingerprint") != fingerprint:
-                if (
-                    not overwrite
-                ):  # same encoder description, but its weights or the data changed (provenance)
-                    raise ConfigError(
-                        f"{f.filename}: '/{path}' was cached under another configuration (fingerprint "
-                        f"{d.attrs.get('fingerprint')}, expected {fingerprint}: the encoder's weights or the data "
-                        f"changed); pass outputs=overwrite to recompute it."
-                    )
-                same = False
-            if not same and not overwrite:
-                raise ConfigError(
-                    f"{f.filename}: '/{path}' was cached with another encoder or shape ({d.shape}, {d.attrs.get('config')}); "
-                    f"expected {full} from {desc}. Pass task.overwrite=true to recompute it."
-                )
-            if not same:
-                del f[path]
+            raise ConfigError(
+                f"{f.filename}: '/{path}' was cached with another encoder or shape ({d.shape}, {d.attrs.get('config')}); "
+                f"expected {full} from {desc}. Pass task.overwrite=true to recompute it."
+            )
+        if verdict in ("fingerprint", "other"):
+            del f[path]
+            if done_path in f:
                 del f[done_path]
         if path not in f:
             chunk = (1, *full[1:])
@@ -191,6 +188,21 @@ def _expected(enc: nn.Module, n: int) -> tuple[list[int] | None, tuple[int, ...]
     return None, (n, *shape), describe(enc)
 
 
+def _cache_verdict(f: h5py.File, path: str, full: tuple[int, ...], desc: str, fingerprint: str | None) -> str:
+    """What ``f[path]`` holds against what this encoder would write: ``absent``; ``same`` (shape, description and,
+    when one is given, fingerprint all match); ``fingerprint`` (same shape and description, another fingerprint:
+    the weights or the data changed); ``other`` (another encoder or shape). One decision for the read-only check and
+    the append path."""
+    if path not in f:
+        return "absent"
+    d = f[path]
+    if d.shape != full or d.attrs.get("config") != desc:
+        return "other"
+    if fingerprint is not None and d.attrs.get("fingerprint") != fingerprint:
+        return "fingerprint"
+    return "same"
+
+
 def _already_cached(
     file: str, enc: nn.Module, name: str, split: str, fingerprint: str | None, limit_clips: int | None
 ) -> bool:
@@ -209,11 +221,9 @@ def _already_cached(
             return False
         n = f[schema.stimulus_path(split, "frames")].shape[0]
         _, full, desc = _expected(enc, n)
+        if _cache_verdict(f, path, full, desc, fingerprint) != "same":
+            return False
         d = f[path]
-        if d.shape != full or d.attrs.get("config") != desc:
-            return False
-        if fingerprint is not None and d.attrs.get("fingerprint") != fingerprint:
-            return False
         limit = min(n, limit_clips) if limit_clips else n
         flags = f[done_path][:limit]
         return bool(flags.all()) and not len(validate.nonfinite_rows(d, np.arange(limit)))
