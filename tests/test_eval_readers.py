@@ -124,7 +124,7 @@ def test_tiny_models_and_local_round_trip(tmp_path):
     )
     local = build_frame_classifier("local", str(tmp_path / "vit"))
     torch.testing.assert_close(local(frames[:, 0]), vit(frames[:, 0]))
-    with pytest.raises(MissingWeightsError, match="config field 'scale.eval.frame_classifier.path'"):
+    with pytest.raises(MissingWeightsError, match="config field 'scale.eval.models.frame_classifier.path'"):
         build_frame_classifier("local", str(tmp_path / "nowhere"))
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "config.json").write_text("{}")

@@ -225,9 +225,9 @@ def test_motion_module_and_sparsectrl_load_from_original_layout_files(tmp_path):
     from neuroclips.models.video_generator import VIDEO_CONFIGS, _load_animatediff_module
 
     cfg = VIDEO_CONFIGS["tiny"]
-    for cls, key, wrap in (
-        (MotionAdapter, "motion_adapter", None),
-        (SparseControlNetModel, "controlnet", "controlnet"),
+    for cls, key, wrap, field in (
+        (MotionAdapter, "motion_adapter", None, "scale.gen.video.motion_module_file"),
+        (SparseControlNetModel, "controlnet", "controlnet", "scale.gen.video.sparsectrl_file"),
     ):
         src = cls(**cfg[key])
         with torch.no_grad():
@@ -236,9 +236,9 @@ def test_motion_module_and_sparsectrl_load_from_original_layout_files(tmp_path):
         original = to_animatediff_layout(src.state_dict())
         assert any("temporal_transformer" in k for k in original)
         torch.save({wrap: original} if wrap else original, tmp_path / f"{key}.ckpt")
-        loaded = _load_animatediff_module(cls, tmp_path / f"{key}.ckpt", f"gen.video.{key}", cfg[key])
+        loaded = _load_animatediff_module(cls, tmp_path / f"{key}.ckpt", field, cfg[key])
         assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in src.state_dict().items())
         bad = {k: v for k, v in original.items() if "attention_blocks.0.to_q" not in k}
         torch.save(bad, tmp_path / "bad.ckpt")
         with pytest.raises(ValueError, match="missing"):
-            _load_animatediff_module(cls, tmp_path / "bad.ckpt", f"gen.video.{key}", cfg[key])
+            _load_animatediff_module(cls, tmp_path / "bad.ckpt", field, cfg[key])

@@ -270,7 +270,7 @@ def build_frame_classifier(
     source: str = "tiny",
     path: str | None = None,
     dtype: torch.dtype = torch.float32,
-    field: str = "scale.eval.frame_classifier.path",
+    field: str = "scale.eval.models.frame_classifier.path",
 ) -> FrameClassifier:
     """ViT ImageNet-1k classifier (google/vit-base-patch16-224 layout): resize to 224x224, mean/std 0.5."""
     from transformers import ViTForImageClassification
@@ -297,7 +297,7 @@ def build_video_classifier(
     path: str | None = None,
     num_frames: int = VIDEOMAE_EVAL_FRAMES,
     dtype: torch.dtype = torch.float32,
-    field: str = "scale.eval.video_classifier.path",
+    field: str = "scale.eval.models.video_classifier.path",
 ) -> VideoClassifier:
     """VideoMAE-base fine-tuned on Kinetics-400 with ``num_frames`` (6): shortest edge 224, centre crop 224."""
     from transformers import VideoMAEForVideoClassification
@@ -332,7 +332,7 @@ def build_clip_embedder(
     path: str | None = None,
     arch: str = "vit-b-32",
     dtype: torch.dtype = torch.float32,
-    field: str = "scale.eval.clip.path",
+    field: str = "scale.eval.models.clip.adjacent.path",
 ) -> ClipImageEmbedder:
     """CLIP vision tower + projection (``image_embeds``): shortest edge 224 bicubic, centre crop 224, CLIP mean/std."""
     from transformers import CLIPVisionModelWithProjection
