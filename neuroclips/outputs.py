@@ -59,10 +59,10 @@ class OutputStore:
         suffix = ".json" if kind in TEXT_KINDS else ".npy"
         return sorted(int(p.stem) for p in d.glob(f"*{suffix}") if not p.name.startswith("."))
 
-    def save(self, kind: str, clip_index: int, array=None, meta: dict | None = None) -> None:
+    def save(self, kind: str, clip_index: int, array=None, metadata: dict | None = None) -> None:
         """Write one clip's output; the array last, so an existing ``.npy`` always has its sidecar."""
-        if meta is not None:
-            write_json(self.path(kind, clip_index, ".json"), meta)
+        if metadata is not None:
+            write_json(self.path(kind, clip_index, ".json"), metadata)
         if array is not None:
             arr = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
             write_npy(self.path(kind, clip_index), arr)
@@ -75,7 +75,7 @@ class OutputStore:
             )
         return np.load(p, allow_pickle=False)
 
-    def load_meta(self, kind: str, clip_index: int) -> dict:
+    def load_metadata(self, kind: str, clip_index: int) -> dict:
         p = self.path(kind, clip_index, ".json")
         if not p.exists():
             raise FileNotFoundError(f"{p}: no '{kind}' metadata for clip {clip_index}.")

@@ -152,8 +152,8 @@ def checkpoint_fingerprint(path: str | Path) -> str | None:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # noqa: BLE001 - a foreign or truncated file: identified by its size and mtime instead
         return None
-    meta = ckpt.get("neuroclips") if isinstance(ckpt, dict) else None
-    return (meta or {}).get("fingerprint")
+    metadata = ckpt.get("neuroclips") if isinstance(ckpt, dict) else None
+    return (metadata or {}).get("fingerprint")
 
 
 def stat_identity(path: Path) -> str:

@@ -144,7 +144,7 @@ def build_trainer(
     )
 
 
-def _meta(cfg: DictConfig, prov: Provenance) -> dict:
+def _checkpoint_metadata(cfg: DictConfig, prov: Provenance) -> dict:
     return {
         "stage": str(cfg.stage.name),
         "subj": _subj_value(cfg),
@@ -256,7 +256,7 @@ def run_fit(cfg: DictConfig, run_dir: Path, prov: Provenance, begin) -> tuple[St
         return result, None
     resume, start_epoch, done_batches = point.ckpt_path, point.epoch, point.done_batches
     _check_every_n_train_steps(cfg)
-    standard = build_fit_callbacks(cfg, FitRun(str(run_dir / "checkpoints"), _meta(cfg, prov)))
+    standard = build_fit_callbacks(cfg, FitRun(str(run_dir / "checkpoints"), _checkpoint_metadata(cfg, prov)))
     begin()
     monitor = OmegaConf.select(cfg, "stage.monitor")
     best_cb, epoch_cb = standard.best, standard.epoch

@@ -39,8 +39,8 @@ def frozen_prefixes(pl_module: pl.LightningModule) -> tuple[str, ...]:
 class CheckpointMetadata(pl.Callback):
     """Embed ``{stage, subj, scale, config}`` in every checkpoint and drop frozen submodules' weights from it."""
 
-    def __init__(self, meta: dict):
-        self.meta = meta
+    def __init__(self, metadata: dict):
+        self.metadata = metadata
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         if frozen_prefixes(pl_module):
@@ -49,7 +49,7 @@ class CheckpointMetadata(pl.Callback):
             )
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
-        checkpoint["neuroclips"] = self.meta
+        checkpoint["neuroclips"] = self.metadata
         prefixes = frozen_prefixes(pl_module)
         if prefixes and "state_dict" in checkpoint:
             checkpoint["state_dict"] = {

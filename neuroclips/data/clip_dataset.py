@@ -202,7 +202,7 @@ class ClipDataset(Dataset):
     def _input(self, kind: str, root: str, clip_index: int):
         store = OutputStore(root)
         if kind in TEXT_KINDS:
-            return str(store.load_meta(kind, clip_index).get("text", ""))
+            return str(store.load_metadata(kind, clip_index).get("text", ""))
         arr = store.load(kind, clip_index)
         t = torch.from_numpy(arr)
         return t.float().div_(255.0) if arr.dtype == np.uint8 else t.float()

@@ -222,5 +222,5 @@ class FusionTask:
     def _regenerate(self, store: OutputStore, clip: int, keyframe: torch.Tensor) -> torch.Tensor:
         r = self.recipe
         blurry = _float(store.load("blurry", clip))[None] if r.alpha_mode != "none" else None
-        caption = [str(store.load_meta("caption", clip).get("text", ""))] if r.use_caption else None
+        caption = [str(store.load_metadata("caption", clip).get("text", ""))] if r.use_caption else None
         return generate_videos(self.pipeline, r, [clip], blurry, keyframe[None], caption)[0].cpu()
