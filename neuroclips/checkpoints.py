@@ -21,11 +21,18 @@ class CheckpointMismatchError(UserError, ValueError):
     """A checkpoint from another stage or subject than the configuration expects."""
 
 
+def load_lightning_checkpoint(path: str | Path, mmap: bool = False):
+    """The one ``torch.load`` of a Lightning checkpoint in neuroclips: on CPU, ``weights_only``; ``mmap``: tensors are
+    memory-mapped, so their bytes are read only when used. Raises whatever ``torch.load`` raises: each caller turns
+    that into its own sentence (``read_checkpoint``, ``resume.read_last``, ``provenance.checkpoint_fingerprint``)."""
+    # Lightning checkpoints hold plain containers, tensors and our metadata: weights_only is enough
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+
+
 def read_checkpoint(path: str | Path, field: str = "checkpoint") -> dict:
     p = require_file(path, field, "checkpoint of an earlier stage")
     try:
-        # Lightning checkpoints hold plain containers, tensors and our metadata: weights_only is enough
-        return torch.load(p, map_location="cpu", weights_only=True)
+        return load_lightning_checkpoint(p)
     except Exception as e:  # truncated or foreign file
         raise CheckpointMismatchError(
             f"{p}: cannot be read as a neuroclips checkpoint ({type(e).__name__}: {e})."

@@ -146,10 +146,11 @@ def target_fingerprints(path: str | Path, names: list[str]) -> dict[str, str]:
 # ----------------------------------------------------------------------------------------------- files
 def checkpoint_fingerprint(path: str | Path) -> str | None:
     """The fingerprint a neuroclips checkpoint carries (memory-mapped: the weights are not read)."""
-    import torch
+    # imported here: provenance needs torch only when it fingerprints a checkpoint
+    from neuroclips.checkpoints import load_lightning_checkpoint
 
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        ckpt = load_lightning_checkpoint(path, mmap=True)
     except Exception:  # noqa: BLE001 - a foreign or truncated file: identified by its size and mtime instead
         return None
     metadata = ckpt.get("neuroclips") if isinstance(ckpt, dict) else None

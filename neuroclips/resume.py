@@ -17,10 +17,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch import nn
 
-from neuroclips.checkpoints import CheckpointMismatchError, check_metadata
+from neuroclips.checkpoints import CheckpointMismatchError, check_metadata, load_lightning_checkpoint
 from neuroclips.errors import StageError
 from neuroclips.outputs import OutputStore
 from neuroclips.provenance import Provenance, describe_difference, upstream_summary
@@ -38,7 +37,7 @@ def last_checkpoint(run_dir: Path) -> Path:
 def read_last(path: Path) -> dict:
     """Read a resume checkpoint memory-mapped (the weights are read only when Lightning loads them)."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        ckpt = load_lightning_checkpoint(path, mmap=True)
     except Exception as e:  # noqa: BLE001 - truncated, random or foreign file
         raise StageError(
             f"{path}: cannot be read as a neuroclips checkpoint ({type(e).__name__}); move it away, or pass "
