@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from neuroclips.systems.schedules import one_cycle
+from neuroclips.systems.schedules import one_cycle, reference_pct_start
 
 
 def _lrs(scheduler, optimizer, steps):
@@ -56,3 +56,22 @@ def test_pct_start_is_kept_inside_the_run():
     assert sched._schedule_phases[0]["end_step"] == pytest.approx(2.0 / 10 * 10 - 1)
     sched = one_cycle(_optimizer(), 10, 0.99, 25.0, 1000.0)
     assert sched._schedule_phases[0]["end_step"] == pytest.approx((1 - 2.0 / 10) * 10 - 1)
+
+
+@pytest.mark.parametrize(
+    ("pct_start_epochs", "epochs", "expected"),
+    [
+        (2.0, 10, 0.2),
+        (2, 30, 2 / 30),
+        (2.0, 4, 0.5),
+        (2.0, 3, 0.5),
+        (2.0, 1, 0.5),
+        (2.0, 0, 0.5),
+        (1.0, 5, 0.2),
+    ],
+)
+def test_reference_pct_start_is_pct_start_epochs_over_epochs_capped_at_a_half(
+    pct_start_epochs, epochs, expected
+):
+    """The reference's pct_start = 2 / epochs, capped at 0.5 (runs under 4 epochs still decay); SR and PR share it."""
+    assert reference_pct_start(pct_start_epochs, epochs) == expected

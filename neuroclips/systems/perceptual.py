@@ -54,7 +54,7 @@ from neuroclips.systems.multi_subject import (
     per_subject_and_mean,
     subject_names,
 )
-from neuroclips.systems.schedules import one_cycle
+from neuroclips.systems.schedules import one_cycle, reference_pct_start
 from neuroclips.utils.images import quantize
 
 OBJECTIVES = ("reference", "paper_eq1")
@@ -335,12 +335,10 @@ class PerceptualReconstructor(pl.LightningModule):
         optimizer = self.optimizer_factory(self.net.parameters())
         if self.hparams.lr_scheduler == "none":
             return optimizer
-        epochs = max(1, int(self.trainer.max_epochs or 1))
-        # reference: pct_start = 2 / epochs; capped at 0.5 so that runs of one or two epochs still warm up and decay
         scheduler = one_cycle(
             optimizer,
             int(self.trainer.estimated_stepping_batches),
-            min(self.hparams.pct_start_epochs / epochs, 0.5),
+            reference_pct_start(self.hparams.pct_start_epochs, self.trainer.max_epochs or 1),
             self.hparams.div_factor,
             self.hparams.final_div_factor,
         )

@@ -5,6 +5,12 @@ from __future__ import annotations
 import torch
 
 
+def reference_pct_start(pct_start_epochs: float, epochs: int) -> float:
+    """The reference's ``pct_start = pct_start_epochs / epochs`` (2 / epochs), capped at 0.5 so that runs of under
+    four epochs still have a decay phase; ``epochs`` below 1 count as 1."""
+    return min(pct_start_epochs / max(int(epochs), 1), 0.5)
+
+
 def one_cycle(
     optimizer: torch.optim.Optimizer,
     total_steps: int,

@@ -40,7 +40,7 @@ from neuroclips.systems.multi_subject import (
     per_subject_and_mean,
     subject_names,
 )
-from neuroclips.systems.schedules import one_cycle
+from neuroclips.systems.schedules import one_cycle, reference_pct_start
 
 
 def cached_target_names(online: bool) -> list[str]:
@@ -347,9 +347,7 @@ class SemanticReconstructor(pl.LightningModule):
                 {"params": [p for _, p in params if p.dim() < 2], "weight_decay": 0.0},
             ]
         optimizer = self.optimizer_factory(groups)
-        epochs = max(int(self.trainer.max_epochs), 1)
-        # reference pct_start = 2 / epochs; capped at 0.5 so that runs under 4 epochs still have a decay phase
-        pct = hp.pct_start if hp.pct_start is not None else min(2.0 / epochs, 0.5)
+        pct = hp.pct_start if hp.pct_start is not None else reference_pct_start(2.0, self.trainer.max_epochs)
         scheduler = one_cycle(
             optimizer, int(self.trainer.estimated_stepping_batches), pct, hp.div_factor, hp.final_div_factor
         )
