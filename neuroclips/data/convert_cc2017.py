@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from neuroclips.data import schema
 from neuroclips.evaluation.readers import special_kind
 from neuroclips.utils.atomic import atomic_path
+from neuroclips.utils.images import to_uint8
 
 SEGMENT_CLIPS = 240  # 8-minute movie segments at one clip per 2 s TR
 
@@ -122,12 +123,6 @@ def _source(p: Path) -> bool:
     return True
 
 
-def _frames_to_uint8(x: torch.Tensor) -> np.ndarray:
-    if x.dtype == torch.uint8:
-        return x.numpy()
-    return (x.float().clamp_(0, 1) * 255.0 + 0.5).to(torch.uint8).numpy()
-
-
 def convert(
     src: str | Path,
     out: str | Path,
@@ -183,7 +178,7 @@ def convert(
                         raise schema.SchemaError(
                             f"{src}/GT_{split}_3fps.pt: expected values in [0, 1], found [{float(block.min()):.3f}, {float(block.max()):.3f}]."
                         )
-                    ds["frames"][i : i + chunk] = _frames_to_uint8(block)
+                    ds["frames"][i : i + chunk] = to_uint8(block)
                 idx = np.arange(n[split])
                 ds["clip_index"][...] = idx
                 ds["segment"][...] = idx // SEGMENT_CLIPS + (1000 if split == "test" else 0)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from neuroclips.data import schema
+from neuroclips.utils.images import to_uint8
 
 CLASSES = ("circle", "square", "triangle", "cross", "ring", "diamond", "bar", "star")
 COLOURS = {
@@ -162,7 +163,7 @@ def make_movie(
                 scene = _random_scene(rng)
                 age, left = 0, max(2, int(rng.exponential(mean_scene_frames)))
             img = _render(scene, age, size)
-            frames[i, j] = np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8).transpose(2, 0, 1)
+            frames[i, j] = to_uint8(img).transpose(2, 0, 1)
             semantic[i, scene.cls] += 1.0 / fpc
             semantic[i, k + scene.colour] += 1.0 / fpc
             small = (
