@@ -3,6 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# The environment's source is neuroclips/utils/environment.py (DEFAULTS): every neuroclips entry point and the tests
+# apply it themselves. These exports stay for what runs before or outside those, e.g. learning-check's and paper's
+# scripts; keep them equal to DEFAULTS.
 export HF_HUB_OFFLINE := 1
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export WANDB_MODE ?= offline

@@ -12,10 +12,13 @@ from typing import Any
 
 import pytest
 
+from neuroclips.utils.environment import apply_environment_defaults
+
 REPO = Path(__file__).resolve().parents[1]
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Test-only override, before the shared defaults (which say offline): tests write no wandb runs; the one test of
+# wandb sets WANDB_MODE itself. Under `make test` the Makefile's export comes first and wins, as any exported value.
 os.environ.setdefault("WANDB_MODE", "disabled")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+apply_environment_defaults()
 
 SMALL = dict(n_train=120, n_test=20, segment_len=40)
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 
 import torch
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from neuroclips.utils.environment import apply_environment_defaults
+
+apply_environment_defaults()  # offline, quiet: as every neuroclips entry point
 
 
 def timed(fn, repeats: int) -> float:

@@ -29,8 +29,10 @@ from pathlib import Path
 
 import torch
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("WANDB_MODE", "disabled")
+from neuroclips.utils.environment import apply_environment_defaults
+
+os.environ.setdefault("WANDB_MODE", "disabled")  # benchmark-only override: benchmarks track nothing
+apply_environment_defaults()  # offline, quiet: as every neuroclips entry point
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import generation_gpu  # noqa: E402

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
 import torch
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from neuroclips.utils.environment import apply_environment_defaults
+
+apply_environment_defaults()  # offline, quiet: as every neuroclips entry point
 
 PAPER_FILES = {
     "unclip_file": "mindeye2/unclip6_epoch0_step110000.ckpt",

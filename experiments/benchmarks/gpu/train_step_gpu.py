@@ -21,8 +21,10 @@ from pathlib import Path
 
 import torch
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("WANDB_MODE", "disabled")
+from neuroclips.utils.environment import apply_environment_defaults
+
+os.environ.setdefault("WANDB_MODE", "disabled")  # benchmark-only override: benchmarks track nothing
+apply_environment_defaults()  # offline, quiet: as every neuroclips entry point
 
 RANDOM_WEIGHTS = {  # frozen-weight files switched off so the real architectures build with random weights
     "sr": ["scale.pretrained=random", "scale.sr.text_projector_path=null", "scale.sr.clip_weights_path=null"],
