@@ -30,8 +30,8 @@ import torch
 from tqdm.auto import tqdm
 
 from neuroclips.data import schema
-from neuroclips.evaluation.readers import special_kind
 from neuroclips.utils.atomic import atomic_path
+from neuroclips.utils.files import special_kind
 from neuroclips.utils.images import to_uint8
 
 SEGMENT_CLIPS = 240  # 8-minute movie segments at one clip per 2 s TR

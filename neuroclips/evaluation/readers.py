@@ -19,10 +19,8 @@ Everything returned is uint8, channel-first: a clip is (T, 3, H, W), a keyframe 
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
-import stat
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,7 @@ import torch.nn.functional as F
 
 from neuroclips.data import schema
 from neuroclips.errors import UserError
+from neuroclips.utils.files import special_kind
 from neuroclips.utils.images import to_uint8
 
 LAYOUTS = ("auto", "store", "per_clip", "side_by_side")
@@ -44,27 +43,6 @@ _LAST_INT = re.compile(r"(\d+)(?!.*\d)")
 
 class ReconstructionError(UserError, ValueError):
     """A reconstruction file or folder does not follow the documented naming convention or format."""
-
-
-_SPECIAL = (
-    (stat.S_ISFIFO, "a FIFO (named pipe)"),
-    (stat.S_ISSOCK, "a socket"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-)
-
-
-def special_kind(path: str | Path) -> str | None:
-    """None for a regular file or a folder (links followed); else what ``path`` is. Never opens it (a FIFO blocks)."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        return f"a dangling symbolic link (to {os.readlink(path)})" if os.path.islink(path) else "missing"
-    except OSError as e:
-        return f"unreadable ({e.strerror})"
-    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
-        return None
-    return next((what for test, what in _SPECIAL if test(mode)), "not a regular file")
 
 
 def require_regular(
