@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cross_subject import LABELS  # noqa: E402  (the same four ways as the SR table)
 from sr_vs_ridge import cli as run_stage  # noqa: E402
 
-from neuroclips.data.sampler import validation_rows  # noqa: E402
+from neuroclips.metrics.mean_frame import mean_training_frame, validation_and_training_rows  # noqa: E402
 from neuroclips.metrics.pixcorr import pixcorr  # noqa: E402
 from neuroclips.outputs import OutputStore  # noqa: E402
 
@@ -53,22 +53,16 @@ def cli(args: list[str], work: Path) -> float:
 def ground_truth(data_file: Path, config: dict) -> dict[str, tuple[np.ndarray, torch.Tensor]]:
     """Subject 1's validation and test clips: their clip indices and frames (N*6, 3, H, W) uint8, and the mean
     training frame (validation excluded) as a baseline prediction of the same shape."""
-    d = config["data"]
     with h5py.File(data_file, "r") as f:
         frames = f["stimuli/train/frames"]
-        n_train = frames.shape[0]
-        val = np.sort(validation_rows(n_train, d["val_fraction"], d["val_block"], d["val_seed"]))
-        train = np.setdiff1d(np.arange(n_train), val)
-        mean = np.zeros(frames.shape[2:], np.float64)
-        for start in range(0, len(train), 64):
-            mean += frames[train[start : start + 64]].astype(np.float64).sum(axis=(0, 1))
-        mean /= len(train) * frames.shape[1]
+        val, train = validation_and_training_rows(frames.shape[0], config["data"])
+        mean = mean_training_frame(frames, train)
         out = {
             "val": (f["stimuli/train/clip_index"][val], frames[val]),
             "test": (f["stimuli/test/clip_index"][:], f["stimuli/test/frames"][:]),
         }
     truth = {s: (idx, torch.from_numpy(x.reshape(-1, *x.shape[2:]))) for s, (idx, x) in out.items()}
-    truth["mean_frame"] = torch.from_numpy(np.rint(mean).astype(np.uint8))
+    truth["mean_frame"] = mean
     return truth
 
 

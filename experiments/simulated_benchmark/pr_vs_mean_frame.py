@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--out", default="experiments/simulated_benchmark/pr_results.md")
     args = parser.parse_args()
 
-    from neuroclips.data.sampler import validation_rows
+    from neuroclips.metrics.mean_frame import mean_training_frame, validation_and_training_rows
     from neuroclips.metrics.pixcorr import pixcorr
     from neuroclips.metrics.ssim import ssim
     from neuroclips.models.frozen_vae import load_vae_latent_encoder
@@ -98,22 +98,16 @@ def main() -> None:
     with h5py.File(data_file, "r") as f:
         frames = f["stimuli/train/frames"]
         n_train = frames.shape[0]
-        val = validation_rows(
-            n_train, config["data"]["val_fraction"], config["data"]["val_block"], config["data"]["val_seed"]
-        )
-        train = np.setdiff1d(np.arange(n_train), val)
-        truth = frames[np.sort(val)]
-        clip_index = f["stimuli/train/clip_index"][np.sort(val)]
-        mean_frame = np.zeros(frames.shape[2:], np.float64)
-        for start in range(0, len(train), 64):
-            mean_frame += frames[train[start : start + 64]].astype(np.float64).sum(axis=(0, 1))
-        mean_frame /= len(train) * frames.shape[1]
+        val, train = validation_and_training_rows(n_train, config["data"])
+        truth = frames[val]
+        clip_index = f["stimuli/train/clip_index"][val]
+        mean_frame = mean_training_frame(frames, train)
     truth = torch.from_numpy(truth.reshape(-1, *truth.shape[2:]))
     store = OutputStore(run_root / "outputs")
     blurry = torch.from_numpy(
         np.stack([store.load("blurry", int(c)) for c in clip_index]).reshape(truth.shape)
     )
-    baseline = torch.from_numpy(np.rint(mean_frame).astype(np.uint8)).expand_as(truth).contiguous()
+    baseline = mean_frame.expand_as(truth).contiguous()
     vae_cfg = config["scale"]["pr"]["vae_encoder"]
     vae = load_vae_latent_encoder(**{k: v for k, v in vae_cfg.items() if k != "_target_"})
     with torch.no_grad():
