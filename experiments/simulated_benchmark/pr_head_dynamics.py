@@ -5,6 +5,12 @@
 2. A short in-process fit (L1 on the cached `vae_latents`, AdamW at a constant lr, consecutive batches of 8 clips,
    the demo's tiny PR net): every 25 steps, over 40 held-out clips, the std of the predicted latents across clips
    (near 0 = a constant, predict-the-mean output) and their correlation with the centred targets.
+3. `--trace`: at each of those points, where along the net the clip-dependent part is lost: for the ridge, the
+   head's linear output and maps, and every decoder stage (conv_in, mid block, up blocks, conv_norm_out, conv_out),
+   the rms across the 40 held-out clips of the clip-dependent part / of the clip-independent part.
+   `--order blocks` draws the consecutive 8-clip batches in a random order each pass instead of in movie order;
+   `--centre` fits targets minus the mean training latent; `--decoder-lr` gives the decoder its own constant lr;
+   `--zero-out` starts the decoder's last conv at zero.
 
 Usage (repo root, after stage=standins and stage=targets on the data file):
   python experiments/simulated_benchmark/pr_head_dynamics.py --norm group --steps 50
@@ -38,6 +44,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--every", type=int, default=25, help="steps between held-out measurements")
+    parser.add_argument("--trace", action="store_true", help="clip-dependent/independent rms along the net")
+    parser.add_argument("--order", choices=("movie", "blocks"), default="movie")
+    parser.add_argument("--centre", action="store_true", help="fit targets minus the mean training latent")
+    parser.add_argument("--decoder-lr", type=float, default=None)
+    parser.add_argument("--zero-out", action="store_true", help="decoder.conv_out starts at zero")
     args = parser.parse_args()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose(
@@ -68,17 +80,34 @@ def main() -> None:
         )
 
     held_out = slice(560, 600)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.01)
+    if args.centre:
+        latents = latents - latents[:520].mean((0, 1), keepdim=True)
+    if args.zero_out:
+        torch.nn.init.zeros_(net.decoder.conv_out.weight)
+        torch.nn.init.zeros_(net.decoder.conv_out.bias)
+    decoder = {id(p) for p in net.decoder.parameters()}
+    groups = [
+        {"params": [p for p in net.parameters() if id(p) not in decoder]},
+        {"params": list(net.decoder.parameters()), "lr": args.decoder_lr or args.lr},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=args.lr, weight_decay=0.01)
+    block_order = torch.Generator().manual_seed(args.seed)
+    blocks: list[int] = []
     net.train()
     start = time.time()
     for step in range(args.steps):
         first = (step * 8) % 520
+        if args.order == "blocks":  # the same consecutive 8-clip batches, in a random order each pass
+            blocks = blocks or (torch.randperm(65, generator=block_order) * 8).tolist()
+            first = blocks.pop()
         loss = (net(voxels[first : first + 8, step % 2])["latents"] - latents[first : first + 8]).abs().mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        if step % 25 == 0 or step == args.steps - 1:
+        if step % args.every == 0 or step == args.steps - 1:
             net.eval()
+            if args.trace:
+                print(f"step {step}: " + trace(net, voxels[held_out, 0]))
             with torch.no_grad():
                 pred = torch.cat([net(voxels[560 + i : 568 + i, 0])["latents"] for i in range(0, 40, 8)])
             net.train()
@@ -90,6 +119,32 @@ def main() -> None:
                 f"{pred.std(0).mean():.4f}, correlation with centred targets {corr:.3f} ({time.time() - start:.0f} s)",
                 flush=True,
             )
+
+
+def trace(net, voxels) -> str:
+    """'<stage> <clip-dependent rms>/<clip-independent rms>' along the net, over the clips of ``voxels``."""
+
+    def parts(x) -> str:
+        x = x.reshape(len(voxels), net.frames_per_clip, -1)
+        shared = x.mean(0)
+        return f"{(x - shared).pow(2).mean().sqrt():.3g}/{shared.pow(2).mean().sqrt():.3g}"
+
+    stages = [("conv_in", net.decoder.conv_in), ("mid", net.decoder.mid_block)]
+    stages += [(f"up{i}", block) for i, block in enumerate(net.decoder.up_blocks)]
+    stages += [("norm_out", net.decoder.conv_norm_out), ("conv_out", net.decoder.conv_out)]
+    found: list[str] = []
+    hooks = [
+        module.register_forward_hook(lambda m, i, o, name=name: found.append(f"{name} {parts(o)}"))
+        for name, module in stages
+    ]
+    with torch.no_grad():
+        ridge = net.ridge(net.inception(voxels))
+        features = net.backbone(ridge)
+        linear, maps = net.low_level.linear(features), net.low_level(features)
+        net.decoder(maps, net.frames_per_clip)
+    for hook in hooks:
+        hook.remove()
+    return " ".join([f"ridge {parts(ridge)}", f"linear {parts(linear)}", f"maps {parts(maps)}", *found])
 
 
 if __name__ == "__main__":
