@@ -20,7 +20,7 @@ def _state(tmp_path, run_dir: str) -> dict:
 
 
 def test_pr_subj_all_then_one_subjects_blurry_from_its_slice(sim_copy, tmp_path):
-    run_inprocess(["stage=standins", "logger=none", "scale.pr.standin.steps=20"], tmp_path, sim_copy)
+    run_inprocess(["stage=standins", "logger=none", "train.standins.vae.steps=20"], tmp_path, sim_copy)
     run_inprocess(
         ["stage=targets", "logger=none", "task.encoders.clip_tokens=null", "task.encoders.caption_emb=null"],
         tmp_path,

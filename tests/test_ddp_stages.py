@@ -75,7 +75,7 @@ def test_sr_ddp_equals_one_process(sim_copy, tmp_path):
 
 
 def test_pr_ddp_equals_one_process(sim_copy, tmp_path):
-    run_cli(["stage=standins", "logger=none", "scale.pr.standin.steps=20"], tmp_path, sim_copy)
+    run_cli(["stage=standins", "logger=none", "train.standins.vae.steps=20"], tmp_path, sim_copy)
     run_cli(
         ["stage=targets", "logger=none", "task.encoders.clip_tokens=null", "task.encoders.caption_emb=null"],
         tmp_path,

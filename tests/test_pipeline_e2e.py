@@ -16,8 +16,8 @@ SMALLEST = [
     "train.sr_prior.epochs=1",
     "train.sr_prior.sample_every=1",
     "train.pr.max_epochs=1",
-    "scale.pr.standin.steps=20",
-    "scale.standins.classifiers.steps=5",
+    "train.standins.vae.steps=20",
+    "train.standins.classifiers.steps=5",
     "data.predict_clips=[0,1,2,3]",
     "trainer.enable_progress_bar=false",
 ]

@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import read_summary, run_inprocess
 
-FAST_STANDIN = ["scale.pr.standin.steps=20"]
+FAST_STANDIN = ["train.standins.vae.steps=20"]
 
 
 @pytest.mark.slow

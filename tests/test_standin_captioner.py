@@ -125,10 +125,10 @@ def test_stage_standins_fits_the_captioner_once_and_reuses_it(sim_copy, tmp_path
     args = [
         "stage=standins",
         "scale=tiny",
-        "scale.pr.standin.steps=2",
+        "train.standins.vae.steps=2",
         "scale.standins.captioner.enabled=true",
         f"scale.standins.captioner.dir={folder}",
-        "scale.standins.captioner.steps=3",
+        "train.standins.captioner.steps=3",
         "scale.standins.captioner.hidden_size=16",
         "scale.standins.captioner.patch_size=8",
     ]

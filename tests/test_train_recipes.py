@@ -19,6 +19,9 @@ RECIPE_KEYS = {
     "epochs",
     "lr",
     "mixup_pct",
+    "steps",
+    "kl_weight",
+    "crop_size",
 }
 
 
@@ -56,3 +59,18 @@ def test_recipe_and_experiment_come_after_train_so_they_may_override_it():
         for e in OmegaConf.to_container(OmegaConf.load(REPO / "conf/config.yaml").defaults)
     ]
     assert order.index("scale") < order.index("train") < order.index("recipe") < order.index("experiment")
+
+
+@pytest.mark.parametrize("scale", ["tiny", "paper"])
+def test_the_standin_fits_read_their_recipe_from_train_and_scale_keeps_only_their_facts(scale):
+    cfg = config("stage=standins", f"scale={scale}")
+    fits = {"pr.standin": cfg.scale.pr.standin, **{f"standins.{k}": v for k, v in cfg.scale.standins.items()}}
+    assert {name: RECIPE_KEYS & set(node) for name, node in fits.items()} == {name: set() for name in fits}
+    task, recipe = cfg.task, cfg.train.standins
+    assert (task.steps, task.batch_size, task.crop_size, task.lr, task.kl_weight) == tuple(
+        recipe.vae[k] for k in ("steps", "batch_size", "crop_size", "lr", "kl_weight")
+    )
+    for fit in ("classifiers", "captioner"):
+        assert [task[fit][k] for k in ("steps", "batch_size", "lr")] == [
+            recipe[fit][k] for k in ("steps", "batch_size", "lr")
+        ]

@@ -4,7 +4,8 @@ difference is printed (a refactor that only moves keys prints none).
     python experiments/refactor_check/compare_configs.py CFG_BEFORE CFG_AFTER
 
 MOVES, VALUE_RENAMES, FUSION_KEYS and NEW_BLOCKS hold the recipe move's map (conf/train, conf/callbacks, the fusion
-block passed whole); edit them for another change.
+block passed whole) and the stand-in recipes' move (scale.pr.standin / scale.standins -> train.standins); edit them
+for another change.
 """
 
 from __future__ import annotations
@@ -20,6 +21,16 @@ MOVES = {  # old dotted-key prefix -> new
     "scale.pr.batch_size": "train.pr.batch_size",
     "scale.pr.max_epochs": "train.pr.max_epochs",
     "scale.pr.max_lr": "train.pr.max_lr",
+    # the stand-in fits' recipes (stage=standins) left scale too; scale keeps enabled, the folders and the sizes
+    **{
+        f"scale.pr.standin.{k}": f"train.standins.vae.{k}"
+        for k in ("steps", "batch_size", "crop_size", "lr", "kl_weight")
+    },
+    **{
+        f"scale.standins.{fit}.{k}": f"train.standins.{fit}.{k}"
+        for fit in ("classifiers", "captioner")
+        for k in ("steps", "batch_size", "lr")
+    },
 }
 VALUE_RENAMES = {  # string values that name a moved key (datamodule.batch_size_field)
     "scale.sr.train.batch_size": "train.sr.batch_size",
@@ -60,7 +71,10 @@ def differences(before: dict, after: dict) -> list[str]:
         has = any(k.startswith(f"{block}.") for k in new)
         if has != (stage["mode"] == mode):
             problems.append(f"{block} block {'in' if has else 'missing from'} a {stage['mode']} stage")
-        new = {k: v for k, v in new.items() if not k.startswith(f"{block}.")}
+        if not any(
+            k.startswith(f"{block}.") for k in old
+        ):  # new here: not compared (a before that had it is)
+            new = {k: v for k, v in new.items() if not k.startswith(f"{block}.")}
     problems += [f"only before: {k}" for k in sorted(set(old) - set(new))]
     problems += [f"only after: {k}" for k in sorted(set(new) - set(old))]
     problems += [f"{k}: {old[k]!r} -> {new[k]!r}" for k in sorted(set(old) & set(new)) if old[k] != new[k]]

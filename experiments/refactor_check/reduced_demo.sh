@@ -11,6 +11,9 @@ cd "$REPO"
 # the epoch counts under the checkout's key names: train.* (conf/train/) since the recipe move, scale.* before it
 if [ -d conf/train ]; then EPOCHS=(train.sr.epochs=2 train.sr_prior.epochs=2 train.pr.max_epochs=1)
 else EPOCHS=(scale.sr.train.epochs=2 scale.sr.prior_train.epochs=2 scale.pr.max_epochs=1); fi
-"$PY" -m neuroclips.pipeline experiment=demo subj=1 data.file="$OUT/data/sim.h5" scale.pr.standin.steps=40 \
-  scale.standins.classifiers.steps=40 "${EPOCHS[@]}" \
+# the stand-in step counts likewise: train.standins.* since they left scale, scale.pr.standin / scale.standins before
+if grep -q '^standins:' conf/train/tiny.yaml 2>/dev/null
+then STANDINS=(train.standins.vae.steps=40 train.standins.classifiers.steps=40)
+else STANDINS=(scale.pr.standin.steps=40 scale.standins.classifiers.steps=40); fi
+"$PY" -m neuroclips.pipeline experiment=demo subj=1 data.file="$OUT/data/sim.h5" "${STANDINS[@]}" "${EPOCHS[@]}" \
   deterministic=true logger=none trainer.enable_progress_bar=false
