@@ -171,7 +171,9 @@ class TinyClassifierStandins:
             "ViTForImageClassification",
             config,
             preprocessor,
-            lambda path: build_frame_classifier(source="local", path=path),
+            lambda path: build_frame_classifier(
+                source="local", path=path, field="scale.standins.classifiers.frame_dir"
+            ),
             clips.flatten(0, 1),
             frame_labels,
             fingerprint,
@@ -193,7 +195,9 @@ class TinyClassifierStandins:
             "VideoMAEForVideoClassification",
             config,
             preprocessor,
-            lambda path: build_video_classifier(source="local", path=path),
+            lambda path: build_video_classifier(
+                source="local", path=path, field="scale.standins.classifiers.video_dir"
+            ),
             clips[:, :VIDEOMAE_EVAL_FRAMES],
             labels,
             fingerprint,
