@@ -63,6 +63,28 @@ def _clips(e: dict) -> str:
     return str(e["n"]) + (f" ({e['undefined']} undefined pairs left out)" if e.get("undefined") else "")
 
 
+def baseline_rows(doc: dict, kind: str) -> tuple[list[str], list[list[str]]]:
+    """Every metric of ``kind``: ours beside each same-run baseline (neuroclips/evaluation/baselines.py)."""
+    ours = doc["kinds"][kind]["metrics"]
+    baselines = doc["kinds"][kind].get("baselines", {})
+    scored = {n: b["metrics"] for n, b in baselines.items() if "metrics" in b}
+    header = ["Metric", "ours"] + [BASELINE_TITLES.get(n, n) for n in scored]
+    rows = [
+        [name, fmt(e["value"], e["std"])]
+        + [fmt(m[name]["value"], m[name]["std"]) if name in m else "–" for m in scored.values()]
+        for name, e in ours.items()
+    ]
+    rows += [
+        [f"{BASELINE_TITLES.get(n, n)}: not scored", b["skipped"]]
+        for n, b in baselines.items()
+        if "skipped" in b
+    ]
+    return header, rows
+
+
+BASELINE_TITLES = {"mean_frame": "mean training frame", "shuffled": "ours, clips permuted (shuffled fMRI)"}
+
+
 def preset_rows(doc: dict, kind: str) -> tuple[list[str], list[list[str]]]:
     """Every column of every preset with its 95 % bootstrap interval and the aggregation that made it."""
     rows = []
@@ -105,6 +127,14 @@ def sections(doc: dict, table_rows: dict | None, subject_docs: list[dict]) -> li
     if len(subject_docs) > 1:
         out.append(("", f"Across subjects ({main})", subject_rows(subject_docs, main)))
     for kind in scored:
+        if doc["kinds"][kind].get("baselines"):
+            out.append(
+                (
+                    "wrap-last",
+                    f"Same-run baselines: {kind} (± std over clips; every baseline scored like ours on the same clips)",
+                    baseline_rows(doc, kind),
+                )
+            )
         out.append(
             (
                 "wrap-last",

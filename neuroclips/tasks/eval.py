@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from neuroclips.data import schema
+from neuroclips.evaluation.baselines import BASELINE_LABELS, BaselineSettings, baseline_predictions
 from neuroclips.evaluation.comparison import compare_per_clip
 from neuroclips.evaluation.models import build_eval_models, dry_run_modules
 from neuroclips.evaluation.presets import preset_row, resolve_presets
@@ -116,6 +117,7 @@ class EvalTask:
         bootstrap: dict | None = None,
         compare_with: str | None = None,
         comparison: dict | None = None,
+        baselines: dict | None = None,
     ):
         self.source, self.layout, self.kinds, self.split = str(source), layout, list(kinds), split
         self.index_base, self.frame_indices = int(index_base), [int(i) for i in frame_indices]
@@ -138,6 +140,7 @@ class EvalTask:
         self.bootstrap = Bootstrap(**(bootstrap or {}))
         self.compare_with = None if compare_with in (None, "") else str(compare_with)
         self.comparison_cfg = {"permutations": 10000, **(comparison or {})}
+        self.baselines = BaselineSettings(**(baselines or {}))
 
     # ------------------------------------------------------------------------------------------------ models
     def build_models(self, device: torch.device, meta: bool = False) -> EvalModels:
@@ -217,6 +220,10 @@ class EvalTask:
             visuals[kind] = raw
             if other:
                 self._compare_kind(scorer, other, kind, ctx.data_file, only, per_clip, comparison)
+            if kind in self.baselines.kinds and gt.ndim == 5:
+                doc["kinds"][kind]["baselines"] = self._score_baselines(
+                    scorer, gt, recon, clips, ctx.data_file
+                )
             if gt.ndim == 5:
                 gt_visual.update({c: gt[i].numpy() for i, c in enumerate(clips) if c in raw})
         retrieval = self._retrieval(folder, ctx.data_file)
@@ -353,6 +360,18 @@ class EvalTask:
             per_clip_a, per_clip_b, labels, b.reps, int(self.comparison_cfg["permutations"]), b.level, b.seed
         )
         comparison["kinds"][kind] = {"n_clips": len(clips), "metrics": metrics}
+
+    def _score_baselines(self, scorer, gt, recon, clips, data_file: str) -> dict:
+        """The same-run baselines (neuroclips/evaluation/baselines.py) of one kind, scored like ours."""
+        out = {}
+        for name, predictions in baseline_predictions(self.baselines, data_file, recon).items():
+            if isinstance(predictions, str):
+                out[name] = {"label": BASELINE_LABELS[name], "skipped": predictions}
+                continue
+            log.info("eval: scoring the '%s' baseline on %d clips", name, len(clips))
+            metrics, _ = scorer.score(gt, predictions, cache_key=(tuple(clips), tuple(gt.shape)))
+            out[name] = {"label": BASELINE_LABELS[name], "metrics": metrics}
+        return out
 
     def _retrieval(self, folder: ReconstructionFolder, data_file: str) -> dict | None:
         """Top-1 retrieval of SR outputs (``clip_voxels`` in the store) against the cached keyframe CLIP tokens."""
