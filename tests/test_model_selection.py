@@ -14,8 +14,8 @@ from hydra import compose, initialize_config_dir
 
 from neuroclips.data.datamodule import CC2017DataModule
 from neuroclips.errors import ConfigError
+from neuroclips.evaluation.selection import model_selection
 from neuroclips.report import model_selection_line
-from neuroclips.tasks.eval import model_selection
 from tests.conftest import REPO, read_summary, run_inprocess
 
 

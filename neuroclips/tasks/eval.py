@@ -13,78 +13,24 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 from torch import nn
 
-from neuroclips.data import schema
 from neuroclips.evaluation.baselines import BASELINE_LABELS, BaselineSettings, baseline_predictions
 from neuroclips.evaluation.comparison import compare_per_clip
+from neuroclips.evaluation.kind_loading import KindLoader
 from neuroclips.evaluation.models import build_eval_models, dry_run_modules
 from neuroclips.evaluation.presets import preset_row, resolve_presets
-from neuroclips.evaluation.readers import (
-    GroundTruth,
-    ReconstructionError,
-    ReconstructionFolder,
-    read_ground_truth,
-    resize_frames,
-    select_frames,
-)
+from neuroclips.evaluation.readers import ReconstructionError, ReconstructionFolder
+from neuroclips.evaluation.selection import model_selection
+from neuroclips.evaluation.sr_retrieval import sr_retrieval
 from neuroclips.evaluation.suite import Bootstrap, EvalModels, NWaySettings, Scorer
-from neuroclips.metrics.retrieval import retrieval_top1
 from neuroclips.report import render_comparison_markdown, write_reports, write_text
 from neuroclips.stage_types import StageResult
 from neuroclips.utils.atomic import write_json
 
 log = logging.getLogger("neuroclips")
-
-SINGLE_IMAGE_KINDS = {
-    "keyframe"
-}  # kinds that hold one image per clip, scored against GT frame `keyframe_gt_index`
-SELECTION_STAGES = (
-    "sr",
-    "sr_prior",
-    "pr",
-)  # fit stages whose checkpoint choice may have looked at the test set
-
-
-def model_selection(run_root: Path) -> dict[str, dict]:
-    """How each fit stage of this experiment chose its checkpoint, from its run's ``summary.json`` (or the
-    ``config.yaml`` written at its start): ``{stage: {selection, val_split, monitor, monitor_mode, source}}``.
-    ``val_split == "test"`` means its validation loader scored the test clips (``stage.selection=reference_test``)."""
-    import json
-
-    import yaml
-
-    out: dict[str, dict] = {}
-    for stage in SELECTION_STAGES:
-        cfg, source = None, None
-        for name in ("summary.json", "config.yaml"):
-            p = Path(run_root) / stage / name
-            if not p.exists():
-                continue
-            try:
-                cfg = (
-                    json.loads(p.read_text())["config"]
-                    if name == "summary.json"
-                    else yaml.safe_load(p.read_text())
-                )
-                source = str(p)
-                break
-            except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError):
-                continue
-        if not isinstance(cfg, dict):
-            continue
-        st, dm = cfg.get("stage") or {}, cfg.get("datamodule") or {}
-        out[stage] = {
-            "selection": st.get("selection", "validation"),
-            "val_split": dm.get("val_split", "val"),
-            "monitor": st.get("monitor"),
-            "monitor_mode": st.get("monitor_mode"),
-            "source": source,
-        }
-    return out
 
 
 class EvalTask:
@@ -198,7 +144,7 @@ class EvalTask:
         comparison = self._comparison_doc() if other else None
         for kind in self.kinds:
             only = self._common_clips(folder, other, kind) if other else None
-            loaded = self._load_kind(folder, kind, ctx.data_file, only)
+            loaded = self._loader().load(folder, kind, ctx.data_file, only)
             if loaded is None:
                 doc["kinds"][kind] = {"skipped": f"no '{kind}' reconstructions in {self.source}"}
                 continue
@@ -266,62 +212,18 @@ class EvalTask:
         return StageResult(metrics=flat, outputs=outputs)
 
     # ------------------------------------------------------------------------------------------------ loading
-    def _entries(self, folder: ReconstructionFolder, kind: str) -> dict:
-        layout = folder.resolved_layout(kind)
-        has_kind_dirs = any((folder.root / k).is_dir() for k in self.kinds)
-        if (
-            layout != "store"
-            and not (folder.root / kind).is_dir()
-            and (has_kind_dirs or kind != self.kinds[0])
-        ):
-            return {}  # a flat foreign folder holds one kind: the first one listed
-        return folder.entries(kind)
-
-    def _load_kind(
-        self, folder: ReconstructionFolder, kind: str, data_file: str, only: list[int] | None = None
-    ):
-        """(gt, recon, clips, frame-selection label, {clip: raw recon for the report}) or None if nothing found;
-        ``only``: score just these clips (a paired comparison's common clips)."""
-        layout = folder.resolved_layout(kind)
-        entries = self._entries(folder, kind)
-        clips = sorted(entries) if only is None else [c for c in only if c in entries]
-        if not clips:
-            return None
-        if self.max_clips is not None:
-            clips = clips[: int(self.max_clips)]
-        if layout == "side_by_side":
-            pairs = [folder.load_side_by_side(entries[c]) for c in clips]
-            gt = GroundTruth(
-                np.stack([p[0] for p in pairs]), np.array(clips), np.zeros(len(clips), bool), self.source
-            )
-            raws = [p[1] for p in pairs]
-        else:
-            gt = read_ground_truth(data_file, self.split, clips)
-            raws = [folder.load(entries[c]) for c in clips]
-        keep = ~gt.scene_cut if self.drop_scene_cuts else np.ones(len(clips), bool)
-        clips = [c for c, k in zip(clips, keep) if k]
-        raws = [r for r, k in zip(raws, keep) if k]
-        gt_frames = torch.from_numpy(np.ascontiguousarray(gt.frames[keep]))
-        num_gt = gt_frames.shape[1]
-        is_image = kind in SINGLE_IMAGE_KINDS or raws[0].ndim == 3
-        if is_image:
-            gt_frames = gt_frames[:, self.keyframe_gt_index]
-            recon = torch.stack([torch.from_numpy(r if r.ndim == 3 else r[0]) for r in raws])
-            selection = f"one image vs GT frame {self.keyframe_gt_index}"
-        else:
-            sel = [
-                select_frames(r, self.frame_indices, num_gt, f"{kind} clip {c}") for r, c in zip(raws, clips)
-            ]
-            recon = torch.from_numpy(np.stack(sel))
-            lengths = sorted({r.shape[0] for r in raws})
-            selection = ", ".join(
-                f"{t} frames as given" if t == num_gt else f"frames {self.frame_indices} of {t}"
-                for t in lengths
-            )
-        size = (self.eval_size, self.eval_size) if self.eval_size else tuple(gt_frames.shape[-2:])
-        gt_frames, recon = resize_frames(gt_frames, size), resize_frames(recon, size)
-        selection += f", scored at {size[0]}x{size[1]}"
-        return gt_frames, recon, clips, selection, dict(zip(clips, raws))
+    def _loader(self) -> KindLoader:
+        """Which clips and frames are scored (neuroclips/evaluation/kind_loading.py)."""
+        return KindLoader(
+            self.kinds,
+            self.split,
+            self.source,
+            self.frame_indices,
+            self.keyframe_gt_index,
+            self.eval_size,
+            self.drop_scene_cuts,
+            self.max_clips,
+        )
 
     # ------------------------------------------------------------------------------------------------ compare
     def _comparison_doc(self) -> dict:
@@ -337,7 +239,8 @@ class EvalTask:
         }
 
     def _common_clips(self, a: ReconstructionFolder, b: ReconstructionFolder, kind: str) -> list[int]:
-        ea, eb = self._entries(a, kind), self._entries(b, kind)
+        loader = self._loader()
+        ea, eb = loader.entries(a, kind), loader.entries(b, kind)
         if ea and eb and set(ea) != set(eb):
             log.warning(
                 "compare: '%s' has %d clips in a and %d in b; scoring the %d both have",
@@ -349,7 +252,7 @@ class EvalTask:
         return sorted(set(ea) & set(eb))
 
     def _compare_kind(self, scorer, other, kind, data_file, only, per_clip_a, comparison) -> None:
-        loaded = self._load_kind(other, kind, data_file, only)
+        loaded = self._loader().load(other, kind, data_file, only)
         if loaded is None:
             return
         labels = {n: scorer._labels[n][0] for n in per_clip_a if n in scorer._labels}
@@ -374,45 +277,10 @@ class EvalTask:
         return out
 
     def _retrieval(self, folder: ReconstructionFolder, data_file: str) -> dict | None:
-        """Top-1 retrieval of SR outputs (``clip_voxels`` in the store) against the cached keyframe CLIP tokens."""
-        cfg = self.retrieval_cfg
-        if not cfg.get("enabled", True):
-            return None
-        kind, target = cfg.get("kind", "clip_voxels"), cfg.get("target", "clip_tokens")
-        entries = folder.entries(kind) if (Path(self.source) / kind).is_dir() else {}
-        if not entries or not Path(data_file).exists():
-            return None
-        with h5py.File(data_file, "r") as f:
-            key = schema.target_path(target, self.split)
-            if key not in f:
-                return {"skipped": f"no cached target '/{key}' in {data_file}"}
-            listed = f[key].attrs.get("frame_indices")  # absent: every frame of the clip is stored
-            if listed is None:
-                slot = self.keyframe_gt_index
-            else:
-                listed = [int(i) for i in listed]
-                slot = listed.index(self.keyframe_gt_index) if self.keyframe_gt_index in listed else 0
-            index = {int(c): r for r, c in enumerate(f[schema.stimulus_path(self.split, "clip_index")][:])}
-            clips = [c for c in sorted(entries) if c in index]
-            rows = np.array([index[c] for c in clips])
-            order = np.argsort(rows)
-            tgt = np.empty((len(rows), *f[key].shape[1:]), f[key].dtype)
-            tgt[order] = f[key][rows[order]]
-        tgt = tgt[:, slot] if tgt.ndim == 4 else tgt
-        brain = np.stack([np.load(entries[c]).astype(np.float32) for c in clips])
-        if brain[0].size != tgt[0].size:
-            return {
-                "skipped": f"'{kind}' outputs have {brain[0].size} values per clip, cached '{target}' {tgt[0].size}"
-            }
-        pool = cfg.get("pool_size", 300)
-        res = retrieval_top1(torch.from_numpy(brain), torch.from_numpy(tgt.astype(np.float32)), pool)
-        return {
-            "forward": res.forward,
-            "backward": res.backward,
-            "blocks": res.blocks,
-            "n": len(clips),
-            "label": f"top-1 among {min(pool or len(clips), len(clips))} ({kind} vs cached {target}, frame {self.keyframe_gt_index})",
-        }
+        """Top-1 retrieval of SR outputs against the cached keyframe CLIP tokens (evaluation/sr_retrieval.py)."""
+        return sr_retrieval(
+            folder, self.source, data_file, self.split, self.keyframe_gt_index, self.retrieval_cfg
+        )
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
