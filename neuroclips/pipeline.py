@@ -68,9 +68,10 @@ def _resolve_run_root(overrides: list[str]) -> Path:
 
 def plan_stage(stage: str, overrides: list[str], root: Path, force: bool) -> tuple[str | None, list[str]]:
     """``(None, [])`` to skip a stage, else ``(why it runs, extra overrides)``."""
+    from neuroclips.process_setup import setup_environment
     from neuroclips.provenance import checkpoint_fingerprint, describe_difference
     from neuroclips.resume import last_checkpoint
-    from neuroclips.runtime import setup_environment, stage_provenance
+    from neuroclips.runtime import stage_provenance
 
     cfg = _compose(stage, overrides)
     setup_environment(cfg)

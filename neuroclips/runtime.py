@@ -13,9 +13,7 @@ stage's modules on the meta device and reports parameter counts and the memory p
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import time
 from functools import partial
 from pathlib import Path
@@ -31,80 +29,29 @@ from neuroclips.callbacks.prediction_writer import PredictionWriter
 from neuroclips.data import schema
 from neuroclips.errors import ConfigError, StageError
 from neuroclips.outputs import OutputStore
+from neuroclips.process_setup import env_rank, finish_loggers, setup_environment
 from neuroclips.provenance import Provenance
-from neuroclips.resume import clips_to_do, last_checkpoint, resume_point
-from neuroclips.run_setup import RunFiles, check_top_level, make_run_dir, remove_orphans
-from neuroclips.stage_fingerprint import provenance_of_stage, target_encoder_fingerprints
+from neuroclips.resume import clips_to_do, resume_point
+from neuroclips.run_dir import locked_run_dir
+from neuroclips.run_record import checkpoint_metadata, fit_result, previous_result, stage_summary
+from neuroclips.run_setup import RunFiles, check_top_level, remove_orphans
+from neuroclips.stage_config import (
+    check_adapters,
+    check_every_n_train_steps,
+    config_subjects,
+    data_file,
+    datamodule_kwargs,
+    one_subject,
+    task_context,
+)
+from neuroclips.stage_fingerprint import provenance_of_stage
 from neuroclips.stage_types import StageContext, StageResult  # noqa: F401  (re-exported)
-from neuroclips.subjects import as_ids
 from neuroclips.utils.atomic import write_json
-from neuroclips.utils.environment import apply_environment_defaults
-from neuroclips.utils.run_lock import acquire_run_lock
 
 log = logging.getLogger("neuroclips")
 
 
-def setup_environment(cfg: DictConfig) -> None:
-    apply_environment_defaults()
-    threads = cfg.get("num_threads")
-    devices = OmegaConf.select(cfg, "trainer.devices", default=1)
-    if threads is None and OmegaConf.select(cfg, "trainer.accelerator") == "cpu" and devices not in (1, None):
-        threads = 1  # 2-core CPU boxes: one thread per DDP rank
-    if threads:
-        torch.set_num_threads(int(threads))
-    if cfg.get("deterministic"):
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    if torch.cuda.is_available():
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-
-
-def env_rank() -> tuple[int, int]:
-    rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0)))
-    world = int(os.environ.get("WORLD_SIZE", 1))
-    return rank, world
-
-
 # ----------------------------------------------------------------------------------------------- data
-def datamodule_kwargs(cfg: DictConfig, **overrides) -> dict:
-    data = OmegaConf.to_container(cfg.data, resolve=True)
-    stage_dm = cfg.get("datamodule")
-    stage_dm = OmegaConf.to_container(stage_dm, resolve=True) if stage_dm is not None else {}
-    kw = {**data, **stage_dm, **overrides}
-    ids = config_subjects(cfg)
-    kw.setdefault("subj", ids[0] if len(ids) == 1 else ids)  # several: subj=all, one ridge adapter each
-    kw.setdefault("voxels", int(cfg.subj.voxels) if len(ids) == 1 else [int(v) for v in cfg.subj.voxels])
-    kw.setdefault("seed", int(cfg.seed))
-    kw.setdefault("scale_name", str(cfg.scale.name))
-    if "_target_" not in kw:
-        raise ConfigError(
-            "data._target_: expected the DataModule class to build (conf/data/*.yaml), found none."
-        )
-    return kw
-
-
-def config_subjects(cfg: DictConfig) -> list[int]:
-    """The subjects of a run (``subj=1``: [1]; ``subj=all``: [1, 2, 3]), in adapter order."""
-    return as_ids(cfg.subj.id)
-
-
-def one_subject(cfg: DictConfig) -> int:
-    """The subject of a stage that runs one subject at a time; refuses ``subj=all`` in one sentence."""
-    ids = config_subjects(cfg)
-    if len(ids) > 1:
-        raise StageError(
-            f"conf/stage/{cfg.stage.name}.yaml: stage '{cfg.stage.name}' runs one subject at a time, found subj={ids}; "
-            f"pass subj=<n> (a multi-subject checkpoint gives each subject its own adapter), or use sr, sr_prior or pr."
-        )
-    return ids[0]
-
-
-def _subj_value(cfg: DictConfig) -> int | str:
-    ids = config_subjects(cfg)
-    return ids[0] if len(ids) == 1 else str(cfg.subj.id)
-
-
 def build_datamodule(cfg: DictConfig, check: bool = True, **overrides):
     dm = instantiate(datamodule_kwargs(cfg, **overrides), _convert_="all")
     dm.prepare_data()
@@ -117,10 +64,6 @@ def build_datamodule(cfg: DictConfig, check: bool = True, **overrides):
             )
         dm.check_file()
     return dm
-
-
-def data_file(cfg: DictConfig) -> str:
-    return str(OmegaConf.select(cfg, "data.file"))
 
 
 # ----------------------------------------------------------------------------------------------- trainer
@@ -144,28 +87,6 @@ def build_trainer(
     )
 
 
-def _checkpoint_metadata(cfg: DictConfig, prov: Provenance) -> dict:
-    return {
-        "stage": str(cfg.stage.name),
-        "subj": _subj_value(cfg),
-        "subjects": config_subjects(cfg),  # adapter order of the ridge (and every per-subject module)
-        "scale": str(cfg.scale.name),
-        "fingerprint": prov.fingerprint,
-        "provenance": {"config": prov.config, "inputs": prov.inputs},
-        "config": OmegaConf.to_container(cfg, resolve=True),
-    }
-
-
-def _scalar_metrics(metrics: dict) -> dict[str, float]:
-    out = {}
-    for k, v in metrics.items():
-        try:
-            out[k] = float(v.item() if isinstance(v, torch.Tensor) else v)
-        except (TypeError, ValueError, RuntimeError):
-            continue
-    return out
-
-
 # ----------------------------------------------------------------------------------------------- provenance
 def _cached_target_names(cfg: DictConfig) -> list[str]:
     names = OmegaConf.select(cfg, "datamodule.targets")
@@ -180,16 +101,6 @@ def stage_provenance(cfg: DictConfig) -> Provenance:
 
 
 # ----------------------------------------------------------------------------------------------- fit
-def _check_every_n_train_steps(cfg: DictConfig) -> None:
-    """``checkpoint.every_n_train_steps`` (read by ``callbacks.last_steps``): a positive integer or null."""
-    steps = OmegaConf.select(cfg, "checkpoint.every_n_train_steps")
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-        raise ConfigError(
-            f"conf/config.yaml: checkpoint.every_n_train_steps expected a positive integer or null, "
-            f"found {steps!r}."
-        )
-
-
 def build_fit_callbacks(cfg: DictConfig, run: FitRun) -> FitCallbacks:
     """The fit callbacks of ``callbacks`` (conf/callbacks/fit.yaml), in its order: ``_partial_`` entries get
     ``run=``; entries that are null or build None are left out; ``best`` and ``epoch`` are the two the runtime
@@ -216,19 +127,6 @@ def build_fit_callbacks(cfg: DictConfig, run: FitRun) -> FitCallbacks:
     return FitCallbacks(list(built.values()), built.get("best"), built["epoch"])
 
 
-def check_adapters(dm, system) -> None:
-    """One ridge adapter per subject of the data, each as wide as that subject's voxels (one sentence otherwise)."""
-    sizes = getattr(getattr(system, "ridge", None), "in_features", None)
-    if sizes is None:
-        return
-    wanted = [dm.voxels_by_subject[s] for s in dm.subjects]
-    if [int(v) for v in sizes] != wanted:
-        raise ConfigError(
-            f"system.ridge.in_features: expected one adapter per subject {dm.subjects} with {wanted} voxels "
-            f"(conf/subj/<n>.yaml roster), found adapters of {[int(v) for v in sizes]} voxels."
-        )
-
-
 def run_fit(cfg: DictConfig, run_dir: Path, prov: Provenance, begin) -> tuple[StageResult, pl.Trainer | None]:
     dm = build_datamodule(cfg)
     system = instantiate(cfg.system, _convert_="partial")
@@ -247,16 +145,10 @@ def run_fit(cfg: DictConfig, run_dir: Path, prov: Provenance, begin) -> tuple[St
         max_epochs,
     )
     if point.finished is not None:
-        previous = point.finished
-        result = StageResult(
-            metrics=dict(previous.get("metrics") or {}),
-            checkpoint=previous.get("checkpoint"),
-            outputs=dict(previous.get("outputs") or {}),
-        )
-        return result, None
+        return previous_result(point.finished), None
     resume, start_epoch, done_batches = point.ckpt_path, point.epoch, point.done_batches
-    _check_every_n_train_steps(cfg)
-    standard = build_fit_callbacks(cfg, FitRun(str(run_dir / "checkpoints"), _checkpoint_metadata(cfg, prov)))
+    check_every_n_train_steps(cfg)
+    standard = build_fit_callbacks(cfg, FitRun(str(run_dir / "checkpoints"), checkpoint_metadata(cfg, prov)))
     begin()
     monitor = OmegaConf.select(cfg, "stage.monitor")
     best_cb, epoch_cb = standard.best, standard.epoch
@@ -278,19 +170,7 @@ def run_fit(cfg: DictConfig, run_dir: Path, prov: Provenance, begin) -> tuple[St
     else:
         epoch_cb.start(start_epoch, env_rank()[0])
     trainer.fit(system, datamodule=dm, ckpt_path=resume)
-    best = (best_cb.best_model_path if best_cb is not None else "") or ""
-    last = last_checkpoint(run_dir)
-    if not best and trainer.is_global_zero and last.exists():
-        import shutil
-
-        best = str(run_dir / "checkpoints" / "best.ckpt")
-        shutil.copyfile(last, best)
-    metrics = _scalar_metrics(trainer.callback_metrics)
-    if monitor and best_cb is not None and best_cb.best_model_score is not None:
-        metrics[f"best/{monitor}"] = float(best_cb.best_model_score)
-    metrics["epochs"] = int(trainer.current_epoch)
-    metrics["global_step"] = int(trainer.global_step)
-    return StageResult(metrics=metrics, checkpoint=best or None, outputs={"run_dir": str(run_dir)}), trainer
+    return fit_result(trainer, best_cb, monitor, run_dir), trainer
 
 
 def _extra_callbacks(cfg: DictConfig) -> list:
@@ -334,27 +214,7 @@ def run_predict(
 
 def run_task(cfg: DictConfig, run_dir: Path, prov: Provenance, begin) -> tuple[StageResult, None]:
     task = instantiate(cfg.task, _convert_="partial")
-    rank, world = env_rank()
-    device = torch.device(
-        "cuda"
-        if (torch.cuda.is_available() and OmegaConf.select(cfg, "trainer.accelerator") == "gpu")
-        else "cpu"
-    )
-    ctx = StageContext(
-        cfg=cfg,
-        run_dir=run_dir,
-        outputs_dir=Path(cfg.paths.outputs_dir),
-        data_file=data_file(cfg),
-        subj=one_subject(cfg),
-        scale=str(cfg.scale.name),
-        device=device,
-        rank=rank,
-        world_size=world,
-        provenance=prov,
-        overwrite_outputs=str(cfg.get("outputs", "keep")) == "overwrite",
-        target_fingerprints=target_encoder_fingerprints(cfg, prov),
-        build_datamodule=partial(build_datamodule, cfg),
-    )
+    ctx = task_context(cfg, run_dir, prov, partial(build_datamodule, cfg))
     begin()
     result = task.run(ctx)
     return result, None
@@ -381,17 +241,6 @@ def run_dry(cfg: DictConfig, run_dir: Path) -> tuple[StageResult, None]:
     return StageResult(metrics={"dry_run": True, "parameters": report, "memory_plan": plan}), None
 
 
-def _finish_loggers(trainer: pl.Trainer) -> None:
-    """Close experiment-tracker runs, so the next job of a sweep in this process starts its own run."""
-    from pytorch_lightning.loggers import WandbLogger
-
-    if any(isinstance(lg, WandbLogger) for lg in trainer.loggers):
-        import wandb
-
-        if wandb.run is not None:
-            wandb.finish()
-
-
 # ----------------------------------------------------------------------------------------------- entry
 def _ensure_data_file(cfg: DictConfig) -> None:
     """Write the simulated file if asked to (``data.auto_create``), so that its identity can be taken."""
@@ -415,21 +264,8 @@ def run(cfg: DictConfig) -> dict:
             f"conf/stage/{cfg.stage.name}.yaml: stage.mode expected fit, predict or task, found {mode!r}."
         )
     run_dir = Path(cfg.paths.run_dir)
-    created = [d for d in (run_dir, *run_dir.parents) if not d.exists()]
-    make_run_dir(run_dir)
-    lock = acquire_run_lock(
-        run_dir
-    )  # one run per run dir; DDP ranks and stage subprocesses share their launch's
-    failed = True
-    try:
-        summary = _run_locked(cfg, run_dir, mode, runners, t0)
-        failed = False
-        return summary
-    finally:
-        lock.release()
-        for d in created if failed else []:  # a refused run leaves no empty folders behind either
-            with contextlib.suppress(OSError):
-                d.rmdir()
+    with locked_run_dir(run_dir):
+        return _run_locked(cfg, run_dir, mode, runners, t0)
 
 
 def _run_locked(cfg: DictConfig, run_dir: Path, mode: str, runners: dict, t0: float) -> dict:
@@ -454,22 +290,9 @@ def _run_stage(cfg: DictConfig, run_dir: Path, mode: str, runners: dict, t0: flo
         prov = stage_provenance(cfg)
         result, trainer = runners[mode](cfg, run_dir, prov, begin)
     if trainer is not None:
-        _finish_loggers(trainer)
+        finish_loggers(trainer)
     is_zero = trainer.is_global_zero if trainer is not None else rank == 0
-    summary = {
-        "stage": str(cfg.stage.name),
-        "subj": _subj_value(cfg),
-        "subjects": config_subjects(cfg),
-        "scale": str(cfg.scale.name),
-        "status": "dry_run" if cfg.get("dry_run") else "finished",
-        "fingerprint": prov.fingerprint if prov else None,
-        "provenance": prov.as_dict() if prov else None,
-        "metrics": result.metrics,
-        "checkpoint": result.checkpoint,
-        "outputs": result.outputs,
-        "config": OmegaConf.to_container(cfg, resolve=True),
-        "wall_s": round(time.time() - t0, 3),
-    }
+    summary = stage_summary(cfg, prov, result, t0)
     if is_zero:
         write_json(run_dir / "summary.json", summary)
         log.info("summary: %s", run_dir / "summary.json")

@@ -177,7 +177,7 @@ def test_train_fraction_and_segments_restrict_training_clips_only(sim_file):
 
 def test_bad_input_is_one_sentence(sim_file, tmp_path):
     from neuroclips.data.simulate import config_for, simulate
-    from neuroclips.runtime import check_adapters
+    from neuroclips.stage_config import check_adapters
     from tests.conftest import SMALL, run_inprocess
 
     two = simulate(
