@@ -167,7 +167,11 @@ def write_table(args, done: dict, baseline: dict, wall: float) -> None:
 
     def ms(c: str, split: str) -> str:
         v = [done[f"{c}_s{s}"][split] for s in seeds if f"{c}_s{s}" in done]
-        return f"{np.mean(v):.3f} ± {np.std(v):.3f}" if v else "–"
+        if not v:
+            return "–"
+        return f"{np.mean(v):.3f} ± {np.std(v):.3f}" + (
+            "" if len(v) == len(seeds) else f" ({len(v)} of {len(seeds)} seeds)"
+        )
 
     def walls(c: str) -> str:
         return f"{sum(done[f'{c}_s{s}']['wall_s'] for s in seeds if f'{c}_s{s}' in done):.0f}"
