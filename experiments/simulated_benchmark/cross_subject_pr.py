@@ -106,6 +106,13 @@ def main() -> None:
         "--table-seeds", type=int, nargs="+", default=None, help="seeds in the table (default --seeds)"
     )
     p.add_argument("--out", type=Path, default=Path(__file__).with_name("cross_subject_results.md"))
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="the per-run result files (default WORK/results); a run whose "
+        "file exists is not run again, e.g. experiments/simulated_benchmark/cross_subject_pr_runs",
+    )
     args = p.parse_args()
     work, runs = args.work, args.work / "runs"
     t0 = time.time()
@@ -116,7 +123,9 @@ def main() -> None:
     data_file = work / "data" / "simulated_tiny.h5"
     full = [f"train.pr.max_epochs={args.epochs}"]
     small = [f"train.pr.max_epochs={args.small_epochs}", f"data.train_fraction={args.fraction}"]
-    results = work / "results"  # one file per finished run: seeds may run in parallel invocations
+    # one file per finished run: seeds may run in parallel invocations, and a later session can add seeds to the
+    # committed files (cross_subject_pr_runs/) instead of rerunning them
+    results = args.results or work / "results"
     results.mkdir(parents=True, exist_ok=True)
     truth = None
     for seed in args.seeds:
