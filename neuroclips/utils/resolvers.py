@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 
 from neuroclips.data.schema import SUBJECT_VOXELS
 from neuroclips.subjects import roster_group_id, roster_voxels
+from neuroclips.utils.seeding import REFERENCE_VIDEO_SEED
 
 
 def register() -> None:
@@ -19,6 +20,8 @@ def register() -> None:
     OmegaConf.register_new_resolver("nc.subj_voxels", roster_voxels, replace=True)
     # conf/subj's voxel counts: the data layer's one table (data/schema.SUBJECT_VOXELS, what files are checked against)
     OmegaConf.register_new_resolver("nc.cc2017_voxels", lambda subj: SUBJECT_VOXELS[int(subj)], replace=True)
+    # video.seed's default: the reference's fixed seed, written once (utils/seeding.REFERENCE_VIDEO_SEED)
+    OmegaConf.register_new_resolver("nc.reference_video_seed", lambda: REFERENCE_VIDEO_SEED, replace=True)
 
 
 register()
