@@ -10,7 +10,7 @@
    the rms across the 40 held-out clips of the clip-dependent part / of the clip-independent part.
    `--order blocks` draws the consecutive 8-clip batches in a random order each pass instead of in movie order;
    `--centre` fits targets minus the mean training latent; `--decoder-lr` gives the decoder its own constant lr;
-   `--zero-out` starts the decoder's last conv at zero.
+   `--zero-out` starts the decoder's last conv at zero; `--ridge-lr` gives the ridge and Inception Extension theirs.
 
 Usage (repo root, after stage=standins and stage=targets on the data file):
   python experiments/simulated_benchmark/pr_head_dynamics.py --norm group --steps 50
@@ -49,6 +49,9 @@ def main() -> None:
     parser.add_argument("--order", choices=("movie", "blocks"), default="movie")
     parser.add_argument("--centre", action="store_true", help="fit targets minus the mean training latent")
     parser.add_argument("--decoder-lr", type=float, default=None)
+    parser.add_argument(
+        "--ridge-lr", type=float, default=None, help="lr of the ridge and Inception Extension"
+    )
     parser.add_argument("--zero-out", action="store_true", help="decoder.conv_out starts at zero")
     args = parser.parse_args()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
@@ -85,10 +88,13 @@ def main() -> None:
     if args.zero_out:
         torch.nn.init.zeros_(net.decoder.conv_out.weight)
         torch.nn.init.zeros_(net.decoder.conv_out.bias)
-    decoder = {id(p) for p in net.decoder.parameters()}
+    decoder = list(net.decoder.parameters())
+    adapters = list(net.ridge.parameters()) + list(net.inception.parameters())
+    own = {id(p) for p in decoder + adapters}
     groups = [
-        {"params": [p for p in net.parameters() if id(p) not in decoder]},
-        {"params": list(net.decoder.parameters()), "lr": args.decoder_lr or args.lr},
+        {"params": [p for p in net.parameters() if id(p) not in own]},
+        {"params": decoder, "lr": args.decoder_lr or args.lr},
+        {"params": adapters, "lr": args.ridge_lr or args.lr},
     ]
     optimizer = torch.optim.AdamW(groups, lr=args.lr, weight_decay=0.01)
     block_order = torch.Generator().manual_seed(args.seed)
