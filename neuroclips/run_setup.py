@@ -3,8 +3,10 @@ writes once its checks passed (``config.yaml``, ``train.log``), and the removal 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -12,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from neuroclips.errors import ConfigError, StageError
 from neuroclips.resume import RESUME_MODES
 from neuroclips.utils.atomic import format_bytes, remove_orphan_tmp
+from neuroclips.utils.run_lock import acquire_run_lock
 
 log = logging.getLogger("neuroclips")
 
@@ -66,6 +69,25 @@ class RunFiles:
             logging.getLogger().removeHandler(self._handler)
             self._handler.close()
             self._handler = None
+
+
+@contextlib.contextmanager
+def locked_run_dir(run_dir: Path) -> Iterator[Path]:
+    """The run dir for the span of a run: created with its parents, locked (one run per run dir; DDP ranks and stage
+    subprocesses share their launch's lock), and, when the run is refused or fails, the folders it created removed
+    again (no empty folders left behind)."""
+    created = [d for d in (run_dir, *run_dir.parents) if not d.exists()]
+    make_run_dir(run_dir)
+    lock = acquire_run_lock(run_dir)
+    failed = True
+    try:
+        yield run_dir
+        failed = False
+    finally:
+        lock.release()
+        for d in created if failed else []:
+            with contextlib.suppress(OSError):
+                d.rmdir()
 
 
 def remove_orphans(cfg: DictConfig, run_dir: Path) -> None:

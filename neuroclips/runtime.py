@@ -32,9 +32,8 @@ from neuroclips.outputs import OutputStore
 from neuroclips.process_setup import env_rank, finish_loggers, setup_environment
 from neuroclips.provenance import Provenance
 from neuroclips.resume import clips_to_do, resume_point
-from neuroclips.run_dir import locked_run_dir
 from neuroclips.run_record import checkpoint_metadata, fit_result, previous_result, stage_summary
-from neuroclips.run_setup import RunFiles, check_top_level, remove_orphans
+from neuroclips.run_setup import RunFiles, check_top_level, locked_run_dir, remove_orphans
 from neuroclips.stage_config import (
     check_adapters,
     check_every_n_train_steps,
