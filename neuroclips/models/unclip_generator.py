@@ -100,6 +100,9 @@ class UnclipComponents:
     unet: UNet2DConditionModel
     vae: AutoencoderKL
     scheduler: EulerDiscreteScheduler
+    weights: str = (
+        "random"  # where the nets' weights came from: "random" or the unclip6 file read (reports say so)
+    )
 
 
 def unclip_configs(size: str, context_dim: int | None = None) -> dict:
@@ -136,4 +139,5 @@ def build_unclip(
         module.requires_grad_(False).eval()
     with torch.device("cpu"):  # scheduler tables are data, also in dry runs on the meta device
         scheduler = EulerDiscreteScheduler(**UNCLIP_SCHEDULER)
-    return UnclipComponents(unet=unet, vae=vae, scheduler=scheduler)
+    weights = str(unclip_file) if pretrained == "local" else "random"
+    return UnclipComponents(unet=unet, vae=vae, scheduler=scheduler, weights=weights)
