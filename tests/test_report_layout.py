@@ -69,6 +69,20 @@ def test_simulated_report_has_captions_titled_columns_and_no_paper_rows(sim_file
     assert "nearest training clip" in md
 
 
+def test_report_names_a_fitted_unclip_as_fitted(sim_file, tmp_path):
+    from neuroclips.report import render_markdown
+
+    store = tmp_path / "outputs"
+    (store / "caption").mkdir(parents=True)
+    weights = "data/standins/unclip/unclip6_tiny.safetensors"
+    sidecar = {"text": "a red star", "caption_source": "nearest_train", "unclip_weights": weights}
+    (store / "caption" / "00001.json").write_text(json.dumps(sidecar))
+    md = render_markdown(_doc(sim_file, store))
+    assert f"the VAE; the unCLIP keyframe generator ({weights})" in md
+    assert "Random (untrained) stand-ins: the AnimateDiff video generator, clip_adjacent" in md
+    assert "keyframe column is drawn by the fitted unCLIP" in md
+
+
 def test_paper_rows_stay_for_data_that_is_not_simulated(tmp_path):
     from neuroclips.report import render_markdown
 

@@ -40,19 +40,34 @@ CAPTION_SOURCES_TEXT = {
 }
 
 
-def standins_line(doc: dict, caption_source: str | None = None) -> str:
-    """Scale tiny: which frozen models were fitted stand-ins and which are random (fitted ones are labelled so)."""
+def standins_line(doc: dict, caption_source: str | None = None, unclip_weights: str | None = None) -> str:
+    """Scale tiny: which frozen models were fitted stand-ins and which are random (fitted ones are labelled so).
+    ``unclip_weights``: the keyframe stage's unCLIP weights as its sidecars record them ("random" or a file)."""
     fitted = {k: v for k, v in doc["models"].items() if "stand-in" in str(v)}
     random = [k for k in doc["models"] if k not in fitted]
     captions = CAPTION_SOURCES_TEXT.get(caption_source or "blip2", str(caption_source))
+    unclip_fitted = unclip_weights not in (None, "random")
+    fitted_generators = f"; the unCLIP keyframe generator ({unclip_weights})" if unclip_fitted else ""
+    random_generators = (
+        "the AnimateDiff video generator"
+        if unclip_fitted
+        else ("the unCLIP keyframe generator, the AnimateDiff video generator")
+    )
+    meaning = (
+        "The keyframe column is drawn by the fitted unCLIP from the predicted tokens; the video column comes from "
+        "the random AnimateDiff, so it shows that the pipeline runs end to end, not reconstruction quality"
+        if unclip_fitted
+        else "The keyframe and video columns therefore show that the pipeline runs end to end, not reconstruction "
+        "quality"
+    )
     return (
         "Scale tiny, frozen models. Fitted stand-ins (stage=standins, on the simulated training clips only): the VAE"
+        + fitted_generators
         + "".join(f"; {k}: {v}" for k, v in fitted.items())
-        + ". Random (untrained) stand-ins: the unCLIP keyframe generator, the AnimateDiff video generator"
+        + f". Random (untrained) stand-ins: {random_generators}"
         + "".join(f", {k}" for k in random)
-        + f". Captions: {captions}. The keyframe and video columns therefore show that the pipeline runs end to "
-        "end, not reconstruction quality, and scores of random models measure nothing; the blurry column comes "
-        "from the trained Perceptual Reconstructor."
+        + f". Captions: {captions}. {meaning}, and scores of random models measure nothing; the blurry column "
+        "comes from the trained Perceptual Reconstructor."
     )
 
 
@@ -81,7 +96,8 @@ def settings_lines(doc: dict) -> list[str]:
     ]
     if doc["scale"] == "tiny":
         sidecars = stored_captions(doc)
-        lines.append(standins_line(doc, next((m.get("caption_source") for m in sidecars.values()), None)))
+        first = next(iter(sidecars.values()), {})
+        lines.append(standins_line(doc, first.get("caption_source"), first.get("unclip_weights")))
     if on_simulated_data(doc):
         lines[[i for i, line in enumerate(lines) if line.startswith("Paper rows")][0]] = (
             "Paper rows: not shown — the ground truth here is simulated (neuroclips.data.simulate), so "

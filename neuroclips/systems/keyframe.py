@@ -126,6 +126,7 @@ class KeyframeGenerator(pl.LightningModule):
         self.ridge, self.backbone, self.diffusion_prior = ridge, backbone, diffusion_prior
         self.unet, self.vae = unclip.unet, unclip.vae
         self.scheduler = unclip.scheduler
+        self.unclip_weights = unclip.weights
         self.captioner = captioner
         self.caption_bank = caption_bank
         self.recipe = self.options.recipe(sampler)
@@ -240,7 +241,14 @@ class KeyframeGenerator(pl.LightningModule):
             "clip_voxels": clip_voxels,
             "prior_tokens": prior_tokens,
             "seed": [options.seed] * len(clips),
-            "meta": [{"clip_seed": s, "caption_source": options.caption_source} for s in seeds],
+            "meta": [
+                {
+                    "clip_seed": s,
+                    "caption_source": options.caption_source,
+                    "unclip_weights": self.unclip_weights,
+                }
+                for s in seeds
+            ],
         }
 
 
