@@ -60,7 +60,7 @@ def main(argv=None) -> Path:
 
 Does each reconstructor learn something real on `neuroclips.data.simulate`'s data, measured against a baseline?
 Regenerate everything here with one command: `make learning-check` (about 45 minutes on a 2-core CPU).
-The hand-written readings of each table are in `sr_results.md` and `pr_results.md`.
+The hand-written readings of each table are in `sr_results.md`, `pr_results.md` and `unclip_standin.md`.
 
 ## Semantic Reconstructor versus a closed-form ridge (validation top-1 retrieval)
 
@@ -68,12 +68,16 @@ The hand-written readings of each table are in `sr_results.md` and `pr_results.m
 ## Perceptual Reconstructor versus the mean training frame (validation clips)
 
 {generated_block(HERE / "pr_results.md")}
+## Fitted tiny unCLIP versus the random one and the mean training frame (test clips, true tokens)
+
+{generated_block(HERE / "unclip_standin.md")}
 ## The demo's metrics
 
 {demo_table(args.demo_metrics)}
-At tiny scale the frozen generators (unCLIP, AnimateDiff, classifiers) are random: the keyframe and video rows
-show that the pipeline runs and is scored end to end, not reconstruction quality; the blurry row reflects the
-trained Perceptual Reconstructor.
+In the demo the unCLIP image generator and the N-way classifiers are tiny stand-ins fitted by `stage=standins` on
+the simulated training clips (`unclip_standin.md`, `nway_classifiers.md`); the AnimateDiff video generator is still
+random, so the video row shows that the pipeline runs and is scored end to end, not reconstruction quality; the
+blurry row reflects the trained Perceptual Reconstructor.
 """
     args.out.write_text(text)
     print(f"wrote {args.out}")
