@@ -282,13 +282,20 @@ def _load_dreambooth(path, cfg: dict, tokenizer: CLIPTokenizer):
             root, "scheduler", dict(VIDEO_SCHEDULER, _class_name="DDIMScheduler"), "scheduler_config.json"
         )
         tokenizer.save_pretrained(root / "tokenizer")
-        sd = StableDiffusionPipeline.from_single_file(
-            str(path),
-            config=str(root),
-            local_files_only=True,
-            safety_checker=None,
-            requires_safety_checker=False,
-        )
+        try:
+            sd = StableDiffusionPipeline.from_single_file(
+                str(path),
+                config=str(root),
+                local_files_only=True,
+                safety_checker=None,
+                requires_safety_checker=False,
+            )
+        except Exception as err:  # diffusers says "meta tensor" or "component missing": name the file instead
+            raise ValueError(
+                f"{path} (config field scale.gen.video.dreambooth_file): expected an SD-1.5 single file with every "
+                "UNet, VAE and text-encoder weight of the scale.gen.size architecture, found one diffusers cannot "
+                f"load ({type(err).__name__}: {str(err).splitlines()[0][:160]})."
+            ) from err
     return sd.unet, sd.vae, sd.text_encoder
 
 

@@ -56,9 +56,20 @@ def encode_tokens(encoder: nn.Module, images: torch.Tensor, chunk: int = 256) ->
 @torch.no_grad()
 def fit_latent_scale_and_output(vae, images: torch.Tensor) -> float:
     """Re-parametrise a fitted AutoencoderKL in place (outputs of encode→decode unchanged up to the two affine maps
-    below); returns the latent std before the change. (a) latent mean ×a, log-variance +2·ln a in ``quant_conv``,
-    ÷a in ``post_quant_conv``, a = 1 / (std · scaling_factor); (b) decoder output y → (y + 1 − 2·0.2) / (2·0.8), so
-    that 0.8·y' + 0.2 = (y + 1) / 2, the frame in [0, 1]."""
+    below); returns the latent std before the change. (a) ``rescale_latents``; (b) decoder output
+    y → (y + 1 − 2·0.2) / (2·0.8), so that 0.8·y' + 0.2 = (y + 1) / 2, the frame in [0, 1]."""
+    std = rescale_latents(vae, images)
+    scale, shift = MINDEYE2_OUTPUT
+    vae.decoder.conv_out.weight /= 2 * scale
+    vae.decoder.conv_out.bias.add_(1 - 2 * shift).div_(2 * scale)
+    return std
+
+
+@torch.no_grad()
+def rescale_latents(vae, images: torch.Tensor) -> float:
+    """Make latents × the config's fixed ``scaling_factor`` unit-variance, exactly (decoded images unchanged):
+    latent mean ×a, log-variance +2·ln a in ``quant_conv``, ÷a in ``post_quant_conv``, a = 1 / (std · scaling_factor).
+    Returns the latent std before the change."""
     latents = torch.cat(
         [vae.encode(images[i : i + 256] * 2 - 1).latent_dist.mode() for i in range(0, len(images), 256)]
     )
@@ -69,9 +80,6 @@ def fit_latent_scale_and_output(vae, images: torch.Tensor) -> float:
     vae.quant_conv.bias[:c] *= a
     vae.quant_conv.bias[c:] += 2 * math.log(a)
     vae.post_quant_conv.weight /= a
-    scale, shift = MINDEYE2_OUTPUT
-    vae.decoder.conv_out.weight /= 2 * scale
-    vae.decoder.conv_out.bias.add_(1 - 2 * shift).div_(2 * scale)
     return std
 
 

@@ -1,6 +1,6 @@
 """Stage `standins`: fit the small tiny-scale AutoencoderKL (and, when configured, the tiny N-way classifiers of
-neuroclips.tasks.standin_classifiers, the tiny BLIP-2 captioner of neuroclips.tasks.standin_captioner and the tiny
-unCLIP of neuroclips.tasks.standin_unclip) to the simulated training frames, once.
+neuroclips.tasks.standin_classifiers, the tiny BLIP-2 captioner of neuroclips.tasks.standin_captioner, the tiny
+unCLIP of neuroclips.tasks.standin_unclip and the tiny AnimateDiff + SparseCtrl of neuroclips.tasks.standin_video) to the simulated training frames, once.
 
 Why: a randomly initialised VAE makes the PR's pixel-space results meaningless (its decoder maps any latent to
 noise), so at `scale=tiny` the frozen SD-VAE is replaced by a small AutoencoderKL fitted here to the training
@@ -32,6 +32,7 @@ from neuroclips.tasks.standin_captioner import TinyCaptionerStandin
 from neuroclips.tasks.standin_classifiers import TinyClassifierStandins
 from neuroclips.tasks.standin_marker import marker_matches, write_marker
 from neuroclips.tasks.standin_unclip import TinyUnclipStandin
+from neuroclips.tasks.standin_video import TinyVideoStandin
 from neuroclips.utils.atomic import atomic_folder
 
 log = logging.getLogger("neuroclips")
@@ -148,11 +149,13 @@ class TinyVaeStandin:
         classifiers: TinyClassifierStandins | None = None,
         captioner: TinyCaptionerStandin | None = None,
         unclip: TinyUnclipStandin | None = None,
+        video: TinyVideoStandin | None = None,
     ) -> None:
         self.out_dir = Path(out_dir)
         self.classifiers = classifiers if classifiers is not None and classifiers.enabled else None
         self.captioner = captioner if captioner is not None and captioner.enabled else None
         self.unclip = unclip if unclip is not None and unclip.enabled else None
+        self.video = video if video is not None and video.enabled else None
         self.enabled = enabled
         self.architecture = dict(
             block_out_channels=list(block_out_channels),
@@ -227,6 +230,13 @@ class TinyVaeStandin:
                 metrics["unclip_reused"] = True
             else:
                 metrics["unclip"] = self.unclip.fit_and_save(ctx.data_file, held_out, fingerprint)
+        if self.video is not None:
+            outputs["video"] = str(self.video.out_dir)
+            if self.video.is_current(fingerprint) and not self.overwrite:
+                log.info("standins: video generator is up to date for %s", ctx.data_file)
+                metrics["video_reused"] = True
+            else:
+                metrics["video"] = self.video.fit_and_save(ctx.data_file, held_out, fingerprint)
         return StageResult(metrics=metrics, outputs=outputs)
 
     def _fit_vae(self, data_file: str, held_out: np.ndarray, run_fingerprint: str | None) -> dict:
