@@ -173,6 +173,7 @@ def test_video_same_frames_with_batch_1_4_and_two_ranks_then_fusion(sim_file, tm
     assert np.abs(vids["b1"] - vids["b4"]).max() <= 1 and np.abs(vids["b1"] - vids["ddp"]).max() <= 1
     meta = json.loads((tmp_path / "runs/b1/subj1/outputs/video/00003.json").read_text())
     assert meta["seed"] == 12099779162349365895 and meta["alpha_mode"] == "code_t0"
+    assert meta["video_weights"] == "random"  # the report names the generator random from this
 
     # fusion on b1: threshold -1 links every neighbour pair in the same segment
     run_inprocess(["stage=fusion", "logger=none", "name=b1", "fusion.threshold=-1"], tmp_path, sim_file)

@@ -63,8 +63,8 @@ def test_simulated_report_has_captions_titled_columns_and_no_paper_rows(sim_file
     assert "(paper)" not in md and "not comparable" in md
     assert "Fitted stand-ins" in md and "frame_classifier: tiny ViT fitted" in md
     assert (
-        "Random (untrained) stand-ins: the unCLIP keyframe generator, the AnimateDiff video generator, "
-        "clip_adjacent" in md
+        "Random (untrained) stand-ins: the unCLIP keyframe generator, the AnimateDiff + SparseCtrl video "
+        "generator, clip_adjacent" in md
     )
     assert "nearest training clip" in md
 
@@ -79,8 +79,24 @@ def test_report_names_a_fitted_unclip_as_fitted(sim_file, tmp_path):
     (store / "caption" / "00001.json").write_text(json.dumps(sidecar))
     md = render_markdown(_doc(sim_file, store))
     assert f"the VAE; the unCLIP keyframe generator ({weights})" in md
-    assert "Random (untrained) stand-ins: the AnimateDiff video generator, clip_adjacent" in md
-    assert "keyframe column is drawn by the fitted unCLIP" in md
+    assert "Random (untrained) stand-ins: the AnimateDiff + SparseCtrl video generator, clip_adjacent" in md
+    assert "keyframe column is drawn by its fitted generator; the video column comes from a random one" in md
+
+
+def test_report_names_both_fitted_generators_and_no_random_one(sim_file, tmp_path):
+    from neuroclips.report import render_markdown
+
+    store = tmp_path / "outputs"
+    for kind, sidecar in {
+        "caption": {"text": "a red star", "caption_source": "nearest_train", "unclip_weights": "u.safetensors"},
+        "video": {"clip_index": 1, "video_weights": "data/standins/video"},
+    }.items():
+        (store / kind).mkdir(parents=True)
+        (store / kind / "00001.json").write_text(json.dumps(sidecar))
+    md = render_markdown(_doc(sim_file, store))
+    assert "the AnimateDiff + SparseCtrl video generator (data/standins/video)" in md
+    assert "Random (untrained) stand-ins: clip_adjacent" in md  # only the random eval model is left
+    assert "video generator, clip" not in md and "keyframe and video columns are drawn by the fitted" in md
 
 
 def test_paper_rows_stay_for_data_that_is_not_simulated(tmp_path):

@@ -226,6 +226,8 @@ def build_video_pipeline(
     set_motion_norm(pipe.unet, motion_norm)
     set_motion_norm(pipe.controlnet, motion_norm)
     pipe.set_progress_bar_config(disable=True)
+    # where the weights came from, for the outputs' sidecars and the report: "random" or the DreamBooth file's folder
+    pipe.weights = "random" if pretrained == "random" else str(Path(str(dreambooth_file)).parent)
     for module in (pipe.unet, pipe.vae, pipe.text_encoder, pipe.controlnet):
         module.requires_grad_(False).eval()
     return pipe

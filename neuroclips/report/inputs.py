@@ -33,6 +33,18 @@ def stored_captions(doc: dict, clips=None) -> dict[int, dict]:
     return out
 
 
+def first_sidecar(doc: dict, kind: str) -> dict:
+    """The first clip's JSON sidecar of one kind in our outputs store (`<source>/<kind>/<clip>.json`), or {}."""
+    folder = Path(str(doc.get("source", ""))) / kind
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        if path.stem.isdigit():
+            try:
+                return json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+    return {}
+
+
 def ground_truth_captions(doc: dict) -> dict[int, str]:
     """The data file's captions of the evaluated split, by clip index ({} when the file has none)."""
     try:

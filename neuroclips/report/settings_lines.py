@@ -3,7 +3,7 @@ models, presets, intervals, model selection, stand-ins, what was not scored)."""
 
 from __future__ import annotations
 
-from neuroclips.report.inputs import on_simulated_data, stored_captions
+from neuroclips.report.inputs import first_sidecar, on_simulated_data, stored_captions
 
 
 def model_selection_line(doc: dict) -> str | None:
@@ -40,34 +40,48 @@ CAPTION_SOURCES_TEXT = {
 }
 
 
-def standins_line(doc: dict, caption_source: str | None = None, unclip_weights: str | None = None) -> str:
+def standins_line(
+    doc: dict,
+    caption_source: str | None = None,
+    unclip_weights: str | None = None,
+    video_weights: str | None = None,
+) -> str:
     """Scale tiny: which frozen models were fitted stand-ins and which are random (fitted ones are labelled so).
-    ``unclip_weights``: the keyframe stage's unCLIP weights as its sidecars record them ("random" or a file)."""
+    ``unclip_weights`` / ``video_weights``: the keyframe / video stage's generator weights as their sidecars record
+    them ("random", or the file or folder read)."""
     fitted = {k: v for k, v in doc["models"].items() if "stand-in" in str(v)}
     random = [k for k in doc["models"] if k not in fitted]
     captions = CAPTION_SOURCES_TEXT.get(caption_source or "blip2", str(caption_source))
-    unclip_fitted = unclip_weights not in (None, "random")
-    fitted_generators = f"; the unCLIP keyframe generator ({unclip_weights})" if unclip_fitted else ""
-    random_generators = (
-        "the AnimateDiff video generator"
-        if unclip_fitted
-        else ("the unCLIP keyframe generator, the AnimateDiff video generator")
-    )
-    meaning = (
-        "The keyframe column is drawn by the fitted unCLIP from the predicted tokens; the video column comes from "
-        "the random AnimateDiff, so it shows that the pipeline runs end to end, not reconstruction quality"
-        if unclip_fitted
-        else "The keyframe and video columns therefore show that the pipeline runs end to end, not reconstruction "
-        "quality"
-    )
+    generators = {
+        "keyframe": ("the unCLIP keyframe generator", unclip_weights),
+        "video": ("the AnimateDiff + SparseCtrl video generator", video_weights),
+    }
+    fitted_gen = {col: f"{name} ({w})" for col, (name, w) in generators.items() if w not in (None, "random")}
+    random_gen = [name for col, (name, _) in generators.items() if col not in fitted_gen]
+    if not random_gen:
+        meaning = (
+            "The keyframe and video columns are drawn by the fitted generators from what the SR and PR predicted"
+        )
+    elif fitted_gen:
+        drawn, noise = ("keyframe", "video") if "keyframe" in fitted_gen else ("video", "keyframe")
+        meaning = (
+            f"The {drawn} column is drawn by its fitted generator; the {noise} column comes from a random one, so "
+            "it shows that the pipeline runs end to end, not reconstruction quality"
+        )
+    else:
+        meaning = (
+            "The keyframe and video columns therefore show that the pipeline runs end to end, not reconstruction "
+            "quality"
+        )
+    untrained = random_gen + random
     return (
         "Scale tiny, frozen models. Fitted stand-ins (stage=standins, on the simulated training clips only): the VAE"
-        + fitted_generators
+        + "".join(f"; {v}" for v in fitted_gen.values())
         + "".join(f"; {k}: {v}" for k, v in fitted.items())
-        + f". Random (untrained) stand-ins: {random_generators}"
-        + "".join(f", {k}" for k in random)
-        + f". Captions: {captions}. {meaning}, and scores of random models measure nothing; the blurry column "
-        "comes from the trained Perceptual Reconstructor."
+        + (f". Random (untrained) stand-ins: {', '.join(untrained)}" if untrained else "")
+        + f". Captions: {captions}. {meaning}"
+        + (", and scores of random models measure nothing" if untrained else "")
+        + "; the blurry column comes from the trained Perceptual Reconstructor."
     )
 
 
@@ -95,9 +109,13 @@ def settings_lines(doc: dict) -> list[str]:
         "Paper rows: NeuroClips Table 1 as published (N-way by the MinD-Video code; SSIM/PSNR settings unstated).",
     ]
     if doc["scale"] == "tiny":
-        sidecars = stored_captions(doc)
-        first = next(iter(sidecars.values()), {})
-        lines.append(standins_line(doc, first.get("caption_source"), first.get("unclip_weights")))
+        first = next(iter(stored_captions(doc).values()), {})
+        video = first_sidecar(doc, "video")
+        lines.append(
+            standins_line(
+                doc, first.get("caption_source"), first.get("unclip_weights"), video.get("video_weights")
+            )
+        )
     if on_simulated_data(doc):
         lines[[i for i, line in enumerate(lines) if line.startswith("Paper rows")][0]] = (
             "Paper rows: not shown — the ground truth here is simulated (neuroclips.data.simulate), so "

@@ -111,7 +111,13 @@ class VideoGenerator(pl.LightningModule):
             "video": video,
             "seed": [r.seed] * len(clips),
             "meta": [
-                {"caption": c, "alpha_mode": r.alpha_mode, "use_keyframe": r.use_keyframe, "steps": r.steps}
+                {
+                    "caption": c,
+                    "alpha_mode": r.alpha_mode,
+                    "use_keyframe": r.use_keyframe,
+                    "steps": r.steps,
+                    "video_weights": getattr(self.pipeline, "weights", "random"),
+                }
                 for c in (inputs.get("caption") or [""] * len(clips))
             ],
         }
