@@ -88,7 +88,11 @@ def test_report_names_both_fitted_generators_and_no_random_one(sim_file, tmp_pat
 
     store = tmp_path / "outputs"
     for kind, sidecar in {
-        "caption": {"text": "a red star", "caption_source": "nearest_train", "unclip_weights": "u.safetensors"},
+        "caption": {
+            "text": "a red star",
+            "caption_source": "nearest_train",
+            "unclip_weights": "u.safetensors",
+        },
         "video": {"clip_index": 1, "video_weights": "data/standins/video"},
     }.items():
         (store / kind).mkdir(parents=True)

@@ -59,9 +59,7 @@ def standins_line(
     fitted_gen = {col: f"{name} ({w})" for col, (name, w) in generators.items() if w not in (None, "random")}
     random_gen = [name for col, (name, _) in generators.items() if col not in fitted_gen]
     if not random_gen:
-        meaning = (
-            "The keyframe and video columns are drawn by the fitted generators from what the SR and PR predicted"
-        )
+        meaning = "The keyframe and video columns are drawn by the fitted generators from what the SR and PR predicted"
     elif fitted_gen:
         drawn, noise = ("keyframe", "video") if "keyframe" in fitted_gen else ("video", "keyframe")
         meaning = (
