@@ -18,6 +18,10 @@ SMALLEST = [
     "train.pr.max_epochs=1",
     "train.standins.vae.steps=20",
     "train.standins.classifiers.steps=5",
+    "train.standins.unclip.vae.steps=4",
+    "train.standins.unclip.unet.steps=4",
+    "train.standins.video.vae.steps=4",
+    "train.standins.video.unet.steps=4",
     "data.predict_clips=[0,1,2,3]",
     "trainer.enable_progress_bar=false",
 ]
