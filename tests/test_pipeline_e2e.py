@@ -40,7 +40,7 @@ def test_every_stage_chains_and_a_rerun_skips_finished_ones(sim_copy, tmp_path):
     metrics = json.loads((root / "eval" / "metrics.json").read_text())
     assert metrics["kinds"]["video"]["n_clips"] == 4
     again = run_cli(SMALLEST, tmp_path, sim_copy, module="neuroclips.pipeline", timeout=600)
-    assert again.stdout.count("finished with the same fingerprint, skipped") == 9
+    assert again.stdout.count("finished with the same fingerprint, skipped") == 9, again.stdout
 
     # a PR setting changes: exactly pr and what reads it rerun (blurry, video, eval), each saying why
     changed = run_cli(
