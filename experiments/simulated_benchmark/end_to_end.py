@@ -185,7 +185,10 @@ def write_table(args, doc: dict, rows: dict[str, dict], seconds: float) -> None:
         "Does the final video beat the baselines (the issue's check)? " + "; ".join(beats) + ".",
         "",
     ]
-    args.out.write_text("\n".join(lines))
+    start, end = "<!-- generated table: start end_to_end -->", "<!-- generated table: end end_to_end -->"
+    old = args.out.read_text() if args.out.exists() else ""
+    reading = old.split(end, 1)[1] if end in old else "\n"  # the hand-written reading below the table stays
+    args.out.write_text(start + "\n" + "\n".join(lines).strip() + "\n" + end + reading)
     print("\n".join(lines))
 
 

@@ -60,7 +60,7 @@ def main(argv=None) -> Path:
 
 Does each reconstructor learn something real on `neuroclips.data.simulate`'s data, measured against a baseline?
 Regenerate everything here with one command: `make learning-check` (about 45 minutes on a 2-core CPU).
-The hand-written readings of each table are in `sr_results.md`, `pr_results.md` and `unclip_standin.md`.
+The hand-written readings of each table are in `sr_results.md`, `pr_results.md`, `unclip_standin.md` and `video_standin.md`.
 
 ## Semantic Reconstructor versus a closed-form ridge (validation top-1 retrieval)
 
@@ -71,13 +71,18 @@ The hand-written readings of each table are in `sr_results.md`, `pr_results.md` 
 ## Fitted tiny unCLIP versus the random one and the mean training frame (test clips, true tokens)
 
 {generated_block(HERE / "unclip_standin.md")}
+## Fitted tiny video generator with true inputs, and its ablations (test clips)
+
+{generated_block(HERE / "video_standin.md")}
+## End to end: the demo's final videos against the baselines and the method's ablations (test clips)
+
+{generated_block(HERE / "end_to_end.md")}
 ## The demo's metrics
 
 {demo_table(args.demo_metrics)}
-In the demo the unCLIP image generator and the N-way classifiers are tiny stand-ins fitted by `stage=standins` on
-the simulated training clips (`unclip_standin.md`, `nway_classifiers.md`); the AnimateDiff video generator is still
-random, so the video row shows that the pipeline runs and is scored end to end, not reconstruction quality; the
-blurry row reflects the trained Perceptual Reconstructor.
+In the demo the unCLIP image generator, the AnimateDiff + SparseCtrl video generator and the N-way classifiers are
+tiny stand-ins fitted by `stage=standins` on the simulated training clips (`unclip_standin.md`, `video_standin.md`,
+`nway_classifiers.md`); the blurry row reflects the trained Perceptual Reconstructor.
 """
     args.out.write_text(text)
     print(f"wrote {args.out}")
