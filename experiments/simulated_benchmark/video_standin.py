@@ -19,7 +19,6 @@ import argparse
 from pathlib import Path
 
 import h5py
-import numpy as np
 import torch
 import torch.nn.functional as F
 
