@@ -123,14 +123,9 @@ def test_fitted_unclip_loads_through_the_paper_loader_and_samples_keyframes(fitt
 
 
 def test_fitted_unclip_is_reused_only_for_the_same_data_and_settings(fitted):
-    task, _ = fitted
-    assert task.is_current({"frames_sha1": "x"})
-    assert not task.is_current({"frames_sha1": "other data"})
-    task.training["unet"]["steps"] += 1
-    try:
-        assert not task.is_current({"frames_sha1": "x"})
-    finally:
-        task.training["unet"]["steps"] -= 1
+    from tests.standin_checks import assert_reused_only_for_same_data_and_settings
+
+    assert_reused_only_for_same_data_and_settings(fitted[0], {"frames_sha1": "x"}, section="unet")
 
 
 def test_rescaled_vae_gives_unit_latents_and_frames_through_the_mindeye2_mapping(sim_file):

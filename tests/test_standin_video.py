@@ -159,14 +159,9 @@ def test_fitted_video_generator_loads_through_the_paper_loader_and_makes_videos(
 
 
 def test_fitted_video_generator_is_reused_only_for_the_same_data_and_settings(fitted):
-    task, _ = fitted
-    assert task.is_current({"frames_sha1": "x"})
-    assert not task.is_current({"frames_sha1": "other data"})
-    task.training["unet"]["keyframe_drop"] = 0.0
-    try:
-        assert not task.is_current({"frames_sha1": "x"})
-    finally:
-        task.training["unet"]["keyframe_drop"] = UNET["keyframe_drop"]
+    from tests.standin_checks import assert_reused_only_for_same_data_and_settings
+
+    assert_reused_only_for_same_data_and_settings(fitted[0], {"frames_sha1": "x"}, section="unet")
 
 
 def test_fit_is_deterministic_for_a_seed(sim_file, fitted, tmp_path):

@@ -211,33 +211,30 @@ class TinyVaeStandin:
                 frame_classifier=str(self.classifiers.frame_dir),
                 video_classifier=str(self.classifiers.video_dir),
             )
-            if self.classifiers.is_current(fingerprint) and not self.overwrite:
-                log.info("standins: N-way classifiers are up to date for %s", ctx.data_file)
-                metrics["classifiers_reused"] = True
-            else:
-                metrics["classifiers"] = self.classifiers.fit_and_save(ctx.data_file, held_out, fingerprint)
+            self._fit_or_reuse(
+                "classifiers", "N-way classifiers are", ctx.data_file, held_out, fingerprint, metrics
+            )
         if self.captioner is not None:
             outputs["captioner"] = str(self.captioner.out_dir)
-            if self.captioner.is_current(fingerprint) and not self.overwrite:
-                log.info("standins: captioner is up to date for %s", ctx.data_file)
-                metrics["captioner_reused"] = True
-            else:
-                metrics["captioner"] = self.captioner.fit_and_save(ctx.data_file, held_out, fingerprint)
+            self._fit_or_reuse("captioner", "captioner is", ctx.data_file, held_out, fingerprint, metrics)
         if self.unclip is not None:
             outputs["unclip"] = str(self.unclip.out_file)
-            if self.unclip.is_current(fingerprint) and not self.overwrite:
-                log.info("standins: unCLIP is up to date for %s", ctx.data_file)
-                metrics["unclip_reused"] = True
-            else:
-                metrics["unclip"] = self.unclip.fit_and_save(ctx.data_file, held_out, fingerprint)
+            self._fit_or_reuse("unclip", "unCLIP is", ctx.data_file, held_out, fingerprint, metrics)
         if self.video is not None:
             outputs["video"] = str(self.video.out_dir)
-            if self.video.is_current(fingerprint) and not self.overwrite:
-                log.info("standins: video generator is up to date for %s", ctx.data_file)
-                metrics["video_reused"] = True
-            else:
-                metrics["video"] = self.video.fit_and_save(ctx.data_file, held_out, fingerprint)
+            self._fit_or_reuse("video", "video generator is", ctx.data_file, held_out, fingerprint, metrics)
         return StageResult(metrics=metrics, outputs=outputs)
+
+    def _fit_or_reuse(
+        self, key: str, what: str, data_file, held_out, fingerprint: dict, metrics: dict
+    ) -> None:
+        """Fit the extra stand-in ``self.<key>`` unless its files match this data and its settings already."""
+        standin = getattr(self, key)
+        if standin.is_current(fingerprint) and not self.overwrite:
+            log.info("standins: %s up to date for %s", what, data_file)
+            metrics[f"{key}_reused"] = True
+        else:
+            metrics[key] = standin.fit_and_save(data_file, held_out, fingerprint)
 
     def _fit_vae(self, data_file: str, held_out: np.ndarray, run_fingerprint: str | None) -> dict:
         frames = read_training_frames(data_file, held_out)
