@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from pathlib import Path
 
 import h5py
@@ -33,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from neuroclips.tasks.standin_fit_steps import FixedStepFit
 from neuroclips.tasks.standin_marker import marker_matches, write_marker
 from neuroclips.utils.atomic import atomic_folder
 
@@ -94,13 +94,10 @@ def fit_unet(unet, latents, tokens, *, steps, batch_size, lr, uncond_prob, seed)
     }
     noising = DDPMScheduler(**schedule)
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
-    warmup = min(0.3, max(0.05, 2.5 / steps))  # 5 % warm-up; longer for short fits, whose 5 % would be 1 step
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=warmup)
+    fit = FixedStepFit(unet.parameters(), lr=lr, steps=steps, what="unCLIP UNet")
     time_ids = torch.tensor([[768.0, 768.0, 0.0, 0.0]]).repeat(batch_size, 1)  # KeyframeRecipe's defaults
     no_text = torch.zeros(batch_size, 0)
     unet.requires_grad_(True).train()
-    start, loss = time.time(), torch.tensor(float("nan"))
     for step in range(steps):
         index = torch.randint(0, len(latents), (batch_size,), generator=generator)
         x0, context = latents[index], tokens[index].clone()
@@ -114,21 +111,9 @@ def fit_unet(unet, latents, tokens, *, steps, batch_size, lr, uncond_prob, seed)
             encoder_hidden_states=context,
             added_cond_kwargs={"text_embeds": no_text, "time_ids": time_ids},
         ).sample
-        loss = F.mse_loss(predicted, noise)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        if (step + 1) % max(1, steps // 10) == 0:
-            log.info(
-                "standins: unCLIP UNet step %d/%d, ε MSE %.4f (%.0f s)",
-                step + 1,
-                steps,
-                loss.item(),
-                time.time() - start,
-            )
+        fit.step(step, F.mse_loss(predicted, noise))
     unet.eval().requires_grad_(False)
-    return {"steps": steps, "eps_mse": loss.item(), "seconds": round(time.time() - start, 1)}
+    return fit.summary()
 
 
 def frame_pixcorr(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -7,7 +7,6 @@ embedding repeated per frame, SparseCtrl's residuals added to the UNet's down an
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +20,8 @@ from diffusers import (
     UNetMotionModel,
 )
 from transformers import CLIPTextConfig, CLIPTextModel
+
+from neuroclips.tasks.standin_fit_steps import FixedStepFit
 
 log = logging.getLogger("neuroclips")
 
@@ -134,12 +135,9 @@ def fit_video_unet(
     generator = torch.Generator().manual_seed(seed)
     modules = (nets.unet, nets.controlnet, nets.text_encoder)
     params = [p for m in modules for p in m.parameters()]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    warmup = min(0.3, max(0.05, 2.5 / steps))
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=warmup)
+    fit = FixedStepFit(params, lr=lr, steps=steps, what="video UNet")
     for m in modules:
         m.requires_grad_(True).train()
-    start, loss = time.time(), torch.tensor(float("nan"))
     for step in range(steps):
         index = torch.randint(0, len(videos), (batch_size,), generator=generator)
         batch_ids = ids[index].clone()
@@ -149,22 +147,10 @@ def fit_video_unet(
         t = torch.randint(0, noising.config.num_train_timesteps, (batch_size,), generator=generator)
         x_t = noising.add_noise(videos[index], noise, t)
         predicted = predict_noise(nets, x_t, t, batch_ids, keyframes[index], use_control, arch)
-        loss = F.mse_loss(predicted, noise)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        if (step + 1) % max(1, steps // 10) == 0:
-            log.info(
-                "standins: video UNet step %d/%d, ε MSE %.4f (%.0f s)",
-                step + 1,
-                steps,
-                loss.item(),
-                time.time() - start,
-            )
+        fit.step(step, F.mse_loss(predicted, noise))
     for m in modules:
         m.eval().requires_grad_(False)
-    return {"steps": steps, "eps_mse": loss.item(), "seconds": round(time.time() - start, 1)}
+    return fit.summary()
 
 
 @torch.no_grad()
