@@ -4,7 +4,7 @@ The inverse of what ``neuroclips.models.video_generator`` reads with ``pretraine
 video stand-in (tasks/standin_video.py) goes through the same strict loaders as the real weights:
 
 * the SD-1.5 DreamBooth single file (RealisticVision): LDM keys, UNet ``model.diffusion_model.*``
-  (``unclip_keys.diffusers_to_ldm_key``), VAE ``first_stage_model.*`` (``unclip_writer.diffusers_to_ldm_vae_key``),
+  (``unclip_keys.diffusers_to_ldm_key``), VAE ``first_stage_model.*`` (``unclip_writer.ldm_vae_state_dict``),
   text encoder ``cond_stage_model.transformer.text_model.*`` (the prefix diffusers' ``convert_ldm_clip_checkpoint`` removes);
 * the motion module file (``v3_sd15_mm.ckpt``) and the SparseCtrl-RGB file (``v3_sd15_sparsectrl_rgb.ckpt``):
   AnimateDiff's own motion-module names, the inverse of diffusers' ``convert_animatediff_checkpoint_to_diffusers``
@@ -19,8 +19,8 @@ import torch
 from diffusers import AutoencoderKL
 from transformers import CLIPTextModel
 
-from neuroclips.models.unclip_keys import LDM_UNET_PREFIX, LDM_VAE_PREFIX, diffusers_to_ldm_key
-from neuroclips.models.unclip_writer import diffusers_to_ldm_vae_key
+from neuroclips.models.unclip_keys import LDM_UNET_PREFIX, diffusers_to_ldm_key
+from neuroclips.models.unclip_writer import ldm_vae_state_dict
 
 LDM_TEXT_PREFIX = "cond_stage_model.transformer."
 _MOTION_NAMES = {  # diffusers name inside a motion transformer block -> AnimateDiff's
@@ -71,12 +71,7 @@ def dreambooth_state_dict(
 ) -> dict[str, torch.Tensor]:
     """{LDM key: tensor} of an SD-1.5 single file from the spatial UNet's state dict, the VAE and the text encoder."""
     state = {LDM_UNET_PREFIX + diffusers_to_ldm_key(k, unet_config): v for k, v in unet_state.items()}
-    num_up = len(vae.config.up_block_types)
-    for key, value in vae.state_dict().items():
-        ldm = diffusers_to_ldm_vae_key(key, num_up)
-        if ".attn_1." in ldm and ldm.endswith(".weight") and value.dim() == 2:
-            value = value[:, :, None, None]  # Linear -> 1×1 Conv2d, as LDM's AttnBlock stores it
-        state[LDM_VAE_PREFIX + ldm] = value
+    state.update(ldm_vae_state_dict(vae))
     for key, value in text_encoder.state_dict().items():  # transformers >= 5.6 drops the text_model level
         state[LDM_TEXT_PREFIX + (key if key.startswith("text_model.") else f"text_model.{key}")] = value
     expected = len(unet_state) + len(vae.state_dict()) + len(text_encoder.state_dict())

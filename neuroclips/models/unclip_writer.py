@@ -49,18 +49,25 @@ def diffusers_to_ldm_vae_key(key: str, num_up_blocks: int) -> str:
     raise KeyError(f"VAE key {key!r} has no LDM counterpart in this mapping")
 
 
-def unclip_state_dict(unet: UNet2DConditionModel, vae: AutoencoderKL) -> dict[str, torch.Tensor]:
-    """{sgm key: tensor} of both nets, as a MindEye2 unclip6 file's ``state_dict`` holds them."""
-    state = {
-        LDM_UNET_PREFIX + diffusers_to_ldm_key(k, unet.config): v.detach().clone()
-        for k, v in unet.state_dict().items()
-    }
+def ldm_vae_state_dict(vae: AutoencoderKL) -> dict[str, torch.Tensor]:
+    """{``first_stage_model.`` + LDM key: tensor} of an AutoencoderKL, as LDM / sgm single files hold it."""
+    state = {}
     num_up = len(vae.config.up_block_types)
     for key, value in vae.state_dict().items():
         ldm = diffusers_to_ldm_vae_key(key, num_up)
         if ".attn_1." in ldm and ldm.endswith(".weight") and value.dim() == 2:
             value = value[:, :, None, None]  # Linear -> 1×1 Conv2d, what sgm's AttnBlock stores
         state[LDM_VAE_PREFIX + ldm] = value.detach().clone()
+    return state
+
+
+def unclip_state_dict(unet: UNet2DConditionModel, vae: AutoencoderKL) -> dict[str, torch.Tensor]:
+    """{sgm key: tensor} of both nets, as a MindEye2 unclip6 file's ``state_dict`` holds them."""
+    state = {
+        LDM_UNET_PREFIX + diffusers_to_ldm_key(k, unet.config): v.detach().clone()
+        for k, v in unet.state_dict().items()
+    }
+    state.update(ldm_vae_state_dict(vae))
     if len(state) != len(unet.state_dict()) + len(vae.state_dict()):
         raise AssertionError(
             "unclip writer: the key mapping is not one-to-one; check the UNet and VAE configs."

@@ -3,7 +3,7 @@ models, presets, intervals, model selection, stand-ins, what was not scored)."""
 
 from __future__ import annotations
 
-from neuroclips.report.inputs import first_sidecar, on_simulated_data, stored_captions
+from neuroclips.report.inputs import first_sidecar, on_simulated_data
 
 
 def model_selection_line(doc: dict) -> str | None:
@@ -107,7 +107,7 @@ def settings_lines(doc: dict) -> list[str]:
         "Paper rows: NeuroClips Table 1 as published (N-way by the MinD-Video code; SSIM/PSNR settings unstated).",
     ]
     if doc["scale"] == "tiny":
-        first = next(iter(stored_captions(doc).values()), {})
+        first = first_sidecar(doc, "caption")
         video = first_sidecar(doc, "video")
         lines.append(
             standins_line(

@@ -14,9 +14,8 @@ log = logging.getLogger("neuroclips")
 class FixedStepFit:
     def __init__(self, params, *, lr: float, steps: int, what: str) -> None:
         self.optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-        warmup = min(
-            0.3, max(0.05, 2.5 / steps)
-        )  # 5 % warm-up; longer for short fits, whose 5 % would be 1 step
+        # 5 % warm-up; longer for short fits, whose 5 % would be 1 step
+        warmup = min(0.3, max(0.05, 2.5 / steps))
         self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
             self.optimizer, max_lr=lr, total_steps=steps, pct_start=warmup
         )

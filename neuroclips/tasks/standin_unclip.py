@@ -54,6 +54,14 @@ def encode_tokens(encoder: nn.Module, images: torch.Tensor, chunk: int = 256) ->
 
 
 @torch.no_grad()
+def latent_means(vae, images: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """The VAE posterior means of images in [0, 1], encoded `chunk` at a time (not yet × scaling factor)."""
+    return torch.cat(
+        [vae.encode(images[i : i + chunk] * 2 - 1).latent_dist.mode() for i in range(0, len(images), chunk)]
+    )
+
+
+@torch.no_grad()
 def fit_latent_scale_and_output(vae, images: torch.Tensor) -> float:
     """Re-parametrise a fitted AutoencoderKL in place (outputs of encode→decode unchanged up to the two affine maps
     below); returns the latent std before the change. (a) ``rescale_latents``; (b) decoder output
@@ -70,10 +78,7 @@ def rescale_latents(vae, images: torch.Tensor) -> float:
     """Make latents × the config's fixed ``scaling_factor`` unit-variance, exactly (decoded images unchanged):
     latent mean ×a, log-variance +2·ln a in ``quant_conv``, ÷a in ``post_quant_conv``, a = 1 / (std · scaling_factor).
     Returns the latent std before the change."""
-    latents = torch.cat(
-        [vae.encode(images[i : i + 256] * 2 - 1).latent_dist.mode() for i in range(0, len(images), 256)]
-    )
-    std = float(latents.std())
+    std = float(latent_means(vae, images).std())
     a = 1.0 / (std * vae.config.scaling_factor)
     c = vae.config.latent_channels
     vae.quant_conv.weight[:c] *= a
@@ -196,16 +201,7 @@ class TinyUnclipStandin:
                 )
             }
         stats["vae"]["latent_std_before_rescale"] = fit_latent_scale_and_output(vae, small)
-        with torch.no_grad():
-            latents = (
-                torch.cat(
-                    [
-                        vae.encode(small[i : i + 256] * 2 - 1).latent_dist.mode()
-                        for i in range(0, len(small), 256)
-                    ]
-                )
-                * vae.config.scaling_factor
-            )
+        latents = latent_means(vae, small) * vae.config.scaling_factor
         stats["unet"] = fit_unet(unet, latents, tokens, seed=self.seed, **self.training["unet"])
         with atomic_folder(self.out_file.parent) as tmp:  # a killed run never leaves a half-written file
             tmp.mkdir(parents=True)

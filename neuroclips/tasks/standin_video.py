@@ -41,15 +41,18 @@ FILE_FIELDS = ("dreambooth_file", "motion_module_file", "sparsectrl_file")  # th
 CHECK_CLIPS = 20  # held-out clips in the fit's own check (each costs 12 UNet passes)
 
 
-def read_clips(data_file: str | Path, rows: np.ndarray) -> tuple[torch.Tensor, list[str]]:
-    """Frames (M, 6, 3, H, W) in [0, 1] and captions of these training-split rows."""
+def read_clips(data_file: str | Path, rows: np.ndarray, size: int) -> tuple[torch.Tensor, list[str]]:
+    """Frames (M, 6, 3, size, size) in [0, 1] and captions of these training-split rows."""
     with h5py.File(data_file, "r") as f:
         keep = np.sort(rows)
-        frames = f["stimuli/train/frames"][:][keep]
+        frames = torch.from_numpy(f["stimuli/train/frames"][:][keep]).float().div(255.0)
         captions = [
             c.decode() if isinstance(c, bytes) else str(c) for c in f["stimuli/train/captions"][:][keep]
         ]
-    return torch.from_numpy(frames).float().div(255.0), captions
+    small = F.interpolate(
+        frames.flatten(0, 1), size=(size, size), mode="bilinear", antialias=True, align_corners=False
+    )
+    return small.unflatten(0, frames.shape[:2]), captions
 
 
 class TinyVideoStandin:
@@ -117,11 +120,9 @@ class TinyVideoStandin:
 
         with h5py.File(data_file, "r") as f:
             n_train = f["stimuli/train/frames"].shape[0]
-        clips, captions = read_clips(data_file, np.setdiff1d(np.arange(n_train), held_out_rows))
-        size = self.architecture["size"]
-        small = F.interpolate(
-            clips.flatten(0, 1), size=(size, size), mode="bilinear", antialias=True, align_corners=False
-        )
+        rows = np.setdiff1d(np.arange(n_train), held_out_rows)
+        clips, captions = read_clips(data_file, rows, self.architecture["size"])
+        small = clips.flatten(0, 1)
         nets = build_trainable(self.seed, self.architecture["motion_norm"])
         with torch.random.fork_rng(devices=[]):  # the VAE's posterior samples draw from the global RNG
             torch.manual_seed(self.seed)
@@ -133,7 +134,7 @@ class TinyVideoStandin:
             }
         nets.vae.eval().requires_grad_(False)
         stats["vae"]["latent_std_before_rescale"] = rescale_latents(nets.vae, small)
-        videos, keyframes = encode_videos(nets.vae, small.unflatten(0, clips.shape[:2]), self.architecture)
+        videos, keyframes = encode_videos(nets.vae, clips, self.architecture)
         stats["unet"] = fit_video_unet(
             nets, videos, keyframes, captions, self.architecture, seed=self.seed, **self.training["unet"]
         )
@@ -163,10 +164,6 @@ class TinyVideoStandin:
         pipe = build_video_pipeline(
             "local", "tiny", motion_norm=self.architecture["motion_norm"], **self.files(root)
         )
-        clips, captions = read_clips(data_file, np.sort(rows)[:CHECK_CLIPS])
-        size = self.architecture["size"]
-        small = F.interpolate(
-            clips.flatten(0, 1), size=(size, size), mode="bilinear", antialias=True, align_corners=False
-        )
-        videos, keyframes = encode_videos(pipe.vae, small.unflatten(0, clips.shape[:2]), self.architecture)
+        clips, captions = read_clips(data_file, np.sort(rows)[:CHECK_CLIPS], self.architecture["size"])
+        videos, keyframes = encode_videos(pipe.vae, clips, self.architecture)
         return ablation_losses(pipe, videos, keyframes, captions, self.architecture, seed=self.seed)

@@ -60,12 +60,10 @@ def encode_videos(vae: AutoencoderKL, clips: torch.Tensor, arch: dict) -> tuple[
     """Clips (M, 6, 3, S, S) in [0, 1] -> video latents (M, 4, 16, s, s) and keyframe latents (M, 4, s, s), both
     VAE means × scaling factor."""
     from neuroclips.generation.interpolation import interpolate_frames
+    from neuroclips.tasks.standin_unclip import latent_means
 
     def encode(images: torch.Tensor) -> torch.Tensor:
-        parts = [
-            vae.encode(images[i : i + 256] * 2 - 1).latent_dist.mode() for i in range(0, len(images), 256)
-        ]
-        return torch.cat(parts) * vae.config.scaling_factor
+        return latent_means(vae, images) * vae.config.scaling_factor
 
     videos = interpolate_frames(clips, arch["interpolation"])
     if videos.shape[1] != arch["num_frames"]:
