@@ -48,7 +48,7 @@ def test_every_stage_chains_and_a_rerun_skips_finished_ones(sim_copy, tmp_path):
     )
     ran = {line.split()[2].rstrip(":") for line in changed.stdout.splitlines() if ": runs (" in line}
     assert ran == {"pr", "blurry", "video", "eval"}, changed.stdout
-    assert "system.optimizer.lr: 0.003 -> 0.002" in changed.stdout, changed.stdout
+    assert "system.optimizer.lr: 0.001 -> 0.002" in changed.stdout, changed.stdout
     assert "input stage blurry changed" in changed.stdout  # video reran because its input did
     pr = json.loads((root / "pr" / "summary.json").read_text())
     video_clip = json.loads((root / "outputs" / "video" / "00000.json").read_text())

@@ -53,6 +53,9 @@ def test_recipe_reference_values_reach_the_stage_objects():
     assert (cfg.system.captioner.preprocess, cfg.system.captioner.generation) == ("pil", "defaults")
     cfg = config("stage=blurry", "recipe=reference")
     assert cfg.system.temporal_window == "batch_size_frames" and cfg.datamodule.eval_batch_size == 10
+    for scale in ("tiny", "paper"):  # the reference trains the PR on consecutive clips whose frames all attend
+        cfg = config("stage=pr", "recipe=reference", f"scale={scale}")
+        assert (cfg.datamodule.shuffle_train, cfg.system.temporal_window) == (False, "batch")
     for stage in ("sr", "sr_prior"):
         cfg = config(f"stage={stage}", "recipe=reference", "paths.weights_dir=/w")
         expected = "/w/mindeyev2/final_subj01_pretrained_40sess_24bs/last.pth"
@@ -67,6 +70,9 @@ def test_recipe_reference_defaults_are_ours():
     cfg = config("stage=video")
     assert cfg.system.options.seeding == "streams" and cfg.stage.callbacks.media.first_frame == 0
     assert config("stage=sr_prior").init.mindeye2_ckpt is None
+    tiny, paper = config("stage=pr", "scale=tiny"), config("stage=pr", "scale=paper")
+    assert (tiny.datamodule.shuffle_train, tiny.system.temporal_window) == (True, "clip")  # pr_plateau.md
+    assert (paper.datamodule.shuffle_train, paper.system.temporal_window) == (False, "batch")
 
 
 def test_sr_prior_warm_starts_from_a_mindeye2_layout_file_at_tiny_scale(tmp_path):

@@ -22,6 +22,8 @@ RECIPE_KEYS = {
     "steps",
     "kl_weight",
     "crop_size",
+    "shuffle",
+    "temporal_window",
 }
 
 

@@ -8,7 +8,8 @@
 3. `--trace`: at each of those points, where along the net the clip-dependent part is lost: for the ridge, the
    head's linear output and maps, and every decoder stage (conv_in, mid block, up blocks, conv_norm_out, conv_out),
    the rms across the 40 held-out clips of the clip-dependent part / of the clip-independent part.
-   `--order blocks` draws the consecutive 8-clip batches in a random order each pass instead of in movie order;
+   `--order blocks` draws the consecutive 8-clip batches in a random order each pass instead of in movie order,
+   `--order shuffled` 8 clips from the whole training set each step (with `--window clip`: a shuffled loader);
    `--centre` fits targets minus the mean training latent; `--decoder-lr` gives the decoder its own constant lr;
    `--zero-out` starts the decoder's last conv at zero; `--ridge-lr` gives the ridge and Inception Extension theirs.
 
@@ -46,7 +47,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--every", type=int, default=25, help="steps between held-out measurements")
     parser.add_argument("--trace", action="store_true", help="clip-dependent/independent rms along the net")
-    parser.add_argument("--order", choices=("movie", "blocks"), default="movie")
+    parser.add_argument("--order", choices=("movie", "blocks", "shuffled"), default="movie")
+    parser.add_argument("--window", choices=("batch", "clip"), default="batch", help="system.temporal_window")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--centre", action="store_true", help="fit targets minus the mean training latent")
     parser.add_argument("--decoder-lr", type=float, default=None)
     parser.add_argument(
@@ -64,6 +67,8 @@ def main() -> None:
                 *([f"scale.pr.net.low_level_dropout={args.dropout}"] if args.dropout is not None else []),
             ],
         )
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     net = instantiate(cfg.system.net)
     with h5py.File(args.data_file, "r") as f:
@@ -106,7 +111,11 @@ def main() -> None:
         if args.order == "blocks":  # the same consecutive 8-clip batches, in a random order each pass
             blocks = blocks or (torch.randperm(65, generator=block_order) * 8).tolist()
             first = blocks.pop()
-        loss = (net(voxels[first : first + 8, step % 2])["latents"] - latents[first : first + 8]).abs().mean()
+        clips = torch.arange(first, first + 8)
+        if args.order == "shuffled":  # 8 clips drawn from the whole training set each step (a shuffled loader)
+            clips = torch.randperm(520, generator=block_order)[:8]
+        predicted = net(voxels[clips, step % 2], args.window)["latents"]
+        loss = (predicted - latents[clips]).abs().mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -115,7 +124,9 @@ def main() -> None:
             if args.trace:
                 print(f"step {step}: " + trace(net, voxels[held_out, 0]))
             with torch.no_grad():
-                pred = torch.cat([net(voxels[560 + i : 568 + i, 0])["latents"] for i in range(0, 40, 8)])
+                pred = torch.cat(
+                    [net(voxels[560 + i : 568 + i, 0], args.window)["latents"] for i in range(0, 40, 8)]
+                )
             net.train()
             truth = latents[held_out]
             pc, tc = pred - pred.mean(0), truth - truth.mean(0)

@@ -55,16 +55,21 @@ def first_epoch_above(values: list[float], threshold: float) -> int | None:
     return next((epoch for epoch, v in enumerate(values) if v > threshold), None)
 
 
-def write_table(rows: list, baseline: float, epochs: int, args: argparse.Namespace, extra: list[str]) -> None:
+def write_table(
+    rows: list, baseline: float, recipe: dict, args: argparse.Namespace, extra: list[str]
+) -> None:
     """The Markdown table of the seeds done so far (rewritten after every seed: a long run keeps its results)."""
     stuck = [seed for seed, _, values, _ in rows if values[-1] <= baseline]  # on the plateau at the end
     finals = np.array([values[-1] for _, _, values, _ in rows])
+    tag = "pr_plateau" + (f"_{args.tag}" if args.tag else "")
+    epochs = recipe["max_epochs"]
     lines = [
-        "# Does the tiny PR leave the predict-the-mean plateau? (seeds at the demo's settings)",
+        f"### {'Defaults' if not extra else 'Overrides ' + ' '.join(f'`{a}`' for a in extra)}: train.pr "
+        + ", ".join(f"{k} {v}" for k, v in recipe.items()),
         "",
-        f"`stage=pr experiment=demo` (scale=tiny, {epochs} epochs, cached latents, `batch` temporal window), one run "
-        f"per PR seed; stand-in VAE and cached latents from the demo's seed 42. Validation clips (held-out blocks of "
-        f"the training clips). Plateau = val PixCorr not above the mean training frame's ({baseline:.3f}).",
+        f"`stage=pr experiment=demo` (scale=tiny, {epochs} epochs, cached latents), one run per PR seed; stand-in VAE "
+        f"and cached latents from the demo's seed 42. Validation clips (held-out blocks of the training clips). "
+        f"Plateau = val PixCorr not above the mean training frame's ({baseline:.3f}).",
         "",
         "| PR seed | first epoch above the mean frame (0-based) | final val PixCorr | on the plateau at the end | "
         "best val PixCorr | val PixCorr per epoch | seconds |",
@@ -83,14 +88,19 @@ def write_table(rows: list, baseline: float, epochs: int, args: argparse.Namespa
         "",
         "Command: `python experiments/simulated_benchmark/pr_plateau_seeds.py --seeds "
         + " ".join(map(str, args.seeds))
+        + (f" --tag {args.tag}" if args.tag else "")
         + (" -- " + " ".join(extra) if extra else "")
         + "`",
-        "",
     ]
+    start, end = f"<!-- generated table: start {tag} -->", f"<!-- generated table: end {tag} -->"
+    block = "\n".join([start, *lines, end])
     out = Path(args.out)
-    kept = out.read_text().split("\n## Diagnosis", 1) if out.exists() else [""]
-    tail = "\n## Diagnosis" + kept[1] if len(kept) == 2 else ""  # the hand-written reading is kept
-    out.write_text("\n".join(lines) + tail)
+    old = out.read_text() if out.exists() else ""
+    if start in old and end in old:  # this variant's block is replaced; the other blocks and the reading stay
+        block = old[: old.index(start)] + block + old[old.index(end) + len(end) :]
+    elif old:
+        block = block + "\n\n" + old
+    out.write_text(block + ("" if block.endswith("\n") else "\n"))
 
 
 def main() -> None:
@@ -129,7 +139,7 @@ def main() -> None:
     common = ["experiment=demo", "subj=1", f"data.file={data_file}", f"paths.data_dir={data_file.parent}"]
     if not (args.skip_standins or args.collect_only):
         cli("neuroclips.pipeline", [*common, "stages=standins,targets"], env)
-    rows, baseline, epochs = [], None, None
+    rows, baseline, recipe = [], None, None
     for seed in args.seeds:
         name = f"pr_plateau_seed{seed}" + (f"_{args.tag}" if args.tag else "")
         run_dir = runs_dir / name / "subj1" / "pr"
@@ -156,7 +166,13 @@ def main() -> None:
         config = json.loads((run_dir / "summary.json").read_text())["config"]
         if baseline is None:
             baseline = mean_frame_val_pixcorr(data_file, config["data"])
-            epochs = config["stage"]["max_epochs"]
+            recipe = {  # what the run used (older runs predate train.pr.shuffle / temporal_window)
+                "batch_size": config["datamodule"]["batch_size"],
+                "max_epochs": config["stage"]["max_epochs"],
+                "max_lr": config["system"]["optimizer"]["lr"],
+                "shuffle": config["datamodule"]["shuffle_train"],
+                "temporal_window": config["system"]["temporal_window"],
+            }
         values = val_pixcorr_per_epoch(run_dir)
         rows.append((seed, first_epoch_above(values, baseline), values, seconds))
         print(
@@ -164,7 +180,7 @@ def main() -> None:
             flush=True,
         )
 
-        write_table(rows, baseline, epochs, args, extra)
+        write_table(rows, baseline, recipe, args, extra)
     print(Path(args.out).read_text())
 
 

@@ -105,9 +105,10 @@ class LowLevelHead(nn.Module):
 
     `norm="group"` (reference): GroupNorm(1, channels), per sample over all channels and positions. At small widths
     the linear layer's output is dominated by a part that is the same for every clip (its bias and the weights times
-    the backbone's mean output), which GroupNorm normalises: the clip-dependent part of the maps stays small, the
-    decoder fits the mean latent and the PR sits on a predict-the-mean plateau (experiments/simulated_benchmark/
-    pr_plateau.md). `norm="batch"`: BatchNorm1d over the channels × size² features of the linear output, which
+    the backbone's mean output), which GroupNorm normalises, so the clip-dependent part of the maps starts small.
+    This was the first suspect for the tiny PR's predict-the-mean plateau; the cause was the reference's batches of
+    consecutive clips at a high learning rate (experiments/simulated_benchmark/pr_plateau.md), and scale=tiny keeps
+    `group`. `norm="batch"`: BatchNorm1d over the channels × size² features of the linear output, which
     removes that clip-independent part (the mean over the batch's frames) and scales each feature to unit variance
     over the batch, so the maps vary across clips from the first step; running statistics at evaluation. Under
     DDP its statistics are each process's own (no SyncBatchNorm), like the `batch` temporal window.

@@ -8,7 +8,8 @@ pct_start = 2 / epochs, final_div_factor 1000, over `trainer.estimated_stepping_
 Validation decodes the predicted latents with the frozen VAE and logs `val/pixcorr` (MindEye PixCorr: per-frame
 Pearson after a bilinear resize to 425, `neuroclips.metrics.pixcorr`) and `val/ssim` (`neuroclips.metrics.ssim`); the best checkpoint is chosen on `val/pixcorr`.
 
-Reference quirks as options: `temporal_window` (`batch` = reference, `clip`), `mixup_pct` (reference 0; above 0
+Reference quirks as options: `temporal_window` (`batch` = reference, `clip` = scale=tiny with a shuffled loader,
+`train.pr.temporal_window` / `train.pr.shuffle`: pr_plateau.md), `mixup_pct` (reference 0; above 0
 the reference crashes, here it mixes voxels and target latents BiMixCo-style), `log_train_pixcorr` (reference
 decodes every training batch for a train PixCorr; off by default because it only observes).
 The `batch` window assumes consecutive clips in a batch (unshuffled loader). Under DDP (`shard: contiguous`) each
@@ -23,8 +24,8 @@ Validation never gathers inside a step (validation shards may be uneven).
 
 Several subjects (``subj=all``): each subject's part of the batch goes through its own Inception Extension and
 ridge and the shared rest (its temporal window stays within the part: the subject's consecutive clips); the losses
-see the whole batch. The PR loader is unshuffled (the ``batch`` window needs consecutive clips), so every subject's
-part holds the same clips of the movie. Validation metrics per subject (``val/subj01/pixcorr``) and their mean
+see the whole batch. With the reference's unshuffled loader (``train.pr.shuffle=false``, which the ``batch`` window
+needs) every subject's part holds the same clips of the movie; shuffled (scale=tiny) each part is its subject's draw. Validation metrics per subject (``val/subj01/pixcorr``) and their mean
 (``val/pixcorr``, the monitor). New subject: ``init_from_run`` loads an earlier pr run's shared nets (and the
 adapters of subjects it held); the first ``adapter_epochs`` (phase ``adapter``) train only the Inception Extension
 and ridge (the new subject's), the shared nets frozen, then (phase ``all``) everything.
