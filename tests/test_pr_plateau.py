@@ -1,5 +1,5 @@
 """The tiny Perceptual Reconstructor leaves its predict-the-mean plateau at the demo's settings, seed after seed
-(issue #13 item 1; experiments/simulated_benchmark/pr_plateau.md). Slow: about 10 minutes on 2 CPU cores."""
+(issue #13 item 1; experiments/simulated_benchmark/pr_plateau.md). Slow: 6-10 minutes on 2 CPU cores."""
 
 from __future__ import annotations
 
