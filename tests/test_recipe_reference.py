@@ -53,10 +53,8 @@ def test_recipe_reference_values_reach_the_stage_objects():
     assert (cfg.system.captioner.preprocess, cfg.system.captioner.generation) == ("pil", "defaults")
     cfg = config("stage=blurry", "recipe=reference")
     assert cfg.system.temporal_window == "batch_size_frames" and cfg.datamodule.eval_batch_size == 10
-    for scale in (
-        "tiny",
-        "paper",
-    ):  # the reference trains the PR on consecutive clips whose frames all attend
+    # the reference trains the PR on consecutive clips whose frames all attend
+    for scale in ("tiny", "paper"):
         cfg = config("stage=pr", "recipe=reference", f"scale={scale}")
         assert (cfg.datamodule.shuffle_train, cfg.system.temporal_window) == (False, "batch")
     for stage in ("sr", "sr_prior"):

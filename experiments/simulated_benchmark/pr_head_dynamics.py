@@ -112,9 +112,8 @@ def main() -> None:
             blocks = blocks or (torch.randperm(65, generator=block_order) * 8).tolist()
             first = blocks.pop()
         clips = torch.arange(first, first + 8)
-        if (
-            args.order == "shuffled"
-        ):  # 8 clips drawn from the whole training set each step (a shuffled loader)
+        if args.order == "shuffled":
+            # 8 clips drawn from the whole training set each step (a shuffled loader)
             clips = torch.randperm(520, generator=block_order)[:8]
         predicted = net(voxels[clips, step % 2], args.window)["latents"]
         loss = (predicted - latents[clips]).abs().mean()

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from generated_block import write_block  # this folder's helper (scripts run from here)
 
 from neuroclips.metrics.mean_frame import mean_frame_val_pixcorr
 
@@ -92,15 +93,7 @@ def write_table(
         + (" -- " + " ".join(extra) if extra else "")
         + "`",
     ]
-    start, end = f"<!-- generated table: start {tag} -->", f"<!-- generated table: end {tag} -->"
-    block = "\n".join([start, *lines, end])
-    out = Path(args.out)
-    old = out.read_text() if out.exists() else ""
-    if start in old and end in old:  # this variant's block is replaced; the other blocks and the reading stay
-        block = old[: old.index(start)] + block + old[old.index(end) + len(end) :]
-    elif old:
-        block = block + "\n\n" + old
-    out.write_text(block + ("" if block.endswith("\n") else "\n"))
+    write_block(Path(args.out), tag, lines)
 
 
 def main() -> None:

@@ -30,14 +30,12 @@ from omegaconf import OmegaConf
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from generated_block import write_block  # noqa: E402  (this folder's helper; scripts run from here)
+
 from neuroclips.data.datamodule import CC2017DataModule  # noqa: E402
 from neuroclips.data.simulate import config_for, simulate  # noqa: E402
 from neuroclips.models.semantic import RidgeAdapters, SemanticBackbone  # noqa: E402
 from neuroclips.systems.semantic import retrieval_top1  # noqa: E402
-
-
-def markers(tag: str) -> tuple[str, str]:
-    return f"<!-- generated table: start {tag} -->", f"<!-- generated table: end {tag} -->"
 
 
 def cli(args: list[str], work: Path, defaults: tuple[str, ...] = ("resume=never",)) -> float:
@@ -255,14 +253,7 @@ def write_table(
         + ", ".join(f"x {f:g}: ({pct(r['val'][0])}, {pct(r['val'][1])})" for f, r in by_factor.items()),
         "",
     ]
-    start, end = markers(tag)
-    table = "\n".join([start, *lines, end])
-    old = out.read_text() if out.exists() else ""
-    if start in old and end in old:  # keep the hand-written analysis and the other sizes' blocks
-        table = old[: old.index(start)] + table + old[old.index(end) + len(end) :]
-    elif old:
-        table = table + "\n\n" + old
-    out.write_text(table + ("" if table.endswith("\n") else "\n"))
+    write_block(out, tag, lines)
     print(out.read_text())
 
 

@@ -25,10 +25,11 @@ Validation never gathers inside a step (validation shards may be uneven).
 Several subjects (``subj=all``): each subject's part of the batch goes through its own Inception Extension and
 ridge and the shared rest (its temporal window stays within the part: the subject's consecutive clips); the losses
 see the whole batch. With the reference's unshuffled loader (``train.pr.shuffle=false``, which the ``batch`` window
-needs) every subject's part holds the same clips of the movie; shuffled (scale=tiny) each part is its subject's draw. Validation metrics per subject (``val/subj01/pixcorr``) and their mean
-(``val/pixcorr``, the monitor). New subject: ``init_from_run`` loads an earlier pr run's shared nets (and the
-adapters of subjects it held); the first ``adapter_epochs`` (phase ``adapter``) train only the Inception Extension
-and ridge (the new subject's), the shared nets frozen, then (phase ``all``) everything.
+needs) every subject's part holds the same clips of the movie; shuffled (scale=tiny) each part is its subject's
+draw. Validation metrics per subject (``val/subj01/pixcorr``) and their mean (``val/pixcorr``, the monitor).
+New subject: ``init_from_run`` loads an earlier pr run's shared nets (and the adapters of subjects it held); the
+first ``adapter_epochs`` (phase ``adapter``) train only the Inception Extension and ridge (the new subject's), the
+shared nets frozen, then (phase ``all``) everything.
 """
 
 from __future__ import annotations
