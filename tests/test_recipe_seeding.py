@@ -224,8 +224,10 @@ def test_the_configs_video_seed_is_the_reference_seed_the_code_defaults_to():
     """One fact, written once in conf/stage/video.yaml and once as the Python constant the defaults use."""
     from hydra import compose, initialize_config_dir
 
+    from neuroclips.utils.resolvers import register
     from tests.conftest import REPO
 
+    register()  # the entry points register the nc.* resolvers; alone, this test must too
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=["stage=video"])
     assert cfg.video.seed == REFERENCE_VIDEO_SEED
