@@ -1,0 +1,95 @@
+"""Run the stand-in fits of `stage=standins` side by side, one process per fit (tasks/standins.py).
+
+Why: the tiny nets are too small for a second intra-op thread to help much. On the 2-core demo machine a video-UNet
+step takes 0.19 s with 1 thread and 0.16 s with 2, and two 1-thread fits side by side still take 0.17 s a step
+each: 1.9 times the steps per second (the unCLIP UNet: 1.8 times; experiments/benchmarks/standin_parallel.md). So
+the fits (VAE, classifiers, captioner, unCLIP, video generator; independent of each other, each with its own seed)
+run in `workers` processes with cpus/workers threads each, longest first, instead of one after another. A fit's
+numbers depend on its thread count (float sums in another order), so a fit is deterministic for a seed on a given
+machine and `workers`, as any CPU training is.
+
+Every fit writes its files atomically and only from its own process; a failed fit raises here with its
+traceback, after the others have finished (their complete files stay and are re-used by the next run).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+
+import torch
+
+log = logging.getLogger("neuroclips")
+
+
+@dataclass
+class FitJob:
+    key: str  # the metrics key (tiny_vae, classifiers, captioner, unclip, video)
+    fit: Callable[..., dict]  # picklable: a bound method of a stand-in object
+    args: tuple
+    cost: float  # relative expected duration, for longest-first ordering
+
+
+def available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def run_fit_jobs(jobs: list[FitJob], workers: int | None) -> dict[str, dict]:
+    """{key: the fit's metrics}. ``workers``: processes (None: as many as CPUs and jobs allow; 1: in this
+    process, one after another, with this process's threads)."""
+    cpus = available_cpus()
+    count = min(len(jobs), cpus if workers is None else int(workers))
+    if count <= 1:
+        return {job.key: job.fit(*job.args) for job in jobs}
+    threads = max(1, cpus // count)
+    ordered = sorted(jobs, key=lambda job: -job.cost)
+    log.info(
+        "standins: %d fits in %d processes of %d thread(s): %s",
+        len(jobs),
+        count,
+        threads,
+        ", ".join(job.key for job in ordered),
+    )
+    handlers = log_targets()
+    results, errors = {}, []
+    with ProcessPoolExecutor(max_workers=count, mp_context=get_context("spawn")) as pool:
+        futures = {job.key: pool.submit(run_in_worker, job, threads, handlers) for job in ordered}
+        for key, future in futures.items():
+            try:
+                results[key] = future.result()
+            except Exception as error:  # noqa: BLE001 - re-raised below once every fit has ended
+                errors.append((key, error))
+    if errors:
+        key, error = errors[0]
+        raise RuntimeError(f"standins: the {key} fit failed: {error}") from error
+    return {job.key: results[job.key] for job in jobs}
+
+
+def log_targets() -> tuple[list[str], str]:
+    """The log files of this process's root logger and its line format, for the worker processes."""
+    files, fmt = [], "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            files.append(handler.baseFilename)
+        if handler.formatter is not None and handler.formatter._fmt:
+            fmt = handler.formatter._fmt
+    return files, fmt
+
+
+def run_in_worker(job: FitJob, threads: int, handlers: tuple[list[str], str]) -> dict:
+    files, fmt = handlers
+    logging.basicConfig(  # each line names its fit: two fits log "tiny VAE step ..." at once
+        level=logging.INFO,
+        format=fmt.replace("%(message)s", f"[{job.key}] %(message)s"),
+        handlers=[logging.StreamHandler(), *(logging.FileHandler(f, mode="a") for f in files)],
+        force=True,
+    )
+    torch.set_num_threads(threads)
+    return job.fit(*job.args)

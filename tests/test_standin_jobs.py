@@ -1,0 +1,49 @@
+"""Stand-in fits side by side (neuroclips/tasks/standin_jobs.py): each fit in its own process, results by key, a
+failed fit named, the others finished."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from neuroclips.tasks.standin_jobs import FitJob, run_fit_jobs
+
+
+def report(name: str) -> dict:
+    """A fit stand-in: who ran it, with how many threads."""
+    return {"name": name, "pid": os.getpid(), "threads": torch.get_num_threads()}
+
+
+def touch(path: str) -> dict:
+    with open(path, "w") as f:
+        f.write("fitted")
+    return {}
+
+
+def fail(name: str) -> dict:
+    raise ValueError(f"{name} could not be fitted")
+
+
+def test_fits_run_in_worker_processes_with_their_share_of_threads(monkeypatch):
+    monkeypatch.setattr("neuroclips.tasks.standin_jobs.available_cpus", lambda: 2)
+    jobs = [FitJob(k, report, (k,), cost) for k, cost in (("tiny_vae", 75), ("video", 350), ("unclip", 310))]
+    results = run_fit_jobs(jobs, workers=None)
+    assert list(results) == ["tiny_vae", "video", "unclip"]  # the jobs' order, whatever ran first
+    assert all(results[k]["name"] == k for k in results)
+    assert all(r["pid"] != os.getpid() and r["threads"] == 1 for r in results.values())
+
+
+def test_one_worker_fits_in_this_process():
+    results = run_fit_jobs([FitJob("a", report, ("a",), 1), FitJob("b", report, ("b",), 2)], workers=1)
+    assert [r["pid"] for r in results.values()] == [os.getpid(), os.getpid()]
+
+
+def test_a_failed_fit_is_named_and_the_other_fits_finish(monkeypatch, tmp_path):
+    monkeypatch.setattr("neuroclips.tasks.standin_jobs.available_cpus", lambda: 2)
+    done = tmp_path / "unclip.done"
+    jobs = [FitJob("video", fail, ("video",), 350), FitJob("unclip", touch, (str(done),), 310)]
+    with pytest.raises(RuntimeError, match="the video fit failed: video could not be fitted"):
+        run_fit_jobs(jobs, workers=2)
+    assert done.read_text() == "fitted"
