@@ -9,6 +9,8 @@ frames (validation blocks held out, test frames never seen). It is saved with di
 which records a content hash of the frames it was fitted to; a later run re-uses it unless the frames changed or
 `overwrite=true`. The latent scaling factor is set like SD's 0.18215: 1 / std of the fitted latents.
 
+The fits are independent; they run side by side in worker processes (`workers`; neuroclips/tasks/standin_jobs.py).
+
 At `scale=paper` the stage does nothing (`enabled=false`): the real VAE comes from `${paths.weights_dir}`.
 Order in the demo: standins -> targets (caches the latents with this VAE) -> sr -> pr -> ...
 """
@@ -38,8 +40,9 @@ from neuroclips.utils.atomic import atomic_folder
 
 log = logging.getLogger("neuroclips")
 
-# Seconds each fit took in the demo on 2 idle cores: the longest start first when the fits run side by side.
-FIT_COST = {"video": 350, "unclip": 310, "captioner": 120, "tiny_vae": 75, "classifiers": 15}
+# About the seconds each fit takes in the demo on 2 idle cores (fresh clone, 2026-12-07; the captioner: earlier runs):
+# the longest start first when the fits run side by side.
+FIT_COST = {"video": 530, "unclip": 330, "captioner": 120, "tiny_vae": 125, "classifiers": 26}
 
 
 def data_fingerprint(path: str | Path, sample_every: int = 25) -> dict:
