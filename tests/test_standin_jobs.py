@@ -47,3 +47,29 @@ def test_a_failed_fit_is_named_and_the_other_fits_finish(monkeypatch, tmp_path):
     with pytest.raises(RuntimeError, match="the video fit failed: video could not be fitted"):
         run_fit_jobs(jobs, workers=2)
     assert done.read_text() == "fitted"
+
+
+def test_a_generator_fitted_for_another_tiny_architecture_is_refitted_not_reused(tmp_path, monkeypatch):
+    """The markers record the tiny nets' configs: after an architecture change (f2 -> f4 VAE, 2026-12-07) the old
+    files are not 'up to date' (the strict loader would refuse them one stage later)."""
+    from neuroclips.models.unclip_generator import UNCLIP_CONFIGS
+    from neuroclips.models.video_generator import VIDEO_CONFIGS
+    from neuroclips.tasks.standin_marker import write_marker
+    from neuroclips.tasks.standin_unclip import TinyUnclipStandin
+    from neuroclips.tasks.standin_video import FILE_FIELDS, TinyVideoStandin
+
+    fingerprint = {"frames_sha1": "abc"}
+    video = TinyVideoStandin(files={f: str(tmp_path / "video" / f"{f}.safetensors") for f in FILE_FIELDS})
+    unclip = TinyUnclipStandin(
+        out_file=str(tmp_path / "unclip" / "unclip6_tiny.safetensors"), clip_encoder=None
+    )
+    for standin, folder in ((video, tmp_path / "video"), (unclip, tmp_path / "unclip")):
+        folder.mkdir()
+        files = video.files().values() if standin is video else [str(unclip.out_file)]
+        for f in files:
+            open(f, "wb").close()
+        write_marker(folder, {"fingerprint": fingerprint, "settings": standin.settings()})
+    assert video.is_current(fingerprint) and unclip.is_current(fingerprint)
+    monkeypatch.setitem(VIDEO_CONFIGS["tiny"]["vae"], "block_out_channels", [16, 32])
+    monkeypatch.setitem(UNCLIP_CONFIGS["tiny"]["vae"], "block_out_channels", [16, 32])
+    assert not video.is_current(fingerprint) and not unclip.is_current(fingerprint)

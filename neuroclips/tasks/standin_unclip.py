@@ -155,9 +155,12 @@ class TinyUnclipStandin:
 
     def settings(self) -> dict:
         encoder = self.clip_encoder.describe() if hasattr(self.clip_encoder, "describe") else None
-        return {
+        from neuroclips.models.unclip_generator import UNCLIP_CONFIGS
+
+        return {  # the nets' configs too: a file fitted for another tiny architecture is refitted
             "training": self.training,
             "architecture": self.architecture,
+            "nets": UNCLIP_CONFIGS["tiny"],
             "clip_encoder": encoder,
             "seed": self.seed,
         }

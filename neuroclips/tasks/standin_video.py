@@ -97,7 +97,15 @@ class TinyVideoStandin:
         return {field: str((root or self.out_dir) / path.name) for field, path in self.paths.items()}
 
     def settings(self) -> dict:
-        return {"training": self.training, "architecture": self.architecture, "seed": self.seed}
+        from neuroclips.models.video_generator import VIDEO_CONFIGS
+
+        # the nets' configs too: files fitted for another tiny architecture are refitted, not loaded and refused
+        return {
+            "training": self.training,
+            "architecture": self.architecture,
+            "nets": VIDEO_CONFIGS["tiny"],
+            "seed": self.seed,
+        }
 
     def is_current(self, fingerprint: dict) -> bool:
         return (
