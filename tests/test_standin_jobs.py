@@ -63,9 +63,9 @@ def test_a_generator_fitted_for_another_tiny_architecture_is_refitted_not_reused
     unclip = TinyUnclipStandin(
         out_file=str(tmp_path / "unclip" / "unclip6_tiny.safetensors"), clip_encoder=None
     )
-    for standin, folder in ((video, tmp_path / "video"), (unclip, tmp_path / "unclip")):
+    for standin, files in ((video, list(video.files().values())), (unclip, [str(unclip.out_file)])):
+        folder = tmp_path / ("video" if standin is video else "unclip")
         folder.mkdir()
-        files = video.files().values() if standin is video else [str(unclip.out_file)]
         for f in files:
             open(f, "wb").close()
         write_marker(folder, {"fingerprint": fingerprint, "settings": standin.settings()})
