@@ -11,6 +11,10 @@ outputs carry the new fingerprint, the ones downstream of them; it prints which 
 (``resume=never``, ``outputs=overwrite``) rather than resuming work made under the old configuration.
 ``force=true`` reruns every stage (fit stages resume from their last checkpoint, predict stages compute only
 missing clips). The first failing stage stops the run with its exit code.
+
+A stage whose config lists ``stage.beside`` (the demo's `generators`) runs in the background while those later
+stages run, each of them then with one CPU thread (neuroclips/pipeline_background.py); the pipeline waits for it
+before the first stage not in that list.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import sys
 import time
 from pathlib import Path
 
-STAGES = ("standins", "targets", "sr", "sr_prior", "pr", "blurry", "keyframe", "video", "eval")
+from neuroclips.pipeline_background import BackgroundStage, thread_override
+
+STAGES = ("standins", "generators", "targets", "sr", "sr_prior", "pr", "blurry", "keyframe", "video", "eval")
 
 
 def _parse(argv: list[str]) -> tuple[list[str], bool, list[str]]:
@@ -68,6 +74,14 @@ def _resolve_run_root(overrides: list[str]) -> Path:
 
 def plan_stage(stage: str, overrides: list[str], root: Path, force: bool) -> tuple[str | None, list[str]]:
     """``(None, [])`` to skip a stage, else ``(why it runs, extra overrides)``."""
+    return _plan(stage, overrides, root, force)[:2]
+
+
+def _plan(
+    stage: str, overrides: list[str], root: Path, force: bool
+) -> tuple[str | None, list[str], list[str]]:
+    """plan_stage's answer and the stages this one may run beside (``stage.beside``)."""
+    from neuroclips.pipeline_background import beside_of
     from neuroclips.process_setup import setup_environment
     from neuroclips.provenance import checkpoint_fingerprint, describe_difference
     from neuroclips.resume import last_checkpoint
@@ -83,18 +97,24 @@ def plan_stage(stage: str, overrides: list[str], root: Path, force: bool) -> tup
         summary = None
     given = {a.split("=", 1)[0].lstrip("+") for a in overrides}
     over = [a for a in ("resume=never", "outputs=overwrite") if a.split("=")[0] not in given]
+    beside = beside_of(cfg)
     if force:
-        return "force=true", []
+        return "force=true", [], beside
     finished = summary is not None and summary.get("status") == "finished"
     if finished and summary.get("fingerprint") == prov.fingerprint:
-        return None, []
+        return None, [], beside
     if finished:
         why = describe_difference(summary.get("provenance") or {}, prov) or "fingerprint changed"
-        return f"configuration changed since it finished ({why}); rerun over", over
+        return f"configuration changed since it finished ({why}); rerun over", over, beside
     last = last_checkpoint(root / stage)
     if str(cfg.stage.mode) == "fit" and last.exists() and checkpoint_fingerprint(last) != prov.fingerprint:
-        return "its last checkpoint was made under another configuration; rerun over", over
-    return "not finished", [a for a in over if a.startswith("outputs=")]
+        return "its last checkpoint was made under another configuration; rerun over", over, beside
+    return "not finished", [a for a in over if a.startswith("outputs=")], beside
+
+
+def stage_command(stage: str, overrides: list[str]) -> list[str]:
+    """What a user would type to run this one stage."""
+    return [sys.executable, "-m", "neuroclips.train", f"stage={stage}", *overrides]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,21 +124,54 @@ def main(argv: list[str] | None = None) -> int:
     root = _resolve_run_root(overrides)
     t_all = time.time()
     print(f"[pipeline] {len(stages)} stages -> {root}", flush=True)
-    timings = {}
+    timings: dict[str, float] = {}
+    background: BackgroundStage | None = None  # at most one stage runs beside the others
+
+    def end_background() -> int:
+        nonlocal background
+        if background is None:
+            return 0
+        job, background = background, None
+        print(f"[pipeline] waiting for {job.stage} (background, log: {job.log_file}) ...", flush=True)
+        code, timings[job.stage] = job.wait()
+        if code != 0:
+            print(
+                f"[pipeline] stage {job.stage} failed (exit {code}; log: {job.log_file}); rerun the same command "
+                "to resume.",
+                file=sys.stderr,
+            )
+            return code
+        print(f"[pipeline] {job.stage} (background) done in {timings[job.stage]}s", flush=True)
+        return 0
+
     for i, stage in enumerate(stages, 1):
+        if background is not None and stage not in background.beside:
+            if code := end_background():
+                return code
         try:
-            why, extra = plan_stage(stage, overrides, root, force)
+            why, extra, beside = _plan(stage, overrides, root, force)
         except Exception as e:  # noqa: BLE001 - the stage itself then reports its configuration error in one sentence
-            why, extra = f"its fingerprint could not be taken: {type(e).__name__}", []
+            why, extra, beside = f"its fingerprint could not be taken: {type(e).__name__}", [], []
         if why is None:
             print(
                 f"[pipeline] ({i}/{len(stages)}) {stage}: finished with the same fingerprint, skipped",
                 flush=True,
             )
             continue
+        cmd = stage_command(stage, [*overrides, *extra])
+        starts_background = background is None and bool(set(beside) & set(stages[i:]))
+        if background is not None or starts_background:  # it shares the cores with another stage
+            cmd += thread_override(overrides)
+        if starts_background:
+            background = BackgroundStage.start(stage, cmd, beside, root / "pipeline_logs")
+            print(
+                f"[pipeline] ({i}/{len(stages)}) {stage}: runs ({why}) in the background beside "
+                f"{', '.join(s for s in stages[i:] if s in beside)} (log: {background.log_file}) ...",
+                flush=True,
+            )
+            continue
         print(f"[pipeline] ({i}/{len(stages)}) {stage}: runs ({why}) ...", flush=True)
         t0 = time.time()
-        cmd = [sys.executable, "-m", "neuroclips.train", f"stage={stage}", *overrides, *extra]
         proc = subprocess.run(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         timings[stage] = round(time.time() - t0, 1)
         if proc.returncode != 0:
@@ -126,8 +179,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"[pipeline] stage {stage} failed (exit {proc.returncode}); rerun the same command to resume.",
                 file=sys.stderr,
             )
+            end_background()  # its fits are kept for the rerun
             return proc.returncode
         print(f"[pipeline] ({i}/{len(stages)}) {stage} done in {timings[stage]}s", flush=True)
+    if code := end_background():
+        return code
     total = round(time.time() - t_all, 1)
     print(
         f"[pipeline] finished in {total}s: " + ", ".join(f"{k} {v}s" for k, v in timings.items()), flush=True

@@ -33,6 +33,22 @@ def sim_file(tmp_path_factory) -> Path:
     return path
 
 
+TINY_VAE_FIT = {"steps": 2, "batch_size": 4, "lr": 1e-3, "kl_weight": 1e-4, "crop_size": None}
+
+
+@pytest.fixture(scope="session")
+def generator_vae(sim_file, tmp_path_factory):
+    """The generators' shared tiny VAE (tasks/standin_generator_vae.py), fitted for 2 steps on the small file."""
+    from neuroclips.data.sampler import validation_rows
+    from neuroclips.tasks.standin_generator_vae import GeneratorVaeStandin
+
+    shared = GeneratorVaeStandin(
+        out_dir=str(tmp_path_factory.mktemp("generator_vae") / "vae"), size=32, training=TINY_VAE_FIT
+    )
+    shared.fit_and_save(str(sim_file), validation_rows(120, 0.1, 20, 0), {"frames_sha1": "x"})
+    return shared
+
+
 @pytest.fixture()
 def sim_copy(sim_file, tmp_path) -> Path:
     """A private copy of the small simulated file, for tests that write into it."""

@@ -18,9 +18,8 @@ SMALLEST = [
     "train.pr.max_epochs=1",
     "train.standins.vae.steps=20",
     "train.standins.classifiers.steps=5",
-    "train.standins.unclip.vae.steps=4",
+    "train.standins.generator_vae.steps=4",
     "train.standins.unclip.unet.steps=4",
-    "train.standins.video.vae.steps=4",
     "train.standins.video.unet.steps=4",
     "data.predict_clips=[0,1,2,3]",
     "trainer.enable_progress_bar=false",
@@ -30,17 +29,32 @@ SMALLEST = [
 def test_every_stage_chains_and_a_rerun_skips_finished_ones(sim_copy, tmp_path):
     proc = run_cli(SMALLEST, tmp_path, sim_copy, module="neuroclips.pipeline", timeout=1500)
     root = tmp_path / "runs/demo/subj1"
-    for stage in ("standins", "targets", "sr", "sr_prior", "pr", "blurry", "keyframe", "video", "eval"):
+    for stage in (
+        "standins",
+        "generators",
+        "targets",
+        "sr",
+        "sr_prior",
+        "pr",
+        "blurry",
+        "keyframe",
+        "video",
+        "eval",
+    ):
         s = json.loads((root / stage / "summary.json").read_text())
         assert s["status"] == "finished" and s["stage"] == stage, stage
     for kind, n_files in (("blurry", 4), ("keyframe", 4), ("video", 4)):
         assert len(list((root / "outputs" / kind).glob("*.npy"))) == n_files, kind
+    assert (
+        "generators: runs (not finished) in the background beside targets, sr, sr_prior, pr, blurry"
+        in proc.stdout
+    )
     report = root / "eval" / "report.html"
     assert report.exists() and f"report: {report}" in proc.stdout
     metrics = json.loads((root / "eval" / "metrics.json").read_text())
     assert metrics["kinds"]["video"]["n_clips"] == 4
     again = run_cli(SMALLEST, tmp_path, sim_copy, module="neuroclips.pipeline", timeout=600)
-    assert again.stdout.count("finished with the same fingerprint, skipped") == 9, again.stdout
+    assert again.stdout.count("finished with the same fingerprint, skipped") == 10, again.stdout
 
     # a PR setting changes: exactly pr and what reads it rerun (blurry, video, eval), each saying why
     changed = run_cli(

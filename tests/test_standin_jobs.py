@@ -54,14 +54,18 @@ def test_a_generator_fitted_for_another_tiny_architecture_is_refitted_not_reused
     files are not 'up to date' (the strict loader would refuse them one stage later)."""
     from neuroclips.models.unclip_generator import UNCLIP_CONFIGS
     from neuroclips.models.video_generator import VIDEO_CONFIGS
+    from neuroclips.tasks.standin_generator_vae import GeneratorVaeStandin
     from neuroclips.tasks.standin_marker import write_marker
     from neuroclips.tasks.standin_unclip import TinyUnclipStandin
     from neuroclips.tasks.standin_video import FILE_FIELDS, TinyVideoStandin
 
     fingerprint = {"frames_sha1": "abc"}
-    video = TinyVideoStandin(files={f: str(tmp_path / "video" / f"{f}.safetensors") for f in FILE_FIELDS})
+    shared = GeneratorVaeStandin(out_dir=str(tmp_path / "generator_vae"))
+    video = TinyVideoStandin(
+        files={f: str(tmp_path / "video" / f"{f}.safetensors") for f in FILE_FIELDS}, vae=shared
+    )
     unclip = TinyUnclipStandin(
-        out_file=str(tmp_path / "unclip" / "unclip6_tiny.safetensors"), clip_encoder=None
+        out_file=str(tmp_path / "unclip" / "unclip6_tiny.safetensors"), clip_encoder=None, vae=shared
     )
     for standin, files in ((video, list(video.files().values())), (unclip, [str(unclip.out_file)])):
         folder = tmp_path / ("video" if standin is video else "unclip")
@@ -69,6 +73,10 @@ def test_a_generator_fitted_for_another_tiny_architecture_is_refitted_not_reused
         for f in files:
             open(f, "wb").close()
         write_marker(folder, {"fingerprint": fingerprint, "settings": standin.settings()})
+    assert video.is_current(fingerprint) and unclip.is_current(fingerprint)
+    shared.training["steps"] = 7  # the shared VAE's recipe is part of both generators' settings
+    assert not video.is_current(fingerprint) and not unclip.is_current(fingerprint)
+    shared.training.pop("steps")
     assert video.is_current(fingerprint) and unclip.is_current(fingerprint)
     monkeypatch.setitem(VIDEO_CONFIGS["tiny"]["vae"], "block_out_channels", [16, 32])
     monkeypatch.setitem(UNCLIP_CONFIGS["tiny"]["vae"], "block_out_channels", [16, 32])

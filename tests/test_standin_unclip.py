@@ -10,7 +10,7 @@ CONTEXT_DIM = 32  # scale.sr.clip_dim at tiny
 
 
 @pytest.fixture(scope="module")
-def fitted(sim_file, tmp_path_factory):
+def fitted(sim_file, generator_vae, tmp_path_factory):
     from neuroclips.data.sampler import validation_rows
     from neuroclips.tasks.standin_unclip import TinyUnclipStandin
 
@@ -20,7 +20,7 @@ def fitted(sim_file, tmp_path_factory):
         context_dim=CONTEXT_DIM,
         gen_size=32,
         sample_steps=2,
-        vae={"steps": 2, "batch_size": 4, "lr": 1e-3, "kl_weight": 1e-4, "crop_size": None},
+        vae=generator_vae,
         unet={"steps": 3, "batch_size": 4, "lr": 1e-3, "uncond_prob": 0.5},
         seed=0,
     )
@@ -115,7 +115,7 @@ def test_fitted_unclip_loads_through_the_paper_loader_and_samples_keyframes(fitt
         loaded.unet, loaded.vae, loaded.scheduler, recipe, torch.randn(2, 64, CONTEXT_DIM), [0, 1]
     )
     assert images.shape == (2, 3, 32, 32) and torch.isfinite(images).all()
-    assert stats["unet"]["steps"] == 3 and stats["vae"]["steps"] == 2
+    assert stats["unet"]["steps"] == 3 and stats["vae"]["shared"] == str(task.vae.out_dir)
     validation = stats["validation"]
     assert validation["clips"] == 20  # the validation block of the 120 training clips, never fitted on
     assert stats["frames"] == 6 * 100  # every frame of the other 100 training clips
@@ -157,7 +157,7 @@ def test_fit_is_deterministic_for_a_seed(sim_file, fitted, tmp_path):
         context_dim=CONTEXT_DIM,
         gen_size=32,
         sample_steps=2,
-        vae=dict(task.training["vae"]),
+        vae=task.vae,
         unet=dict(task.training["unet"]),
         seed=0,
     )

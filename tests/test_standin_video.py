@@ -6,11 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-VAE = {"steps": 2, "batch_size": 4, "lr": 1e-3, "kl_weight": 1e-4, "crop_size": None}
 UNET = {"steps": 2, "batch_size": 2, "lr": 1e-3, "uncond_prob": 0.5, "keyframe_drop": 0.5}
 
 
-def standin(root, seed: int = 0):
+def standin(root, vae, seed: int = 0):
     from neuroclips.tasks.standin_video import TinyVideoStandin
 
     files = {
@@ -18,14 +17,14 @@ def standin(root, seed: int = 0):
         "motion_module_file": f"{root}/video/mm.safetensors",
         "sparsectrl_file": f"{root}/video/sparsectrl.safetensors",
     }
-    return TinyVideoStandin(files=files, vae=dict(VAE), unet=dict(UNET), seed=seed)
+    return TinyVideoStandin(files=files, vae=vae, unet=dict(UNET), seed=seed)
 
 
 @pytest.fixture(scope="module")
-def fitted(sim_file, tmp_path_factory):
+def fitted(sim_file, generator_vae, tmp_path_factory):
     from neuroclips.data.sampler import validation_rows
 
-    task = standin(tmp_path_factory.mktemp("video"))
+    task = standin(tmp_path_factory.mktemp("video"), generator_vae)
     stats = task.fit_and_save(str(sim_file), validation_rows(120, 0.1, 20, 0), {"frames_sha1": "x"})
     return task, stats
 
@@ -150,7 +149,7 @@ def test_fitted_video_generator_loads_through_the_paper_loader_and_makes_videos(
         pipe, recipe, [0, 1], torch.rand(2, 6, 3, 32, 32), torch.rand(2, 3, 32, 32), ["a red circle", "a cat"]
     )
     assert videos.shape == (2, 16, 3, 32, 32) and torch.isfinite(videos).all()
-    assert stats["unet"]["steps"] == 2 and stats["vae"]["steps"] == 2
+    assert stats["unet"]["steps"] == 2 and stats["vae"]["shared"] == str(fitted[0].vae.out_dir)
     assert stats["clips"] == 100  # the 120 training clips without their validation block
     validation = stats["validation"]
     assert validation["clips"] == 20  # held-out clips only
@@ -170,7 +169,7 @@ def test_fit_is_deterministic_for_a_seed(sim_file, fitted, tmp_path):
     from neuroclips.data.sampler import validation_rows
 
     task, _ = fitted
-    again = standin(tmp_path)
+    again = standin(tmp_path, task.vae)
     again.fit_and_save(str(sim_file), validation_rows(120, 0.1, 20, 0), {"frames_sha1": "x"})
     for field, file in task.files().items():
         first, second = load_file(file), load_file(again.files()[field])

@@ -34,7 +34,7 @@ def compose_tiny(overrides: list[str]):
 
     conf = Path(__file__).resolve().parents[2] / "conf"
     with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        return compose("config", overrides=["stage=standins", *overrides])
+        return compose("config", overrides=["stage=generators", *overrides])
 
 
 def main() -> None:
@@ -54,7 +54,7 @@ def main() -> None:
         "--unet-steps", type=int, default=None, help="default: train.standins.unclip.unet.steps"
     )
     parser.add_argument(
-        "--vae-steps", type=int, default=None, help="default: train.standins.unclip.vae.steps"
+        "--vae-steps", type=int, default=None, help="default: train.standins.generator_vae.steps"
     )
     parser.add_argument("--seed", type=int, default=42, help="the demo's seed")
     parser.add_argument("--work", default="/tmp/unclip_standin", help="where the fitted file is written")
@@ -68,11 +68,12 @@ def main() -> None:
         f"data.file={Path(args.data_file).resolve()}",
         "scale.standins.unclip.enabled=true",
         f"scale.standins.unclip.file={Path(args.work).resolve()}/unclip/unclip6_tiny.safetensors",
+        f"scale.standins.generator_vae.dir={Path(args.work).resolve()}/generator_vae",
     ]
     if args.unet_steps is not None:
         overrides.append(f"train.standins.unclip.unet.steps={args.unet_steps}")
     if args.vae_steps is not None:
-        overrides.append(f"train.standins.unclip.vae.steps={args.vae_steps}")
+        overrides.append(f"train.standins.generator_vae.steps={args.vae_steps}")
     cfg = compose_tiny(overrides)
     task = instantiate(cfg.task.unclip)
     with h5py.File(args.data_file, "r") as f:
@@ -82,6 +83,7 @@ def main() -> None:
         n_train, float(cfg.data.val_fraction), int(cfg.data.val_block), int(cfg.data.val_seed)
     )
     start = time.time()
+    task.vae.fit_and_save(args.data_file, held_out, {"experiment": "unclip_standin.py"})  # the shared VAE
     fit = task.fit_and_save(args.data_file, held_out, {"experiment": "unclip_standin.py"})
     fit_seconds = time.time() - start
 

@@ -4,8 +4,8 @@ Why: the random tiny unCLIP turns any tokens into noise, so the demo's keyframe 
 the tiny architecture of neuroclips.models.unclip_generator (a diffusers UNet2DConditionModel on the "text_time"
 route, and its AutoencoderKL), fitted on the training clips only (validation blocks held out, test clips never read):
 
-1. the VAE, on the training frames resized to the sampled size (`fit_autoencoder`, L1 + KL), then re-parametrised
-   exactly (no refit) so that (a) its latents times unclip6's fixed ``scaling_factor`` (0.13025, a fact of the
+1. the VAE: the generators' shared one (standin_generator_vae.py: fitted once on the training frames at the sampled
+   size, L1 + KL, for this unCLIP and the video generator), re-parametrised exactly (no refit) so that (a) its latents times unclip6's fixed ``scaling_factor`` (0.13025, a fact of the
    unclip config, not of the file) have unit variance, and (b) MindEye2's output mapping clamp(0.8·x + 0.2), which
    the keyframe sampler applies by default, gives the frame back;
 2. the UNet, as unclip6 was trained: ε-prediction on the LegacyDDPM (scaled-linear) noise schedule, context = the
@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neuroclips.tasks.standin_fit_steps import FixedStepFit
+from neuroclips.tasks.standin_generator_vae import GeneratorVaeStandin
 from neuroclips.tasks.standin_marker import marker_matches, write_marker
 from neuroclips.utils.atomic import atomic_folder
 
@@ -140,17 +141,20 @@ class TinyUnclipStandin:
         context_dim: int = 32,
         gen_size: int = 32,
         sample_steps: int = 10,
-        vae: dict | None = None,
+        vae: GeneratorVaeStandin | None = None,
         unet: dict | None = None,
         seed: int = 0,
     ) -> None:
         if enabled and not out_file:
             raise ValueError(f"scale.standins.unclip: enabled=true needs file, found {out_file!r}.")
+        if enabled and vae is None:
+            raise ValueError("scale.standins.unclip: enabled=true needs the generators' VAE stand-in (vae).")
         self.enabled = enabled
         self.out_file = Path(out_file) if out_file else None
         self.clip_encoder = clip_encoder
         self.architecture = dict(context_dim=int(context_dim), gen_size=int(gen_size))
-        self.training = {"vae": dict(vae or {}), "unet": dict(unet or {})}
+        self.vae = vae
+        self.training = {"unet": dict(unet or {})}
         self.sample_steps, self.seed = int(sample_steps), seed
 
     def settings(self) -> dict:
@@ -159,6 +163,7 @@ class TinyUnclipStandin:
 
         return {  # the nets' configs too: a file fitted for another tiny architecture is refitted
             "training": self.training,
+            "vae": self.vae.settings() if self.vae is not None else None,
             "architecture": self.architecture,
             "nets": UNCLIP_CONFIGS["tiny"],
             "clip_encoder": encoder,
@@ -179,10 +184,8 @@ class TinyUnclipStandin:
         paper-scale loader and report them against the mean training frame and against shuffled tokens."""
         from safetensors.torch import save_file
 
-        from neuroclips.models.generator_loading import seeded_init
         from neuroclips.models.unclip_generator import build_unclip
         from neuroclips.models.unclip_writer import unclip_state_dict
-        from neuroclips.tasks.standins import fit_autoencoder
 
         if self.clip_encoder is None:
             raise ValueError(
@@ -196,13 +199,8 @@ class TinyUnclipStandin:
         small = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         components = build_unclip("random", "tiny", self.architecture["context_dim"], init_seed=self.seed)
         vae, unet = components.vae, components.unet
-        with seeded_init(self.seed):  # the VAE's posterior samples draw from the global RNG
-            frames_u8 = small.mul(255).round().clamp(0, 255).to(torch.uint8).numpy()
-            stats = {
-                "vae": fit_autoencoder(
-                    vae.requires_grad_(True), frames_u8, seed=self.seed, **self.training["vae"]
-                )
-            }
+        self.vae.load_into(vae)  # the generators' shared VAE (standin_generator_vae.py), fitted before this
+        stats = {"vae": {"shared": str(self.vae.out_dir)}}
         stats["vae"]["latent_std_before_rescale"] = fit_latent_scale_and_output(vae, small)
         latents = latent_means(vae, small) * vae.config.scaling_factor
         stats["unet"] = fit_unet(unet, latents, tokens, seed=self.seed, **self.training["unet"])

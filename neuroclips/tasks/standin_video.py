@@ -5,8 +5,8 @@ stand-in is the tiny architecture of neuroclips.models.video_generator (SD-style
 SparseCtrl-RGB + CLIP text encoder + VAE), fitted on the training clips only (validation blocks held out, test
 clips never read):
 
-1. the VAE, on the training frames at the video size (`fit_autoencoder`, L1 + KL), then re-parametrised exactly
-   (`rescale_latents`) so that its latents times SD's fixed ``scaling_factor`` (0.18215) have unit variance;
+1. the VAE: the generators' shared one (standin_generator_vae.py: fitted once on the training frames at the video
+   size, L1 + KL, for this generator and the unCLIP), re-parametrised exactly (`rescale_latents`) so that its latents times SD's fixed ``scaling_factor`` (0.18215) have unit variance;
 2. the UNet with its motion modules, the SparseCtrl encoder and the text encoder together, by ε-prediction on the
    reference DDIM's training schedule (linear β 0.00085-0.012), on 16-frame videos made from each clip's 6 frames
    by the same 6 → 16 interpolation the blurry video goes through. Conditions, as the pipeline gives them: the
@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from neuroclips.tasks.standin_generator_vae import GeneratorVaeStandin
 from neuroclips.tasks.standin_marker import marker_matches, write_marker
 from neuroclips.utils.atomic import atomic_folder
 
@@ -69,7 +70,7 @@ class TinyVideoStandin:
         keyframe_frame: int = 2,
         keyframe_index: int = 0,
         motion_norm: str = "per_frame",
-        vae: dict | None = None,
+        vae: GeneratorVaeStandin | None = None,
         unet: dict | None = None,
         seed: int = 0,
     ) -> None:
@@ -78,6 +79,8 @@ class TinyVideoStandin:
             raise ValueError(
                 f"scale.standins.video: enabled=true needs {', '.join(FILE_FIELDS)} in one folder, found {files!r}."
             )
+        if enabled and vae is None:
+            raise ValueError("scale.standins.video: enabled=true needs the generators' VAE stand-in (vae).")
         self.enabled = enabled
         self.paths = paths
         self.out_dir = next(iter(paths.values())).parent if paths else None
@@ -89,7 +92,8 @@ class TinyVideoStandin:
             keyframe_index=int(keyframe_index),
             motion_norm=motion_norm,
         )
-        self.training = {"vae": dict(vae or {}), "unet": dict(unet or {})}
+        self.vae = vae
+        self.training = {"unet": dict(unet or {})}
         self.seed = seed
 
     def files(self, root: Path | None = None) -> dict[str, str]:
@@ -102,6 +106,7 @@ class TinyVideoStandin:
         # the nets' configs too: files fitted for another tiny architecture are refitted, not loaded and refused
         return {
             "training": self.training,
+            "vae": self.vae.settings() if self.vae is not None else None,
             "architecture": self.architecture,
             "nets": VIDEO_CONFIGS["tiny"],
             "seed": self.seed,
@@ -124,7 +129,6 @@ class TinyVideoStandin:
         )
         from neuroclips.tasks.standin_unclip import rescale_latents
         from neuroclips.tasks.standin_video_fit import build_trainable, encode_videos, fit_video_unet
-        from neuroclips.tasks.standins import fit_autoencoder
 
         with h5py.File(data_file, "r") as f:
             n_train = f["stimuli/train/frames"].shape[0]
@@ -132,15 +136,11 @@ class TinyVideoStandin:
         clips, captions = read_clips(data_file, rows, self.architecture["size"])
         small = clips.flatten(0, 1)
         nets = build_trainable(self.seed, self.architecture["motion_norm"])
-        with torch.random.fork_rng(devices=[]):  # the VAE's posterior samples draw from the global RNG
-            torch.manual_seed(self.seed)
-            frames_u8 = small.mul(255).round().clamp(0, 255).to(torch.uint8).numpy()
-            stats = {
-                "vae": fit_autoencoder(
-                    nets.vae.requires_grad_(True), frames_u8, seed=self.seed, **self.training["vae"]
-                )
-            }
+        self.vae.load_into(
+            nets.vae
+        )  # the generators' shared VAE (standin_generator_vae.py), fitted before this
         nets.vae.eval().requires_grad_(False)
+        stats = {"vae": {"shared": str(self.vae.out_dir)}}
         stats["vae"]["latent_std_before_rescale"] = rescale_latents(nets.vae, small)
         videos, keyframes = encode_videos(nets.vae, clips, self.architecture)
         stats["unet"] = fit_video_unet(

@@ -1,6 +1,8 @@
 """Stage `standins`: fit the small tiny-scale AutoencoderKL (and, when configured, the tiny N-way classifiers of
-neuroclips.tasks.standin_classifiers, the tiny BLIP-2 captioner of neuroclips.tasks.standin_captioner, the tiny
-unCLIP of neuroclips.tasks.standin_unclip and the tiny AnimateDiff + SparseCtrl of neuroclips.tasks.standin_video) to the simulated training frames, once.
+neuroclips.tasks.standin_classifiers, the tiny BLIP-2 captioner of neuroclips.tasks.standin_captioner and the VAE
+the two fitted generators share, neuroclips.tasks.standin_generator_vae) to the simulated training frames, once.
+The generators' UNets (unCLIP, AnimateDiff + SparseCtrl) are fitted by the next stage, `generators`
+(neuroclips.tasks.standin_generators), which the pipeline runs beside targets, sr, sr_prior, pr and blurry.
 
 Why: a randomly initialised VAE makes the PR's pixel-space results meaningless (its decoder maps any latent to
 noise), so at `scale=tiny` the frozen SD-VAE is replaced by a small AutoencoderKL fitted here to the training
@@ -12,7 +14,7 @@ which records a content hash of the frames it was fitted to; a later run re-uses
 The fits are independent; they run side by side in worker processes (`workers`; neuroclips/tasks/standin_jobs.py).
 
 At `scale=paper` the stage does nothing (`enabled=false`): the real VAE comes from `${paths.weights_dir}`.
-Order in the demo: standins -> targets (caches the latents with this VAE) -> sr -> pr -> ...
+Order in the demo: standins -> generators (beside targets -> sr -> sr_prior -> pr -> blurry) -> keyframe -> ...
 """
 
 from __future__ import annotations
@@ -32,17 +34,23 @@ from neuroclips.models.frozen_vae import build_autoencoder_kl
 from neuroclips.stage_types import StageResult
 from neuroclips.tasks.standin_captioner import TinyCaptionerStandin
 from neuroclips.tasks.standin_classifiers import TinyClassifierStandins
+from neuroclips.tasks.standin_generator_vae import GeneratorVaeStandin
 from neuroclips.tasks.standin_jobs import FitJob, run_fit_jobs
 from neuroclips.tasks.standin_marker import marker_matches, write_marker
-from neuroclips.tasks.standin_unclip import TinyUnclipStandin
-from neuroclips.tasks.standin_video import TinyVideoStandin
 from neuroclips.utils.atomic import atomic_folder
 
 log = logging.getLogger("neuroclips")
 
 # About the seconds each fit takes in the demo on 2 idle cores (fresh clone, 2026-12-07; the captioner: earlier runs):
 # the longest start first when the fits run side by side.
-FIT_COST = {"video": 530, "unclip": 330, "captioner": 120, "tiny_vae": 125, "classifiers": 26}
+FIT_COST = {
+    "video": 345,
+    "unclip": 215,
+    "captioner": 120,
+    "tiny_vae": 120,
+    "generator_vae": 100,
+    "classifiers": 26,
+}
 
 
 def data_fingerprint(path: str | Path, sample_every: int = 25) -> dict:
@@ -84,7 +92,7 @@ def fit_autoencoder(
     """
     generator = torch.Generator().manual_seed(seed)
     data = torch.from_numpy(frames)
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0, fused=True)  # see FixedStepFit
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=lr * 0.05)
     vae.train()
     start, l1, kl, done = time.time(), torch.tensor(0.0), torch.tensor(0.0), 0
@@ -155,15 +163,14 @@ class TinyVaeStandin:
         seed: int = 0,
         classifiers: TinyClassifierStandins | None = None,
         captioner: TinyCaptionerStandin | None = None,
-        unclip: TinyUnclipStandin | None = None,
-        video: TinyVideoStandin | None = None,
+        generator_vae: GeneratorVaeStandin | None = None,
         workers: int | None = None,
     ) -> None:
         self.out_dir = Path(out_dir)
         self.classifiers = classifiers if classifiers is not None and classifiers.enabled else None
         self.captioner = captioner if captioner is not None and captioner.enabled else None
-        self.unclip = unclip if unclip is not None and unclip.enabled else None
-        self.video = video if video is not None and video.enabled else None
+        # the VAE the unCLIP and the video generator share (stage=generators fits their UNets on it)
+        self.generator_vae = generator_vae if generator_vae is not None and generator_vae.enabled else None
         self.enabled = enabled
         self.architecture = dict(
             block_out_channels=list(block_out_channels),
@@ -229,8 +236,7 @@ class TinyVaeStandin:
                 dict(frame_classifier="frame_dir", video_classifier="video_dir"),
             ),
             "captioner": ("captioner is", dict(captioner="out_dir")),
-            "unclip": ("unCLIP is", dict(unclip="out_file")),
-            "video": ("video generator is", dict(video="out_dir")),
+            "generator_vae": ("generators' VAE is", dict(generator_vae="out_dir")),
         }
         for key, (what, paths) in extras.items():
             standin = getattr(self, key)

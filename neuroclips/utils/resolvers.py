@@ -22,6 +22,8 @@ def register() -> None:
     OmegaConf.register_new_resolver("nc.cc2017_voxels", lambda subj: SUBJECT_VOXELS[int(subj)], replace=True)
     # video.seed's default: the reference's fixed seed, written once (utils/seeding.REFERENCE_VIDEO_SEED)
     OmegaConf.register_new_resolver("nc.reference_video_seed", lambda: REFERENCE_VIDEO_SEED, replace=True)
+    # true when any argument is (e.g. the generators' shared VAE is fitted when the unCLIP or the video stand-in is)
+    OmegaConf.register_new_resolver("nc.any", lambda *flags: any(bool(f) for f in flags), replace=True)
 
 
 register()

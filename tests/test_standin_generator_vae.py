@@ -1,0 +1,52 @@
+"""The tiny VAE the fitted unCLIP and video generator share (tasks/standin_generator_vae.py): fitted once,
+deterministic, reused only for the same data and settings, and each generator's file carries a copy of it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.conftest import TINY_VAE_FIT
+
+
+def test_shared_vae_is_deterministic_and_reused_only_for_the_same_data_and_settings(
+    sim_file, generator_vae, tmp_path
+):
+    from diffusers import AutoencoderKL
+
+    from neuroclips.data.sampler import validation_rows
+    from neuroclips.tasks.standin_generator_vae import GeneratorVaeStandin
+    from tests.standin_checks import assert_reused_only_for_same_data_and_settings
+
+    assert_reused_only_for_same_data_and_settings(generator_vae, {"frames_sha1": "x"})
+    again = GeneratorVaeStandin(out_dir=str(tmp_path / "vae"), size=32, training=dict(TINY_VAE_FIT))
+    again.fit_and_save(str(sim_file), validation_rows(120, 0.1, 20, 0), {"frames_sha1": "x"})
+    first, second = (
+        AutoencoderKL.from_pretrained(str(s.out_dir), local_files_only=True).state_dict()
+        for s in (generator_vae, again)
+    )
+    for key in first:
+        torch.testing.assert_close(first[key], second[key], rtol=0, atol=0, msg=key)
+
+
+def test_both_generators_files_carry_the_shared_vae(generator_vae):
+    """Loaded into each generator's own VAE (strict), before their re-parametrisations: the same weights."""
+    from diffusers import AutoencoderKL
+
+    from neuroclips.models.unclip_generator import build_unclip
+    from neuroclips.tasks.standin_video_fit import build_trainable
+
+    fitted = AutoencoderKL.from_pretrained(str(generator_vae.out_dir), local_files_only=True).state_dict()
+    for vae in (build_unclip("random", "tiny", 32, init_seed=1).vae, build_trainable(1, "per_frame").vae):
+        generator_vae.load_into(vae)
+        for key, value in vae.state_dict().items():
+            torch.testing.assert_close(value, fitted[key], rtol=0, atol=0, msg=key)
+
+
+def test_generators_with_different_vae_architectures_are_refused(monkeypatch):
+    from neuroclips.models.unclip_generator import UNCLIP_CONFIGS
+    from neuroclips.tasks.standin_generator_vae import generator_vae_config
+
+    monkeypatch.setitem(UNCLIP_CONFIGS["tiny"]["vae"], "block_out_channels", [16, 32])
+    with pytest.raises(ValueError, match="UNCLIP_CONFIGS/VIDEO_CONFIGS"):
+        generator_vae_config()
