@@ -23,11 +23,12 @@ def fake_stages(monkeypatch, tmp_path):
 
     def command(stage, overrides):
         code = 2 if stage in fail else 0
+        entry = f"dict(stage={stage!r}, start=t0, end=time.time(), argv=sys.argv[1:])"
         script = (
-            "import json, sys, time; t0 = time.time(); time.sleep(%r); "
-            "print('line of %s'); open(%r, 'a').write(json.dumps(dict(stage=%r, start=t0, end=time.time(), "
-            "argv=sys.argv[1:])) + '\\n'); sys.exit(%d)"
-        ) % (seconds.get(stage, 0.2), stage, str(record), stage, code)
+            f"import json, sys, time; t0 = time.time(); time.sleep({seconds.get(stage, 0.2)!r}); "
+            f"print('line of {stage}'); open({str(record)!r}, 'a').write(json.dumps({entry}) + '\\n'); "
+            f"sys.exit({code})"
+        )
         return [sys.executable, "-c", script, *overrides]
 
     def plan(stage, overrides, root, force):
@@ -59,7 +60,9 @@ def test_a_beside_stage_runs_in_the_background_and_the_next_other_stage_waits_fo
         assert "num_threads=1" not in r[stage]["argv"], stage
     out = capsys.readouterr().out
     assert "generators: runs (not finished) in the background beside targets, sr" in out
-    assert "line of generators" not in out  # its console output goes to its log, not between the others' lines
+    assert (
+        "line of generators" not in out
+    )  # its console output goes to its log, not between the others' lines
     assert "line of generators" in (tmp_path / "runs" / "pipeline_logs" / "generators.log").read_text()
 
 
