@@ -28,7 +28,7 @@ from pathlib import Path
 
 from neuroclips.pipeline_background import BackgroundStage, thread_override
 
-STAGES = ("standins", "generators", "targets", "sr", "sr_prior", "pr", "blurry", "keyframe", "video", "eval")
+STAGES = ("standins", "targets", "generators", "sr", "sr_prior", "pr", "blurry", "keyframe", "video", "eval")
 
 
 def _parse(argv: list[str]) -> tuple[list[str], bool, list[str]]:

@@ -1,7 +1,7 @@
 """A pipeline stage run in the background, beside the stages its config lists in ``stage.beside`` (pipeline.py).
 
 Why: on a small CPU machine the demo's longest stage, `generators` (two 1-thread UNet fits), reads nothing the
-next stages write and is read only from `keyframe` on, so it runs while targets, sr, sr_prior, pr and blurry do;
+next stages write and is read only from `keyframe` on, so it runs while sr, sr_prior, pr and blurry do;
 the stages beside it then get one CPU thread (``num_threads=1``, unless given), so that no two multi-threaded
 processes share the cores (two 2-thread torch processes on 2 cores spin against each other and run many times
 slower). Its console output goes to a log file, not between the foreground stage's lines; the pipeline waits for it

@@ -9,7 +9,13 @@ import time
 
 import pytest
 
-ORDER = ["standins", "generators", "targets", "sr", "keyframe"]
+ORDER = [
+    "standins",
+    "generators",
+    "targets",
+    "sr",
+    "keyframe",
+]  # fake stages: only the order and `beside` matter
 
 
 @pytest.fixture()

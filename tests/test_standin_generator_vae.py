@@ -50,3 +50,15 @@ def test_generators_with_different_vae_architectures_are_refused(monkeypatch):
     monkeypatch.setitem(UNCLIP_CONFIGS["tiny"]["vae"], "block_out_channels", [16, 32])
     with pytest.raises(ValueError, match="UNCLIP_CONFIGS/VIDEO_CONFIGS"):
         generator_vae_config()
+
+
+def test_stage_generators_without_the_shared_vae_says_to_run_standins_first(sim_copy, tmp_path):
+    """Exit 2 in one sentence naming the folder and the config key, and nothing written."""
+    from tests.conftest import run_cli
+
+    proc = run_cli(["stage=generators", "experiment=demo"], tmp_path, sim_copy, check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "scale.standins.generator_vae" in proc.stderr and "run stage=standins first" in proc.stderr
+    assert str(tmp_path / "data" / "standins" / "generator_vae") in proc.stderr
+    assert not (tmp_path / "data" / "standins" / "video").exists()
+    assert not (tmp_path / "data" / "standins" / "unclip").exists()

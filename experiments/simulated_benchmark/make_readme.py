@@ -81,7 +81,7 @@ The hand-written readings of each table are in `sr_results.md`, `pr_results.md`,
 
 {demo_table(args.demo_metrics)}
 In the demo the unCLIP image generator, the AnimateDiff + SparseCtrl video generator and the N-way classifiers are
-tiny stand-ins fitted by `stage=standins` on the simulated training clips (`unclip_standin.md`, `video_standin.md`,
+tiny stand-ins fitted by `stage=standins` and `stage=generators` on the simulated training clips (`unclip_standin.md`, `video_standin.md`,
 `nway_classifiers.md`); the blurry row reflects the trained Perceptual Reconstructor.
 """
     args.out.write_text(text)

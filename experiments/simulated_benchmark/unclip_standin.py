@@ -1,7 +1,7 @@
-"""Does the fitted tiny unCLIP (stage=standins) draw the frame its CLIP tokens come from? On the test clips.
+"""Does the fitted tiny unCLIP (stage=generators) draw the frame its CLIP tokens come from? On the test clips.
 
 Fits the stand-in (neuroclips/tasks/standin_unclip.py) on a simulated file's training clips (validation blocks held
-out, as stage=standins does) with the given step counts, then samples keyframes of every test clip's frame 2 (the
+out, as stage=generators does) with the given step counts, then samples keyframes of every test clip's frame 2 (the
 frame the simulated caption describes) through the paper-scale loader and the keyframe sampler at tiny settings
 (10 Euler steps, CFG 5, random-token uncond, MindEye2 output mapping) from: the true tokens of that frame (the upper
 bound of what the SR can hand it), the tokens of another test clip (shuffled: what the keyframe looks like when the

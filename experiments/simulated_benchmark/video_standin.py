@@ -1,7 +1,7 @@
-"""Does the fitted tiny video generator (stage=standins) use its three inputs? On the test clips, with true inputs.
+"""Does the fitted tiny video generator (stage=generators) use its three inputs? On the test clips, with true inputs.
 
 Reads the fitted AnimateDiff + SparseCtrl files through the paper-scale loader (default: the demo's, written by
-`make demo` or `stage=standins experiment=demo`) and makes videos of the first `--clips` test clips at the demo's
+`make demo`, or `stage=standins` then `stage=generators` with `experiment=demo`) and makes videos of the first `--clips` test clips at the demo's
 recipe (32 px, 4 DDIM steps, CFG 8.5, α code_t0) from the *true* inputs, the best the SR and PR could hand it: the
 true keyframe (frame 2), the true caption, and a blurry video made from the true frames (each frame reduced to 8 px
 and enlarged back). Then the method's ablations (no blurry video, no keyframe, no caption), the inputs of another

@@ -1,4 +1,4 @@
-"""The tiny AutoencoderKL that both fitted generators of `stage=standins` share: the unCLIP's and the video's.
+"""The tiny AutoencoderKL that both fitted generators of `stage=generators` share: the unCLIP's and the video's.
 
 Why one: the two tiny generators have the same VAE architecture (neuroclips.models.unclip_generator and
 video_generator, f4, only the config's fixed ``scaling_factor`` differs), were fitted by the same recipe on the same

@@ -4,7 +4,8 @@ video generator (neuroclips.tasks.standin_video) on the VAE that stage `standins
 
 Why a stage of its own: the two UNet fits are most of the stand-in time (about 345 s and 215 s of the demo on two
 1-thread processes) and nothing before `keyframe` reads them, so the pipeline runs this stage in the background
-beside targets, sr, sr_prior, pr and blurry (``stage.beside``; neuroclips/pipeline.py) instead of before them.
+beside sr, sr_prior, pr and blurry (``stage.beside``; neuroclips/pipeline.py) instead of before them. It runs after
+`targets`, the one stage that writes into the data file it reads (HDF5 locks the file while one process writes).
 Each generator is re-used while its `standin.json` marker matches the data and its settings (the shared VAE's
 included), exactly as under `stage=standins`. At `scale=paper` nothing is enabled and the stage does nothing.
 """

@@ -1,4 +1,4 @@
-"""Fitted tiny unCLIP keyframe generator for `stage=standins`: it learns to draw a frame from its CLIP tokens.
+"""Fitted tiny unCLIP keyframe generator for `stage=generators`: it learns to draw a frame from its CLIP tokens.
 
 Why: the random tiny unCLIP turns any tokens into noise, so the demo's keyframe column said nothing. This stand-in is
 the tiny architecture of neuroclips.models.unclip_generator (a diffusers UNet2DConditionModel on the "text_time"
@@ -130,7 +130,7 @@ def frame_pixcorr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 class TinyUnclipStandin:
-    """Fits and saves the tiny unCLIP (see module docstring); called by TinyVaeStandin.run."""
+    """Fits and saves the tiny unCLIP (see module docstring); called by GeneratorStandins.run."""
 
     def __init__(
         self,

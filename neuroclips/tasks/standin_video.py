@@ -1,4 +1,4 @@
-"""Fitted tiny AnimateDiff + SparseCtrl video generator for `stage=standins`: caption, keyframe and blurry → 16 frames.
+"""Fitted tiny AnimateDiff + SparseCtrl video generator for `stage=generators`: caption, keyframe and blurry → 16 frames.
 
 Why: the random tiny video generator turns any input into noise, so the demo's video column said nothing. This
 stand-in is the tiny architecture of neuroclips.models.video_generator (SD-style UNet + AnimateDiff motion modules +
@@ -57,7 +57,7 @@ def read_clips(data_file: str | Path, rows: np.ndarray, size: int) -> tuple[torc
 
 
 class TinyVideoStandin:
-    """Fits and saves the tiny video generator (see module docstring); called by TinyVaeStandin.run."""
+    """Fits and saves the tiny video generator (see module docstring); called by GeneratorStandins.run."""
 
     def __init__(
         self,

@@ -2,7 +2,7 @@
 neuroclips.tasks.standin_classifiers, the tiny BLIP-2 captioner of neuroclips.tasks.standin_captioner and the VAE
 the two fitted generators share, neuroclips.tasks.standin_generator_vae) to the simulated training frames, once.
 The generators' UNets (unCLIP, AnimateDiff + SparseCtrl) are fitted by the next stage, `generators`
-(neuroclips.tasks.standin_generators), which the pipeline runs beside targets, sr, sr_prior, pr and blurry.
+(neuroclips.tasks.standin_generators), which the pipeline runs after targets, beside sr, sr_prior, pr and blurry.
 
 Why: a randomly initialised VAE makes the PR's pixel-space results meaningless (its decoder maps any latent to
 noise), so at `scale=tiny` the frozen SD-VAE is replaced by a small AutoencoderKL fitted here to the training
@@ -14,7 +14,7 @@ which records a content hash of the frames it was fitted to; a later run re-uses
 The fits are independent; they run side by side in worker processes (`workers`; neuroclips/tasks/standin_jobs.py).
 
 At `scale=paper` the stage does nothing (`enabled=false`): the real VAE comes from `${paths.weights_dir}`.
-Order in the demo: standins -> generators (beside targets -> sr -> sr_prior -> pr -> blurry) -> keyframe -> ...
+Order in the demo: standins -> targets -> generators (beside sr -> sr_prior -> pr -> blurry) -> keyframe -> ...
 """
 
 from __future__ import annotations
