@@ -29,9 +29,9 @@ def fake_stages(monkeypatch, tmp_path):
 
     def command(stage, overrides):
         code = 2 if stage in fail else 0
-        entry = f"dict(stage={stage!r}, start=t0, end=time.time(), argv=sys.argv[1:])"
+        entry = f"dict(stage={stage!r}, start=t0, end=time.time(), argv=sys.argv[1:], nice=os.nice(0))"
         script = (
-            f"import json, sys, time; t0 = time.time(); time.sleep({seconds.get(stage, 0.2)!r}); "
+            f"import json, os, sys, time; t0 = time.time(); time.sleep({seconds.get(stage, 0.2)!r}); "
             f"print('line of {stage}'); open({str(record)!r}, 'a').write(json.dumps({entry}) + '\\n'); "
             f"sys.exit({code})"
         )
@@ -64,6 +64,7 @@ def test_a_beside_stage_runs_in_the_background_and_the_next_other_stage_waits_fo
         assert "num_threads=1" in r[stage]["argv"], stage
     for stage in ("standins", "keyframe"):
         assert "num_threads=1" not in r[stage]["argv"], stage
+    assert r["generators"]["nice"] == r["targets"]["nice"] + 10  # it yields the cores to the chain beside it
     out = capsys.readouterr().out
     assert "generators: runs (not finished) in the background beside targets, sr" in out
     assert (
