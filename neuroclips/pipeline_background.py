@@ -4,8 +4,8 @@ Why: on a small CPU machine the demo's longest stage, `generators` (two 1-thread
 next stages write and is read only from `keyframe` on, so it runs while sr, sr_prior, pr and blurry do;
 the stages beside it then get one CPU thread (``num_threads=1``, unless given), so that no two multi-threaded
 processes share the cores (two 2-thread torch processes on 2 cores spin against each other and run many times
-slower), and it runs at a lower CPU priority (nice +10) so that they, which the next stage waits for, come
-first. Its console output goes to a log file, not between the foreground stage's lines; the pipeline waits for it
+slower; its shorter fit yields to its longest, neuroclips/tasks/standin_jobs.py). Its console output goes to a log
+file, not between the foreground stage's lines; the pipeline waits for it
 before the first stage not beside it, and at the end. A foreground failure waits for it too, so its fits are kept
 for the rerun (they are written atomically and re-used while their settings match).
 """
@@ -20,14 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 LOG_TAIL_LINES = 20
-# The background stage runs at a lower CPU priority: the stages beside it form the chain the next stage waits for
-# (in the demo they end about 80 s after it when both compete evenly), so they get the cores when both want them.
-BACKGROUND_NICENESS = 10
-
-
-def _lower_priority() -> None:  # in the child, before it runs the stage
-    if hasattr(os, "nice"):
-        os.nice(BACKGROUND_NICENESS)
 
 
 @dataclass
@@ -48,7 +40,6 @@ class BackgroundStage:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                preexec_fn=_lower_priority,
             )
         return cls(stage, frozenset(beside), log_file, process)
 

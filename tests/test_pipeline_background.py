@@ -64,7 +64,7 @@ def test_a_beside_stage_runs_in_the_background_and_the_next_other_stage_waits_fo
         assert "num_threads=1" in r[stage]["argv"], stage
     for stage in ("standins", "keyframe"):
         assert "num_threads=1" not in r[stage]["argv"], stage
-    assert r["generators"]["nice"] == r["targets"]["nice"] + 10  # it yields the cores to the chain beside it
+    assert r["generators"]["nice"] == r["targets"]["nice"]  # an even share (standin_jobs sets its fits' own)
     out = capsys.readouterr().out
     assert "generators: runs (not finished) in the background beside targets, sr" in out
     assert (

@@ -8,12 +8,12 @@ import os
 import pytest
 import torch
 
-from neuroclips.tasks.standin_jobs import FitJob, run_fit_jobs
+from neuroclips.tasks.standin_jobs import YIELD_NICENESS, FitJob, run_fit_jobs
 
 
 def report(name: str) -> dict:
-    """A fit stand-in: who ran it, with how many threads."""
-    return {"name": name, "pid": os.getpid(), "threads": torch.get_num_threads()}
+    """A fit stand-in: who ran it, with how many threads, at which CPU priority."""
+    return {"name": name, "pid": os.getpid(), "threads": torch.get_num_threads(), "nice": os.nice(0)}
 
 
 def touch(path: str) -> dict:
@@ -33,6 +33,9 @@ def test_fits_run_in_worker_processes_with_their_share_of_threads(monkeypatch):
     assert list(results) == ["tiny_vae", "video", "unclip"]  # the jobs' order, whatever ran first
     assert all(results[k]["name"] == k for k in results)
     assert all(r["pid"] != os.getpid() and r["threads"] == 1 for r in results.values())
+    # the longest fit at this process's priority, the others yield (YIELD_NICENESS)
+    assert results["video"]["nice"] == os.nice(0)
+    assert results["unclip"]["nice"] == results["tiny_vae"]["nice"] == os.nice(0) + YIELD_NICENESS
 
 
 def test_one_worker_fits_in_this_process():
