@@ -73,7 +73,8 @@ def standins_line(
         )
     untrained = random_gen + random
     return (
-        "Scale tiny, frozen models. Fitted stand-ins (stage=standins, on the simulated training clips only): the VAE"
+        "Scale tiny, frozen models. Fitted stand-ins (stage=standins and, for the generators, stage=generators, on the "
+        "simulated training clips only): the VAE"
         + "".join(f"; {v}" for v in fitted_gen.values())
         + "".join(f"; {k}: {v}" for k, v in fitted.items())
         + (f". Random (untrained) stand-ins: {', '.join(untrained)}" if untrained else "")
