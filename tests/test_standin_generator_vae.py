@@ -62,3 +62,18 @@ def test_stage_generators_without_the_shared_vae_says_to_run_standins_first(sim_
     assert str(tmp_path / "data" / "standins" / "generator_vae") in proc.stderr
     assert not (tmp_path / "data" / "standins" / "video").exists()
     assert not (tmp_path / "data" / "standins" / "unclip").exists()
+
+
+def test_stage_generators_at_paper_scale_builds_no_frozen_encoder():
+    """Nothing is fitted at scale=paper: the task builds without the (absent) bigG weights the unCLIP stand-in would
+    read, and has nothing to do."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    import neuroclips.utils.resolvers  # noqa: F401
+    from tests.conftest import REPO
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["stage=generators", "scale=paper"])
+    task = instantiate(cfg.task)
+    assert task.unclip is None and task.video is None and not task.vae.enabled

@@ -24,6 +24,9 @@ def register() -> None:
     OmegaConf.register_new_resolver("nc.reference_video_seed", lambda: REFERENCE_VIDEO_SEED, replace=True)
     # true when any argument is (e.g. the generators' shared VAE is fitted when the unCLIP or the video stand-in is)
     OmegaConf.register_new_resolver("nc.any", lambda *flags: any(bool(f) for f in flags), replace=True)
+    # value when flag is true, else null: a sub-config built only when it is used (e.g. a frozen encoder that
+    # loads large weights only for an enabled stand-in)
+    OmegaConf.register_new_resolver("nc.when", lambda flag, value: value if flag else None, replace=True)
 
 
 register()
