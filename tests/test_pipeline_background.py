@@ -97,3 +97,16 @@ def test_threads_given_by_the_user_are_kept():
 
     assert thread_override(["experiment=demo"]) == ["num_threads=1"]
     assert thread_override(["num_threads=2"]) == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "beside"),
+    [(["experiment=demo"], ["sr", "sr_prior", "pr", "blurry"]), (["scale=paper"], []), (["scale=tiny"], [])],
+)
+def test_generators_run_beside_the_chain_only_when_they_have_something_to_fit(overrides, beside):
+    """At scale=paper (or tiny without fitted generators) stage=generators does nothing: the pipeline runs it in the
+    foreground, and sr ... blurry keep their threads."""
+    from neuroclips.pipeline import _compose
+    from neuroclips.pipeline_background import beside_of
+
+    assert beside_of(_compose("generators", overrides)) == beside
