@@ -18,5 +18,10 @@ def marker_matches(folder: Path, expected: dict) -> bool:
     marker = folder / MARKER
     if not marker.exists():
         return False
-    recorded = json.loads(marker.read_text())
+    recorded = read_marker(folder)
     return all(recorded.get(key) == value for key, value in expected.items())
+
+
+def read_marker(folder: Path) -> dict:
+    """The record of a fitted stand-in folder (what `write_marker` wrote)."""
+    return json.loads((Path(folder) / MARKER).read_text())
