@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from neuroclips.pipeline_background import BackgroundStage, thread_override
+from neuroclips.pipeline_background import BackgroundStage, given_keys, thread_override
 
 STAGES = ("standins", "targets", "generators", "sr", "sr_prior", "pr", "blurry", "keyframe", "video", "eval")
 
@@ -72,15 +72,11 @@ def _resolve_run_root(overrides: list[str]) -> Path:
     return Path(str(_compose("sr", overrides).paths.run_root))
 
 
-def plan_stage(stage: str, overrides: list[str], root: Path, force: bool) -> tuple[str | None, list[str]]:
-    """``(None, [])`` to skip a stage, else ``(why it runs, extra overrides)``."""
-    return _plan(stage, overrides, root, force)[:2]
-
-
-def _plan(
+def plan_stage(
     stage: str, overrides: list[str], root: Path, force: bool
 ) -> tuple[str | None, list[str], list[str]]:
-    """plan_stage's answer and the stages this one may run beside (``stage.beside``)."""
+    """``(None, [], beside)`` to skip a stage, else ``(why it runs, extra overrides, beside)``; ``beside``: the
+    stages it may run beside in the background (``stage.beside``)."""
     from neuroclips.pipeline_background import beside_of
     from neuroclips.process_setup import setup_environment
     from neuroclips.provenance import checkpoint_fingerprint, describe_difference
@@ -95,7 +91,7 @@ def _plan(
         summary = json.loads(summary_path.read_text())
     except (OSError, ValueError):
         summary = None
-    given = {a.split("=", 1)[0].lstrip("+") for a in overrides}
+    given = given_keys(overrides)
     over = [a for a in ("resume=never", "outputs=overwrite") if a.split("=")[0] not in given]
     beside = beside_of(cfg)
     if force:
@@ -149,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             if code := end_background():
                 return code
         try:
-            why, extra, beside = _plan(stage, overrides, root, force)
+            why, extra, beside = plan_stage(stage, overrides, root, force)
         except Exception as e:  # noqa: BLE001 - the stage itself then reports its configuration error in one sentence
             why, extra, beside = f"its fingerprint could not be taken: {type(e).__name__}", [], []
         if why is None:

@@ -60,7 +60,11 @@ def beside_of(cfg) -> list[str]:
     return [str(s) for s in (OmegaConf.select(cfg, "stage.beside") or [])]
 
 
+def given_keys(overrides: list[str]) -> set[str]:
+    """The config keys the user's overrides set (``key=value``, ``+key=value``)."""
+    return {a.split("=", 1)[0].lstrip("+") for a in overrides}
+
+
 def thread_override(overrides: list[str]) -> list[str]:
     """``num_threads=1`` for a process that shares the cores with a background stage, unless the user set it."""
-    given = {a.split("=", 1)[0].lstrip("+") for a in overrides}
-    return [] if "num_threads" in given else ["num_threads=1"]
+    return [] if "num_threads" in given_keys(overrides) else ["num_threads=1"]

@@ -41,7 +41,7 @@ def fake_stages(monkeypatch, tmp_path):
         return "not finished", [], (["targets", "sr"] if stage == "generators" else [])
 
     monkeypatch.setattr(pipeline, "stage_command", command)
-    monkeypatch.setattr(pipeline, "_plan", plan)
+    monkeypatch.setattr(pipeline, "plan_stage", plan)
     monkeypatch.setattr(pipeline, "_resolve_run_root", lambda overrides: tmp_path / "runs")
 
     def runs():

@@ -12,20 +12,13 @@ included), exactly as under `stage=standins`. At `scale=paper` nothing is enable
 
 from __future__ import annotations
 
-import logging
-
-import h5py
-import numpy as np
-
 from neuroclips.errors import StageError
 from neuroclips.stage_types import StageResult
 from neuroclips.tasks.standin_generator_vae import GeneratorVaeStandin
-from neuroclips.tasks.standin_jobs import FitJob, run_fit_jobs
+from neuroclips.tasks.standin_jobs import run_fit_jobs
 from neuroclips.tasks.standin_unclip import TinyUnclipStandin
 from neuroclips.tasks.standin_video import TinyVideoStandin
-from neuroclips.tasks.standins import FIT_COST, data_fingerprint
-
-log = logging.getLogger("neuroclips")
+from neuroclips.tasks.standins import fit_unless_current, held_out_split
 
 
 class GeneratorStandins:
@@ -47,8 +40,6 @@ class GeneratorStandins:
         self.workers = workers  # processes for the fits (standin_jobs.py); 1: one after another in this one
 
     def run(self, ctx):
-        from neuroclips.data.sampler import validation_rows
-
         standins = [s for s in (self.unclip, self.video) if s is not None]
         if not standins:
             return StageResult(
@@ -56,16 +47,7 @@ class GeneratorStandins:
             )
         if not ctx.is_global_zero:  # one process fits; others have nothing to do in this task
             return StageResult(metrics={"skipped": "not rank 0"})
-        with h5py.File(ctx.data_file, "r") as f:
-            n_train = f["stimuli/train/frames"].shape[0]
-        data_cfg = ctx.cfg.data
-        held_out = validation_rows(
-            n_train, float(data_cfg.val_fraction), int(data_cfg.val_block), int(data_cfg.val_seed)
-        )
-        fingerprint = {
-            **data_fingerprint(ctx.data_file),
-            "held_out_rows": [int(r) for r in np.sort(held_out)],
-        }
+        held_out, fingerprint = held_out_split(ctx.data_file, ctx.cfg.data)  # as stage standins took them
         if self.vae is None or not self.vae.is_current(fingerprint):
             where = None if self.vae is None else self.vae.out_dir
             raise StageError(
@@ -74,16 +56,14 @@ class GeneratorStandins:
                 "stage=standins first."
             )
         outputs, metrics, jobs = {}, {}, []
-        for key, standin in (("unclip", self.unclip), ("video", self.video)):
+        for key, what, standin in (
+            ("unclip", "unCLIP is", self.unclip),
+            ("video", "video generator is", self.video),
+        ):
             if standin is None:
                 continue
-            paths = {"unclip": str(standin.out_file)} if key == "unclip" else standin.files()
-            outputs.update(paths)
-            if standin.is_current(fingerprint) and not self.overwrite:
-                log.info("generators: the %s stand-in is up to date for %s", key, ctx.data_file)
-                metrics[f"{key}_reused"] = True
-            else:
-                args = (ctx.data_file, held_out, fingerprint)
-                jobs.append(FitJob(key, standin.fit_and_save, args, FIT_COST[key]))
+            outputs.update({"unclip": str(standin.out_file)} if key == "unclip" else standin.files())
+            args = (key, what, standin, ctx.data_file, held_out, fingerprint, self.overwrite, metrics)
+            jobs += fit_unless_current(*args)
         metrics.update(run_fit_jobs(jobs, self.workers))
         return StageResult(metrics=metrics, outputs=outputs)

@@ -136,9 +136,8 @@ class TinyVideoStandin:
         clips, captions = read_clips(data_file, rows, self.architecture["size"])
         small = clips.flatten(0, 1)
         nets = build_trainable(self.seed, self.architecture["motion_norm"])
-        self.vae.load_into(
-            nets.vae
-        )  # the generators' shared VAE (standin_generator_vae.py), fitted before this
+        # the generators' shared VAE (standin_generator_vae.py), fitted by stage=standins before this
+        self.vae.load_into(nets.vae)
         nets.vae.eval().requires_grad_(False)
         stats = {"vae": {"shared": str(self.vae.out_dir)}}
         stats["vae"]["latent_std_before_rescale"] = rescale_latents(nets.vae, small)

@@ -65,6 +65,40 @@ def data_fingerprint(path: str | Path, sample_every: int = 25) -> dict:
     return {"frames_sha1": digest.hexdigest()}
 
 
+def held_out_split(data_file: str | Path, data_cfg) -> tuple[np.ndarray, dict]:
+    """The training rows every stand-in holds out (the fit stages' validation blocks, ``data.val_*``) and the
+    fingerprint their markers record (the frames' identity and those rows). Stage standins and stage generators
+    both take them from here: generators finds the shared VAE current only if the two agree."""
+    from neuroclips.data.sampler import validation_rows
+
+    with h5py.File(data_file, "r") as f:
+        n_train = f["stimuli/train/frames"].shape[0]
+    held_out = validation_rows(
+        n_train, float(data_cfg.val_fraction), int(data_cfg.val_block), int(data_cfg.val_seed)
+    )
+    fingerprint = {**data_fingerprint(data_file), "held_out_rows": [int(r) for r in np.sort(held_out)]}
+    return held_out, fingerprint
+
+
+def fit_unless_current(
+    key: str,
+    what: str,
+    standin,
+    data_file,
+    held_out: np.ndarray,
+    fingerprint: dict,
+    overwrite: bool,
+    metrics: dict,
+) -> list[FitJob]:
+    """[the fit of ``standin``], or [] when its files match this data and its settings already (then
+    ``metrics[<key>_reused]``); ``what`` names it in the log line."""
+    if standin.is_current(fingerprint) and not overwrite:
+        log.info("standins: %s up to date for %s", what, data_file)
+        metrics[f"{key}_reused"] = True
+        return []
+    return [FitJob(key, standin.fit_and_save, (data_file, held_out, fingerprint), FIT_COST[key])]
+
+
 def read_training_frames(data_file: str | Path, held_out_rows: np.ndarray) -> np.ndarray:
     """uint8 (N·6, 3, H, W) frames of the training split without the held-out (validation) rows."""
     with h5py.File(data_file, "r") as f:
@@ -198,25 +232,14 @@ class TinyVaeStandin:
         return marker_matches(self.out_dir, expected)
 
     def run(self, ctx):
-        from neuroclips.data.sampler import validation_rows
-
         if not self.enabled:
             return StageResult(metrics={"skipped": "scale uses local pretrained weights (enabled=false)"})
         if not ctx.is_global_zero:  # one process fits; others have nothing to do in this task
             return StageResult(metrics={"skipped": "not rank 0"})
         ctx.datamodule()  # writes the simulated file if it is missing (data.auto_create) and validates it
         run_fingerprint = ctx.provenance.fingerprint if getattr(ctx, "provenance", None) else None
-        with h5py.File(ctx.data_file, "r") as f:
-            n_train = f["stimuli/train/frames"].shape[0]
-        data_cfg = ctx.cfg.data
-        held_out = validation_rows(
-            n_train, float(data_cfg.val_fraction), int(data_cfg.val_block), int(data_cfg.val_seed)
-        )
+        held_out, fingerprint = held_out_split(ctx.data_file, ctx.cfg.data)
         outputs = {"tiny_vae": str(self.out_dir)}
-        fingerprint = {
-            **data_fingerprint(ctx.data_file),
-            "held_out_rows": [int(r) for r in np.sort(held_out)],
-        }
         jobs, metrics = [], {}
         if self.is_current(ctx.data_file, run_fingerprint) and not self.overwrite:
             log.info("standins: %s is up to date for %s", self.out_dir, ctx.data_file)
@@ -243,13 +266,9 @@ class TinyVaeStandin:
             if standin is None:
                 continue
             outputs.update({name: str(getattr(standin, attr)) for name, attr in paths.items()})
-            if standin.is_current(fingerprint) and not self.overwrite:
-                log.info("standins: %s up to date for %s", what, ctx.data_file)
-                metrics[f"{key}_reused"] = True
-            else:
-                jobs.append(
-                    FitJob(key, standin.fit_and_save, (ctx.data_file, held_out, fingerprint), FIT_COST[key])
-                )
+            jobs += fit_unless_current(
+                key, what, standin, ctx.data_file, held_out, fingerprint, self.overwrite, metrics
+            )
         fitted = run_fit_jobs(jobs, self.workers)
         metrics.update(fitted.pop("tiny_vae", {}))
         metrics.update(fitted)
