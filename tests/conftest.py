@@ -33,7 +33,14 @@ def sim_file(tmp_path_factory) -> Path:
     return path
 
 
-TINY_VAE_FIT = {"steps": 2, "batch_size": 4, "lr": 1e-3, "kl_weight": 1e-4, "crop_size": None}
+TINY_VAE_FIT = {
+    "steps": 2,
+    "batch_size": 4,
+    "lr": 1e-3,
+    "kl_weight": 1e-4,
+    "crop_size": None,
+    "blurred_copies": [4, 8],
+}
 
 
 @pytest.fixture(scope="session")

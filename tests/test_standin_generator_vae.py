@@ -77,3 +77,28 @@ def test_stage_generators_at_paper_scale_builds_no_frozen_encoder():
         cfg = compose("config", overrides=["stage=generators", "scale=paper"])
     task = instantiate(cfg.task)
     assert task.unclip is None and task.video is None and not task.vae.enabled
+
+
+def test_standins_without_the_prs_vae_still_fits_the_other_standins(sim_file, tmp_path):
+    """scale.pr.standin.enabled=false (the PR's VAE from local weights) skips that VAE only: the generators' VAE
+    (and the classifiers, the captioner) are still fitted; with nothing enabled the stage says it skipped."""
+    from types import SimpleNamespace
+
+    from neuroclips.tasks.standin_generator_vae import GeneratorVaeStandin
+    from neuroclips.tasks.standins import TinyVaeStandin
+
+    ctx = SimpleNamespace(
+        is_global_zero=True,
+        datamodule=lambda: None,
+        provenance=None,
+        data_file=str(sim_file),
+        cfg=SimpleNamespace(data=SimpleNamespace(val_fraction=0.1, val_block=20, val_seed=0)),
+    )
+    shared = GeneratorVaeStandin(out_dir=str(tmp_path / "g"), size=32, training=dict(TINY_VAE_FIT))
+    result = TinyVaeStandin(
+        out_dir=str(tmp_path / "tiny"), enabled=False, generator_vae=shared, workers=1
+    ).run(ctx)
+    assert (tmp_path / "g" / "standin.json").exists() and not (tmp_path / "tiny").exists()
+    assert "generator_vae" in result.metrics and "tiny_vae" not in result.outputs
+    nothing = TinyVaeStandin(out_dir=str(tmp_path / "tiny"), enabled=False, workers=1).run(ctx)
+    assert "skipped" in nothing.metrics

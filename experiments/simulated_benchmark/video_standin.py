@@ -2,7 +2,7 @@
 
 Reads the fitted AnimateDiff + SparseCtrl files through the paper-scale loader (default: the demo's, written by
 `make demo`, or `stage=standins` then `stage=generators` with `experiment=demo`) and makes videos of the first `--clips` test clips at the demo's
-recipe (32 px, 4 DDIM steps, CFG 8.5, α code_t0) from the *true* inputs, the best the SR and PR could hand it: the
+recipe (32 px, 4 DDIM steps on the fitted schedule, CFG 8.5, α code_t0) from the *true* inputs, the best the SR and PR could hand it: the
 true keyframe (frame 2), the true caption, and a blurry video made from the true frames (each frame reduced to 8 px
 and enlarged back). Then the method's ablations (no blurry video, no keyframe, no caption), the inputs of another
 clip (shuffled), the random tiny generator, and what needs no generator: the blurry input itself, the keyframe
@@ -36,6 +36,7 @@ def main() -> None:
     from neuroclips.generation.interpolation import interpolate_frames
     from neuroclips.generation.video import VideoRecipe, generate_videos
     from neuroclips.models.video_generator import build_video_pipeline
+    from neuroclips.tasks.standin_marker import read_marker
     from neuroclips.utils.environment import apply_environment_defaults
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -51,8 +52,10 @@ def main() -> None:
         "motion_module_file": str(folder / "v3_sd15_mm_tiny.safetensors"),
         "sparsectrl_file": str(folder / "v3_sd15_sparsectrl_rgb_tiny.safetensors"),
     }
-    fitted = build_video_pipeline("local", "tiny", **files)
-    random = build_video_pipeline("random", "tiny")
+    # the noise schedule the files were fitted for (their marker; scale.gen.video.snr_shift when fitted)
+    shift = read_marker(folder)["settings"]["architecture"].get("snr_shift", 1.0)
+    fitted = build_video_pipeline("local", "tiny", snr_shift=shift, **files)
+    random = build_video_pipeline("random", "tiny", snr_shift=shift)
     with h5py.File(args.data_file, "r") as f:
         frames = torch.from_numpy(f["stimuli/test/frames"][: args.clips]).float().div(255.0)
         captions = [

@@ -8,6 +8,7 @@ hyperparameters are written here from generation-notes.md §B.3 (no downloads); 
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from pathlib import Path
 
@@ -175,6 +176,31 @@ VIDEO_SCHEDULER = dict(
 )
 
 
+def video_scheduler(snr_shift: float = 1.0) -> dict:
+    """The video generator's DDIM config: the reference's (``VIDEO_SCHEDULER``) when ``snr_shift`` is 1; otherwise
+    every timestep's signal-to-noise ratio ᾱ/(1 − ᾱ) multiplied by ``snr_shift``, given as ``trained_betas``.
+
+    Why a shift for a smaller latent: α (the blurry video) steers the video through the latent's coarse content, its
+    layout and colours, which averages over the latent's h × w positions, so at a given timestep its SNR grows with
+    the latent's area. The paper's video latents are 32 × 32 (256 px, f8), the tiny generator's 8 × 8 (32 px, f4):
+    at the same t the tiny one keeps 16 times less of the blurry video's layout, and ``snr_shift=16`` gives back the
+    paper's ratio (the resolution shift of Hoogeboom et al. 2023, "simple diffusion", in the other direction).
+    Measured in experiments/simulated_benchmark/end_to_end.md.
+    """
+    if snr_shift <= 0:
+        raise ValueError(f"scale.gen.video.snr_shift: expected a positive number, found {snr_shift!r}.")
+    if snr_shift == 1:
+        return dict(VIDEO_SCHEDULER)
+    c = VIDEO_SCHEDULER
+    # on the CPU even while the pipeline is built on the meta device (shape checks): these are config numbers
+    f64 = dict(dtype=torch.float64, device="cpu")
+    betas = torch.linspace(c["beta_start"], c["beta_end"], c["num_train_timesteps"], **f64)
+    alphas_cumprod = torch.cumprod(1 - betas, 0)
+    shifted = torch.sigmoid(torch.logit(alphas_cumprod) + math.log(snr_shift))
+    previous = torch.cat([torch.ones(1, **f64), shifted[:-1]])
+    return dict(VIDEO_SCHEDULER, trained_betas=(1 - shifted / previous).tolist())
+
+
 def build_video_pipeline(
     pretrained: str = "random",
     size: str = "tiny",
@@ -185,19 +211,21 @@ def build_video_pipeline(
     domain_lora_file: str | None = None,
     domain_lora_scale: float = 1.0,
     init_seed: int = 0,
+    snr_shift: float = 1.0,
 ):
     """The NeuroClips video pipeline (``NeuroClipsVideoPipeline``) with random or local weights.
 
     ``motion_norm``: ``per_frame`` (reference AnimateDiff: motion-module GroupNorm statistics per frame) or
     ``all_frames`` (stock diffusers: statistics over all frames); see generation-notes.md D1.
     ``init_seed`` seeds random weights, so every rank and every rerun builds the same stand-ins.
+    ``snr_shift``: the noise schedule (``video_scheduler``); 1 is the reference's.
     """
     from neuroclips.models.video_pipeline import NeuroClipsVideoPipeline, set_motion_norm
 
     check_choice("scale.pretrained", pretrained, ("random", "local"))
     check_choice("scale.gen.size", size, VIDEO_CONFIGS)
     cfg = VIDEO_CONFIGS[size]
-    scheduler = DDIMScheduler(**VIDEO_SCHEDULER)
+    scheduler = DDIMScheduler(**video_scheduler(snr_shift))
     tokenizer = clip_tokenizer()
     if pretrained == "random" or building_on_meta():
         with seeded_init(init_seed):

@@ -42,6 +42,25 @@ def generator_vae_config() -> dict:
     return video
 
 
+def blurred_copies(frames: torch.Tensor, sizes: list[int], seed: int) -> torch.Tensor:
+    """A blurred copy of each frame (N, 3, S, S): area-shrunk to one of ``sizes`` px (drawn per frame, seeded) and
+    bilinearly enlarged back to S.
+
+    Why: the video generator's VAE encodes the blurry video (α) as well as sharp frames, and a VAE fitted on sharp
+    frames only decodes a smooth frame with blobs and shifted colours (video_standin.md, the VAE round trip).
+    """
+    side = frames.shape[-1]
+    generator = torch.Generator().manual_seed(seed)
+    picks = torch.randint(0, len(sizes), (frames.shape[0],), generator=generator)
+    out = torch.empty_like(frames)
+    for i, size in enumerate(sizes):
+        chosen = picks == i
+        if chosen.any():
+            small = F.interpolate(frames[chosen], size=(int(size), int(size)), mode="area")
+            out[chosen] = F.interpolate(small, size=(side, side), mode="bilinear", align_corners=False)
+    return out
+
+
 class GeneratorVaeStandin:
     """Fits, saves and hands out the generators' shared tiny VAE (see module docstring)."""
 
@@ -90,10 +109,14 @@ class GeneratorVaeStandin:
         small = F.interpolate(
             images, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False
         )
+        training = dict(self.training)
+        blur_sizes = training.pop("blurred_copies", None)
+        if blur_sizes:
+            small = torch.cat([small, blurred_copies(small, blur_sizes, self.seed)])
         frames_u8 = small.mul(255).round().clamp(0, 255).to(torch.uint8).numpy()
         with seeded_init(self.seed):  # the initial weights and the posterior samples draw from the global RNG
             vae = AutoencoderKL(**generator_vae_config())
-            stats = fit_autoencoder(vae.requires_grad_(True), frames_u8, seed=self.seed, **self.training)
+            stats = fit_autoencoder(vae.requires_grad_(True), frames_u8, seed=self.seed, **training)
         vae.eval().requires_grad_(False)
         stats["frames"] = int(frames_u8.shape[0])
         with atomic_folder(self.out_dir) as tmp:  # a killed run never leaves a half-written VAE

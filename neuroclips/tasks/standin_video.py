@@ -70,6 +70,7 @@ class TinyVideoStandin:
         keyframe_frame: int = 2,
         keyframe_index: int = 0,
         motion_norm: str = "per_frame",
+        snr_shift: float = 1.0,
         vae: GeneratorVaeStandin | None = None,
         unet: dict | None = None,
         seed: int = 0,
@@ -91,6 +92,7 @@ class TinyVideoStandin:
             keyframe_frame=int(keyframe_frame),
             keyframe_index=int(keyframe_index),
             motion_norm=motion_norm,
+            snr_shift=float(snr_shift),
         )
         self.vae = vae
         self.training = {"unet": dict(unet or {})}
@@ -168,8 +170,9 @@ class TinyVideoStandin:
         from neuroclips.models.video_generator import build_video_pipeline
         from neuroclips.tasks.standin_video_fit import ablation_losses, encode_videos
 
+        arch = self.architecture
         pipe = build_video_pipeline(
-            "local", "tiny", motion_norm=self.architecture["motion_norm"], **self.files(root)
+            "local", "tiny", motion_norm=arch["motion_norm"], snr_shift=arch["snr_shift"], **self.files(root)
         )
         clips, captions = read_clips(data_file, np.sort(rows)[:CHECK_CLIPS], self.architecture["size"])
         videos, keyframes = encode_videos(pipe.vae, clips, self.architecture)

@@ -117,18 +117,20 @@ def predict_noise(nets, x_t, t, ids, keyframes, use_control, arch) -> torch.Tens
     return nets.unet(x_t, t, encoder_hidden_states=embeds, **residuals).sample
 
 
-def noising_schedule() -> DDPMScheduler:
-    from neuroclips.models.video_generator import VIDEO_SCHEDULER
+def noising_schedule(snr_shift: float = 1.0) -> DDPMScheduler:
+    """The forward process of the video pipeline's scheduler (models.video_generator.video_scheduler)."""
+    from neuroclips.models.video_generator import video_scheduler
 
-    keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule")
-    return DDPMScheduler(**{k: VIDEO_SCHEDULER[k] for k in keys})
+    keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas")
+    config = video_scheduler(snr_shift)
+    return DDPMScheduler(**{k: config[k] for k in keys if k in config})
 
 
 def fit_video_unet(
     nets, videos, keyframes, captions, arch, *, steps, batch_size, lr, uncond_prob, keyframe_drop, seed
 ) -> dict:
     """ε-prediction MSE; exactly `steps` AdamW steps (OneCycle) over UNet + motion modules, SparseCtrl, text."""
-    noising = noising_schedule()
+    noising = noising_schedule(arch.get("snr_shift", 1.0))
     ids, negative = prompt_ids(captions)
     generator = torch.Generator().manual_seed(seed)
     modules = (nets.unet, nets.controlnet, nets.text_encoder)
@@ -156,7 +158,7 @@ def ablation_losses(pipe, videos, keyframes, captions, arch, *, seed, timesteps=
     """Mean ε MSE over clips and `timesteps` (fixed noise): all conditions, another clip's keyframe, the negative
     prompt instead of the caption, and no SparseCtrl. A condition the model uses raises the loss when taken away."""
     nets = VideoNets(pipe.unet, None, pipe.vae, pipe.text_encoder, pipe.controlnet)
-    noising = noising_schedule()
+    noising = noising_schedule(arch.get("snr_shift", 1.0))
     ids, negative = prompt_ids(captions)
     generator = torch.Generator().manual_seed(seed)
     n = len(videos)

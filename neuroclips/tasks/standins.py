@@ -48,7 +48,7 @@ FIT_COST = {
     "unclip": 215,
     "captioner": 120,
     "tiny_vae": 120,
-    "generator_vae": 100,
+    "generator_vae": 150,
     "classifiers": 26,
 }
 
@@ -232,16 +232,18 @@ class TinyVaeStandin:
         return marker_matches(self.out_dir, expected)
 
     def run(self, ctx):
-        if not self.enabled:
+        if not self.enabled and not any((self.classifiers, self.captioner, self.generator_vae)):
             return StageResult(metrics={"skipped": "scale uses local pretrained weights (enabled=false)"})
         if not ctx.is_global_zero:  # one process fits; others have nothing to do in this task
             return StageResult(metrics={"skipped": "not rank 0"})
         ctx.datamodule()  # writes the simulated file if it is missing (data.auto_create) and validates it
         run_fingerprint = ctx.provenance.fingerprint if getattr(ctx, "provenance", None) else None
         held_out, fingerprint = held_out_split(ctx.data_file, ctx.cfg.data)
-        outputs = {"tiny_vae": str(self.out_dir)}
+        outputs = {"tiny_vae": str(self.out_dir)} if self.enabled else {}
         jobs, metrics = [], {}
-        if self.is_current(ctx.data_file, run_fingerprint) and not self.overwrite:
+        if not self.enabled:  # the PR's VAE comes from local weights; the other stand-ins may still be wanted
+            metrics["tiny_vae"] = "skipped (scale.pr.standin.enabled=false)"
+        elif self.is_current(ctx.data_file, run_fingerprint) and not self.overwrite:
             log.info("standins: %s is up to date for %s", self.out_dir, ctx.data_file)
             metrics["reused"] = True
         else:
