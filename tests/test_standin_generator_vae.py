@@ -102,3 +102,16 @@ def test_standins_without_the_prs_vae_still_fits_the_other_standins(sim_file, tm
     assert "generator_vae" in result.metrics and "tiny_vae" not in result.outputs
     nothing = TinyVaeStandin(out_dir=str(tmp_path / "tiny"), enabled=False, workers=1).run(ctx)
     assert "skipped" in nothing.metrics
+
+
+def test_settings_from_a_hydra_config_are_plain_json(tmp_path):
+    """Built straight from the composed config (as experiments/ scripts do), the settings still go into the marker."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    from neuroclips.tasks.standin_generator_vae import GeneratorVaeStandin
+
+    training = OmegaConf.create({"steps": 2, "blurred_copies": [4, 8]})["blurred_copies"]
+    standin = GeneratorVaeStandin(out_dir=str(tmp_path), training={"steps": 2, "blurred_copies": training})
+    assert json.loads(json.dumps(standin.settings()))["training"]["blurred_copies"] == [4, 8]

@@ -67,3 +67,11 @@ def test_blurred_copies_are_seeded_smooth_and_one_per_frame():
         return [bool(torch.allclose(o, blurred_copies(f[None], [4], 0)[0])) for o, f in zip(out, frames)]
 
     assert picks(first) != picks(blurred_copies(frames, sizes, seed=4))  # the seed decides the sizes
+
+
+def test_the_video_standin_is_refitted_when_the_schedule_changes():
+    """The stand-in's settings (its marker) carry the schedule it was fitted on, so a new shift refits it."""
+    from neuroclips.tasks.standin_video import TinyVideoStandin
+
+    a, b = (TinyVideoStandin(enabled=False, snr_shift=shift) for shift in (1.0, 16.0))
+    assert a.settings()["architecture"]["snr_shift"] == 1.0 and a.settings() != b.settings()

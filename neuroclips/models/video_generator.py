@@ -184,8 +184,9 @@ def video_scheduler(snr_shift: float = 1.0) -> dict:
     layout and colours, which averages over the latent's h × w positions, so at a given timestep its SNR grows with
     the latent's area. The paper's video latents are 32 × 32 (256 px, f8), the tiny generator's 8 × 8 (32 px, f4):
     at the same t the tiny one keeps 16 times less of the blurry video's layout, and ``snr_shift=16`` gives back the
-    paper's ratio (the resolution shift of Hoogeboom et al. 2023, "simple diffusion", in the other direction).
-    Measured in experiments/simulated_benchmark/end_to_end.md.
+    paper's ratio (the resolution shift of Hoogeboom et al. 2023, "simple diffusion", in the other direction). The
+    tiny scale's 4 DDIM steps also start α at t = 751 instead of 961 (``scale.gen.video.steps``), a separate change.
+    Measured in experiments/simulated_benchmark/end_to_end.md and video_standin.md.
     """
     if snr_shift <= 0:
         raise ValueError(f"scale.gen.video.snr_shift: expected a positive number, found {snr_shift!r}.")

@@ -47,7 +47,7 @@ def blurred_copies(frames: torch.Tensor, sizes: list[int], seed: int) -> torch.T
     bilinearly enlarged back to S.
 
     Why: the video generator's VAE encodes the blurry video (α) as well as sharp frames, and a VAE fitted on sharp
-    frames only decodes a smooth frame with blobs and shifted colours (video_standin.md, the VAE round trip).
+    frames only decodes a smooth frame with blobs and shifted colours (end_to_end.md, the VAE round trip).
     """
     side = frames.shape[-1]
     generator = torch.Generator().manual_seed(seed)
@@ -79,6 +79,8 @@ class GeneratorVaeStandin:
         self.out_dir = Path(out_dir) if out_dir else None
         self.size = int(size)
         self.training = dict(training or {})
+        if self.training.get("blurred_copies") is not None:  # plain ints: the settings go into a JSON marker
+            self.training["blurred_copies"] = [int(k) for k in self.training["blurred_copies"]]
         self.seed = seed
 
     def settings(self) -> dict:

@@ -48,7 +48,7 @@ FIT_COST = {
     "unclip": 215,
     "captioner": 120,
     "tiny_vae": 120,
-    "generator_vae": 150,
+    "generator_vae": 125,
     "classifiers": 26,
 }
 
