@@ -81,6 +81,7 @@ def plan_stage(
     from neuroclips.process_setup import setup_environment
     from neuroclips.provenance import checkpoint_fingerprint, describe_difference
     from neuroclips.resume import last_checkpoint
+    from neuroclips.run_record import missing_products
     from neuroclips.runtime import stage_provenance
 
     cfg = _compose(stage, overrides)
@@ -98,7 +99,10 @@ def plan_stage(
         return "force=true", [], beside
     finished = summary is not None and summary.get("status") == "finished"
     if finished and summary.get("fingerprint") == prov.fingerprint:
-        return None, [], beside
+        gone = missing_products(summary, root)
+        if not gone:
+            return None, [], beside
+        return f"finished, but {gone[0]} no longer exists; rerun over", over, beside
     if finished:
         why = describe_difference(summary.get("provenance") or {}, prov) or "fingerprint changed"
         return f"configuration changed since it finished ({why}); rerun over", over, beside

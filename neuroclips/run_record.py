@@ -80,3 +80,18 @@ def stage_summary(cfg: DictConfig, prov: Provenance | None, result: StageResult,
         "config": OmegaConf.to_container(cfg, resolve=True),
         "wall_s": round(time.time() - t0, 3),
     }
+
+
+def missing_products(summary: dict, run_root: Path | None = None) -> list[str]:
+    """What a finished stage's summary names as its products (its checkpoint, its outputs) that no longer exists:
+    a stage whose files were deleted is not done, whatever its fingerprint. A path under the run root the summary
+    was written in is looked for under ``run_root`` (the run folder may have been moved since)."""
+    written_in = str(((summary.get("config") or {}).get("paths") or {}).get("run_root") or "").rstrip("/")
+
+    def here(path: str) -> Path:
+        if run_root is not None and written_in and path.startswith(written_in + "/"):
+            return Path(run_root) / path[len(written_in) + 1 :]
+        return Path(path)
+
+    paths = [summary.get("checkpoint"), *(summary.get("outputs") or {}).values()]
+    return [p for p in paths if isinstance(p, str) and p and not here(p).exists()]

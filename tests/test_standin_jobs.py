@@ -43,6 +43,24 @@ def test_one_worker_fits_in_this_process():
     assert [r["pid"] for r in results.values()] == [os.getpid(), os.getpid()]
 
 
+def test_every_fit_gets_the_same_threads_however_many_run_beside_it(monkeypatch):
+    """A fit's numbers depend on its thread count: a stand-in refitted alone must get the threads it had beside
+    the others, on a machine with more cores too, and this process gets its own threads back."""
+    monkeypatch.setattr("neuroclips.tasks.standin_jobs.available_cpus", lambda: 4)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        side_by_side = run_fit_jobs([FitJob("a", report, ("a",), 1), FitJob("b", report, ("b",), 2)], None)
+        alone = run_fit_jobs([FitJob("a", report, ("a",), 1)], workers=None)
+        assert [r["threads"] for r in side_by_side.values()] == [1, 1]
+        assert alone["a"]["threads"] == 1 and alone["a"]["pid"] == os.getpid()
+        assert torch.get_num_threads() == 2
+        shared = run_fit_jobs([FitJob("a", report, ("a",), 1), FitJob("b", report, ("b",), 2)], None, None)
+        assert [r["threads"] for r in shared.values()] == [2, 2]  # threads_per_fit=None: cpus / processes
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_a_failed_fit_is_named_and_the_other_fits_finish(monkeypatch, tmp_path):
     monkeypatch.setattr("neuroclips.tasks.standin_jobs.available_cpus", lambda: 2)
     done = tmp_path / "unclip.done"

@@ -9,11 +9,20 @@ Rows:
   part switched off: no keyframe (``video.use_keyframe=false``: SparseCtrl off), no blurry video
   (``video.alpha_mode=none``: α off), no caption (``video.use_caption=false``: the prompt "a smooth video").
 
+* the blurry videos as α hands them to the generator, interpolated to 16 frames at its size and encoded and decoded
+  by its VAE (no diffusion step): what the generator could keep of the blurry video, its ceiling where the
+  keyframe and the caption add nothing.
+
 Each ablation writes into its own outputs folder under ``--work`` (the run's keyframe, blurry and caption outputs
 are hard-linked there), so the demo run itself is never touched, and is scored by ``python -m neuroclips.evaluate``.
 
+``--split val`` scores the validation clips instead (held-out blocks of the training clips, the split that model
+selection uses): it first runs ``stage=blurry``, ``stage=keyframe`` and ``stage=video`` of the finished run with
+``datamodule.predict_split=val`` into ``--work`` and scores them like the demo's eval stage, so that a generation
+setting can be chosen there and not on the test clips.
+
     python experiments/simulated_benchmark/end_to_end.py [--run runs/demo/subj1] [--data-file data/simulated_tiny.h5]
-        [--out experiments/simulated_benchmark/end_to_end.md]
+        [--split test|val] [--out experiments/simulated_benchmark/end_to_end.md]
 """
 
 from __future__ import annotations
@@ -28,10 +37,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from neuroclips.generation.interpolation import interpolate_frames  # noqa: E402
 from neuroclips.outputs import OutputStore  # noqa: E402
 from neuroclips.utils.environment import apply_environment_defaults  # noqa: E402
 
@@ -81,8 +93,68 @@ def repeated_keyframes(outputs: Path, target: Path, frames: int) -> None:
         store.save("video", clip, np.repeat(image[None], frames, axis=0), {"source": "keyframe repeated"})
 
 
-def evaluate(source: Path, data_file: Path, out: Path, baselines: bool) -> dict:
+@torch.no_grad()
+def vae_round_trip(outputs: Path, target: Path, vae_dir: Path, size: int) -> None:
+    """Each clip's blurry video as α encodes it (resized to ``size``, interpolated to 16 frames), decoded again by the
+    generator's VAE from the latent mean, as the ``video`` kind of a store in ``target``."""
+    from diffusers import AutoencoderKL
+
+    vae = AutoencoderKL.from_pretrained(vae_dir).eval()
+    source, store = OutputStore(outputs), OutputStore(target)
+    for clip in source.done("blurry"):
+        frames = torch.from_numpy(np.asarray(source.load("blurry", clip), np.float32))
+        frames = frames / 255.0 if frames.max() > 1.5 else frames
+        frames = torch.nn.functional.interpolate(
+            frames, size=(size, size), mode="bilinear", align_corners=False
+        )
+        frames16 = interpolate_frames(frames[None])[0].clamp(0, 1)
+        decoded = vae.decode(vae.encode(2 * frames16 - 1).latent_dist.mean).sample
+        store.save("video", clip, ((decoded.clamp(-1, 1) + 1) / 2).numpy(), {"source": "blurry via the VAE"})
+
+
+def predict_validation(run: Path, data_file: Path, work: Path, subject: int) -> dict:
+    """Blurry videos, keyframes and videos of the finished ``run`` for the validation clips, in ``work/outputs``,
+    scored like the eval stage (with its same-run baselines); the eval's kind documents."""
+    outputs = work / "outputs"
+    shutil.rmtree(work, ignore_errors=True)
+    for stage in ("blurry", "keyframe", "video"):
+        cli(
+            "neuroclips.train",
+            [f"stage={stage}", *stage_args(run, data_file, work / stage, outputs, subject)],
+        )
+    cli(
+        "neuroclips.evaluate",
+        [
+            f"source={outputs}",
+            f"gt={data_file}",
+            f"out={work / 'eval'}",
+            "experiment=demo",
+            "task.split=train",
+        ],
+    )
+    return json.loads((work / "eval" / "metrics.json").read_text())
+
+
+def stage_args(
+    run: Path, data_file: Path, run_dir: Path, outputs: Path, subject: int, split: str = "val"
+) -> list:
+    """A predict stage of ``run`` over ``split``, writing into ``outputs`` (the run's own folders untouched)."""
+    return [
+        "experiment=demo",
+        f"subj={subject}",
+        f"data.file={data_file}",
+        f"paths.run_root={run}",
+        f"paths.run_dir={run_dir}",
+        f"paths.outputs_dir={outputs}",
+        f"datamodule.predict_split={split}",
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+    ]
+
+
+def evaluate(source: Path, data_file: Path, out: Path, baselines: bool, split: str = "test") -> dict:
     args = [f"source={source}", f"gt={data_file}", f"out={out}", "kinds=[video]", "experiment=demo"]
+    args.append(f"task.split={'train' if split == 'val' else 'test'}")  # validation clips are training rows
     if not baselines:
         args.append("task.baselines.names=[]")
     cli("neuroclips.evaluate", args)
@@ -96,11 +168,24 @@ def main() -> None:
         "--run", type=Path, default=REPO / "runs/demo/subj1", help="a finished demo run (subject folder)"
     )
     p.add_argument("--data-file", type=Path, default=REPO / "data/simulated_tiny.h5")
-    p.add_argument("--work", type=Path, default=REPO / "runs/end_to_end")
-    p.add_argument("--out", type=Path, default=Path(__file__).with_name("end_to_end.md"))
+    p.add_argument("--split", choices=("test", "val"), default="test", help="the clips scored")
+    p.add_argument("--work", type=Path, default=None, help="default: runs/end_to_end (runs/end_to_end_val)")
+    p.add_argument(
+        "--out", type=Path, default=None, help="default: end_to_end.md (end_to_end_val.md) beside this"
+    )
     args = p.parse_args()
-    run, outputs = args.run.resolve(), args.run.resolve() / "outputs"
-    doc = json.loads((run / "eval" / "metrics.json").read_text())
+    suffix = "_val" if args.split == "val" else ""
+    args.work = (args.work or REPO / f"runs/end_to_end{suffix}").resolve()
+    args.out = args.out or Path(__file__).with_name(f"end_to_end{suffix}.md")
+    args.data_file = args.data_file.resolve()
+    run = args.run.resolve()
+    config = yaml.safe_load((run / "video" / "config.yaml").read_text())
+    start = time.time()
+    if args.split == "val":
+        doc = predict_validation(run, args.data_file, args.work / "run", int(config["subj"]["id"]))
+        outputs = args.work / "run" / "outputs"
+    else:
+        doc, outputs = json.loads((run / "eval" / "metrics.json").read_text()), run / "outputs"
     video_frames = int(np.load(next((outputs / "video").glob("*.npy"))).shape[0])
     rows: dict[str, dict] = {}
     ours = doc["kinds"]["video"]
@@ -112,37 +197,33 @@ def main() -> None:
     ):
         if "metrics" in ours.get("baselines", {}).get(name, {}):
             rows[title] = ours["baselines"][name]["metrics"]
-    start = time.time()
-    shutil.rmtree(args.work / "keyframe_repeated", ignore_errors=True)
-    repeated_keyframes(outputs, args.work / "keyframe_repeated" / "outputs", video_frames)
-    rows["keyframes repeated (ours, SR only)"] = evaluate(
-        args.work / "keyframe_repeated" / "outputs",
-        args.data_file,
-        args.work / "keyframe_repeated" / "eval",
-        False,
-    )["metrics"]
+    derived = {
+        "keyframes repeated (ours, SR only)": lambda target: repeated_keyframes(
+            outputs, target, video_frames
+        ),
+        "blurry videos through the generator's VAE (α's input, no diffusion)": lambda target: vae_round_trip(
+            outputs,
+            target,
+            Path(config["scale"]["standins"]["generator_vae"]["dir"]),
+            config["scale"]["gen"]["video"]["size"],
+        ),
+    }
+    for (title, make), folder in zip(derived.items(), ("keyframe_repeated", "blurry_vae")):
+        shutil.rmtree(args.work / folder, ignore_errors=True)
+        make(args.work / folder / "outputs")
+        rows[title] = evaluate(
+            args.work / folder / "outputs", args.data_file, args.work / folder / "eval", False, args.split
+        )["metrics"]
     for title, override in ABLATIONS.items():
         folder = args.work / override.split("=")[0].split(".")[1]
         shutil.rmtree(folder, ignore_errors=True)
         link_inputs(outputs, folder / "outputs")
-        cli(
-            "neuroclips.train",
-            [
-                "stage=video",
-                "experiment=demo",
-                f"subj={doc['subject']}",
-                f"data.file={args.data_file}",
-                f"paths.run_dir={folder / 'video'}",
-                f"paths.outputs_dir={folder / 'outputs'}",
-                "video.write_media=false",
-                "logger=none",
-                "trainer.enable_progress_bar=false",
-                override,
-            ],
-        )
-        rows[f"ablation: {title}"] = evaluate(folder / "outputs", args.data_file, folder / "eval", False)[
-            "metrics"
-        ]
+        subject = int(config["subj"]["id"])
+        stage = stage_args(run, args.data_file, folder / "video", folder / "outputs", subject, args.split)
+        cli("neuroclips.train", ["stage=video", *stage, "video.write_media=false", override])
+        rows[f"ablation: {title}"] = evaluate(
+            folder / "outputs", args.data_file, folder / "eval", False, args.split
+        )["metrics"]
     write_table(args, doc, rows, time.time() - start)
 
 
@@ -162,12 +243,16 @@ def write_table(args, doc: dict, rows: dict[str, dict], seconds: float) -> None:
             if base in rows and name in final and name in rows[base]:
                 won = final[name]["value"] > rows[base][name]["value"]
                 beats.append(f"{col} vs {base}: {'yes' if won else '**no**'}")
+    clips = "validation" if args.split == "val" else "test"
+    run = args.run.resolve()
+    shown = run.relative_to(REPO) if run.is_relative_to(REPO) else run
+    flag = " --split val" if args.split == "val" else ""
     lines = [
-        "# End-to-end learning table on the simulated brain (scale=tiny, demo run)",
+        f"# End-to-end learning table on the simulated brain (scale=tiny, demo run, {clips} clips)",
         "",
-        f"Produced by `python experiments/simulated_benchmark/end_to_end.py` from the demo run `{args.run}` "
-        f"({doc['kinds']['video']['n_clips']} test clips, subject {doc['subject']}; {seconds:.0f} s for the ablations "
-        "and their scoring). Every row scored by the same eval stage (`experiment=demo`: the N-way classifiers are the "
+        f"Produced by `python experiments/simulated_benchmark/end_to_end.py{flag}` from the demo run `{shown}` "
+        f"({doc['kinds']['video']['n_clips']} {clips} clips, subject {doc['subject']}; {seconds:.0f} s for "
+        f"{'the predict stages, ' if args.split == 'val' else ''}the ablations and their scoring). Every row scored by the same eval stage (`experiment=demo`: the N-way classifiers are the "
         "tiny ViT/VideoMAE stand-ins fitted to the simulated scene classes); top-1 (`strict`) N-way, SSIM on RGB, "
         "PSNR as scikit-image, CLIP-pcc over all frame pairs; mean ± std over clips. Best value per column in bold.",
         "",

@@ -77,6 +77,9 @@ The hand-written readings of each table are in `sr_results.md`, `pr_results.md`,
 ## End to end: the demo's final videos against the baselines and the method's ablations (test clips)
 
 {generated_block(HERE / "end_to_end.md")}
+## The same on the validation clips, where generation settings may be chosen
+
+{generated_block(HERE / "end_to_end_val.md")}
 ## The demo's metrics
 
 {demo_table(args.demo_metrics)}

@@ -32,12 +32,16 @@ class GeneratorStandins:
         video: TinyVideoStandin | None = None,
         overwrite: bool = False,
         workers: int | None = None,
+        threads_per_fit: int | None = 1,
     ) -> None:
         self.vae = generator_vae
         self.unclip = unclip if unclip is not None and unclip.enabled else None
         self.video = video if video is not None and video.enabled else None
         self.overwrite = overwrite
         self.workers = workers  # processes for the fits (standin_jobs.py); 1: one after another in this one
+        self.threads_per_fit = (
+            threads_per_fit  # each fit's threads, whatever runs beside it (standin_jobs.py)
+        )
 
     def run(self, ctx):
         standins = [s for s in (self.unclip, self.video) if s is not None]
@@ -65,5 +69,5 @@ class GeneratorStandins:
             outputs.update({"unclip": str(standin.out_file)} if key == "unclip" else standin.files())
             args = (key, what, standin, ctx.data_file, held_out, fingerprint, self.overwrite, metrics)
             jobs += fit_unless_current(*args)
-        metrics.update(run_fit_jobs(jobs, self.workers))
+        metrics.update(run_fit_jobs(jobs, self.workers, self.threads_per_fit))
         return StageResult(metrics=metrics, outputs=outputs)

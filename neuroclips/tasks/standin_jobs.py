@@ -4,9 +4,10 @@ Why: the tiny nets are too small for a second intra-op thread to help much. On t
 step takes 0.19 s with 1 thread and 0.16 s with 2, and two 1-thread fits side by side still take 0.17 s a step
 each: 1.9 times the steps per second (the unCLIP UNet: 1.8 times; experiments/benchmarks/standin_parallel.md). So
 the fits (VAE, classifiers, captioner, unCLIP, video generator; independent of each other, each with its own seed)
-run in `workers` processes with cpus/workers threads each, longest first, instead of one after another. A fit's
-numbers depend on its thread count (float sums in another order), so a fit is deterministic for a seed on a given
-machine and `workers`, as any CPU training is.
+run in `workers` processes, longest first, instead of one after another. A fit's numbers depend on its thread count
+(float sums in another order), so every fit runs with the same `threads_per_fit` (1 by default) however many fits
+run beside it: a stand-in refitted alone (say, after its folder was deleted) equals the one the full stage made
+(with cpus/workers threads a lone classifier refit got 2 threads and other N-way numbers).
 
 Every fit writes its files atomically and only from its own process; a failed fit raises here with its
 traceback, after the others have finished (their complete files stay and are re-used by the next run).
@@ -48,14 +49,20 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def run_fit_jobs(jobs: list[FitJob], workers: int | None) -> dict[str, dict]:
+def run_fit_jobs(jobs: list[FitJob], workers: int | None, threads_per_fit: int | None = 1) -> dict[str, dict]:
     """{key: the fit's metrics}. ``workers``: processes (None: as many as CPUs and jobs allow; 1: in this
-    process, one after another, with this process's threads)."""
+    process, one after another). ``threads_per_fit``: each fit's threads (None: the CPUs shared among the
+    processes, or this process's threads; then a fit's numbers depend on what ran beside it)."""
     cpus = available_cpus()
     count = min(len(jobs), cpus if workers is None else int(workers))
     if count <= 1:
-        return {job.key: job.fit(*job.args) for job in jobs}
-    threads = max(1, cpus // count)
+        before = torch.get_num_threads()
+        torch.set_num_threads(int(threads_per_fit or before))
+        try:
+            return {job.key: job.fit(*job.args) for job in jobs}
+        finally:
+            torch.set_num_threads(before)
+    threads = int(threads_per_fit or max(1, cpus // count))
     ordered = sorted(jobs, key=lambda job: -job.cost)
     log.info(
         "standins: %d fits in %d processes of %d thread(s): %s",

@@ -199,6 +199,7 @@ class TinyVaeStandin:
         captioner: TinyCaptionerStandin | None = None,
         generator_vae: GeneratorVaeStandin | None = None,
         workers: int | None = None,
+        threads_per_fit: int | None = 1,
     ) -> None:
         self.out_dir = Path(out_dir)
         self.classifiers = classifiers if classifiers is not None and classifiers.enabled else None
@@ -219,16 +220,24 @@ class TinyVaeStandin:
         )
         self.overwrite, self.seed = overwrite, seed
         self.workers = workers  # processes for the fits (standin_jobs.py); 1: one after another in this one
+        self.threads_per_fit = (
+            threads_per_fit  # each fit's threads, whatever runs beside it (standin_jobs.py)
+        )
 
     def build_for_dry_run(self) -> dict[str, nn.Module]:
         return {"tiny_vae": build_autoencoder_kl(**self.architecture)} if self.enabled else {}
 
-    def is_current(self, data_file: str, run_fingerprint: str | None = None) -> bool:
-        """Fitted to these frames with this architecture, and (when given) under this run's fingerprint: the
-        training settings too (steps, lr, seed, validation split), not only the data."""
+    def settings(self, split: dict) -> dict:
+        """What the fit depends on besides the frames and the architecture: its training settings, seed and
+        held-out rows (``split``: held_out_split's fingerprint). Only these, not the whole stage's fingerprint: a
+        change to another stand-in's settings does not refit this VAE, and through it rerun targets and the PR."""
+        return {"training": dict(self.training), "seed": int(self.seed), "split": split}
+
+    def is_current(self, data_file: str, split: dict | None = None) -> bool:
+        """Fitted to these frames with this architecture, and (when ``split`` is given) with these settings."""
         expected = {"fingerprint": data_fingerprint(data_file), "architecture": self.architecture}
-        if run_fingerprint is not None:
-            expected["run_fingerprint"] = run_fingerprint
+        if split is not None:
+            expected["settings"] = self.settings(split)
         return marker_matches(self.out_dir, expected)
 
     def run(self, ctx):
@@ -237,13 +246,12 @@ class TinyVaeStandin:
         if not ctx.is_global_zero:  # one process fits; others have nothing to do in this task
             return StageResult(metrics={"skipped": "not rank 0"})
         ctx.datamodule()  # writes the simulated file if it is missing (data.auto_create) and validates it
-        run_fingerprint = ctx.provenance.fingerprint if getattr(ctx, "provenance", None) else None
         held_out, fingerprint = held_out_split(ctx.data_file, ctx.cfg.data)
         outputs = {"tiny_vae": str(self.out_dir)} if self.enabled else {}
         jobs, metrics = [], {}
         if not self.enabled:  # the PR's VAE comes from local weights; the other stand-ins may still be wanted
             metrics["tiny_vae"] = "skipped (scale.pr.standin.enabled=false)"
-        elif self.is_current(ctx.data_file, run_fingerprint) and not self.overwrite:
+        elif self.is_current(ctx.data_file, fingerprint) and not self.overwrite:
             log.info("standins: %s is up to date for %s", self.out_dir, ctx.data_file)
             metrics["reused"] = True
         else:
@@ -251,7 +259,7 @@ class TinyVaeStandin:
                 FitJob(
                     "tiny_vae",
                     self._fit_vae,
-                    (ctx.data_file, held_out, run_fingerprint),
+                    (ctx.data_file, held_out, fingerprint),
                     FIT_COST["tiny_vae"],
                 )
             )
@@ -271,12 +279,12 @@ class TinyVaeStandin:
             jobs += fit_unless_current(
                 key, what, standin, ctx.data_file, held_out, fingerprint, self.overwrite, metrics
             )
-        fitted = run_fit_jobs(jobs, self.workers)
+        fitted = run_fit_jobs(jobs, self.workers, self.threads_per_fit)
         metrics.update(fitted.pop("tiny_vae", {}))
         metrics.update(fitted)
         return StageResult(metrics=metrics, outputs=outputs)
 
-    def _fit_vae(self, data_file: str, held_out: np.ndarray, run_fingerprint: str | None) -> dict:
+    def _fit_vae(self, data_file: str, held_out: np.ndarray, split: dict | None) -> dict:
         frames = read_training_frames(data_file, held_out)
         torch.manual_seed(self.seed)
         vae = build_autoencoder_kl(**self.architecture)
@@ -286,17 +294,17 @@ class TinyVaeStandin:
         stats.update(
             scaling_factor=scale, recon_mae=reconstruction_error(vae, frames), frames=int(frames.shape[0])
         )
-        self._save(vae, data_file, stats, run_fingerprint)
+        self._save(vae, data_file, stats, split)
         log.info("standins: fitted tiny VAE %s -> %s", stats, self.out_dir)
         return stats
 
-    def _save(self, vae: nn.Module, data_file: str, stats: dict, run_fingerprint: str | None = None) -> None:
+    def _save(self, vae: nn.Module, data_file: str, stats: dict, split: dict | None = None) -> None:
         with atomic_folder(self.out_dir) as tmp:  # a killed run never leaves a half-written VAE
             vae.save_pretrained(str(tmp))
             record = {
                 "fingerprint": data_fingerprint(data_file),
                 "architecture": self.architecture,
                 "fit": stats,
-                "run_fingerprint": run_fingerprint,
+                "settings": self.settings(split) if split is not None else None,
             }
             write_marker(tmp, record)
