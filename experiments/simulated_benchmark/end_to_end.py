@@ -118,9 +118,10 @@ def predict_validation(run: Path, data_file: Path, work: Path, subject: int) -> 
     outputs = work / "outputs"
     shutil.rmtree(work, ignore_errors=True)
     for stage in ("blurry", "keyframe", "video"):
+        media = ["video.write_media=false"] if stage == "video" else []  # the scores need no GIFs
         cli(
             "neuroclips.train",
-            [f"stage={stage}", *stage_args(run, data_file, work / stage, outputs, subject)],
+            [f"stage={stage}", *stage_args(run, data_file, work / stage, outputs, subject), *media],
         )
     cli(
         "neuroclips.evaluate",
