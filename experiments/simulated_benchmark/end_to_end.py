@@ -43,7 +43,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from neuroclips.generation.interpolation import interpolate_frames  # noqa: E402
+from neuroclips.generation.video import alpha_frames  # noqa: E402
 from neuroclips.outputs import OutputStore  # noqa: E402
 from neuroclips.utils.environment import apply_environment_defaults  # noqa: E402
 
@@ -94,9 +94,9 @@ def repeated_keyframes(outputs: Path, target: Path, frames: int) -> None:
 
 
 @torch.no_grad()
-def vae_round_trip(outputs: Path, target: Path, vae_dir: Path, size: int) -> None:
-    """Each clip's blurry video as α encodes it (resized to ``size``, interpolated to 16 frames), decoded again by the
-    generator's VAE from the latent mean, as the ``video`` kind of a store in ``target``."""
+def vae_round_trip(outputs: Path, target: Path, vae_dir: Path, size: int, interpolation: str) -> None:
+    """Each clip's blurry video as α encodes it (generation/video.alpha_frames), decoded again by the generator's
+    VAE from the latent mean, as the ``video`` kind of a store in ``target``."""
     from diffusers import AutoencoderKL
 
     vae = AutoencoderKL.from_pretrained(vae_dir).eval()
@@ -104,10 +104,7 @@ def vae_round_trip(outputs: Path, target: Path, vae_dir: Path, size: int) -> Non
     for clip in source.done("blurry"):
         frames = torch.from_numpy(np.asarray(source.load("blurry", clip), np.float32))
         frames = frames / 255.0 if frames.max() > 1.5 else frames
-        frames = torch.nn.functional.interpolate(
-            frames, size=(size, size), mode="bilinear", align_corners=False
-        )
-        frames16 = interpolate_frames(frames[None])[0].clamp(0, 1)
+        frames16 = alpha_frames(frames[None], size, interpolation)[0].clamp(0, 1)
         decoded = vae.decode(vae.encode(2 * frames16 - 1).latent_dist.mean).sample
         store.save("video", clip, ((decoded.clamp(-1, 1) + 1) / 2).numpy(), {"source": "blurry via the VAE"})
 
@@ -181,9 +178,10 @@ def main() -> None:
     args.data_file = args.data_file.resolve()
     run = args.run.resolve()
     config = yaml.safe_load((run / "video" / "config.yaml").read_text())
+    subject = int(config["subj"]["id"])
     start = time.time()
     if args.split == "val":
-        doc = predict_validation(run, args.data_file, args.work / "run", int(config["subj"]["id"]))
+        doc = predict_validation(run, args.data_file, args.work / "run", subject)
         outputs = args.work / "run" / "outputs"
     else:
         doc, outputs = json.loads((run / "eval" / "metrics.json").read_text()), run / "outputs"
@@ -207,6 +205,7 @@ def main() -> None:
             target,
             Path(config["scale"]["standins"]["generator_vae"]["dir"]),
             config["scale"]["gen"]["video"]["size"],
+            config["video"]["interpolation"],
         ),
     }
     for (title, make), folder in zip(derived.items(), ("keyframe_repeated", "blurry_vae")):
@@ -219,7 +218,6 @@ def main() -> None:
         folder = args.work / override.split("=")[0].split(".")[1]
         shutil.rmtree(folder, ignore_errors=True)
         link_inputs(outputs, folder / "outputs")
-        subject = int(config["subj"]["id"])
         stage = stage_args(run, args.data_file, folder / "video", folder / "outputs", subject, args.split)
         cli("neuroclips.train", ["stage=video", *stage, "video.write_media=false", override])
         rows[f"ablation: {title}"] = evaluate(

@@ -69,6 +69,15 @@ class VideoRecipe:
     seeding: str = "streams"
 
 
+def alpha_frames(blurry: torch.Tensor, size: int, interpolation: str) -> torch.Tensor:
+    """(B, 6, 3, H, W) blurry frames in [0, 1] -> the (B, 16, 3, size, size) frames α encodes: each resized
+    (bilinear), then interpolated to 16 frames (``interpolation``: reference | exact)."""
+    frames = F.interpolate(
+        blurry.flatten(0, 1).float(), size=(size, size), mode="bilinear", align_corners=False
+    )
+    return interpolate_frames(frames.unflatten(0, (blurry.shape[0], -1)), interpolation)
+
+
 def encode_blurry_video(
     pipe,
     frames16: torch.Tensor,
@@ -135,10 +144,7 @@ def generate_videos(
             raise ValueError(
                 f"video alpha_mode={recipe.alpha_mode!r} needs batch['inputs']['blurry']; none given."
             )
-        frames = F.interpolate(
-            blurry.flatten(0, 1).float(), size=(size, size), mode="bilinear", align_corners=False
-        )
-        frames16 = interpolate_frames(frames.unflatten(0, (b, -1)), recipe.interpolation)
+        frames16 = alpha_frames(blurry, size, recipe.interpolation)
         if frames16.shape[1] != recipe.num_frames:
             raise ValueError(
                 f"video num_frames={recipe.num_frames}, but interpolation gives {frames16.shape[1]}."

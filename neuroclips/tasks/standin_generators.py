@@ -39,9 +39,8 @@ class GeneratorStandins:
         self.video = video if video is not None and video.enabled else None
         self.overwrite = overwrite
         self.workers = workers  # processes for the fits (standin_jobs.py); 1: one after another in this one
-        self.threads_per_fit = (
-            threads_per_fit  # each fit's threads, whatever runs beside it (standin_jobs.py)
-        )
+        # each fit's threads, the same whatever runs beside it (standin_jobs.py)
+        self.threads_per_fit = threads_per_fit
 
     def run(self, ctx):
         standins = [s for s in (self.unclip, self.video) if s is not None]

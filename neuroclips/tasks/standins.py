@@ -220,25 +220,20 @@ class TinyVaeStandin:
         )
         self.overwrite, self.seed = overwrite, seed
         self.workers = workers  # processes for the fits (standin_jobs.py); 1: one after another in this one
-        self.threads_per_fit = (
-            threads_per_fit  # each fit's threads, whatever runs beside it (standin_jobs.py)
-        )
+        # each fit's threads, the same whatever runs beside it (standin_jobs.py)
+        self.threads_per_fit = threads_per_fit
 
     def build_for_dry_run(self) -> dict[str, nn.Module]:
         return {"tiny_vae": build_autoencoder_kl(**self.architecture)} if self.enabled else {}
 
-    def settings(self, split: dict) -> dict:
-        """What the fit depends on besides the frames and the architecture: its training settings, seed and
-        held-out rows (``split``: held_out_split's fingerprint). Only these, not the whole stage's fingerprint: a
+    def settings(self) -> dict:
+        """What the fitted weights depend on besides the data. Only these, not the whole stage's fingerprint: a
         change to another stand-in's settings does not refit this VAE, and through it rerun targets and the PR."""
-        return {"training": dict(self.training), "seed": int(self.seed), "split": split}
+        return {"architecture": self.architecture, "training": dict(self.training), "seed": int(self.seed)}
 
-    def is_current(self, data_file: str, split: dict | None = None) -> bool:
-        """Fitted to these frames with this architecture, and (when ``split`` is given) with these settings."""
-        expected = {"fingerprint": data_fingerprint(data_file), "architecture": self.architecture}
-        if split is not None:
-            expected["settings"] = self.settings(split)
-        return marker_matches(self.out_dir, expected)
+    def is_current(self, fingerprint: dict) -> bool:
+        """Fitted to these frames and held-out rows (``fingerprint``: held_out_split's) with these settings."""
+        return marker_matches(self.out_dir, {"fingerprint": fingerprint, "settings": self.settings()})
 
     def run(self, ctx):
         if not self.enabled and not any((self.classifiers, self.captioner, self.generator_vae)):
@@ -251,7 +246,7 @@ class TinyVaeStandin:
         jobs, metrics = [], {}
         if not self.enabled:  # the PR's VAE comes from local weights; the other stand-ins may still be wanted
             metrics["tiny_vae"] = "skipped (scale.pr.standin.enabled=false)"
-        elif self.is_current(ctx.data_file, fingerprint) and not self.overwrite:
+        elif self.is_current(fingerprint) and not self.overwrite:
             log.info("standins: %s is up to date for %s", self.out_dir, ctx.data_file)
             metrics["reused"] = True
         else:
@@ -284,7 +279,7 @@ class TinyVaeStandin:
         metrics.update(fitted)
         return StageResult(metrics=metrics, outputs=outputs)
 
-    def _fit_vae(self, data_file: str, held_out: np.ndarray, split: dict | None) -> dict:
+    def _fit_vae(self, data_file: str, held_out: np.ndarray, fingerprint: dict) -> dict:
         frames = read_training_frames(data_file, held_out)
         torch.manual_seed(self.seed)
         vae = build_autoencoder_kl(**self.architecture)
@@ -294,17 +289,11 @@ class TinyVaeStandin:
         stats.update(
             scaling_factor=scale, recon_mae=reconstruction_error(vae, frames), frames=int(frames.shape[0])
         )
-        self._save(vae, data_file, stats, split)
+        self._save(vae, stats, fingerprint)
         log.info("standins: fitted tiny VAE %s -> %s", stats, self.out_dir)
         return stats
 
-    def _save(self, vae: nn.Module, data_file: str, stats: dict, split: dict | None = None) -> None:
+    def _save(self, vae: nn.Module, stats: dict, fingerprint: dict) -> None:
         with atomic_folder(self.out_dir) as tmp:  # a killed run never leaves a half-written VAE
             vae.save_pretrained(str(tmp))
-            record = {
-                "fingerprint": data_fingerprint(data_file),
-                "architecture": self.architecture,
-                "fit": stats,
-                "settings": self.settings(split) if split is not None else None,
-            }
-            write_marker(tmp, record)
+            write_marker(tmp, {"fingerprint": fingerprint, "settings": self.settings(), "fit": stats})
