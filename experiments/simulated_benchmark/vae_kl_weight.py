@@ -26,7 +26,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -155,10 +154,11 @@ def fit_and_score(name: str, weight: float, data_file: str, scratch: str, thread
 def validation_frames(data_file: str, held_out: np.ndarray, size: int):
     """The validation clips' frames at ``size`` px, blurred copies of them, and flat frames (score's inputs)."""
     from neuroclips.tasks.standin_generator_vae import blurred_copies
+    from neuroclips.tasks.standin_unclip import read_frames
 
-    with h5py.File(data_file, "r") as f:
-        raw = torch.from_numpy(f["stimuli/train/frames"][:][np.sort(held_out)]).float() / 255
-    frames = F.interpolate(raw.flatten(0, 1), size=(size, size), mode="bilinear", antialias=True)
+    frames = F.interpolate(
+        read_frames(data_file, held_out), size=(size, size), mode="bilinear", antialias=True
+    )
     blurred = blurred_copies(frames, [size // d for d in BLUR_DIVISORS], seed=0)
     return frames, blurred, flat_frames(size)
 
