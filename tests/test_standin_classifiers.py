@@ -88,3 +88,53 @@ def test_fit_is_deterministic_for_a_seed(sim_file, fitted, tmp_path):
 
     a, b = load_file(task.frame_dir / "model.safetensors"), load_file(again.frame_dir / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _additive_residual(head: torch.Tensor, n_colours: int = 8) -> torch.Tensor:
+    """What of a (shapes * colours, ...) head is not shape part + colour part (double-centred)."""
+    grid = head.reshape(-1, n_colours, *head.shape[1:])
+    return grid - grid.mean(1, keepdim=True) - grid.mean(0, keepdim=True) + grid.mean((0, 1), keepdim=True)
+
+
+def test_additive_scene_logits_project_onto_shape_plus_colour():
+    from neuroclips.tasks.standin_classifier_fit import AdditiveSceneLogits
+
+    project = AdditiveSceneLogits(8)
+    head = torch.randn(64, 5, generator=torch.Generator().manual_seed(0))
+    projected = project(head)
+    assert _additive_residual(head).abs().max() > 0.1  # a random head is not additive
+    assert _additive_residual(projected).abs().max() < 1e-5
+    torch.testing.assert_close(project(projected), projected)  # a projection
+    shape_part, colour_part = torch.randn(8, 1, 5), torch.randn(1, 8, 5)
+    additive = (shape_part + colour_part).reshape(64, 5)
+    torch.testing.assert_close(project(additive), additive)  # keeps what is already additive
+    torch.testing.assert_close(project(torch.arange(64.0)), torch.arange(64.0))  # biases: one entry a class
+
+
+@pytest.mark.parametrize("kind", ["frame", "video"])
+def test_fitted_classifier_head_is_saved_additive(fitted, kind):
+    from safetensors.torch import load_file
+
+    task, _ = fitted
+    weights = load_file((task.frame_dir if kind == "frame" else task.video_dir) / "model.safetensors")
+    assert _additive_residual(weights["classifier.weight"]).abs().max() < 1e-5
+    assert _additive_residual(weights["classifier.bias"]).abs().max() < 1e-5
+
+
+def test_blurred_keeps_flat_frames_and_smooths_edges():
+    from neuroclips.tasks.standin_classifier_fit import blurred
+
+    flat = torch.full((2, 6, 3, 16, 16), 77, dtype=torch.uint8)
+    assert torch.equal(blurred(flat, 4), flat)
+    edge = torch.zeros(1, 3, 16, 16, dtype=torch.uint8)
+    edge[..., 8:] = 255
+    out = blurred(edge, 4)
+    assert out.shape == edge.shape and out.dtype == torch.uint8
+    assert 0 < int(out[0, 0, 0, 7]) < 255  # the edge is spread over its neighbours
+
+
+def test_unknown_head_is_refused_naming_the_key(tmp_path):
+    from neuroclips.tasks.standin_classifiers import TinyClassifierStandins
+
+    with pytest.raises(ValueError, match="train.standins.classifiers.head"):
+        TinyClassifierStandins(frame_dir=str(tmp_path / "f"), video_dir=str(tmp_path / "v"), head="product")

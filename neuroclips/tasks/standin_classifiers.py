@@ -9,7 +9,10 @@ ground-truth classes), so N-way accuracy at tiny scale measures whether a recons
 Layout: each is saved as a Hugging Face model folder (`save_pretrained`: config.json + model.safetensors, plus a
 preprocessor_config.json) — the layout `build_frame_classifier` / `build_video_classifier` read at paper scale with
 `source=local` — and fitted *through* those loaders (the loaded wrapper's own preprocessing is what is trained), so
-training and evaluation see identical inputs. A `standin.json` marker records the data fingerprint and settings;
+training and evaluation see identical inputs. The head is fitted additive by default (a scene class's logit = a
+shape logit + a colour logit; standin_classifier_fit.AdditiveSceneLogits) on flipped, shifted and sometimes blurred
+clips, so that a constant picture scores at chance and a blurry reconstruction is still read (nway_classifiers.md).
+A `standin.json` marker records the data fingerprint and settings;
 a later run re-uses the folders while they match (see TinyVaeStandin.is_current).
 """
 
@@ -17,13 +20,11 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 
 import h5py
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from neuroclips.models.frozen_classifiers import (
     HALF_MEAN,
@@ -36,6 +37,7 @@ from neuroclips.models.frozen_classifiers import (
     videomae_config,
     vit_config,
 )
+from neuroclips.tasks.standin_classifier_fit import HEADS, fit_classifier
 from neuroclips.tasks.standin_marker import marker_matches, write_marker
 from neuroclips.utils.atomic import atomic_folder
 
@@ -62,56 +64,6 @@ def read_labelled_clips(data_file: str | Path, rows: np.ndarray) -> tuple[np.nda
     return frames, classes, n_classes
 
 
-def _fit(
-    wrapper: torch.nn.Module,
-    inputs: torch.Tensor,
-    labels: torch.Tensor,
-    *,
-    steps: int,
-    batch_size: int,
-    lr: float,
-    seed: int,
-    what: str,
-) -> dict:
-    """Cross-entropy fit of a loaded classifier wrapper (its preprocessing included), exactly `steps` steps."""
-    generator = torch.Generator().manual_seed(seed)
-    model = wrapper.model.requires_grad_(True).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=lr * 0.05)
-    start, loss = time.time(), torch.tensor(float("nan"))
-    for step in range(steps):
-        index = torch.randint(0, inputs.shape[0], (batch_size,), generator=generator)
-        batch = inputs[index]
-        if torch.rand((), generator=generator) < 0.5:  # horizontal flip: shapes and colours keep their class
-            batch = batch.flip(-1)
-        shift = torch.randint(-6, 7, (2,), generator=generator).tolist()  # objects appear anywhere in a frame
-        batch = batch.roll(shift, dims=(-2, -1))
-        pixels = wrapper.preprocess(batch.flatten(0, batch.dim() - 4)).reshape(
-            *batch.shape[:-3], 3, *_side(wrapper)
-        )
-        loss = F.cross_entropy(model(pixel_values=pixels).logits, labels[index])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        if (step + 1) % max(1, steps // 5) == 0:
-            log.info("standins: %s step %d/%d, cross-entropy %.3f", what, step + 1, steps, float(loss))
-    model.eval().requires_grad_(False)
-    with torch.no_grad():
-        accuracy = float((wrapper(inputs[:512]).argmax(-1) == labels[:512]).float().mean())
-    return {
-        "steps": steps,
-        "loss": float(loss.detach()),
-        "train_accuracy": accuracy,
-        "seconds": round(time.time() - start, 1),
-    }
-
-
-def _side(wrapper: torch.nn.Module) -> tuple[int, int]:
-    size = wrapper.preprocess.crop or wrapper.preprocess.resize
-    return size, size
-
-
 class TinyClassifierStandins:
     """Fits and saves the frame and video N-way classifiers (see module docstring); called by TinyVaeStandin.run."""
 
@@ -124,8 +76,16 @@ class TinyClassifierStandins:
         steps: int = 400,
         batch_size: int = 32,
         lr: float = 2e-3,
+        head: str = "additive",
+        vertical_flip: bool = True,
+        blur_prob: float = 0.3,
+        blur_sizes: list[int] | tuple[int, ...] = (4, 6, 8, 12, 16),
         seed: int = 0,
     ) -> None:
+        if head not in HEADS:
+            raise ValueError(
+                f"train.standins.classifiers.head: expected one of {list(HEADS)}, found {head!r}."
+            )
         if enabled and not (frame_dir and video_dir):
             raise ValueError(
                 "scale.standins.classifiers: enabled=true needs frame_dir and video_dir, found "
@@ -134,7 +94,15 @@ class TinyClassifierStandins:
         self.enabled = enabled
         self.frame_dir = Path(frame_dir) if frame_dir else None
         self.video_dir = Path(video_dir) if video_dir else None
-        self.training = dict(steps=steps, batch_size=batch_size, lr=lr)
+        self.training = dict(
+            steps=steps,
+            batch_size=batch_size,
+            lr=lr,
+            head=head,
+            vertical_flip=bool(vertical_flip),
+            blur_prob=float(blur_prob),
+            blur_sizes=[int(k) for k in blur_sizes],  # plain ints: the settings go into a JSON marker
+        )
         self.seed = seed
 
     def settings(self) -> dict:
@@ -148,6 +116,7 @@ class TinyClassifierStandins:
         """Fit on the training rows without `held_out_rows`; report accuracy on the held-out (validation) rows."""
         with h5py.File(data_file, "r") as f:
             n_train = f["stimuli/train/frames"].shape[0]
+            n_colours = len(f.attrs["colours"])
         frames, classes, n_classes = read_labelled_clips(
             data_file, np.setdiff1d(np.arange(n_train), held_out_rows)
         )
@@ -178,6 +147,7 @@ class TinyClassifierStandins:
             frame_labels,
             fingerprint,
             (val_clips.flatten(0, 1), val_labels.repeat_interleave(val_clips.shape[1])),
+            n_colours,
         )
         config = videomae_config("tiny", VIDEOMAE_EVAL_FRAMES)
         config.num_labels = n_classes
@@ -202,6 +172,7 @@ class TinyClassifierStandins:
             labels,
             fingerprint,
             (val_clips[:, :VIDEOMAE_EVAL_FRAMES], val_labels),
+            n_colours,
         )
         stats["classes"], stats["clips"] = n_classes, int(clips.shape[0])
         return stats
@@ -218,6 +189,7 @@ class TinyClassifierStandins:
         labels,
         fingerprint: dict,
         validation: tuple,
+        n_colours: int,
     ) -> dict:
         import transformers
 
@@ -229,7 +201,9 @@ class TinyClassifierStandins:
             wrapper = load(
                 str(tmp)
             )  # fitted through the paper-scale loader: the preprocessing evaluation uses
-            stats = _fit(wrapper, inputs, labels, seed=self.seed, what=what, **self.training)
+            stats = fit_classifier(
+                wrapper, inputs, labels, seed=self.seed, what=what, n_colours=n_colours, **self.training
+            )
             with torch.no_grad():
                 stats["val_accuracy"] = float(
                     (wrapper(validation[0]).argmax(-1) == validation[1]).float().mean()
