@@ -60,8 +60,8 @@ def main(argv=None) -> Path:
 
 Does each reconstructor learn something real on `neuroclips.data.simulate`'s data, measured against a baseline?
 Regenerate everything here with one command: `make learning-check` (about 45 minutes on a 2-core CPU).
-The hand-written readings of each table are in `sr_results.md`, `pr_results.md`, `vae_kl_weight.md`, `unclip_standin.md` and
-`video_standin.md`.
+The hand-written readings of each table are in `sr_results.md`, `pr_results.md`, `vae_kl_weight.md`, `generator_vae_crops.md`,
+`nway_classifiers.md`, `unclip_standin.md` and `video_standin.md`.
 
 ## Semantic Reconstructor versus a closed-form ridge (validation top-1 retrieval)
 
@@ -72,6 +72,12 @@ The hand-written readings of each table are in `sr_results.md`, `pr_results.md`,
 ## The tiny VAEs by KL weight: how faithfully they round-trip the validation frames
 
 {generated_block(HERE / "vae_kl_weight.md")}
+## The generators' shared VAE by crop size: how faithfully it carries the blurry video (validation clips)
+
+{generated_block(HERE / "generator_vae_crops.md")}
+## The N-way classifier stand-ins: a constant picture at chance, colour read, shape hardly
+
+{generated_block(HERE / "nway_classifiers.md")}
 ## Fitted tiny unCLIP versus the random one and the mean training frame (test clips, true tokens)
 
 {generated_block(HERE / "unclip_standin.md")}
