@@ -15,9 +15,7 @@ Usage (repo root, after `end_to_end.py --split val`, which writes the validation
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
 RECIPES = ((16, 2400), (24, 1200), (32, 600), (32, 1200))  # (crop px, steps); (16, 2400) before 2026-12-07
 
 
@@ -75,24 +72,9 @@ def fit_and_round_trip(crop: int, steps: int, data_file: str, blurry: str, scrat
 
 def score(outputs: Path, data_file: str, out: Path) -> dict:
     """The eval stage's SSIM and PixCorr of ``outputs``'s video kind on the validation clips."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "neuroclips.evaluate",
-            f"source={outputs}",
-            f"gt={data_file}",
-            f"out={out}",
-            "kinds=[video]",
-            "experiment=demo",
-            "task.split=train",
-            "task.baselines.names=[]",
-        ],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-    )
-    metrics = json.loads((out / "metrics.json").read_text())["kinds"]["video"]["metrics"]
+    from end_to_end import evaluate
+
+    metrics = evaluate(outputs, Path(data_file), out, baselines=False, split="val")["metrics"]
     return {k: metrics[k]["value"] for k in ("ssim_rgb255", "pixcorr")}
 
 
