@@ -93,6 +93,13 @@ def repeated_keyframes(outputs: Path, target: Path, frames: int) -> None:
         store.save("video", clip, np.repeat(image[None], frames, axis=0), {"source": "keyframe repeated"})
 
 
+def alpha_input(source: OutputStore, clip: int, size: int, interpolation: str) -> torch.Tensor:
+    """A clip's blurry video as α receives it (generation/video.alpha_frames): (16, 3, size, size) in [0, 1]."""
+    frames = torch.from_numpy(np.asarray(source.load("blurry", clip), np.float32))
+    frames = frames / 255.0 if frames.max() > 1.5 else frames
+    return alpha_frames(frames[None], size, interpolation)[0].clamp(0, 1)
+
+
 @torch.no_grad()
 def vae_round_trip(outputs: Path, target: Path, vae_dir: Path, size: int, interpolation: str) -> None:
     """Each clip's blurry video as α encodes it (generation/video.alpha_frames), decoded again by the generator's
@@ -102,9 +109,7 @@ def vae_round_trip(outputs: Path, target: Path, vae_dir: Path, size: int, interp
     vae = AutoencoderKL.from_pretrained(vae_dir).eval()
     source, store = OutputStore(outputs), OutputStore(target)
     for clip in source.done("blurry"):
-        frames = torch.from_numpy(np.asarray(source.load("blurry", clip), np.float32))
-        frames = frames / 255.0 if frames.max() > 1.5 else frames
-        frames16 = alpha_frames(frames[None], size, interpolation)[0].clamp(0, 1)
+        frames16 = alpha_input(source, clip, size, interpolation)
         decoded = vae.decode(vae.encode(2 * frames16 - 1).latent_dist.mean).sample
         store.save("video", clip, ((decoded.clamp(-1, 1) + 1) / 2).numpy(), {"source": "blurry via the VAE"})
 

@@ -21,22 +21,21 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
+SIZE, INTERPOLATION = 32, "reference"  # scale.gen.video.size and video.interpolation of experiment=demo
 RECIPES = ((16, 2400), (24, 1200), (32, 600), (32, 1200))  # (crop px, steps); (16, 2400) before 2026-12-07
 
 
 def alpha_inputs(blurry_outputs: Path, target: Path) -> None:
-    """Each clip's blurry video as α receives it (16 frames at 32 px), as the ``video`` kind of ``target``."""
-    from neuroclips.generation.video import alpha_frames
+    """Each clip's blurry video as α receives it, as the ``video`` kind of ``target``."""
+    from end_to_end import alpha_input
+
     from neuroclips.outputs import OutputStore
 
     source, store = OutputStore(blurry_outputs), OutputStore(target)
     for clip in source.done("blurry"):
-        frames = torch.from_numpy(np.asarray(source.load("blurry", clip), np.float32))
-        frames = frames / 255.0 if frames.max() > 1.5 else frames
-        store.save("video", clip, alpha_frames(frames[None], 32, "reference")[0].clamp(0, 1).numpy(), {})
+        store.save("video", clip, alpha_input(source, clip, SIZE, INTERPOLATION).numpy(), {})
 
 
 def fit_and_round_trip(crop: int, steps: int, data_file: str, blurry: str, scratch: str) -> float:
@@ -65,8 +64,7 @@ def fit_and_round_trip(crop: int, steps: int, data_file: str, blurry: str, scrat
     start = time.time()
     standin.fit_and_save(data_file, held_out, fingerprint)
     seconds = time.time() - start
-    size, interpolation = int(cfg.scale.gen.video.size), "reference"
-    vae_round_trip(Path(blurry), Path(folder) / "outputs", standin.out_dir, size, interpolation)
+    vae_round_trip(Path(blurry), Path(folder) / "outputs", standin.out_dir, SIZE, INTERPOLATION)
     return seconds
 
 
