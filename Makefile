@@ -66,7 +66,7 @@ clean: clean-logs ## remove the venv, caches and generated data
 paper: $(VENV)/.installed ## the cc2017 paper recipe for one subject on this node's GPUs: make paper SUBJ=1
 	PATH=$(VENV)/bin:$$PATH experiments/cc2017_paper/run_subject.sh $(SUBJ) ddp
 
-learning-check: $(VENV)/.installed ## regenerate experiments/simulated_benchmark/ (SR vs ridge, PR vs mean frame, demo metrics, end-to-end table with ablations on the test and the validation clips, N-way classifiers, fitted unCLIP and video generator, the tiny VAEs by KL weight, the generators' VAE by crop size, PR plateau over 10 seeds)
+learning-check: $(VENV)/.installed ## regenerate experiments/simulated_benchmark/ (SR vs ridge, PR vs mean frame, demo metrics, end-to-end table with ablations and a closed-form ridge on the test and the validation clips, the PR against closed-form ridges, N-way classifiers, fitted unCLIP and video generator, the tiny VAEs by KL weight, the generators' VAE by crop size, PR plateau over 10 seeds)
 	$(PY) experiments/simulated_benchmark/sr_vs_ridge.py
 	$(PY) experiments/simulated_benchmark/sr_vs_ridge.py --n-train 2400 --n-test 240 --epochs 40
 	$(PY) experiments/simulated_benchmark/pr_vs_mean_frame.py --data-file data/simulated_tiny.h5 --runs-dir runs
@@ -74,6 +74,7 @@ learning-check: $(VENV)/.installed ## regenerate experiments/simulated_benchmark
 	$(PY) experiments/simulated_benchmark/end_to_end.py --run runs/demo/subj1 --data-file data/simulated_tiny.h5
 	$(PY) experiments/simulated_benchmark/end_to_end.py --run runs/demo/subj1 --data-file data/simulated_tiny.h5 --split val
 	$(PY) experiments/simulated_benchmark/generator_vae_crops.py --data-file data/simulated_tiny.h5 --blurry runs/end_to_end_val/run/outputs
+	$(PY) experiments/simulated_benchmark/pr_vs_ridge.py --run runs/demo/subj1 --data-file data/simulated_tiny.h5
 	$(PY) experiments/simulated_benchmark/video_standin.py --data-file data/simulated_tiny.h5 --out experiments/simulated_benchmark/video_standin.md
 	$(PY) experiments/simulated_benchmark/nway_classifiers.py --data-file data/simulated_tiny.h5
 	$(PY) experiments/simulated_benchmark/unclip_standin.py --data-file data/simulated_tiny.h5 --out experiments/simulated_benchmark/unclip_standin.md

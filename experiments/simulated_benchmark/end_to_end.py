@@ -43,6 +43,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from ridge_frames import ridge_blurry  # noqa: E402  (this folder: the script's own sys.path entry)
+
 from neuroclips.generation.video import alpha_frames  # noqa: E402
 from neuroclips.outputs import OutputStore  # noqa: E402
 from neuroclips.utils.environment import apply_environment_defaults  # noqa: E402
@@ -63,6 +65,7 @@ METRICS = {  # column title -> metric name in metrics.json
     "CLIP-pcc": "clip_pcc_all_pairs",
 }
 INPUT_KINDS = ("keyframe", "blurry", "caption")
+RIDGE_ROW = "closed-form pixel ridge, fMRI -> 6 frames (no method; λ {lambda:g} chosen on validation)"
 
 
 def cli(module: str, args: list[str]) -> float:
@@ -155,13 +158,15 @@ def stage_args(
     ]
 
 
-def evaluate(source: Path, data_file: Path, out: Path, baselines: bool, split: str = "test") -> dict:
-    args = [f"source={source}", f"gt={data_file}", f"out={out}", "kinds=[video]", "experiment=demo"]
+def evaluate(
+    source: Path, data_file: Path, out: Path, baselines: bool, split: str = "test", kind: str = "video"
+) -> dict:
+    args = [f"source={source}", f"gt={data_file}", f"out={out}", f"kinds=[{kind}]", "experiment=demo"]
     args.append(f"task.split={'train' if split == 'val' else 'test'}")  # validation clips are training rows
     if not baselines:
         args.append("task.baselines.names=[]")
     cli("neuroclips.evaluate", args)
-    return json.loads((out / "metrics.json").read_text())["kinds"]["video"]
+    return json.loads((out / "metrics.json").read_text())["kinds"][kind]
 
 
 def main() -> None:
@@ -219,6 +224,15 @@ def main() -> None:
         rows[title] = evaluate(
             args.work / folder / "outputs", args.data_file, args.work / folder / "eval", False, args.split
         )["metrics"]
+    ridge = ridge_blurry(args.data_file, args.work / "ridge" / "outputs", args.split, subject, config["data"])
+    rows[RIDGE_ROW.format(**ridge)] = evaluate(
+        args.work / "ridge" / "outputs",
+        args.data_file,
+        args.work / "ridge" / "eval",
+        False,
+        args.split,
+        "blurry",
+    )["metrics"]
     for title, override in ABLATIONS.items():
         folder = args.work / override.split("=")[0].split(".")[1]
         shutil.rmtree(folder, ignore_errors=True)

@@ -59,8 +59,8 @@ def main(argv=None) -> Path:
     text = f"""# Learning checks on the simulated brain (scale=tiny)
 
 Does each reconstructor learn something real on `neuroclips.data.simulate`'s data, measured against a baseline?
-Regenerate everything here with one command: `make learning-check` (about 45 minutes on a 2-core CPU).
-The hand-written readings of each table are in `sr_results.md`, `pr_results.md`, `vae_kl_weight.md`, `generator_vae_crops.md`,
+Regenerate everything here with one command: `make learning-check` (about an hour on a 2-core CPU).
+The hand-written readings of each table are in `sr_results.md`, `pr_results.md`, `pr_vs_ridge.md`, `vae_kl_weight.md`, `generator_vae_crops.md`,
 `nway_classifiers.md`, `unclip_standin.md` and `video_standin.md`.
 
 ## Semantic Reconstructor versus a closed-form ridge (validation top-1 retrieval)
@@ -69,6 +69,9 @@ The hand-written readings of each table are in `sr_results.md`, `pr_results.md`,
 ## Perceptual Reconstructor versus the mean training frame (validation clips)
 
 {generated_block(HERE / "pr_results.md")}
+## The tiny PR against closed-form ridges on the same fMRI (validation and test clips)
+
+{generated_block(HERE / "pr_vs_ridge.md")}
 ## The tiny VAEs by KL weight: how faithfully they round-trip the validation frames
 
 {generated_block(HERE / "vae_kl_weight.md")}

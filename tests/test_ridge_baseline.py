@@ -1,0 +1,54 @@
+"""The closed-form pixel ridge of the end-to-end table (experiments/simulated_benchmark/ridge_frames.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "simulated_benchmark"))
+
+from ridge_frames import LAMBDAS, frame_pixcorr, ridge_blurry  # noqa: E402
+
+from neuroclips.outputs import OutputStore  # noqa: E402
+
+DATA = {"val_fraction": 0.1, "val_block": 10, "val_seed": 0}
+
+
+def test_frame_pixcorr_is_pearson_per_frame():
+    rng = np.random.default_rng(0)
+    truth = rng.random((3, 6, 3, 8, 8)).astype(np.float32)
+    assert abs(frame_pixcorr(truth, truth) - 1.0) < 1e-6
+    assert abs(frame_pixcorr(2 * truth + 0.3, truth) - 1.0) < 1e-6  # affine-invariant
+    assert abs(frame_pixcorr(1 - truth, truth) + 1.0) < 1e-6
+    other = rng.random(truth.shape).astype(np.float32)
+    assert abs(frame_pixcorr(other, truth)) < 0.1
+
+
+def test_ridge_writes_every_test_clip_and_beats_the_mean_frame(sim_file, tmp_path):
+    fitted = ridge_blurry(sim_file, tmp_path / "outputs", "test", 1, DATA)
+    assert fitted["lambda"] in LAMBDAS
+    store = OutputStore(tmp_path / "outputs")
+    with h5py.File(sim_file, "r") as f:
+        index = f["stimuli/test/clip_index"][:]
+        truth = f["stimuli/test/frames"][:].astype(np.float32) / 255
+        mean = f["stimuli/train/frames"][:].astype(np.float32).mean(0) / 255
+    assert store.done("blurry") == sorted(int(i) for i in index)
+    videos = np.stack([store.load("blurry", int(i)) for i in index])
+    assert videos.dtype == np.uint8 and videos.shape == truth.shape
+    ridge = frame_pixcorr(videos.astype(np.float32) / 255, truth)
+    baseline = frame_pixcorr(np.broadcast_to(mean, truth.shape), truth)
+    assert ridge > baseline + 0.1, (ridge, baseline)
+
+
+def test_ridge_on_the_validation_split_keys_the_held_out_clips(sim_file, tmp_path):
+    from neuroclips.data.sampler import validation_rows
+
+    ridge_blurry(sim_file, tmp_path / "outputs", "val", 1, DATA)
+    with h5py.File(sim_file, "r") as f:
+        n = len(f["stimuli/train/clip_index"])
+        index = f["stimuli/train/clip_index"][:]
+    held_out = validation_rows(n, DATA["val_fraction"], DATA["val_block"], DATA["val_seed"])
+    assert OutputStore(tmp_path / "outputs").done("blurry") == sorted(int(i) for i in index[held_out])
