@@ -7,7 +7,8 @@ what linear maps make of the same fMRI, all scored by the eval stage on the vali
 * the mean training frame (no brain data);
 * the demo run's PR (its selected checkpoint, `stage=pr`, predicted as `stage=blurry` predicts);
 * the PR re-fitted in this process with one change to the demo's recipe at a time (the recipe's L1 on the cached
-  latents, batches of 8 shuffled clips, one repetition an epoch, AdamW with OneCycle, the epoch of best validation
+  latents, batches of 8 shuffled clips, one repetition an epoch, AdamW with OneCycle (warm-up 2 epochs as the
+  system's; torch's final_div_factor 1e4 where the system's is 1e3), the epoch of best validation
   PixCorr kept; the soft contrastive term against the random ConvNeXt teacher is left out: the demo recipe's row
   tells what that costs);
 * a closed-form ridge to the PR's own targets, the VAE latents, decoded by the same VAE (what a linear map reaches
