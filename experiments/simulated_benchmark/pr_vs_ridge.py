@@ -167,7 +167,7 @@ def slug(title: str) -> str:
 
 def linear_rows(system, cfg, rows: dict, scratch: Path, data_file: Path) -> dict[str, float]:
     """Mean frame, the demo PR, the latent ridge and the pixel ridge: val and test stores; their λ."""
-    from ridge_frames import LAMBDAS, frame_pixcorr, ridge_blurry
+    from ridge_frames import dual_ridge, frame_pixcorr, ridge_blurry
 
     val, train = rows["val"], rows["train"]
     mean = rows["frames"][train].astype(np.float32).mean(0)
@@ -184,30 +184,27 @@ def linear_rows(system, cfg, rows: dict, scratch: Path, data_file: Path) -> dict
         "demo PR",
     )
     x = rows["fmri"][train].mean(1).astype(np.float64)
-    z = rows["latents"][train].reshape(len(train), -1).astype(np.float64)
-    z_mean, gram = z.mean(0), x @ x.T
     val_truth = rows["frames"][val].astype(np.float32) / 255
     latent_shape = rows["latents"].shape[1:]
 
     @torch.no_grad()
-    def decode(fmri: np.ndarray, dual: np.ndarray) -> np.ndarray:
-        predicted = torch.from_numpy(((fmri @ x.T) @ dual + z_mean).astype(np.float32))
-        frames = system.decode_frames(predicted.reshape((len(fmri),) + latent_shape)).clamp(0, 1)
+    def decode(latents: np.ndarray) -> np.ndarray:
+        """Flat latent predictions (N, C·h·w) -> the VAE's frames, uint8 (N, 6, 3, H, W)."""
+        flat = torch.from_numpy(latents.astype(np.float32))
+        frames = system.decode_frames(flat.reshape((len(latents),) + latent_shape)).clamp(0, 1)
         return (frames * 255).round().to(torch.uint8).numpy()
 
-    duals = {lam: np.linalg.solve(gram + lam * np.eye(len(x)), z - z_mean) for lam in LAMBDAS}
-    scores = {
-        lam: frame_pixcorr(decode(val_fmri, d).astype(np.float32) / 255, val_truth)
-        for lam, d in duals.items()
-    }
-    lam = max(scores, key=scores.get)
-    save(decode(val_fmri, duals[lam]), rows["index"][val], scratch / "latent_ridge" / "val", "latent ridge")
-    save(
-        decode(rows["test_fmri"], duals[lam]),
-        rows["test_index"],
-        scratch / "latent_ridge" / "test",
-        "latent ridge",
+    lam, dual, z_mean = dual_ridge(
+        x,
+        rows["latents"][train].reshape(len(train), -1).astype(np.float64),
+        val_fmri,
+        lambda predicted: frame_pixcorr(decode(predicted).astype(np.float32) / 255, val_truth),
     )
+    for split, fmri, index in (
+        ("val", val_fmri, rows["index"][val]),
+        ("test", rows["test_fmri"], rows["test_index"]),
+    ):
+        save(decode((fmri @ x.T) @ dual + z_mean), index, scratch / "latent_ridge" / split, "latent ridge")
     lambdas = {"latent": lam}
     for split in ("val", "test"):
         lambdas["pixel"] = ridge_blurry(

@@ -16,21 +16,40 @@ import h5py
 import numpy as np
 
 from neuroclips.data.sampler import validation_rows
+from neuroclips.metrics.pixcorr import pixcorr
 from neuroclips.outputs import OutputStore
 
 LAMBDAS = (1e2, 1e3, 1e4, 1e5)
 
 
 def frame_pixcorr(predicted: np.ndarray, truth: np.ndarray) -> float:
-    """Mean Pearson correlation over frames (clips × 6), pixels of all three channels together."""
-    p = predicted.reshape(-1, int(np.prod(predicted.shape[2:])))
-    t = truth.reshape(-1, int(np.prod(truth.shape[2:])))
-    p, t = p - p.mean(1, keepdims=True), t - t.mean(1, keepdims=True)
-    return float(np.mean((p * t).sum(1) / np.sqrt((p * p).sum(1) * (t * t).sum(1) + 1e-12)))
+    """Mean PixCorr over the frames of videos (..., 3, H, W) in [0, 1]: the eval's metric (neuroclips.metrics.pixcorr,
+    on the frames rounded to uint8 as the outputs store keeps them), without its resize."""
+
+    def frames_u8(videos: np.ndarray) -> np.ndarray:
+        return (np.clip(videos, 0, 1) * 255).round().astype(np.uint8).reshape((-1,) + videos.shape[-3:])
+
+    return float(np.nanmean(pixcorr(frames_u8(predicted), frames_u8(truth), size=None).numpy()))
+
+
+def dual_ridge(
+    x: np.ndarray, y: np.ndarray, x_val: np.ndarray, score
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Closed-form ridge in dual form (voxels >> clips) from ``x`` to ``y`` for each λ of LAMBDAS; the λ whose
+    prediction for ``x_val`` scores best (``score(prediction)``, higher is better). Returns (λ, dual weights, mean of
+    ``y``): the prediction for rows ``z`` is ``(z @ x.T) @ dual + mean``."""
+    mean, gram, cross = y.mean(0), x @ x.T, x_val @ x.T
+    best = (-np.inf, None, None)
+    for lam in LAMBDAS:
+        dual = np.linalg.solve(gram + lam * np.eye(len(x)), y - mean)
+        value = score(cross @ dual + mean)
+        if value > best[0]:
+            best = (value, lam, dual)
+    return best[1], best[2], mean
 
 
 def ridge_blurry(data_file: Path, target: Path, split: str, subject: int, data_cfg: dict) -> dict:
-    """Fit, choose λ, predict ``split`` ("test" or "val") into ``target``; returns λ and the validation PixCorr."""
+    """Fit, choose λ, predict ``split`` ("test" or "val") into ``target``; returns the λ chosen."""
     with h5py.File(data_file, "r") as f:
         fmri = f[f"fmri/subj{subject:02d}/train"][:].astype(np.float64).mean(1)
         frames = f["stimuli/train/frames"][:].astype(np.float32) / 255.0
@@ -39,18 +58,17 @@ def ridge_blurry(data_file: Path, target: Path, split: str, subject: int, data_c
         train_index = f["stimuli/train/clip_index"][:]
     val = validation_rows(len(fmri), data_cfg["val_fraction"], data_cfg["val_block"], data_cfg["val_seed"])
     train = np.setdiff1d(np.arange(len(fmri)), val)
-    x, y = fmri[train], frames[train].reshape(len(train), -1).astype(np.float64)
-    mean = y.mean(0)
-    gram, cross_val = x @ x.T, fmri[val] @ x.T
-    scores, duals = {}, {}
-    for lam in LAMBDAS:
-        duals[lam] = np.linalg.solve(gram + lam * np.eye(len(x)), y - mean)
-        scores[lam] = frame_pixcorr((cross_val @ duals[lam] + mean).reshape(frames[val].shape), frames[val])
-    best = max(scores, key=scores.get)
+    shape = frames[val].shape
+    lam, dual, mean = dual_ridge(
+        fmri[train],
+        frames[train].reshape(len(train), -1).astype(np.float64),
+        fmri[val],
+        lambda predicted: frame_pixcorr(predicted.reshape(shape), frames[val]),
+    )
     rows, index = (test_fmri, test_index) if split == "test" else (fmri[val], train_index[val])
-    predicted = ((rows @ x.T) @ duals[best] + mean).reshape((len(rows),) + frames.shape[1:])
+    predicted = ((rows @ fmri[train].T) @ dual + mean).reshape((len(rows),) + frames.shape[1:])
     store = OutputStore(target)
     for clip, video in zip(index, predicted):
         uint8 = (np.clip(video, 0, 1) * 255).round().astype(np.uint8)
-        store.save("blurry", int(clip), uint8, {"source": f"closed-form pixel ridge, lambda {best:g}"})
-    return {"lambda": best, "val_pixcorr": scores[best]}
+        store.save("blurry", int(clip), uint8, {"source": f"closed-form pixel ridge, lambda {lam:g}"})
+    return {"lambda": lam}
