@@ -152,6 +152,9 @@ def refit(title: str, run: str, data_file: str, scratch: str) -> float:
             optimizer.step()
             schedule.step()
         score = frame_pixcorr(predict(net, system, val_fmri).astype(np.float32) / 255, val_truth)
+        # the metric's numba kernel starts an OpenMP pool that resets the thread count torch shares (to every core):
+        # back to one, or the two parallel re-fits run two threads each (4x slower here; pr_vs_ridge.md)
+        torch.set_num_threads(1)
         if score > best[0]:
             best = (score, copy.deepcopy(net.state_dict()))
     net.load_state_dict(best[1])
