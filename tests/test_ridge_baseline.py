@@ -10,7 +10,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "simulated_benchmark"))
 
-from ridge_frames import LAMBDAS, dual_ridge, frame_pixcorr, ridge_blurry  # noqa: E402
+from ridge_frames import LAMBDAS, dual_ridge, frame_pixcorr, read_rows, ridge_blurry  # noqa: E402
 
 from neuroclips.outputs import OutputStore  # noqa: E402
 
@@ -30,7 +30,7 @@ def test_frame_pixcorr_is_pearson_per_frame():
 
 
 def test_ridge_writes_every_test_clip_and_beats_the_mean_frame(sim_file, tmp_path):
-    fitted = ridge_blurry(sim_file, tmp_path / "outputs", "test", 1, DATA)
+    fitted = ridge_blurry(read_rows(sim_file, 1, DATA), {"test": tmp_path / "outputs"})
     assert fitted["lambda"] in LAMBDAS
     store = OutputStore(tmp_path / "outputs")
     with h5py.File(sim_file, "r") as f:
@@ -48,7 +48,7 @@ def test_ridge_writes_every_test_clip_and_beats_the_mean_frame(sim_file, tmp_pat
 def test_ridge_on_the_validation_split_keys_the_held_out_clips(sim_file, tmp_path):
     from neuroclips.data.sampler import validation_rows
 
-    ridge_blurry(sim_file, tmp_path / "outputs", "val", 1, DATA)
+    ridge_blurry(read_rows(sim_file, 1, DATA), {"val": tmp_path / "outputs"})
     with h5py.File(sim_file, "r") as f:
         n = len(f["stimuli/train/clip_index"])
         index = f["stimuli/train/clip_index"][:]

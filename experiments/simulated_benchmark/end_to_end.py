@@ -43,7 +43,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from ridge_frames import ridge_blurry  # noqa: E402  (this folder: the script's own sys.path entry)
+from ridge_frames import read_rows, ridge_blurry  # noqa: E402  (this folder: the script's own sys.path entry)
 
 from neuroclips.generation.video import alpha_frames  # noqa: E402
 from neuroclips.outputs import OutputStore  # noqa: E402
@@ -224,7 +224,8 @@ def main() -> None:
         rows[title] = evaluate(
             args.work / folder / "outputs", args.data_file, args.work / folder / "eval", False, args.split
         )["metrics"]
-    ridge = ridge_blurry(args.data_file, args.work / "ridge" / "outputs", args.split, subject, config["data"])
+    ridge_rows = read_rows(args.data_file, subject, config["data"])
+    ridge = ridge_blurry(ridge_rows, {args.split: args.work / "ridge" / "outputs"})
     rows[RIDGE_ROW.format(**ridge)] = evaluate(
         args.work / "ridge" / "outputs",
         args.data_file,

@@ -77,20 +77,15 @@ def run_system(run: Path):
 
 
 def split_rows(data_file: Path, subject: int, data_cfg) -> dict:
-    """fMRI (repetitions kept), frames and clip indices of the training rows, the validation rows and the test."""
-    from neuroclips.data.sampler import validation_rows
+    """``ridge_frames.read_rows`` with the training fMRI as float32, the test fMRI averaged over its repetitions as
+    float32 (``test_x``), and the PR's cached target latents."""
+    from ridge_frames import read_rows
 
+    rows = read_rows(data_file, subject, data_cfg)
     with h5py.File(data_file, "r") as f:
-        fmri = f[f"fmri/subj{subject:02d}/train"][:].astype(np.float32)
-        out = {
-            "latents": f["targets/vae_latents/train"][:].astype(np.float32),
-            "test_fmri": f[f"fmri/subj{subject:02d}/test"][:].astype(np.float32).mean(1),
-            "test_index": f["stimuli/test/clip_index"][:],
-            "frames": f["stimuli/train/frames"][:],
-            "index": f["stimuli/train/clip_index"][:],
-        }
-    val = validation_rows(len(fmri), data_cfg.val_fraction, data_cfg.val_block, data_cfg.val_seed)
-    return {**out, "fmri": fmri, "val": val, "train": np.setdiff1d(np.arange(len(fmri)), val)}
+        latents = f["targets/vae_latents/train"][:].astype(np.float32)
+    test_x = rows["test_fmri"].astype(np.float32).mean(1)
+    return {**rows, "fmri": rows["fmri"].astype(np.float32), "test_x": test_x, "latents": latents}
 
 
 @torch.no_grad()
@@ -160,7 +155,7 @@ def refit(title: str, run: str, data_file: str, scratch: str) -> float:
     net.load_state_dict(best[1])
     folder = Path(scratch) / slug(title)
     save(predict(net, system, val_fmri), rows["index"][rows["val"]], folder / "val", title)
-    save(predict(net, system, rows["test_fmri"]), rows["test_index"], folder / "test", title)
+    save(predict(net, system, rows["test_x"]), rows["test_index"], folder / "test", title)
     return time.time() - start
 
 
@@ -168,7 +163,7 @@ def slug(title: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in title)[:40]
 
 
-def linear_rows(system, cfg, rows: dict, scratch: Path, data_file: Path) -> dict[str, float]:
+def linear_rows(system, rows: dict, scratch: Path) -> dict[str, float]:
     """Mean frame, the demo PR, the latent ridge and the pixel ridge: val and test stores; their λ."""
     from ridge_frames import dual_ridge, frame_pixcorr, ridge_blurry
 
@@ -181,7 +176,7 @@ def linear_rows(system, cfg, rows: dict, scratch: Path, data_file: Path) -> dict
     val_fmri = rows["fmri"][val].mean(1)
     save(predict(system.net, system, val_fmri), rows["index"][val], scratch / "demo_pr" / "val", "demo PR")
     save(
-        predict(system.net, system, rows["test_fmri"]),
+        predict(system.net, system, rows["test_x"]),
         rows["test_index"],
         scratch / "demo_pr" / "test",
         "demo PR",
@@ -205,14 +200,12 @@ def linear_rows(system, cfg, rows: dict, scratch: Path, data_file: Path) -> dict
     )
     for split, fmri, index in (
         ("val", val_fmri, rows["index"][val]),
-        ("test", rows["test_fmri"], rows["test_index"]),
+        ("test", rows["test_x"], rows["test_index"]),
     ):
         save(decode((fmri @ x.T) @ dual + z_mean), index, scratch / "latent_ridge" / split, "latent ridge")
     lambdas = {"latent": lam}
-    for split in ("val", "test"):
-        lambdas["pixel"] = ridge_blurry(
-            data_file, scratch / "pixel_ridge" / split, split, int(cfg.subj.id), cfg.data
-        )["lambda"]
+    targets = {split: scratch / "pixel_ridge" / split for split in ("val", "test")}
+    lambdas["pixel"] = ridge_blurry(rows, targets)["lambda"]
     return lambdas
 
 
@@ -239,7 +232,7 @@ def main() -> None:
             jobs = {t: pool.apply_async(refit, (t, str(run), str(data_file), scratch)) for t in VARIANTS}
             system, cfg = run_system(run)
             rows = split_rows(data_file, int(cfg.subj.id), cfg.data)
-            lambdas = linear_rows(system, cfg, rows, Path(scratch), data_file)
+            lambdas = linear_rows(system, rows, Path(scratch))
             seconds = {t: job.get() for t, job in jobs.items()}
         titles = {
             "mean_frame": "mean training frame (no brain data)",

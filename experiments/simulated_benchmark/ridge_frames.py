@@ -48,16 +48,28 @@ def dual_ridge(
     return best[1], best[2], mean
 
 
-def ridge_blurry(data_file: Path, target: Path, split: str, subject: int, data_cfg: dict) -> dict:
-    """Fit, choose λ, predict ``split`` ("test" or "val") into ``target``; returns the λ chosen."""
+def read_rows(data_file: Path, subject: int, data_cfg) -> dict:
+    """The subject's training and test fMRI (as stored, repetitions kept), the training frames (uint8), the clip
+    indices of both splits, and the validation / training rows of the training split."""
     with h5py.File(data_file, "r") as f:
-        fmri = f[f"fmri/subj{subject:02d}/train"][:].astype(np.float64).mean(1)
-        frames = f["stimuli/train/frames"][:].astype(np.float32) / 255.0
-        test_fmri = f[f"fmri/subj{subject:02d}/test"][:].astype(np.float64).mean(1)
-        test_index = f["stimuli/test/clip_index"][:]
-        train_index = f["stimuli/train/clip_index"][:]
-    val = validation_rows(len(fmri), data_cfg["val_fraction"], data_cfg["val_block"], data_cfg["val_seed"])
-    train = np.setdiff1d(np.arange(len(fmri)), val)
+        rows = {
+            "fmri": f[f"fmri/subj{subject:02d}/train"][:],
+            "frames": f["stimuli/train/frames"][:],
+            "index": f["stimuli/train/clip_index"][:],
+            "test_fmri": f[f"fmri/subj{subject:02d}/test"][:],
+            "test_index": f["stimuli/test/clip_index"][:],
+        }
+    n = len(rows["fmri"])
+    val = validation_rows(n, data_cfg["val_fraction"], data_cfg["val_block"], data_cfg["val_seed"])
+    return {**rows, "val": val, "train": np.setdiff1d(np.arange(n), val)}
+
+
+def ridge_blurry(rows: dict, targets: dict[str, Path]) -> dict:
+    """Fit on ``read_rows``'s rows, choose λ, predict each split of ``targets`` ("test", "val") into its store;
+    returns the λ chosen."""
+    fmri = rows["fmri"].astype(np.float64).mean(1)
+    frames = rows["frames"].astype(np.float32) / 255.0
+    val, train = rows["val"], rows["train"]
     shape = frames[val].shape
     lam, dual, mean = dual_ridge(
         fmri[train],
@@ -65,10 +77,13 @@ def ridge_blurry(data_file: Path, target: Path, split: str, subject: int, data_c
         fmri[val],
         lambda predicted: frame_pixcorr(predicted.reshape(shape), frames[val]),
     )
-    rows, index = (test_fmri, test_index) if split == "test" else (fmri[val], train_index[val])
-    predicted = ((rows @ fmri[train].T) @ dual + mean).reshape((len(rows),) + frames.shape[1:])
-    store = OutputStore(target)
-    for clip, video in zip(index, predicted):
-        uint8 = (np.clip(video, 0, 1) * 255).round().astype(np.uint8)
-        store.save("blurry", int(clip), uint8, {"source": f"closed-form pixel ridge, lambda {lam:g}"})
+    test_fmri = rows["test_fmri"].astype(np.float64).mean(1)
+    inputs = {"test": (test_fmri, rows["test_index"]), "val": (fmri[val], rows["index"][val])}
+    for split, target in targets.items():
+        x, index = inputs[split]
+        predicted = ((x @ fmri[train].T) @ dual + mean).reshape((len(x),) + frames.shape[1:])
+        store = OutputStore(target)
+        for clip, video in zip(index, predicted):
+            uint8 = (np.clip(video, 0, 1) * 255).round().astype(np.uint8)
+            store.save("blurry", int(clip), uint8, {"source": f"closed-form pixel ridge, lambda {lam:g}"})
     return {"lambda": lam}
