@@ -3,6 +3,10 @@ still compile where no on-disk cache can be written."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -101,3 +105,21 @@ def test_ssim_variants_at_once_equal_one_at_a_time():
     assert list(both) == ["gray_gauss_columns", "rgb255", "gray_gauss"]
     for variant, values in both.items():
         assert torch.equal(values, ssim(pred, gt, variant))
+
+
+def test_a_cpu_metric_leaves_torch_thread_count_as_the_process_set_it():
+    # numba's OpenMP pool, started by a process's first CPU metric, resets the OpenMP thread count torch shares once
+    # torch's own pool runs: a fresh process (once per process) that chose one thread must still have one after it
+    code = (
+        "import numpy as np, torch\n"
+        "torch.set_num_threads(1)\n"
+        "x = torch.randn(256, 256); (x @ x).sum()\n"  # torch's own OpenMP pool runs first, as in a fit
+        "from neuroclips.metrics.pixcorr import pixcorr\n"
+        "from neuroclips.metrics.ssim import ssim\n"
+        "frames = (np.random.default_rng(0).random((4, 3, 16, 16)) * 255).astype(np.uint8)\n"
+        "pixcorr(frames, frames[::-1].copy()); ssim(frames, frames[::-1].copy(), 'rgb255')\n"
+        "print(torch.get_num_threads())\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "NUMBA_NUM_THREADS": "2"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "1", done.stdout + done.stderr
