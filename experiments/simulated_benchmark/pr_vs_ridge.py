@@ -147,9 +147,6 @@ def refit(title: str, run: str, data_file: str, scratch: str) -> float:
             optimizer.step()
             schedule.step()
         score = frame_pixcorr(predict(net, system, val_fmri).astype(np.float32) / 255, val_truth)
-        # the metric's numba kernel starts an OpenMP pool that resets the thread count torch shares (to every core):
-        # back to one, or the two parallel re-fits run two threads each (4x slower here; pr_vs_ridge.md)
-        torch.set_num_threads(1)
         if score > best[0]:
             best = (score, copy.deepcopy(net.state_dict()))
     net.load_state_dict(best[1])
@@ -192,7 +189,7 @@ def linear_rows(system, rows: dict, scratch: Path) -> dict[str, float]:
         frames = system.decode_frames(flat.reshape((len(latents),) + latent_shape)).clamp(0, 1)
         return (frames * 255).round().to(torch.uint8).numpy()
 
-    lam, dual, z_mean = dual_ridge(
+    lam, predict_latents = dual_ridge(
         x,
         rows["latents"][train].reshape(len(train), -1).astype(np.float64),
         val_fmri,
@@ -202,7 +199,7 @@ def linear_rows(system, rows: dict, scratch: Path) -> dict[str, float]:
         ("val", val_fmri, rows["index"][val]),
         ("test", rows["test_x"], rows["test_index"]),
     ):
-        save(decode((fmri @ x.T) @ dual + z_mean), index, scratch / "latent_ridge" / split, "latent ridge")
+        save(decode(predict_latents(fmri)), index, scratch / "latent_ridge" / split, "latent ridge")
     lambdas = {"latent": lam}
     targets = {split: scratch / "pixel_ridge" / split for split in ("val", "test")}
     lambdas["pixel"] = ridge_blurry(rows, targets)["lambda"]

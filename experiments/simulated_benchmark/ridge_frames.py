@@ -10,6 +10,7 @@ scores those.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -32,12 +33,10 @@ def frame_pixcorr(predicted: np.ndarray, truth: np.ndarray) -> float:
     return float(np.nanmean(pixcorr(frames_u8(predicted), frames_u8(truth), size=None).numpy()))
 
 
-def dual_ridge(
-    x: np.ndarray, y: np.ndarray, x_val: np.ndarray, score
-) -> tuple[float, np.ndarray, np.ndarray]:
+def dual_ridge(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, score) -> tuple[float, Callable]:
     """Closed-form ridge in dual form (voxels >> clips) from ``x`` to ``y`` for each λ of LAMBDAS; the λ whose
-    prediction for ``x_val`` scores best (``score(prediction)``, higher is better). Returns (λ, dual weights, mean of
-    ``y``): the prediction for rows ``z`` is ``(z @ x.T) @ dual + mean``."""
+    prediction for ``x_val`` scores best (``score(prediction)``, higher is better). Returns (λ, predict), ``predict(z)``
+    being that ridge's prediction ``(z @ x.T) @ dual + mean of y`` for rows ``z``."""
     mean, gram, cross = y.mean(0), x @ x.T, x_val @ x.T
     best = (-np.inf, None, None)
     for lam in LAMBDAS:
@@ -45,7 +44,8 @@ def dual_ridge(
         value = score(cross @ dual + mean)
         if value > best[0]:
             best = (value, lam, dual)
-    return best[1], best[2], mean
+    _, lam, dual = best
+    return lam, lambda z: (z @ x.T) @ dual + mean
 
 
 def read_rows(data_file: Path, subject: int, data_cfg) -> dict:
@@ -71,7 +71,7 @@ def ridge_blurry(rows: dict, targets: dict[str, Path]) -> dict:
     frames = rows["frames"].astype(np.float32) / 255.0
     val, train = rows["val"], rows["train"]
     shape = frames[val].shape
-    lam, dual, mean = dual_ridge(
+    lam, predict = dual_ridge(
         fmri[train],
         frames[train].reshape(len(train), -1).astype(np.float64),
         fmri[val],
@@ -81,7 +81,7 @@ def ridge_blurry(rows: dict, targets: dict[str, Path]) -> dict:
     inputs = {"test": (test_fmri, rows["test_index"]), "val": (fmri[val], rows["index"][val])}
     for split, target in targets.items():
         x, index = inputs[split]
-        predicted = ((x @ fmri[train].T) @ dual + mean).reshape((len(x),) + frames.shape[1:])
+        predicted = predict(x).reshape((len(x),) + frames.shape[1:])
         store = OutputStore(target)
         for clip, video in zip(index, predicted):
             uint8 = (np.clip(video, 0, 1) * 255).round().astype(np.uint8)
