@@ -13,7 +13,7 @@ from neuroclips.generation.fusion import decide_links, fusion_groups, neighbour_
 from neuroclips.generation.guidance import initial_latents, plan_alpha, sampling_scheduler
 from neuroclips.generation.interpolation import interpolate_frames, interpolation_matrix
 from neuroclips.models.captioning import NearestCaptionBank, load_caption_bank
-from neuroclips.models.video_generator import VIDEO_SCHEDULER
+from neuroclips.models.video_generator_configs import VIDEO_SCHEDULER
 from neuroclips.utils.seeding import clip_generators, clip_seed, randn_per_clip
 
 

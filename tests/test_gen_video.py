@@ -222,7 +222,8 @@ def to_animatediff_layout(state: dict) -> dict:
 def test_motion_module_and_sparsectrl_load_from_original_layout_files(tmp_path):
     from diffusers import MotionAdapter, SparseControlNetModel
 
-    from neuroclips.models.video_generator import VIDEO_CONFIGS, _load_animatediff_module
+    from neuroclips.models.video_generator import _load_animatediff_module
+    from neuroclips.models.video_generator_configs import VIDEO_CONFIGS
 
     cfg = VIDEO_CONFIGS["tiny"]
     for cls, key, wrap, field in (

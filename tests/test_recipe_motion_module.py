@@ -12,7 +12,8 @@ import re
 import torch
 from diffusers import MotionAdapter
 
-from neuroclips.models.video_generator import VIDEO_CONFIGS, _load_animatediff_module
+from neuroclips.models.video_generator import _load_animatediff_module
+from neuroclips.models.video_generator_configs import VIDEO_CONFIGS
 
 
 def original_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -74,7 +74,7 @@ def test_a_generator_fitted_for_another_tiny_architecture_is_refitted_not_reused
     """The markers record the tiny nets' configs: after an architecture change (f2 -> f4 VAE, 2026-12-07) the old
     files are not 'up to date' (the strict loader would refuse them one stage later)."""
     from neuroclips.models.unclip_generator import UNCLIP_CONFIGS
-    from neuroclips.models.video_generator import VIDEO_CONFIGS
+    from neuroclips.models.video_generator_configs import VIDEO_CONFIGS
     from neuroclips.tasks.standin_generator_vae import GeneratorVaeStandin
     from neuroclips.tasks.standin_marker import write_marker
     from neuroclips.tasks.standin_unclip import TinyUnclipStandin

@@ -110,7 +110,7 @@ def test_paper_size_motion_names_are_animatediffs_and_convert_back():
     from diffusers.loaders.single_file_utils import convert_animatediff_checkpoint_to_diffusers
 
     from neuroclips.models.animatediff_writer import animatediff_motion_key
-    from neuroclips.models.video_generator import VIDEO_CONFIGS
+    from neuroclips.models.video_generator_configs import VIDEO_CONFIGS
 
     with torch.device("meta"):
         adapter = MotionAdapter(**VIDEO_CONFIGS["paper"]["motion_adapter"])

@@ -1,4 +1,4 @@
-"""The tiny video generator's shifted noise schedule (models.video_generator.video_scheduler) and the blurred
+"""The tiny video generator's shifted noise schedule (models.video_generator_configs.video_scheduler) and the blurred
 copies its VAE is also fitted on (tasks.standin_generator_vae.blurred_copies)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler
 
 from neuroclips.generation.guidance import plan_alpha
-from neuroclips.models.video_generator import VIDEO_SCHEDULER, video_scheduler
+from neuroclips.models.video_generator_configs import VIDEO_SCHEDULER, video_scheduler
 from neuroclips.tasks.standin_generator_vae import blurred_copies
 from neuroclips.tasks.standin_video_fit import noising_schedule
 

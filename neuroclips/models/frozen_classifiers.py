@@ -23,6 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from neuroclips.models.frozen_classifier_configs import (
+    VIDEOMAE_EVAL_FRAMES,
+    clip_vision_config,
+    videomae_config,
+    vit_config,
+)
 from neuroclips.utils.weights import MissingWeightsError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -33,7 +39,6 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 PIL_RESAMPLE = {2: "bilinear", 3: "bicubic"}  # Hugging Face processor configs store PIL resample codes
 TINY_SEED = 1234  # tiny stand-ins are random but identical from run to run
-VIDEOMAE_EVAL_FRAMES = 6  # the reference sets num_frames to the 6 ground-truth frames (3 fps x 2 s)
 SOURCES = ("local", "random", "tiny")
 
 
@@ -115,92 +120,6 @@ class ClipImageEmbedder(nn.Module):
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         x = self.preprocess(frames).to(next(self.model.parameters()).dtype)
         return self.model(pixel_values=x).image_embeds.float()
-
-
-# ----------------------------------------------------------------------------------------------- configs
-def vit_config(size: str):
-    from transformers import ViTConfig
-
-    if size == "tiny":
-        return ViTConfig(
-            image_size=32,
-            patch_size=8,
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            intermediate_size=37,
-            num_labels=1000,
-        )
-    # google/vit-base-patch16-224: the ViTConfig defaults are ViT-B/16 at 224; ImageNet-1k head
-    return ViTConfig(image_size=224, patch_size=16, num_labels=1000)
-
-
-def videomae_config(size: str, num_frames: int = VIDEOMAE_EVAL_FRAMES):
-    from transformers import VideoMAEConfig
-
-    if size == "tiny":
-        return VideoMAEConfig(
-            image_size=32,
-            patch_size=8,
-            num_frames=num_frames,
-            tubelet_size=2,
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            intermediate_size=37,
-            num_labels=400,
-            use_mean_pooling=True,
-        )
-    # MCG-NJU/videomae-base-finetuned-kinetics: VideoMAE-base (defaults), mean pooling, 400 Kinetics classes
-    return VideoMAEConfig(
-        image_size=224,
-        patch_size=16,
-        num_frames=num_frames,
-        tubelet_size=2,
-        num_labels=400,
-        use_mean_pooling=True,
-    )
-
-
-CLIP_ARCHS = {
-    # openai/clip-vit-base-patch32 (NEURONS adjacent CLIP-pcc, MinD-Video clip score)
-    "vit-b-32": dict(
-        hidden_size=768,
-        intermediate_size=3072,
-        num_hidden_layers=12,
-        num_attention_heads=12,
-        image_size=224,
-        patch_size=32,
-        projection_dim=512,
-    ),
-    # openai/clip-vit-large-patch14 (NEURONS all-pairs CLIP-pcc)
-    "vit-l-14": dict(
-        hidden_size=1024,
-        intermediate_size=4096,
-        num_hidden_layers=24,
-        num_attention_heads=16,
-        image_size=224,
-        patch_size=14,
-        projection_dim=768,
-    ),
-    "tiny": dict(
-        hidden_size=32,
-        intermediate_size=37,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        image_size=32,
-        patch_size=8,
-        projection_dim=16,
-    ),
-}
-
-
-def clip_vision_config(arch: str):
-    from transformers import CLIPVisionConfig
-
-    if arch not in CLIP_ARCHS:
-        raise ValueError(f"CLIP arch: expected one of {sorted(CLIP_ARCHS)}, found {arch!r}.")
-    return CLIPVisionConfig(**CLIP_ARCHS[arch])
 
 
 # ----------------------------------------------------------------------------------------------- loading

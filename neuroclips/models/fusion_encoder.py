@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neuroclips.models.captioning import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
-from neuroclips.models.frozen_classifiers import CLIP_ARCHS
+from neuroclips.models.frozen_classifier_configs import CLIP_ARCHS
 from neuroclips.models.generator_loading import building_on_meta, check_choice, seeded_init
 from neuroclips.utils.weights import require_file
 

@@ -26,16 +26,14 @@ import h5py
 import numpy as np
 import torch
 
+from neuroclips.models.frozen_classifier_configs import VIDEOMAE_EVAL_FRAMES, videomae_config, vit_config
 from neuroclips.models.frozen_classifiers import (
     HALF_MEAN,
     HALF_STD,
     IMAGENET_MEAN,
     IMAGENET_STD,
-    VIDEOMAE_EVAL_FRAMES,
     build_frame_classifier,
     build_video_classifier,
-    videomae_config,
-    vit_config,
 )
 from neuroclips.tasks.standin_classifier_fit import HEADS, fit_classifier
 from neuroclips.tasks.standin_marker import marker_matches, write_marker

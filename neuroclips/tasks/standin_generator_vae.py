@@ -28,7 +28,7 @@ log = logging.getLogger("neuroclips")
 def generator_vae_config() -> dict:
     """The tiny generators' VAE architecture (scaling_factor aside), which must be the same for both."""
     from neuroclips.models.unclip_generator import UNCLIP_CONFIGS
-    from neuroclips.models.video_generator import VIDEO_CONFIGS
+    from neuroclips.models.video_generator_configs import VIDEO_CONFIGS
 
     video, unclip = (
         {k: v for k, v in cfg["tiny"]["vae"].items() if k != "scaling_factor"}

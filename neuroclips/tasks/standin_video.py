@@ -103,7 +103,7 @@ class TinyVideoStandin:
         return {field: str((root or self.out_dir) / path.name) for field, path in self.paths.items()}
 
     def settings(self) -> dict:
-        from neuroclips.models.video_generator import VIDEO_CONFIGS
+        from neuroclips.models.video_generator_configs import VIDEO_CONFIGS
 
         # the nets' configs too: files fitted for another tiny architecture are refitted, not loaded and refused
         return {

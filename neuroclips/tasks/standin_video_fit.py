@@ -39,7 +39,7 @@ def build_trainable(seed: int, motion_norm: str) -> VideoNets:
     """The tiny video nets, freshly initialised from `seed` (motion modules and SparseCtrl outputs start at zero,
     as diffusers initialises them)."""
     from neuroclips.models.generator_loading import seeded_init
-    from neuroclips.models.video_generator import VIDEO_CONFIGS
+    from neuroclips.models.video_generator_configs import VIDEO_CONFIGS
     from neuroclips.models.video_pipeline import set_motion_norm
 
     cfg = VIDEO_CONFIGS["tiny"]
@@ -118,8 +118,8 @@ def predict_noise(nets, x_t, t, ids, keyframes, use_control, arch) -> torch.Tens
 
 
 def noising_schedule(snr_shift: float = 1.0) -> DDPMScheduler:
-    """The forward process of the video pipeline's scheduler (models.video_generator.video_scheduler)."""
-    from neuroclips.models.video_generator import video_scheduler
+    """The forward process of the video pipeline's scheduler (models.video_generator_configs.video_scheduler)."""
+    from neuroclips.models.video_generator_configs import video_scheduler
 
     keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas")
     config = video_scheduler(snr_shift)
