@@ -151,7 +151,8 @@ def main() -> None:
         *[f"| {name} | {s['pixcorr']:.3f} | {s['mse']:.4f} |" for name, s in scores.items()],
         "",
         f"Fit: VAE (shared with the video generator) {json.dumps(vae_fit)}, re-parametrised "
-        f"{json.dumps(fit['vae'])}; UNet {json.dumps(fit['unet'])}.",
+        # the work folder is this machine's; the table names it by its option
+        f"{json.dumps(fit['vae']).replace(str(Path(args.work).resolve()), '<--work>')}; UNet {json.dumps(fit['unet'])}.",
         "",
     ]
     text = "\n".join(lines)
