@@ -20,6 +20,20 @@ from transformers import CLIPTokenizer
 
 from neuroclips.utils.weights import read_weight_file
 
+# The tiny VAE the fitted unCLIP and video generator share (one fitted file, tasks/standin_generator_vae.py): one
+# architecture, written once; each generator's config adds its own scaling_factor (unclip6's, SD-1.5's).
+TINY_SHARED_VAE = dict(
+    in_channels=3,
+    out_channels=3,
+    latent_channels=4,
+    layers_per_block=1,
+    sample_size=32,
+    block_out_channels=[16, 32, 32],
+    down_block_types=["DownEncoderBlock2D"] * 3,
+    up_block_types=["UpDecoderBlock2D"] * 3,
+    norm_num_groups=4,
+)
+
 
 def check_choice(field: str, value: str, choices) -> None:
     if value not in choices:

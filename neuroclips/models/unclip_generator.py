@@ -13,6 +13,7 @@ import torch
 from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
 
 from neuroclips.models.generator_loading import (
+    TINY_SHARED_VAE,
     building_on_meta,
     check_choice,
     load_checkpoint_dict,
@@ -70,18 +71,7 @@ UNCLIP_CONFIGS = {
             addition_time_embed_dim=8,
             projection_class_embeddings_input_dim=32,
         ),
-        vae=dict(
-            in_channels=3,
-            out_channels=3,
-            latent_channels=4,
-            layers_per_block=1,
-            sample_size=32,
-            block_out_channels=[16, 32, 32],
-            down_block_types=["DownEncoderBlock2D"] * 3,
-            up_block_types=["UpDecoderBlock2D"] * 3,
-            norm_num_groups=4,
-            scaling_factor=0.13025,
-        ),
+        vae=dict(TINY_SHARED_VAE, scaling_factor=0.13025),
     ),
 }
 # sgm LegacyDDPMDiscretization ("linear" in sgm = "scaled_linear" in diffusers), ε-prediction.

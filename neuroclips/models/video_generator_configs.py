@@ -9,6 +9,8 @@ import math
 
 import torch
 
+from neuroclips.models.generator_loading import TINY_SHARED_VAE
+
 SD15_TEXT_ENCODER = dict(  # CLIP ViT-L/14 text tower (SD-1.5 / RealisticVision)
     vocab_size=49408,
     hidden_size=768,
@@ -97,18 +99,7 @@ VIDEO_CONFIGS = {
             down_block_types=["DownBlock2D", "CrossAttnDownBlock2D"],
             up_block_types=["CrossAttnUpBlock2D", "UpBlock2D"],
         ),
-        vae=dict(
-            in_channels=3,
-            out_channels=3,
-            latent_channels=4,
-            layers_per_block=1,
-            sample_size=32,
-            block_out_channels=[16, 32, 32],
-            down_block_types=["DownEncoderBlock2D"] * 3,
-            up_block_types=["UpDecoderBlock2D"] * 3,
-            norm_num_groups=4,
-            scaling_factor=0.18215,
-        ),
+        vae=dict(TINY_SHARED_VAE, scaling_factor=0.18215),
         text_encoder=dict(
             vocab_size=49408,
             hidden_size=16,
