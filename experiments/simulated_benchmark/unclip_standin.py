@@ -136,6 +136,8 @@ def main() -> None:
     if args.out:
         save_grid(Path(args.out).with_suffix(".png"), truth, list(rows.values())[:3], count=12)
     steps = {**task.training, "vae": task.vae.training}
+    # the work folder is this machine's; the table names it by its option
+    reparametrised = json.dumps(fit["vae"]).replace(str(Path(args.work).resolve()), "<--work>")
     lines = [
         "# Fitted tiny unCLIP stand-in: keyframes of the simulated test clips (scale=tiny)",
         "",
@@ -151,8 +153,7 @@ def main() -> None:
         *[f"| {name} | {s['pixcorr']:.3f} | {s['mse']:.4f} |" for name, s in scores.items()],
         "",
         f"Fit: VAE (shared with the video generator) {json.dumps(vae_fit)}, re-parametrised "
-        # the work folder is this machine's; the table names it by its option
-        f"{json.dumps(fit['vae']).replace(str(Path(args.work).resolve()), '<--work>')}; UNet {json.dumps(fit['unet'])}.",
+        f"{reparametrised}; UNet {json.dumps(fit['unet'])}.",
         "",
     ]
     text = "\n".join(lines)
